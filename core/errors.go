@@ -1,0 +1,41 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Sentinel errors. Errors returned by this package match one of them under
+// errors.Is; the message adds the identifiers that help (scope, key path, name).
+var (
+	// ErrInvalidScope: a scope or pattern that breaks R1.
+	ErrInvalidScope = errors.New("core: invalid scope")
+	// ErrInvalidValue: a value outside the value model of R2, or an empty or
+	// non-UTF-8 top-level key. The message names the key path.
+	ErrInvalidValue = errors.New("core: invalid value")
+	// ErrTooLarge: one update or transaction whose encoding exceeds the limit.
+	ErrTooLarge = errors.New("core: update too large")
+	// ErrReservedKeys: the mutation touches keys owned by another owner (R10, R11).
+	ErrReservedKeys = errors.New("core: keys reserved by another owner")
+	// ErrOwnerInUse: a live session already has that name (R8, R14).
+	ErrOwnerInUse = errors.New("core: owner in use")
+	// ErrInvalidOwner: an owner name that breaks R8.
+	ErrInvalidOwner = errors.New("core: invalid owner name")
+	// ErrClosed: the registry, owner or subscription is closed.
+	ErrClosed = errors.New("core: closed")
+)
+
+// ReservedKeysError reports the keys of one scope that a mutation may not touch
+// because another owner holds them. It matches ErrReservedKeys under errors.Is.
+type ReservedKeysError struct {
+	Scope Scope
+	Keys  []string // sorted
+}
+
+func (e *ReservedKeysError) Error() string {
+	return fmt.Sprintf("core: keys reserved by another owner in %s: %s", e.Scope, strings.Join(e.Keys, ", "))
+}
+
+// Is reports whether target is ErrReservedKeys.
+func (e *ReservedKeysError) Is(target error) bool { return target == ErrReservedKeys }

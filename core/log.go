@@ -1,0 +1,75 @@
+package core
+
+// Log is the durability that core needs for config mutations (R24, R25). The
+// store package implements it on top of the journal; core never sees files.
+//
+// Contract:
+//   - Append and Reserve are called with the registry's write lock held, in
+//     sequence order, and must not block on I/O: they queue the record and
+//     return. A Log batches whatever is queued into one durable write
+//     (group commit).
+//   - done is called exactly once per call, with nil once the record (or the
+//     mark) is durable, or with the error that lost it. Calls to done happen in
+//     the order of the Append/Reserve calls, from a goroutine that holds no lock
+//     of the Log and that the Log owns. done must not call back into the Log.
+//   - After one failure, every later Append and Reserve fails too, until the
+//     Log is reopened: the registry then refuses config writes (ErrJournal in
+//     the store) while state keeps working.
+//   - The Log must not retain or modify m after done is called.
+type Log interface {
+	Append(m *Mutation, done func(error))
+	// Reserve durably records that sequence numbers up to seq may be in use,
+	// so that none is handed out twice across a crash (R7).
+	Reserve(seq uint64, done func(error))
+}
+
+// MutationKind says what a MutationOp does.
+type MutationKind uint8
+
+const (
+	// MutMerge deep-merges Values into Scope (R4); keys that are new belong to Owner.
+	MutMerge MutationKind = iota + 1
+	// MutDelete removes Keys from Scope; missing keys are ignored.
+	MutDelete
+	// MutDrop removes every key in bucket Scope.Bucket owned by Owner
+	// (Scope.Type and Scope.Subtype are empty): an owner's death or eviction.
+	MutDrop
+	// MutSet stores Values in Scope exactly as given (no merge), all owned by
+	// Owner: how checkpoints and wire snapshots are rebuilt.
+	MutSet
+)
+
+// String names the kind: "merge", "delete", "drop", "set".
+func (k MutationKind) String() string {
+	switch k {
+	case MutMerge:
+		return "merge"
+	case MutDelete:
+		return "delete"
+	case MutDrop:
+		return "drop"
+	case MutSet:
+		return "set"
+	}
+	return "invalid"
+}
+
+// MutationOp is one resolved step of a Mutation. Ops are the outcome of
+// validation, not requests: permission checks are already done, and a delete
+// lists exactly the keys it removes.
+type MutationOp struct {
+	Kind   MutationKind
+	Scope  Scope
+	Owner  string   // MutMerge, MutSet: owner of new keys; MutDrop: whose keys go
+	Values Values   // MutMerge, MutSet (normalised; shared, never modified)
+	Keys   []string // MutDelete
+}
+
+// Mutation is the durable description of one effective mutation: its
+// sequence number and its config ops, in order. Replaying the mutations of a
+// journal onto the checkpoint they follow with Snapshot.Apply rebuilds the
+// config exactly.
+type Mutation struct {
+	Seq uint64
+	Ops []MutationOp
+}

@@ -1,0 +1,324 @@
+package core
+
+import (
+	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Values is the map of top-level keys to values stored at one scope (R2).
+type Values = map[string]any
+
+// MaxDepth is the deepest nesting of lists and maps a value may have. Every
+// decoder in sysreg (journal, checkpoint, wire) accepts at least this depth,
+// so anything accepted on the way in can be read back.
+const MaxDepth = 10000
+
+// DefaultMaxUpdateBytes is the default limit on the encoded size of one update
+// or transaction (R2).
+const DefaultMaxUpdateBytes = 1 << 20
+
+// valuePath renders a key path for error messages: top.inner[3].leaf
+type valuePath []string
+
+func (p valuePath) String() string {
+	if len(p) == 0 {
+		return "(values)"
+	}
+	s := ""
+	for i, e := range p {
+		if i > 0 && e[0] != '[' {
+			s += "."
+		}
+		s += e
+	}
+	return s
+}
+
+func invalid(path valuePath, format string, args ...any) error {
+	return fmt.Errorf("%w at %s: %s", ErrInvalidValue, path, fmt.Sprintf(format, args...))
+}
+
+// NormalizeValues validates vals against R2 and returns a deep copy in
+// normal form (int64, uint64, float64, string, []byte, bool, nil, []any,
+// map[string]any) together with the size of its CBOR encoding as the journal
+// and the wire write it. The input is not retained or modified.
+func NormalizeValues(vals Values) (Values, int, error) {
+	out := make(Values, len(vals))
+	size := headSize(uint64(len(vals)))
+	for k, v := range vals {
+		if k == "" {
+			return nil, 0, invalid(nil, "empty top-level key")
+		}
+		if !utf8.ValidString(k) {
+			return nil, 0, invalid(nil, "top-level key %q is not valid UTF-8", k)
+		}
+		nv, n, err := normalize(v, valuePath{k}, 1)
+		if err != nil {
+			return nil, 0, err
+		}
+		out[k] = nv
+		size += headSize(uint64(len(k))) + len(k) + n
+	}
+	return out, size, nil
+}
+
+// NormalizeValue is NormalizeValues for one value (any key path is "value").
+func NormalizeValue(v any) (any, int, error) { return normalize(v, valuePath{"value"}, 1) }
+
+// headSize is the size of a CBOR head carrying argument n.
+func headSize(n uint64) int {
+	switch {
+	case n < 24:
+		return 1
+	case n <= math.MaxUint8:
+		return 2
+	case n <= math.MaxUint16:
+		return 3
+	case n <= math.MaxUint32:
+		return 5
+	}
+	return 9
+}
+
+// Uint64Tag is the CBOR tag that marks a uint64 value so that it round-trips
+// as uint64 and not int64 (R2). Plain CBOR integers decode as int64.
+const Uint64Tag = 21330
+
+func normalize(v any, path valuePath, depth int) (any, int, error) {
+	if depth > MaxDepth {
+		return nil, 0, invalid(path, "nested deeper than %d", MaxDepth)
+	}
+	switch x := v.(type) {
+	case nil:
+		return nil, 1, nil
+	case bool:
+		return x, 1, nil
+	case string:
+		if !utf8.ValidString(x) {
+			return nil, 0, invalid(path, "string is not valid UTF-8")
+		}
+		return x, headSize(uint64(len(x))) + len(x), nil
+	case int:
+		return int64(x), intSize(int64(x)), nil
+	case int64:
+		return x, intSize(x), nil
+	case int32:
+		return int64(x), intSize(int64(x)), nil
+	case uint64:
+		return x, headSize(Uint64Tag) + headSize(x), nil
+	case float64:
+		return x, 9, nil
+	case []byte:
+		return append([]byte{}, x...), headSize(uint64(len(x))) + len(x), nil
+	case []any:
+		out := make([]any, len(x))
+		size := headSize(uint64(len(x)))
+		for i, e := range x {
+			ne, n, err := normalize(e, append(path, "["+strconv.Itoa(i)+"]"), depth+1)
+			if err != nil {
+				return nil, 0, err
+			}
+			out[i] = ne
+			size += n
+		}
+		return out, size, nil
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		size := headSize(uint64(len(x)))
+		for k, e := range x {
+			if !utf8.ValidString(k) {
+				return nil, 0, invalid(path, "key %q is not valid UTF-8", k)
+			}
+			ne, n, err := normalize(e, append(path, k), depth+1)
+			if err != nil {
+				return nil, 0, err
+			}
+			out[k] = ne
+			size += headSize(uint64(len(k))) + len(k) + n
+		}
+		return out, size, nil
+	}
+	return normalizeReflect(reflect.ValueOf(v), path, depth)
+}
+
+func intSize(i int64) int {
+	if i < 0 {
+		return headSize(uint64(-(i + 1)))
+	}
+	return headSize(uint64(i))
+}
+
+// normalizeReflect handles named and typed forms: int8…uint32, float32,
+// named strings, typed slices and string-keyed maps.
+func normalizeReflect(rv reflect.Value, path valuePath, depth int) (any, int, error) {
+	switch rv.Kind() {
+	case reflect.Bool:
+		return rv.Bool(), 1, nil
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		i := rv.Int()
+		return i, intSize(i), nil
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uintptr:
+		u := rv.Uint()
+		if u > math.MaxInt64 {
+			return nil, 0, invalid(path, "%s value %d overflows int64 (use uint64)", rv.Type(), u)
+		}
+		return int64(u), intSize(int64(u)), nil
+	case reflect.Uint64:
+		u := rv.Uint()
+		return u, headSize(Uint64Tag) + headSize(u), nil
+	case reflect.Float32, reflect.Float64:
+		return rv.Float(), 9, nil
+	case reflect.String:
+		return normalize(rv.String(), path, depth)
+	case reflect.Slice, reflect.Array:
+		if rv.Kind() == reflect.Slice && rv.IsNil() {
+			return nil, 1, nil
+		}
+		if rv.Type().Elem().Kind() == reflect.Uint8 {
+			b := make([]byte, rv.Len())
+			reflect.Copy(reflect.ValueOf(b), rv)
+			return b, headSize(uint64(len(b))) + len(b), nil
+		}
+		out := make([]any, rv.Len())
+		size := headSize(uint64(rv.Len()))
+		for i := range out {
+			ne, n, err := normalize(rv.Index(i).Interface(), append(path, "["+strconv.Itoa(i)+"]"), depth+1)
+			if err != nil {
+				return nil, 0, err
+			}
+			out[i] = ne
+			size += n
+		}
+		return out, size, nil
+	case reflect.Map:
+		if rv.Type().Key().Kind() != reflect.String {
+			return nil, 0, invalid(path, "map key type %s is not a string", rv.Type().Key())
+		}
+		if rv.IsNil() {
+			return nil, 1, nil
+		}
+		out := make(map[string]any, rv.Len())
+		size := headSize(uint64(rv.Len()))
+		it := rv.MapRange()
+		for it.Next() {
+			k := it.Key().String()
+			if !utf8.ValidString(k) {
+				return nil, 0, invalid(path, "key %q is not valid UTF-8", k)
+			}
+			ne, n, err := normalize(it.Value().Interface(), append(path, k), depth+1)
+			if err != nil {
+				return nil, 0, err
+			}
+			out[k] = ne
+			size += headSize(uint64(len(k))) + len(k) + n
+		}
+		return out, size, nil
+	case reflect.Interface, reflect.Pointer:
+		if rv.IsNil() {
+			return nil, 1, nil
+		}
+	}
+	if !rv.IsValid() {
+		return nil, 1, nil
+	}
+	return nil, 0, invalid(path, "unsupported type %s", rv.Type())
+}
+
+// copyValue returns a deep copy of a normalised value, so that callers can
+// never alter shared state.
+func copyValue(v any) any {
+	switch x := v.(type) {
+	case []byte:
+		return append([]byte{}, x...)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = copyValue(e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = copyValue(e)
+		}
+		return out
+	}
+	return v
+}
+
+// equalValue reports whether two normalised values are the same, types
+// included; floats compare by bits, so NaN equals NaN and 0 differs from -0.
+func equalValue(a, b any) bool {
+	switch x := a.(type) {
+	case nil:
+		return b == nil
+	case bool:
+		y, ok := b.(bool)
+		return ok && x == y
+	case int64:
+		y, ok := b.(int64)
+		return ok && x == y
+	case uint64:
+		y, ok := b.(uint64)
+		return ok && x == y
+	case float64:
+		y, ok := b.(float64)
+		return ok && math.Float64bits(x) == math.Float64bits(y)
+	case string:
+		y, ok := b.(string)
+		return ok && x == y
+	case []byte:
+		y, ok := b.([]byte)
+		return ok && string(x) == string(y)
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !equalValue(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for k, e := range x {
+			f, ok := y[k]
+			if !ok || !equalValue(e, f) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// mergeValue deep-merges nv into old (R4): where both are maps they merge
+// recursively, otherwise nv replaces old. Neither input is modified; the
+// result shares unchanged parts with both.
+func mergeValue(old, nv any) any {
+	om, ok1 := old.(map[string]any)
+	nm, ok2 := nv.(map[string]any)
+	if !ok1 || !ok2 {
+		return nv
+	}
+	out := make(map[string]any, len(om)+len(nm))
+	for k, v := range om {
+		out[k] = v
+	}
+	for k, v := range nm {
+		if ov, ok := out[k]; ok {
+			out[k] = mergeValue(ov, v)
+		} else {
+			out[k] = v
+		}
+	}
+	return out
+}
