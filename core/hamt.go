@@ -1,0 +1,391 @@
+package core
+
+import (
+	"hash/maphash"
+	"math/bits"
+	"slices"
+	"strings"
+)
+
+// hmap is a persistent (immutable) hash map from string to V: a CHAMP trie
+// (compressed hash-array mapped prefix tree). Every update copies only the
+// nodes on the path to the changed key; everything else is shared with the
+// previous version. The shape of the trie is a function of its key set alone
+// (canonical form: a sub-node always holds at least two entries), so two
+// versions can be compared by walking them side by side and skipping every
+// pair of identical node pointers — the basis of Diff and of scoped
+// subscription checks.
+//
+// The zero hmap is empty and ready to use. Values of type V are stored as given
+// and must not be modified after insertion.
+type hmap[V any] struct {
+	root *hnode[V]
+	n    int
+}
+
+type hleaf[V any] struct {
+	key  string
+	hash uint64
+	val  V
+}
+
+type hnode[V any] struct {
+	datamap uint32 // bit i set: slot i holds a leaf (in leaves, by rank)
+	nodemap uint32 // bit i set: slot i holds a sub-node (in nodes, by rank)
+	leaves  []*hleaf[V]
+	nodes   []*hnode[V]
+	// A collision node (below the last hash level) has both maps zero and
+	// holds its leaves sorted by key.
+}
+
+const (
+	hbits     = 5
+	hmask     = 1<<hbits - 1
+	hmaxShift = 60 // the last level that indexes by hash; deeper is a collision node
+)
+
+// hashSeed is fixed for the process: snapshots are compared only within one
+// process, and nothing hashed is ever stored.
+var hashSeed = maphash.MakeSeed()
+
+func hashKey(k string) uint64 { return maphash.String(hashSeed, k) }
+
+func (m hmap[V]) len() int { return m.n }
+
+func (m hmap[V]) get(k string) (V, bool) {
+	if l := m.leaf(k); l != nil {
+		return l.val, true
+	}
+	var zero V
+	return zero, false
+}
+
+func (m hmap[V]) leaf(k string) *hleaf[V] {
+	n := m.root
+	if n == nil {
+		return nil
+	}
+	h := hashKey(k)
+	for shift := uint(0); ; shift += hbits {
+		if shift > hmaxShift {
+			for _, l := range n.leaves {
+				if l.key == k {
+					return l
+				}
+			}
+			return nil
+		}
+		bit := uint32(1) << ((h >> shift) & hmask)
+		if n.datamap&bit != 0 {
+			l := n.leaves[bits.OnesCount32(n.datamap&(bit-1))]
+			if l.key == k {
+				return l
+			}
+			return nil
+		}
+		if n.nodemap&bit == 0 {
+			return nil
+		}
+		n = n.nodes[bits.OnesCount32(n.nodemap&(bit-1))]
+	}
+}
+
+// set returns a map with k bound to v.
+func (m hmap[V]) set(k string, v V) hmap[V] {
+	l := &hleaf[V]{key: k, hash: hashKey(k), val: v}
+	root, added := insertLeaf(m.root, l, 0)
+	if added {
+		return hmap[V]{root, m.n + 1}
+	}
+	return hmap[V]{root, m.n}
+}
+
+func insertLeaf[V any](n *hnode[V], l *hleaf[V], shift uint) (*hnode[V], bool) {
+	if n == nil {
+		if shift > hmaxShift {
+			return &hnode[V]{leaves: []*hleaf[V]{l}}, true
+		}
+		return &hnode[V]{datamap: 1 << ((l.hash >> shift) & hmask), leaves: []*hleaf[V]{l}}, true
+	}
+	if shift > hmaxShift {
+		i, found := slices.BinarySearchFunc(n.leaves, l.key, func(e *hleaf[V], k string) int { return strings.Compare(e.key, k) })
+		c := &hnode[V]{}
+		if found {
+			c.leaves = slices.Clone(n.leaves)
+			c.leaves[i] = l
+			return c, false
+		}
+		c.leaves = slices.Insert(slices.Clone(n.leaves), i, l)
+		return c, true
+	}
+	bit := uint32(1) << ((l.hash >> shift) & hmask)
+	switch {
+	case n.datamap&bit != 0:
+		i := bits.OnesCount32(n.datamap & (bit - 1))
+		old := n.leaves[i]
+		c := n.clone()
+		if old.key == l.key {
+			c.leaves[i] = l
+			return c, false
+		}
+		// Push both leaves one level down.
+		sub := mergeLeaves(old, l, shift+hbits)
+		c.leaves = slices.Delete(c.leaves, i, i+1)
+		c.datamap &^= bit
+		j := bits.OnesCount32(n.nodemap & (bit - 1))
+		c.nodes = slices.Insert(c.nodes, j, sub)
+		c.nodemap |= bit
+		return c, true
+	case n.nodemap&bit != 0:
+		j := bits.OnesCount32(n.nodemap & (bit - 1))
+		sub, added := insertLeaf(n.nodes[j], l, shift+hbits)
+		c := n.clone()
+		c.nodes[j] = sub
+		return c, added
+	default:
+		i := bits.OnesCount32(n.datamap & (bit - 1))
+		c := n.clone()
+		c.leaves = slices.Insert(c.leaves, i, l)
+		c.datamap |= bit
+		return c, true
+	}
+}
+
+func mergeLeaves[V any](a, b *hleaf[V], shift uint) *hnode[V] {
+	if shift > hmaxShift {
+		if a.key > b.key {
+			a, b = b, a
+		}
+		return &hnode[V]{leaves: []*hleaf[V]{a, b}}
+	}
+	ia, ib := (a.hash>>shift)&hmask, (b.hash>>shift)&hmask
+	if ia == ib {
+		return &hnode[V]{nodemap: 1 << ia, nodes: []*hnode[V]{mergeLeaves(a, b, shift+hbits)}}
+	}
+	if ia > ib {
+		a, b = b, a
+	}
+	return &hnode[V]{datamap: 1<<ia | 1<<ib, leaves: []*hleaf[V]{a, b}}
+}
+
+func (n *hnode[V]) clone() *hnode[V] {
+	c := &hnode[V]{datamap: n.datamap, nodemap: n.nodemap}
+	if len(n.leaves) > 0 {
+		c.leaves = make([]*hleaf[V], len(n.leaves), len(n.leaves)+1)
+		copy(c.leaves, n.leaves)
+	}
+	if len(n.nodes) > 0 {
+		c.nodes = make([]*hnode[V], len(n.nodes), len(n.nodes)+1)
+		copy(c.nodes, n.nodes)
+	}
+	return c
+}
+
+// del returns a map without k.
+func (m hmap[V]) del(k string) hmap[V] {
+	if m.root == nil {
+		return m
+	}
+	root, removed := removeKey(m.root, k, hashKey(k), 0)
+	if !removed {
+		return m
+	}
+	if root != nil && len(root.leaves) == 0 && len(root.nodes) == 0 {
+		root = nil
+	}
+	return hmap[V]{root, m.n - 1}
+}
+
+// removeKey returns the node without k. A sub-node left with a single leaf
+// and no sub-nodes is returned as such, and the caller inlines that leaf
+// (canonical form).
+func removeKey[V any](n *hnode[V], k string, h uint64, shift uint) (*hnode[V], bool) {
+	if shift > hmaxShift {
+		i, found := slices.BinarySearchFunc(n.leaves, k, func(e *hleaf[V], k string) int { return strings.Compare(e.key, k) })
+		if !found {
+			return n, false
+		}
+		return &hnode[V]{leaves: slices.Delete(slices.Clone(n.leaves), i, i+1)}, true
+	}
+	bit := uint32(1) << ((h >> shift) & hmask)
+	switch {
+	case n.datamap&bit != 0:
+		i := bits.OnesCount32(n.datamap & (bit - 1))
+		if n.leaves[i].key != k {
+			return n, false
+		}
+		c := n.clone()
+		c.leaves = slices.Delete(c.leaves, i, i+1)
+		c.datamap &^= bit
+		return c, true
+	case n.nodemap&bit != 0:
+		j := bits.OnesCount32(n.nodemap & (bit - 1))
+		sub, removed := removeKey(n.nodes[j], k, h, shift+hbits)
+		if !removed {
+			return n, false
+		}
+		c := n.clone()
+		if len(sub.nodes) == 0 && len(sub.leaves) == 1 {
+			// Inline the last leaf of the sub-node into this node.
+			l := sub.leaves[0]
+			c.nodes = slices.Delete(c.nodes, j, j+1)
+			c.nodemap &^= bit
+			i := bits.OnesCount32(n.datamap & (bit - 1))
+			c.leaves = slices.Insert(c.leaves, i, l)
+			c.datamap |= bit
+			return c, true
+		}
+		c.nodes[j] = sub
+		return c, true
+	}
+	return n, false
+}
+
+// each calls fn for every leaf, in trie order (not sorted); fn returning
+// false stops the walk.
+func (m hmap[V]) each(fn func(l *hleaf[V]) bool) bool {
+	if m.root == nil {
+		return true
+	}
+	return m.root.each(fn)
+}
+
+func (n *hnode[V]) each(fn func(l *hleaf[V]) bool) bool {
+	for _, l := range n.leaves {
+		if !fn(l) {
+			return false
+		}
+	}
+	for _, s := range n.nodes {
+		if !s.each(fn) {
+			return false
+		}
+	}
+	return true
+}
+
+// sorted returns the leaves ordered by key.
+func (m hmap[V]) sorted() []*hleaf[V] {
+	out := make([]*hleaf[V], 0, m.n)
+	m.each(func(l *hleaf[V]) bool { out = append(out, l); return true })
+	slices.SortFunc(out, func(a, b *hleaf[V]) int { return strings.Compare(a.key, b.key) })
+	return out
+}
+
+// diffMaps calls fn(a, b) for every key whose leaf differs between the two
+// maps: a is nil for a key only in y, b is nil for a key only in x. Leaves
+// that are the same pointer, and whole sub-trees that are the same pointer,
+// are skipped without being walked. fn returning false stops the walk, and
+// diffMaps then returns false.
+func diffMaps[V any](x, y hmap[V], fn func(a, b *hleaf[V]) bool) bool {
+	return diffNodes(x.root, y.root, 0, fn)
+}
+
+func diffNodes[V any](a, b *hnode[V], shift uint, fn func(a, b *hleaf[V]) bool) bool {
+	if a == b {
+		return true
+	}
+	if a == nil {
+		return b.each(func(l *hleaf[V]) bool { return fn(nil, l) })
+	}
+	if b == nil {
+		return a.each(func(l *hleaf[V]) bool { return fn(l, nil) })
+	}
+	if shift > hmaxShift {
+		return diffLeafLists(a.leaves, b.leaves, fn)
+	}
+	all := a.datamap | a.nodemap | b.datamap | b.nodemap
+	for all != 0 {
+		bit := all & -all
+		all &^= bit
+		var al, bl *hleaf[V]
+		var an, bn *hnode[V]
+		if a.datamap&bit != 0 {
+			al = a.leaves[bits.OnesCount32(a.datamap&(bit-1))]
+		} else if a.nodemap&bit != 0 {
+			an = a.nodes[bits.OnesCount32(a.nodemap&(bit-1))]
+		}
+		if b.datamap&bit != 0 {
+			bl = b.leaves[bits.OnesCount32(b.datamap&(bit-1))]
+		} else if b.nodemap&bit != 0 {
+			bn = b.nodes[bits.OnesCount32(b.nodemap&(bit-1))]
+		}
+		ok := true
+		switch {
+		case an != nil || bn != nil:
+			if al == nil && bl == nil {
+				ok = diffNodes(an, bn, shift+hbits, fn)
+			} else if al != nil { // leaf in a, node (or nothing) in b
+				ok = diffLeafNode(al, bn, fn, false)
+			} else {
+				ok = diffLeafNode(bl, an, fn, true)
+			}
+		case al == bl:
+		case al == nil:
+			ok = fn(nil, bl)
+		case bl == nil:
+			ok = fn(al, nil)
+		case al.key == bl.key:
+			ok = fn(al, bl)
+		default:
+			ok = fn(al, nil) && fn(nil, bl)
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// diffLeafNode compares a single leaf l against a sub-tree n. flipped says l
+// belongs to the second map.
+func diffLeafNode[V any](l *hleaf[V], n *hnode[V], fn func(a, b *hleaf[V]) bool, flipped bool) bool {
+	call := func(x, y *hleaf[V]) bool {
+		if flipped {
+			return fn(y, x)
+		}
+		return fn(x, y)
+	}
+	found := false
+	if n != nil && !n.each(func(o *hleaf[V]) bool {
+		if o.key == l.key {
+			found = true
+			if o == l {
+				return true
+			}
+			return call(l, o)
+		}
+		return call(nil, o)
+	}) {
+		return false
+	}
+	if !found {
+		return call(l, nil)
+	}
+	return true
+}
+
+func diffLeafLists[V any](a, b []*hleaf[V], fn func(a, b *hleaf[V]) bool) bool {
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j >= len(b) || (i < len(a) && a[i].key < b[j].key):
+			if !fn(a[i], nil) {
+				return false
+			}
+			i++
+		case i >= len(a) || b[j].key < a[i].key:
+			if !fn(nil, b[j]) {
+				return false
+			}
+			j++
+		default:
+			if a[i] != b[j] && !fn(a[i], b[j]) {
+				return false
+			}
+			i++
+			j++
+		}
+	}
+	return true
+}

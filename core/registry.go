@@ -1,0 +1,557 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// ErrLog is returned for config writes once the Log has failed (R29): the
+// registry refuses config mutations until it is rebuilt from a reopened
+// journal, while state keeps working. It wraps the Log's error.
+var ErrLog = errors.New("sysreg: journal failed; config is read-only until the store is reopened")
+
+// Options configures New. The zero value is a valid in-memory registry.
+type Options struct {
+	// Log makes config mutations durable before they are visible (R24). nil:
+	// memory only, publication is immediate.
+	Log Log
+	// Initial is the state to start from (recovered config). Zero: empty.
+	Initial Snapshot
+	// SeqFloor: sequence numbers handed out are above max(Initial.Seq(),
+	// SeqFloor) — the durable high-water mark of an earlier run (R7).
+	SeqFloor uint64
+	// MaxUpdateBytes limits the CBOR size of one update or transaction
+	// (R2). Default DefaultMaxUpdateBytes (1 MiB).
+	MaxUpdateBytes int
+	// ReserveBlock is how many sequence numbers are reserved in the Log at a
+	// time for state mutations, which are not journaled (R7). Default 1<<20.
+	ReserveBlock uint64
+	// Logger: nil means no logging.
+	Logger hclog.Logger
+}
+
+// Registry is the in-memory registry: owners, the global view, and
+// subscriptions. All methods are safe for concurrent use. New starts one
+// goroutine (the notifier), which Close stops.
+type Registry struct {
+	log      Log
+	maxBytes int
+	block    uint64
+	logger   hclog.Logger
+
+	// mu guards the write path: everything below up to pub. It is never held
+	// across I/O or a channel send that could block.
+	mu       sync.Mutex
+	work     *state            // latest state, published or not
+	seq      uint64            // last sequence number handed out
+	sessions map[string]*Owner // live owner sessions by name
+	queue    []*pending        // unpublished mutations, in sequence order
+	failed   error             // non-nil: the Log failed; config writes refused
+	reserved uint64            // highest sequence number asked of Log.Reserve
+	durable  uint64            // highest sequence number durably reserved
+	anon     uint64            // counter for anonymous owner names
+	closed   bool
+
+	pub atomic.Pointer[state] // the published state: what readers see
+	hub *hub
+
+	stats struct {
+		mutations, deliveries, coalesced atomic.Uint64
+	}
+}
+
+// pending is a sequenced mutation waiting for durability or for the
+// mutations before it.
+type pending struct {
+	st     *state
+	ready  bool          // durable (or needs no log)
+	logged bool          // carries a record; ready when the Log says so
+	err    error         // set on failure
+	done   chan struct{} // closed when published or failed
+}
+
+// New returns a registry in memory. See Options.
+func New(opts Options) *Registry {
+	r := &Registry{
+		log:      opts.Log,
+		maxBytes: opts.MaxUpdateBytes,
+		block:    opts.ReserveBlock,
+		logger:   opts.Logger,
+		sessions: map[string]*Owner{},
+	}
+	if r.maxBytes <= 0 {
+		r.maxBytes = DefaultMaxUpdateBytes
+	}
+	if r.block == 0 {
+		r.block = 1 << 20
+	}
+	if r.logger == nil {
+		r.logger = hclog.NewNullLogger()
+	}
+	st := opts.Initial.st()
+	r.seq = max(st.seq, opts.SeqFloor)
+	r.durable, r.reserved = r.seq, r.seq
+	if st.seq != r.seq {
+		c := *st
+		c.seq = r.seq
+		st = &c
+	}
+	r.work = st
+	r.pub.Store(st)
+	r.hub = newHub(r)
+	if r.log != nil {
+		r.mu.Lock()
+		r.reserveLocked()
+		r.mu.Unlock()
+	}
+	return r
+}
+
+// Snapshot returns the current published view. It is O(1).
+func (r *Registry) Snapshot() Snapshot { return Snapshot{r.pub.Load()} }
+
+// Stats are counters for monitoring.
+type Stats struct {
+	Seq        uint64 // last sequence number handed out
+	Sessions   int    // live owner sessions
+	Mutations  uint64 // effective mutations since New
+	Deliveries uint64 // snapshots handed to subscriptions
+	Coalesced  uint64 // undelivered snapshots replaced by a newer one (R19)
+	Subs       int    // live subscriptions
+}
+
+// Stats returns current counters.
+func (r *Registry) Stats() Stats {
+	r.mu.Lock()
+	s := Stats{Seq: r.seq, Sessions: len(r.sessions)}
+	r.mu.Unlock()
+	s.Mutations = r.stats.mutations.Load()
+	s.Deliveries = r.stats.deliveries.Load()
+	s.Coalesced = r.stats.coalesced.Load()
+	s.Subs = r.hub.count()
+	return s
+}
+
+// Close ends every session without owner deaths (config is kept, R27),
+// closes every subscription channel and stops the notifier. Later calls on
+// the registry return ErrClosed. Mutations already sequenced still complete.
+// Close is idempotent.
+func (r *Registry) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	for _, o := range r.sessions {
+		o.closed.Store(true)
+	}
+	clear(r.sessions)
+	r.mu.Unlock()
+	r.hub.close()
+	return nil
+}
+
+// Owner opens an owner session by name (R8). An empty name makes an
+// anonymous owner with a generated name that clashes with no name in use or
+// holding keys.
+func (r *Registry) Owner(ctx context.Context, name string, opts OwnerOptions) (*Owner, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if name != "" {
+		if err := validOwner(name); err != nil {
+			return nil, err
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, ErrClosed
+	}
+	if name == "" {
+		for {
+			r.anon++
+			name = "anonymous-" + strconv.FormatUint(r.anon, 10)
+			if _, live := r.sessions[name]; !live && !r.work.holds(name, 0) {
+				break
+			}
+		}
+	}
+	if _, live := r.sessions[name]; live {
+		return nil, fmt.Errorf("%w: %q", ErrOwnerInUse, name)
+	}
+	o := &Owner{r: r, name: name, keepConfig: opts.KeepConfig}
+	r.sessions[name] = o
+	return o, nil
+}
+
+// Evict deletes everything that name holds, in both buckets, as one mutation
+// (R14). It fails with ErrOwnerInUse while name has a live session.
+func (r *Registry) Evict(ctx context.Context, name string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := validOwner(name); err != nil {
+		return err
+	}
+	return r.mutate(func(t *txn) error {
+		if _, live := r.sessions[name]; live {
+			return fmt.Errorf("%w: %q has a live session", ErrOwnerInUse, name)
+		}
+		t.drop(name, State)
+		t.drop(name, Config)
+		return nil
+	})
+}
+
+// mutate runs fn on a working copy of the latest state under the write lock
+// and, if it changed anything, sequences, logs and publishes the result. It
+// returns once the mutation is published, or failed.
+func (r *Registry) mutate(fn func(t *txn) error) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	t := newTxn(r.work, r.log != nil)
+	if err := fn(t); err != nil {
+		r.mu.Unlock()
+		return err
+	}
+	if !t.changed { // R6: no sequence number, no record, no notification
+		r.mu.Unlock()
+		return nil
+	}
+	if len(t.ops) > 0 && r.failed != nil {
+		err := r.failed
+		r.mu.Unlock()
+		return err
+	}
+	r.seq++
+	st := t.finish(r.seq)
+	r.work = st
+	r.stats.mutations.Add(1)
+	logged := len(t.ops) > 0
+	// A state-only mutation needs no record, only a durably reserved
+	// sequence number (or a failed log, which can no longer reserve).
+	ready := !logged && (r.log == nil || r.failed != nil || r.seq <= r.durable)
+	if ready && len(r.queue) == 0 {
+		r.pub.Store(st)
+		r.mu.Unlock()
+		r.hub.notify()
+		return nil
+	}
+	p := &pending{st: st, ready: ready, logged: logged, done: make(chan struct{})}
+	r.queue = append(r.queue, p)
+	if logged {
+		r.log.Append(&Mutation{Seq: r.seq, Ops: t.ops}, func(err error) { r.logDone(p, err) })
+	}
+	if r.log != nil && r.failed == nil {
+		r.reserveLocked()
+	}
+	r.mu.Unlock()
+	<-p.done
+	return p.err
+}
+
+// reserveLocked asks the Log to reserve the next block of sequence numbers
+// once less than half of the current one is left.
+func (r *Registry) reserveLocked() {
+	if r.seq+r.block/2 <= r.reserved {
+		return
+	}
+	r.reserved = r.seq + r.block
+	mark := r.reserved
+	r.log.Reserve(mark, func(err error) {
+		r.mu.Lock()
+		if err != nil {
+			r.failLocked(err)
+		} else {
+			r.durable = max(r.durable, mark)
+			// State-only entries wait for the mark; logged ones are
+			// made ready by their own callback.
+			for _, p := range r.queue {
+				if !p.logged && p.st.seq <= mark {
+					p.ready = true
+				}
+			}
+		}
+		r.publishLocked()
+		r.mu.Unlock()
+		r.hub.notify()
+	})
+}
+
+// logDone is the Log's callback for one record.
+func (r *Registry) logDone(p *pending, err error) {
+	r.mu.Lock()
+	if err != nil {
+		r.failLocked(err)
+	} else {
+		p.ready = true
+	}
+	r.publishLocked()
+	r.mu.Unlock()
+	r.hub.notify()
+}
+
+// publishLocked publishes the ready prefix of the queue, in sequence order.
+func (r *Registry) publishLocked() {
+	n := 0
+	for _, p := range r.queue {
+		if !p.ready {
+			break
+		}
+		r.pub.Store(p.st)
+		close(p.done)
+		n++
+	}
+	r.queue = slices.Delete(r.queue, 0, n)
+}
+
+// failLocked handles a Log failure: every queued mutation fails (none of
+// them can be published in order any more), the working state falls back to
+// the published one, and config writes are refused from now on (R29).
+func (r *Registry) failLocked(cause error) {
+	if r.failed == nil {
+		r.failed = fmt.Errorf("%w: %w", ErrLog, cause)
+		r.logger.Error("journal failed; config writes refused until reopen", "error", cause)
+	}
+	for _, p := range r.queue {
+		p.err = r.failed
+		close(p.done)
+	}
+	r.queue = r.queue[:0]
+	r.work = r.pub.Load()
+}
+
+// OwnerOptions configures an owner session.
+type OwnerOptions struct {
+	KeepConfig bool // R13: config keys outlive the session
+}
+
+// Owner is a live owner session (R8). Its methods are safe for concurrent
+// use; mutations of one owner are applied in the order they are sequenced.
+type Owner struct {
+	r          *Registry
+	name       string
+	keepConfig bool
+	closed     atomic.Bool
+}
+
+// Name returns the owner's name (generated for anonymous owners).
+func (o *Owner) Name() string { return o.name }
+
+func (o *Owner) check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if o.closed.Load() {
+		return fmt.Errorf("owner %q: %w", o.name, ErrClosed)
+	}
+	return nil
+}
+
+// Update deep-merges values into scope (R4) with R10/R11's permissions.
+func (o *Owner) Update(ctx context.Context, scope Scope, values Values) error {
+	if err := o.check(ctx); err != nil {
+		return err
+	}
+	if err := scope.Validate(); err != nil {
+		return err
+	}
+	vals, size, err := NormalizeValues(values)
+	if err != nil {
+		return err
+	}
+	if size > o.r.maxBytes {
+		return fmt.Errorf("%w: %d bytes in %s, the limit is %d", ErrTooLarge, size, scope, o.r.maxBytes)
+	}
+	return o.r.mutate(func(t *txn) error {
+		if err := o.live(); err != nil {
+			return err
+		}
+		return o.update(t, scope, vals)
+	})
+}
+
+// live reports ErrClosed for a session that ended while the caller waited
+// for the lock. Called with r.mu held.
+func (o *Owner) live() error {
+	if o.r.sessions[o.name] != o {
+		return fmt.Errorf("owner %q: %w", o.name, ErrClosed)
+	}
+	return nil
+}
+
+func (o *Owner) update(t *txn, scope Scope, vals Values) error {
+	if scope.Bucket == State {
+		km := t.st.scope(scope)
+		if keys := foreign(km, o.name, mapKeys(vals)); len(keys) > 0 {
+			return &ReservedKeysError{Scope: scope, Keys: keys}
+		}
+	}
+	t.merge(o.name, scope, vals)
+	return nil
+}
+
+// Delete removes keys from scope; with no keys, every key of this owner in
+// scope (R12). Missing keys and scopes are a no-op. Keys of other owners fail
+// the whole call (R10, R11).
+func (o *Owner) Delete(ctx context.Context, scope Scope, keys ...string) error {
+	if err := o.check(ctx); err != nil {
+		return err
+	}
+	if err := scope.Validate(); err != nil {
+		return err
+	}
+	return o.r.mutate(func(t *txn) error {
+		if err := o.live(); err != nil {
+			return err
+		}
+		return o.delete(t, scope, keys)
+	})
+}
+
+func (o *Owner) delete(t *txn, scope Scope, keys []string) error {
+	km := t.st.scope(scope)
+	if len(keys) == 0 {
+		keys = ownedKeys(km, o.name)
+	} else if f := foreign(km, o.name, slices.Values(keys)); len(f) > 0 {
+		return &ReservedKeysError{Scope: scope, Keys: f}
+	}
+	t.remove(scope, keys)
+	return nil
+}
+
+// Commit applies ops atomically (R15): in order, each checked against the
+// working copy as it stands; one sequence number, one record, one
+// notification, or nothing at all. When ops touch keys of other owners, the
+// error names the first such scope in text order with all its reserved keys.
+func (o *Owner) Commit(ctx context.Context, ops ...Op) error {
+	if err := o.check(ctx); err != nil {
+		return err
+	}
+	norm := make([]Op, len(ops))
+	size := 0
+	for i, op := range ops {
+		if err := op.scope.Validate(); err != nil {
+			return fmt.Errorf("op %d: %w", i, err)
+		}
+		n := op
+		switch op.kind {
+		case opPut:
+			vals, sz, err := NormalizeValues(op.values)
+			if err != nil {
+				return fmt.Errorf("op %d: %w", i, err)
+			}
+			n.values, size = vals, size+sz
+		case opDel:
+			for _, k := range op.keys {
+				size += headSize(uint64(len(k))) + len(k)
+			}
+		default:
+			return fmt.Errorf("op %d: %w: zero Op", i, ErrInvalidValue)
+		}
+		norm[i] = n
+	}
+	if size > o.r.maxBytes {
+		return fmt.Errorf("%w: transaction of %d bytes, the limit is %d", ErrTooLarge, size, o.r.maxBytes)
+	}
+	return o.r.mutate(func(t *txn) error {
+		if err := o.live(); err != nil {
+			return err
+		}
+		var reserved *ReservedKeysError
+		for _, op := range norm {
+			var err error
+			if op.kind == opPut {
+				err = o.update(t, op.scope, op.values)
+			} else {
+				err = o.delete(t, op.scope, op.keys)
+			}
+			var rk *ReservedKeysError
+			if errors.As(err, &rk) {
+				switch {
+				case reserved == nil || compareScopes(rk.Scope, reserved.Scope) < 0:
+					reserved = &ReservedKeysError{Scope: rk.Scope, Keys: rk.Keys}
+				case rk.Scope == reserved.Scope:
+					reserved.Keys = slices.Compact(slices.Sorted(slices.Values(append(reserved.Keys, rk.Keys...))))
+				}
+			} else if err != nil {
+				return err
+			}
+		}
+		if reserved != nil {
+			return reserved
+		}
+		return nil
+	})
+}
+
+// Close ends the session: the owner dies (R13) and every key it owns goes,
+// in both buckets, as one mutation — except config keys when the session was
+// opened with KeepConfig. Close is idempotent; later calls return nil.
+func (o *Owner) Close() error {
+	if o.closed.Swap(true) {
+		return nil
+	}
+	err := o.r.mutate(func(t *txn) error {
+		if o.r.sessions[o.name] != o {
+			return nil // the registry closed: no owner death (R27)
+		}
+		delete(o.r.sessions, o.name)
+		t.drop(o.name, State)
+		if !o.keepConfig {
+			if o.r.failed != nil {
+				return nil // cannot journal the death; config stays until reopen
+			}
+			t.drop(o.name, Config)
+		}
+		return nil
+	})
+	if errors.Is(err, ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+func mapKeys(m Values) func(yield func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+type opKind uint8
+
+const (
+	opPut opKind = iota + 1
+	opDel
+)
+
+// Op is one operation of a transaction (R15), made by Put or Del.
+type Op struct {
+	kind   opKind
+	scope  Scope
+	values Values
+	keys   []string
+}
+
+// Put is an update inside a transaction.
+func Put(scope Scope, values Values) Op { return Op{kind: opPut, scope: scope, values: values} }
+
+// Del is a delete inside a transaction; with no keys, every key of the
+// committing owner in scope.
+func Del(scope Scope, keys ...string) Op { return Op{kind: opDel, scope: scope, keys: keys} }

@@ -1,0 +1,347 @@
+package core
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Snapshot is one immutable version of the whole global view (R3, R16) with
+// the sequence number it reflects (R7). Taking one is O(1) and copies nothing;
+// handing it to any number of subscribers costs nothing (R19). Accessors
+// return copies, so no caller can alter shared state. The zero Snapshot is the
+// empty view with Seq 0.
+type Snapshot struct{ s *state }
+
+func (s Snapshot) st() *state {
+	if s.s == nil {
+		return emptyState
+	}
+	return s.s
+}
+
+// Seq returns the sequence number of the last mutation the snapshot reflects.
+func (s Snapshot) Seq() uint64 { return s.st().seq }
+
+// Get returns a copy of the value of key in scope.
+func (s Snapshot) Get(scope Scope, key string) (any, bool) {
+	if !scope.Bucket.valid() {
+		return nil, false
+	}
+	e, ok := s.st().scope(scope).get(key)
+	if !ok {
+		return nil, false
+	}
+	return copyValue(e.val), true
+}
+
+// Owner returns the owner name of key in scope (R9).
+func (s Snapshot) Owner(scope Scope, key string) (string, bool) {
+	if !scope.Bucket.valid() {
+		return "", false
+	}
+	e, ok := s.st().scope(scope).get(key)
+	return e.owner, ok
+}
+
+// Values returns a copy of the values map of scope, nil when it is empty.
+func (s Snapshot) Values(scope Scope) Values {
+	if !scope.Bucket.valid() {
+		return nil
+	}
+	km := s.st().scope(scope)
+	if km.len() == 0 {
+		return nil
+	}
+	out := make(Values, km.len())
+	km.each(func(l *hleaf[entry]) bool { out[l.key] = copyValue(l.val.val); return true })
+	return out
+}
+
+// Len returns the number of keys in bucket b (0: both buckets).
+func (s Snapshot) Len(b Bucket) int {
+	n := 0
+	for _, bk := range bucketsOf(b) {
+		s.st().bucket(bk).each(func(tl *hleaf[subsMap]) bool {
+			tl.val.each(func(sl *hleaf[keysMap]) bool { n += sl.val.len(); return true })
+			return true
+		})
+	}
+	return n
+}
+
+// Scopes returns the non-empty scopes of bucket b (0: both) in text order.
+func (s Snapshot) Scopes(b Bucket) []Scope {
+	var out []Scope
+	for _, bk := range bucketsOf(b) {
+		out = append(out, s.st().scopesOf(bk)...)
+	}
+	return out
+}
+
+// Owners returns the sorted names of the owners that hold keys.
+func (s Snapshot) Owners() []string {
+	var out []string
+	s.st().owners.each(func(l *hleaf[ownedMap]) bool { out = append(out, l.key); return true })
+	slices.Sort(out)
+	return out
+}
+
+// Holds reports whether owner holds any key in bucket b (0: either bucket).
+func (s Snapshot) Holds(owner string, b Bucket) bool { return s.st().holds(owner, b) }
+
+// Map returns a copy of the global view as nested maps (R3):
+// {"state": {type: {subtype: {key: value}}}, "config": {…}}. Empty buckets
+// are left out (R5).
+func (s Snapshot) Map() map[string]any {
+	out := map[string]any{}
+	for _, bk := range bucketsOf(0) {
+		types := s.st().bucket(bk)
+		if types.len() == 0 {
+			continue
+		}
+		tm := make(map[string]any, types.len())
+		types.each(func(tl *hleaf[subsMap]) bool {
+			sm := make(map[string]any, tl.val.len())
+			tl.val.each(func(sl *hleaf[keysMap]) bool {
+				vm := make(map[string]any, sl.val.len())
+				sl.val.each(func(l *hleaf[entry]) bool { vm[l.key] = copyValue(l.val.val); return true })
+				sm[sl.key] = vm
+				return true
+			})
+			tm[tl.key] = sm
+			return true
+		})
+		out[bk.String()] = tm
+	}
+	return out
+}
+
+// Walk calls fn for every key of bucket b (0: both buckets), scopes in text
+// order and keys sorted within a scope. value is shared with the snapshot and
+// must not be modified (copy it to keep it). fn's error stops the walk and is
+// returned.
+func (s Snapshot) Walk(b Bucket, fn func(scope Scope, key, owner string, value any) error) error {
+	st := s.st()
+	for _, bk := range bucketsOf(b) {
+		for _, sc := range st.scopesOf(bk) {
+			for _, l := range st.scope(sc).sorted() {
+				if err := fn(sc, l.key, l.val.owner, l.val.val); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Apply returns the snapshot with m applied, without permission checks, and
+// sequence number m.Seq: how recovery replays the journal and how a client
+// rebuilds a snapshot from the wire. Ops are checked for shape (valid scope,
+// kind, non-empty owner where one is needed, normalised values) and an error
+// matching ErrInvalidScope or ErrInvalidValue names the first bad op; s is
+// never modified.
+func (s Snapshot) Apply(m *Mutation) (Snapshot, error) {
+	t := newTxn(s.st(), false)
+	for i, op := range m.Ops {
+		if err := applyOp(t, op); err != nil {
+			return s, fmt.Errorf("op %d (%s): %w", i, op.Kind, err)
+		}
+	}
+	return Snapshot{t.finish(m.Seq)}, nil
+}
+
+func applyOp(t *txn, op MutationOp) error {
+	if op.Kind == MutDrop {
+		if !op.Scope.Bucket.valid() {
+			return fmt.Errorf("%w: drop in bucket %s", ErrInvalidScope, op.Scope.Bucket)
+		}
+	} else if err := op.Scope.Validate(); err != nil {
+		return err
+	}
+	switch op.Kind {
+	case MutMerge, MutSet:
+		if err := validOwner(op.Owner); err != nil {
+			return err
+		}
+		vals, _, err := NormalizeValues(op.Values)
+		if err != nil {
+			return err
+		}
+		if op.Kind == MutMerge {
+			t.merge(op.Owner, op.Scope, vals)
+		} else {
+			t.set(op.Owner, op.Scope, vals)
+		}
+	case MutDelete:
+		t.remove(op.Scope, op.Keys)
+	case MutDrop:
+		if err := validOwner(op.Owner); err != nil {
+			return err
+		}
+		t.drop(op.Owner, op.Scope.Bucket)
+	default:
+		return fmt.Errorf("%w: unknown op kind %d", ErrInvalidValue, op.Kind)
+	}
+	return nil
+}
+
+// validOwner checks R8's name rule: 1–128 bytes of UTF-8 without NUL.
+func validOwner(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty name", ErrInvalidOwner)
+	case len(name) > 128:
+		return fmt.Errorf("%w: name is %d bytes, the limit is 128", ErrInvalidOwner, len(name))
+	case !utf8.ValidString(name):
+		return fmt.Errorf("%w: name is not valid UTF-8", ErrInvalidOwner)
+	case strings.IndexByte(name, 0) >= 0:
+		return fmt.Errorf("%w: name contains NUL", ErrInvalidOwner)
+	}
+	return nil
+}
+
+// Change is one difference between two snapshots (R22).
+type Change struct {
+	Scope              Scope
+	Key                string
+	Old, New           any  // nil when absent
+	Existed, Exists    bool // Old/New present
+	OldOwner, NewOwner string
+}
+
+// Diff lists what changed from old to new, sorted by scope text, then key.
+// Sub-trees that both snapshots share are skipped without being walked, so
+// the cost follows the size of the change, not of the view.
+func Diff(old, new Snapshot) []Change {
+	var out []Change
+	a, b := old.st(), new.st()
+	for _, bk := range bucketsOf(0) {
+		diffMaps(a.bucket(bk), b.bucket(bk), func(x, y *hleaf[subsMap]) bool {
+			typ, sa, sb := leafKV(x, y)
+			diffMaps(sa, sb, func(x, y *hleaf[keysMap]) bool {
+				sub, ka, kb := leafKV(x, y)
+				sc := Scope{bk, typ, sub}
+				diffMaps(ka, kb, func(x, y *hleaf[entry]) bool {
+					c := Change{Scope: sc}
+					if x != nil {
+						c.Key, c.Old, c.Existed, c.OldOwner = x.key, copyValue(x.val.val), true, x.val.owner
+					}
+					if y != nil {
+						c.Key, c.New, c.Exists, c.NewOwner = y.key, copyValue(y.val.val), true, y.val.owner
+					}
+					if c.Existed && c.Exists && c.OldOwner == c.NewOwner && equalValue(x.val.val, y.val.val) {
+						return true
+					}
+					out = append(out, c)
+					return true
+				})
+				return true
+			})
+			return true
+		})
+	}
+	slices.SortFunc(out, func(x, y Change) int {
+		if c := compareScopes(x.Scope, y.Scope); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Key, y.Key)
+	})
+	return out
+}
+
+func leafKV[V any](x, y *hleaf[V]) (key string, a, b V) {
+	if x != nil {
+		key, a = x.key, x.val
+	}
+	if y != nil {
+		key, b = y.key, y.val
+	}
+	return key, a, b
+}
+
+// MarshalJSON renders the global view (R3) as JSON with keys sorted. JSON has
+// no byte strings, NaN or infinities: []byte becomes a base64 string, NaN
+// and ±Inf become the strings "NaN", "+Inf", "-Inf". Integers are exact.
+func (s Snapshot) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	writeJSON(&buf, s.Map())
+	return buf.Bytes(), nil
+}
+
+// ValueJSON renders one value as MarshalJSON does.
+func ValueJSON(v any) []byte {
+	var buf bytes.Buffer
+	writeJSON(&buf, v)
+	return buf.Bytes()
+}
+
+func writeJSON(buf *bytes.Buffer, v any) {
+	switch x := v.(type) {
+	case nil:
+		buf.WriteString("null")
+	case bool:
+		buf.WriteString(strconv.FormatBool(x))
+	case int64:
+		buf.WriteString(strconv.FormatInt(x, 10))
+	case uint64:
+		buf.WriteString(strconv.FormatUint(x, 10))
+	case float64:
+		switch {
+		case math.IsNaN(x):
+			buf.WriteString(`"NaN"`)
+		case math.IsInf(x, 1):
+			buf.WriteString(`"+Inf"`)
+		case math.IsInf(x, -1):
+			buf.WriteString(`"-Inf"`)
+		default:
+			b, _ := json.Marshal(x)
+			buf.Write(b)
+		}
+	case string:
+		b, _ := json.Marshal(x)
+		buf.Write(b)
+	case []byte:
+		buf.WriteByte('"')
+		buf.WriteString(base64.StdEncoding.EncodeToString(x))
+		buf.WriteByte('"')
+	case []any:
+		buf.WriteByte('[')
+		for i, e := range x {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			writeJSON(buf, e)
+		}
+		buf.WriteByte(']')
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		buf.WriteByte('{')
+		for i, k := range keys {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			b, _ := json.Marshal(k)
+			buf.Write(b)
+			buf.WriteByte(':')
+			writeJSON(buf, x[k])
+		}
+		buf.WriteByte('}')
+	default:
+		b, err := json.Marshal(x)
+		if err != nil {
+			b = []byte("null")
+		}
+		buf.Write(b)
+	}
+}

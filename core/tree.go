@@ -1,0 +1,326 @@
+package core
+
+import (
+	"slices"
+	"strings"
+)
+
+// The global view is three levels of persistent maps per bucket:
+// type → subtype → key → entry. A scope that loses its last key is removed,
+// and so is a type that loses its last subtype (R5).
+type (
+	entry struct {
+		val   any    // normalised, immutable
+		owner string // owner name (R9)
+	}
+	keysMap  = hmap[entry]
+	subsMap  = hmap[keysMap]
+	typesMap = hmap[subsMap]
+	// ownedMap indexes what one owner holds: scopeKey(scope)+"\x00"+key → where.
+	ownedMap  = hmap[ownedKey]
+	ownersMap = hmap[ownedMap]
+)
+
+type ownedKey struct {
+	scope Scope
+	key   string
+}
+
+// state is one immutable version of the registry: both buckets, the owner
+// index and the sequence number it reflects. Published states are shared
+// by every snapshot and subscriber that holds them and are never modified.
+type state struct {
+	seq     uint64
+	buckets [2]typesMap
+	owners  ownersMap
+}
+
+var emptyState = &state{}
+
+func (s *state) bucket(b Bucket) typesMap { return s.buckets[b-1] }
+
+func (s *state) scope(sc Scope) keysMap {
+	subs, _ := s.bucket(sc.Bucket).get(sc.Type)
+	km, _ := subs.get(sc.Subtype)
+	return km
+}
+
+// ownedIndexKey is unique per (scope, key): type and subtype contain no NUL.
+func ownedIndexKey(sc Scope, key string) string {
+	return string(rune('0'+sc.Bucket)) + sc.Type + "\x00" + sc.Subtype + "\x00" + key
+}
+
+// txn is a working copy of a state being mutated. It collects the config ops
+// that describe it for the log. Nothing it builds is visible until the caller
+// publishes the state that finish returns.
+type txn struct {
+	st      state
+	ops     []MutationOp
+	changed bool
+	// record says whether config ops are collected (only when a log is attached).
+	record bool
+}
+
+func newTxn(base *state, record bool) *txn { return &txn{st: *base, record: record} }
+
+func (t *txn) finish(seq uint64) *state {
+	st := t.st
+	st.seq = seq
+	return &st
+}
+
+func (t *txn) setScope(sc Scope, km keysMap) {
+	bi := sc.Bucket - 1
+	types := t.st.buckets[bi]
+	subs, _ := types.get(sc.Type)
+	if km.len() == 0 {
+		subs = subs.del(sc.Subtype)
+	} else {
+		subs = subs.set(sc.Subtype, km)
+	}
+	if subs.len() == 0 {
+		types = types.del(sc.Type)
+	} else {
+		types = types.set(sc.Type, subs)
+	}
+	t.st.buckets[bi] = types
+}
+
+func (t *txn) ownerAdd(owner string, sc Scope, key string) {
+	om, _ := t.st.owners.get(owner)
+	t.st.owners = t.st.owners.set(owner, om.set(ownedIndexKey(sc, key), ownedKey{sc, key}))
+}
+
+func (t *txn) ownerDel(owner string, sc Scope, key string) {
+	om, _ := t.st.owners.get(owner)
+	om = om.del(ownedIndexKey(sc, key))
+	if om.len() == 0 {
+		t.st.owners = t.st.owners.del(owner)
+	} else {
+		t.st.owners = t.st.owners.set(owner, om)
+	}
+}
+
+func (t *txn) log(op MutationOp) {
+	if t.record && op.Scope.Bucket == Config {
+		t.ops = append(t.ops, op)
+	}
+}
+
+// foreign returns the sorted keys among keys that exist in km with an owner
+// other than owner.
+func foreign(km keysMap, owner string, keys func(yield func(string) bool)) []string {
+	var out []string
+	for k := range keys {
+		if e, ok := km.get(k); ok && e.owner != owner {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// merge deep-merges vals into sc (R4); new keys belong to owner. It does no
+// permission check.
+func (t *txn) merge(owner string, sc Scope, vals Values) {
+	km := t.st.scope(sc)
+	changed := false
+	for k, v := range vals {
+		if old, ok := km.get(k); ok {
+			nv := mergeValue(old.val, v)
+			if equalValue(nv, old.val) {
+				continue
+			}
+			km = km.set(k, entry{nv, old.owner})
+		} else {
+			km = km.set(k, entry{v, owner})
+			t.ownerAdd(owner, sc, k)
+		}
+		changed = true
+	}
+	if changed {
+		t.setScope(sc, km)
+		t.changed = true
+		t.log(MutationOp{Kind: MutMerge, Scope: sc, Owner: owner, Values: vals})
+	}
+}
+
+// set stores vals in sc as they are (no merge), owned by owner.
+func (t *txn) set(owner string, sc Scope, vals Values) {
+	km := t.st.scope(sc)
+	changed := false
+	for k, v := range vals {
+		old, ok := km.get(k)
+		if ok && old.owner == owner && equalValue(old.val, v) {
+			continue
+		}
+		if ok && old.owner != owner {
+			t.ownerDel(old.owner, sc, k)
+		}
+		if !ok || old.owner != owner {
+			t.ownerAdd(owner, sc, k)
+		}
+		km = km.set(k, entry{v, owner})
+		changed = true
+	}
+	if changed {
+		t.setScope(sc, km)
+		t.changed = true
+		t.log(MutationOp{Kind: MutSet, Scope: sc, Owner: owner, Values: vals})
+	}
+}
+
+// remove deletes keys from sc; missing keys are ignored. No permission check.
+func (t *txn) remove(sc Scope, keys []string) {
+	km := t.st.scope(sc)
+	var removed []string
+	for _, k := range keys {
+		e, ok := km.get(k)
+		if !ok {
+			continue
+		}
+		km = km.del(k)
+		t.ownerDel(e.owner, sc, k)
+		removed = append(removed, k)
+	}
+	if len(removed) > 0 {
+		t.setScope(sc, km)
+		t.changed = true
+		t.log(MutationOp{Kind: MutDelete, Scope: sc, Keys: removed})
+	}
+}
+
+// drop deletes every key that owner holds in bucket b.
+func (t *txn) drop(owner string, b Bucket) {
+	om, ok := t.st.owners.get(owner)
+	if !ok {
+		return
+	}
+	byScope := map[Scope][]string{}
+	om.each(func(l *hleaf[ownedKey]) bool {
+		if l.val.scope.Bucket == b {
+			byScope[l.val.scope] = append(byScope[l.val.scope], l.val.key)
+		}
+		return true
+	})
+	if len(byScope) == 0 {
+		return
+	}
+	for sc, keys := range byScope {
+		km := t.st.scope(sc)
+		for _, k := range keys {
+			km = km.del(k)
+			om = om.del(ownedIndexKey(sc, k))
+		}
+		t.setScope(sc, km)
+	}
+	if om.len() == 0 {
+		t.st.owners = t.st.owners.del(owner)
+	} else {
+		t.st.owners = t.st.owners.set(owner, om)
+	}
+	t.changed = true
+	t.log(MutationOp{Kind: MutDrop, Scope: Scope{Bucket: b}, Owner: owner})
+}
+
+// ownedKeys returns the sorted keys of sc that owner holds.
+func ownedKeys(km keysMap, owner string) []string {
+	var out []string
+	km.each(func(l *hleaf[entry]) bool {
+		if l.val.owner == owner {
+			out = append(out, l.key)
+		}
+		return true
+	})
+	slices.Sort(out)
+	return out
+}
+
+// holds reports whether owner holds any key in bucket b (0: either).
+func (s *state) holds(owner string, b Bucket) bool {
+	om, ok := s.owners.get(owner)
+	if !ok {
+		return false
+	}
+	if b == 0 {
+		return true
+	}
+	return !om.each(func(l *hleaf[ownedKey]) bool { return l.val.scope.Bucket != b })
+}
+
+// regionChanged reports whether anything inside pattern p may differ between
+// a and b. It compares node pointers and skips shared sub-trees, so it costs
+// nothing for untouched regions; it may report a change for a region that was
+// rewritten to equal content, never the reverse.
+func regionChanged(a, b *state, p Pattern) bool {
+	if a == b {
+		return false
+	}
+	for bi := range 2 {
+		if p.Bucket != 0 && int(p.Bucket)-1 != bi {
+			continue
+		}
+		ta, tb := a.buckets[bi], b.buckets[bi]
+		if ta.root == tb.root {
+			continue
+		}
+		if p.Type != "" {
+			sa, _ := ta.get(p.Type)
+			sb, _ := tb.get(p.Type)
+			if subsChanged(sa, sb, p.Subtype) {
+				return true
+			}
+			continue
+		}
+		changed := !diffMaps(ta, tb, func(x, y *hleaf[subsMap]) bool {
+			var sa, sb subsMap
+			if x != nil {
+				sa = x.val
+			}
+			if y != nil {
+				sb = y.val
+			}
+			return !subsChanged(sa, sb, p.Subtype)
+		})
+		if changed {
+			return true
+		}
+	}
+	return false
+}
+
+func subsChanged(sa, sb subsMap, subtype string) bool {
+	if sa.root == sb.root {
+		return false
+	}
+	if subtype == "" {
+		return true
+	}
+	ka, _ := sa.get(subtype)
+	kb, _ := sb.get(subtype)
+	return ka.root != kb.root
+}
+
+// scopesOf lists the scopes of bucket b in text order.
+func (s *state) scopesOf(b Bucket) []Scope {
+	var out []Scope
+	s.bucket(b).each(func(tl *hleaf[subsMap]) bool {
+		tl.val.each(func(sl *hleaf[keysMap]) bool {
+			out = append(out, Scope{b, tl.key, sl.key})
+			return true
+		})
+		return true
+	})
+	slices.SortFunc(out, compareScopes)
+	return out
+}
+
+// bucketsOf lists the buckets selected by b (0: both) in text order.
+func bucketsOf(b Bucket) []Bucket {
+	if b != 0 {
+		return []Bucket{b}
+	}
+	return []Bucket{Config, State} // "config" < "state"
+}
+
+var _ = strings.Compare
