@@ -16,6 +16,10 @@ import (
 // pair of identical node pointers — the basis of Diff and of scoped
 // subscription checks.
 //
+// Leaves are stored inline in their node (one allocation per copied node,
+// not one per leaf); a *hleaf handed to a callback points into an immutable
+// node and must not be modified.
+//
 // The zero hmap is empty and ready to use. Values of type V are stored as given
 // and must not be modified after insertion.
 type hmap[V any] struct {
@@ -32,7 +36,7 @@ type hleaf[V any] struct {
 type hnode[V any] struct {
 	datamap uint32 // bit i set: slot i holds a leaf (in leaves, by rank)
 	nodemap uint32 // bit i set: slot i holds a sub-node (in nodes, by rank)
-	leaves  []*hleaf[V]
+	leaves  []hleaf[V]
 	nodes   []*hnode[V]
 	// A collision node (below the last hash level) has both maps zero and
 	// holds its leaves sorted by key.
@@ -68,16 +72,16 @@ func (m hmap[V]) leaf(k string) *hleaf[V] {
 	h := hashKey(k)
 	for shift := uint(0); ; shift += hbits {
 		if shift > hmaxShift {
-			for _, l := range n.leaves {
-				if l.key == k {
-					return l
+			for i := range n.leaves {
+				if n.leaves[i].key == k {
+					return &n.leaves[i]
 				}
 			}
 			return nil
 		}
 		bit := uint32(1) << ((h >> shift) & hmask)
 		if n.datamap&bit != 0 {
-			l := n.leaves[bits.OnesCount32(n.datamap&(bit-1))]
+			l := &n.leaves[bits.OnesCount32(n.datamap&(bit-1))]
 			if l.key == k {
 				return l
 			}
@@ -92,23 +96,24 @@ func (m hmap[V]) leaf(k string) *hleaf[V] {
 
 // set returns a map with k bound to v.
 func (m hmap[V]) set(k string, v V) hmap[V] {
-	l := &hleaf[V]{key: k, hash: hashKey(k), val: v}
-	root, added := insertLeaf(m.root, l, 0)
+	root, added := insertLeaf(m.root, hleaf[V]{key: k, hash: hashKey(k), val: v}, 0)
 	if added {
 		return hmap[V]{root, m.n + 1}
 	}
 	return hmap[V]{root, m.n}
 }
 
-func insertLeaf[V any](n *hnode[V], l *hleaf[V], shift uint) (*hnode[V], bool) {
+func cmpLeafKey[V any](e hleaf[V], k string) int { return strings.Compare(e.key, k) }
+
+func insertLeaf[V any](n *hnode[V], l hleaf[V], shift uint) (*hnode[V], bool) {
 	if n == nil {
 		if shift > hmaxShift {
-			return &hnode[V]{leaves: []*hleaf[V]{l}}, true
+			return &hnode[V]{leaves: []hleaf[V]{l}}, true
 		}
-		return &hnode[V]{datamap: 1 << ((l.hash >> shift) & hmask), leaves: []*hleaf[V]{l}}, true
+		return &hnode[V]{datamap: 1 << ((l.hash >> shift) & hmask), leaves: []hleaf[V]{l}}, true
 	}
 	if shift > hmaxShift {
-		i, found := slices.BinarySearchFunc(n.leaves, l.key, func(e *hleaf[V], k string) int { return strings.Compare(e.key, k) })
+		i, found := slices.BinarySearchFunc(n.leaves, l.key, cmpLeafKey[V])
 		c := &hnode[V]{}
 		if found {
 			c.leaves = slices.Clone(n.leaves)
@@ -123,12 +128,14 @@ func insertLeaf[V any](n *hnode[V], l *hleaf[V], shift uint) (*hnode[V], bool) {
 	case n.datamap&bit != 0:
 		i := bits.OnesCount32(n.datamap & (bit - 1))
 		old := n.leaves[i]
-		c := n.clone()
 		if old.key == l.key {
+			c := n.clone(0, 0)
+			l.key = old.key // keep sharing the stored key
 			c.leaves[i] = l
 			return c, false
 		}
 		// Push both leaves one level down.
+		c := n.clone(0, 1)
 		sub := mergeLeaves(old, l, shift+hbits)
 		c.leaves = slices.Delete(c.leaves, i, i+1)
 		c.datamap &^= bit
@@ -139,24 +146,24 @@ func insertLeaf[V any](n *hnode[V], l *hleaf[V], shift uint) (*hnode[V], bool) {
 	case n.nodemap&bit != 0:
 		j := bits.OnesCount32(n.nodemap & (bit - 1))
 		sub, added := insertLeaf(n.nodes[j], l, shift+hbits)
-		c := n.clone()
+		c := n.clone(0, 0)
 		c.nodes[j] = sub
 		return c, added
 	default:
 		i := bits.OnesCount32(n.datamap & (bit - 1))
-		c := n.clone()
+		c := n.clone(1, 0)
 		c.leaves = slices.Insert(c.leaves, i, l)
 		c.datamap |= bit
 		return c, true
 	}
 }
 
-func mergeLeaves[V any](a, b *hleaf[V], shift uint) *hnode[V] {
+func mergeLeaves[V any](a, b hleaf[V], shift uint) *hnode[V] {
 	if shift > hmaxShift {
 		if a.key > b.key {
 			a, b = b, a
 		}
-		return &hnode[V]{leaves: []*hleaf[V]{a, b}}
+		return &hnode[V]{leaves: []hleaf[V]{a, b}}
 	}
 	ia, ib := (a.hash>>shift)&hmask, (b.hash>>shift)&hmask
 	if ia == ib {
@@ -165,17 +172,18 @@ func mergeLeaves[V any](a, b *hleaf[V], shift uint) *hnode[V] {
 	if ia > ib {
 		a, b = b, a
 	}
-	return &hnode[V]{datamap: 1<<ia | 1<<ib, leaves: []*hleaf[V]{a, b}}
+	return &hnode[V]{datamap: 1<<ia | 1<<ib, leaves: []hleaf[V]{a, b}}
 }
 
-func (n *hnode[V]) clone() *hnode[V] {
+// clone copies n with room for extraLeaves and extraNodes more entries.
+func (n *hnode[V]) clone(extraLeaves, extraNodes int) *hnode[V] {
 	c := &hnode[V]{datamap: n.datamap, nodemap: n.nodemap}
-	if len(n.leaves) > 0 {
-		c.leaves = make([]*hleaf[V], len(n.leaves), len(n.leaves)+1)
+	if k := len(n.leaves) + extraLeaves; k > 0 {
+		c.leaves = make([]hleaf[V], len(n.leaves), k)
 		copy(c.leaves, n.leaves)
 	}
-	if len(n.nodes) > 0 {
-		c.nodes = make([]*hnode[V], len(n.nodes), len(n.nodes)+1)
+	if k := len(n.nodes) + extraNodes; k > 0 {
+		c.nodes = make([]*hnode[V], len(n.nodes), k)
 		copy(c.nodes, n.nodes)
 	}
 	return c
@@ -190,7 +198,7 @@ func (m hmap[V]) del(k string) hmap[V] {
 	if !removed {
 		return m
 	}
-	if root != nil && len(root.leaves) == 0 && len(root.nodes) == 0 {
+	if len(root.leaves) == 0 && len(root.nodes) == 0 {
 		root = nil
 	}
 	return hmap[V]{root, m.n - 1}
@@ -201,7 +209,7 @@ func (m hmap[V]) del(k string) hmap[V] {
 // (canonical form).
 func removeKey[V any](n *hnode[V], k string, h uint64, shift uint) (*hnode[V], bool) {
 	if shift > hmaxShift {
-		i, found := slices.BinarySearchFunc(n.leaves, k, func(e *hleaf[V], k string) int { return strings.Compare(e.key, k) })
+		i, found := slices.BinarySearchFunc(n.leaves, k, cmpLeafKey[V])
 		if !found {
 			return n, false
 		}
@@ -214,7 +222,7 @@ func removeKey[V any](n *hnode[V], k string, h uint64, shift uint) (*hnode[V], b
 		if n.leaves[i].key != k {
 			return n, false
 		}
-		c := n.clone()
+		c := n.clone(0, 0)
 		c.leaves = slices.Delete(c.leaves, i, i+1)
 		c.datamap &^= bit
 		return c, true
@@ -224,17 +232,17 @@ func removeKey[V any](n *hnode[V], k string, h uint64, shift uint) (*hnode[V], b
 		if !removed {
 			return n, false
 		}
-		c := n.clone()
 		if len(sub.nodes) == 0 && len(sub.leaves) == 1 {
 			// Inline the last leaf of the sub-node into this node.
-			l := sub.leaves[0]
+			c := n.clone(1, 0)
 			c.nodes = slices.Delete(c.nodes, j, j+1)
 			c.nodemap &^= bit
 			i := bits.OnesCount32(n.datamap & (bit - 1))
-			c.leaves = slices.Insert(c.leaves, i, l)
+			c.leaves = slices.Insert(c.leaves, i, sub.leaves[0])
 			c.datamap |= bit
 			return c, true
 		}
+		c := n.clone(0, 0)
 		c.nodes[j] = sub
 		return c, true
 	}
@@ -242,7 +250,7 @@ func removeKey[V any](n *hnode[V], k string, h uint64, shift uint) (*hnode[V], b
 }
 
 // each calls fn for every leaf, in trie order (not sorted); fn returning
-// false stops the walk.
+// false stops the walk, and each then returns false.
 func (m hmap[V]) each(fn func(l *hleaf[V]) bool) bool {
 	if m.root == nil {
 		return true
@@ -251,8 +259,8 @@ func (m hmap[V]) each(fn func(l *hleaf[V]) bool) bool {
 }
 
 func (n *hnode[V]) each(fn func(l *hleaf[V]) bool) bool {
-	for _, l := range n.leaves {
-		if !fn(l) {
+	for i := range n.leaves {
+		if !fn(&n.leaves[i]) {
 			return false
 		}
 	}
@@ -272,11 +280,12 @@ func (m hmap[V]) sorted() []*hleaf[V] {
 	return out
 }
 
-// diffMaps calls fn(a, b) for every key whose leaf differs between the two
-// maps: a is nil for a key only in y, b is nil for a key only in x. Leaves
-// that are the same pointer, and whole sub-trees that are the same pointer,
-// are skipped without being walked. fn returning false stops the walk, and
-// diffMaps then returns false.
+// diffMaps calls fn(a, b) for every key that may differ between the two
+// maps: a is nil for a key only in y, b is nil for a key only in x, and both
+// are set for a key in both whose leaves sit in different nodes (fn compares
+// the values). Whole sub-trees that are the same pointer are skipped without
+// being walked. fn returning false stops the walk, and diffMaps then returns
+// false.
 func diffMaps[V any](x, y hmap[V], fn func(a, b *hleaf[V]) bool) bool {
 	return diffNodes(x.root, y.root, 0, fn)
 }
@@ -301,12 +310,12 @@ func diffNodes[V any](a, b *hnode[V], shift uint, fn func(a, b *hleaf[V]) bool) 
 		var al, bl *hleaf[V]
 		var an, bn *hnode[V]
 		if a.datamap&bit != 0 {
-			al = a.leaves[bits.OnesCount32(a.datamap&(bit-1))]
+			al = &a.leaves[bits.OnesCount32(a.datamap&(bit-1))]
 		} else if a.nodemap&bit != 0 {
 			an = a.nodes[bits.OnesCount32(a.nodemap&(bit-1))]
 		}
 		if b.datamap&bit != 0 {
-			bl = b.leaves[bits.OnesCount32(b.datamap&(bit-1))]
+			bl = &b.leaves[bits.OnesCount32(b.datamap&(bit-1))]
 		} else if b.nodemap&bit != 0 {
 			bn = b.nodes[bits.OnesCount32(b.nodemap&(bit-1))]
 		}
@@ -315,12 +324,11 @@ func diffNodes[V any](a, b *hnode[V], shift uint, fn func(a, b *hleaf[V]) bool) 
 		case an != nil || bn != nil:
 			if al == nil && bl == nil {
 				ok = diffNodes(an, bn, shift+hbits, fn)
-			} else if al != nil { // leaf in a, node (or nothing) in b
+			} else if al != nil { // leaf in a, node in b
 				ok = diffLeafNode(al, bn, fn, false)
 			} else {
 				ok = diffLeafNode(bl, an, fn, true)
 			}
-		case al == bl:
 		case al == nil:
 			ok = fn(nil, bl)
 		case bl == nil:
@@ -347,12 +355,9 @@ func diffLeafNode[V any](l *hleaf[V], n *hnode[V], fn func(a, b *hleaf[V]) bool,
 		return fn(x, y)
 	}
 	found := false
-	if n != nil && !n.each(func(o *hleaf[V]) bool {
+	if !n.each(func(o *hleaf[V]) bool {
 		if o.key == l.key {
 			found = true
-			if o == l {
-				return true
-			}
 			return call(l, o)
 		}
 		return call(nil, o)
@@ -365,22 +370,22 @@ func diffLeafNode[V any](l *hleaf[V], n *hnode[V], fn func(a, b *hleaf[V]) bool,
 	return true
 }
 
-func diffLeafLists[V any](a, b []*hleaf[V], fn func(a, b *hleaf[V]) bool) bool {
+func diffLeafLists[V any](a, b []hleaf[V], fn func(a, b *hleaf[V]) bool) bool {
 	i, j := 0, 0
 	for i < len(a) || j < len(b) {
 		switch {
 		case j >= len(b) || (i < len(a) && a[i].key < b[j].key):
-			if !fn(a[i], nil) {
+			if !fn(&a[i], nil) {
 				return false
 			}
 			i++
 		case i >= len(a) || b[j].key < a[i].key:
-			if !fn(nil, b[j]) {
+			if !fn(nil, &b[j]) {
 				return false
 			}
 			j++
 		default:
-			if a[i] != b[j] && !fn(a[i], b[j]) {
+			if !fn(&a[i], &b[j]) {
 				return false
 			}
 			i++

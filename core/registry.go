@@ -57,6 +57,7 @@ type Registry struct {
 	reserved uint64            // highest sequence number asked of Log.Reserve
 	durable  uint64            // highest sequence number durably reserved
 	anon     uint64            // counter for anonymous owner names
+	scratch  txn               // the working copy of the mutation in progress
 	closed   bool
 
 	pub atomic.Pointer[state] // the published state: what readers see
@@ -221,7 +222,8 @@ func (r *Registry) mutate(fn func(t *txn) error) error {
 		r.mu.Unlock()
 		return ErrClosed
 	}
-	t := newTxn(r.work, r.log != nil)
+	t := &r.scratch
+	*t = txn{st: *r.work, record: r.log != nil}
 	if err := fn(t); err != nil {
 		r.mu.Unlock()
 		return err
@@ -395,7 +397,7 @@ func (o *Owner) live() error {
 func (o *Owner) update(t *txn, scope Scope, vals Values) error {
 	if scope.Bucket == State {
 		km := t.st.scope(scope)
-		if keys := foreign(km, o.name, mapKeys(vals)); len(keys) > 0 {
+		if keys := foreignKeys(km, o.name, vals); len(keys) > 0 {
 			return &ReservedKeysError{Scope: scope, Keys: keys}
 		}
 	}
@@ -425,7 +427,7 @@ func (o *Owner) delete(t *txn, scope Scope, keys []string) error {
 	km := t.st.scope(scope)
 	if len(keys) == 0 {
 		keys = ownedKeys(km, o.name)
-	} else if f := foreign(km, o.name, slices.Values(keys)); len(f) > 0 {
+	} else if f := foreign(km, o.name, keys); len(f) > 0 {
 		return &ReservedKeysError{Scope: scope, Keys: f}
 	}
 	t.remove(scope, keys)
@@ -522,16 +524,6 @@ func (o *Owner) Close() error {
 		return nil
 	}
 	return err
-}
-
-func mapKeys(m Values) func(yield func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 type opKind uint8

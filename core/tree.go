@@ -1,6 +1,7 @@
 package core
 
 import (
+	"maps"
 	"slices"
 	"strings"
 )
@@ -103,21 +104,38 @@ func (t *txn) ownerDel(owner string, sc Scope, key string) {
 
 func (t *txn) log(op MutationOp) {
 	if t.record && op.Scope.Bucket == Config {
+		if op.Values != nil {
+			// The caller's top-level map may be passed through by
+			// NormalizeValues; the record gets its own.
+			op.Values = maps.Clone(op.Values)
+		}
 		t.ops = append(t.ops, op)
 	}
 }
 
 // foreign returns the sorted keys among keys that exist in km with an owner
 // other than owner.
-func foreign(km keysMap, owner string, keys func(yield func(string) bool)) []string {
+func foreign(km keysMap, owner string, keys []string) []string {
 	var out []string
-	for k := range keys {
+	for _, k := range keys {
 		if e, ok := km.get(k); ok && e.owner != owner {
 			out = append(out, k)
 		}
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// foreignKeys is foreign for the keys of a values map.
+func foreignKeys(km keysMap, owner string, vals Values) []string {
+	var out []string
+	for k := range vals {
+		if e, ok := km.get(k); ok && e.owner != owner {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // merge deep-merges vals into sc (R4); new keys belong to owner. It does no

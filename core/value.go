@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"unsafe"
 	"math"
 	"reflect"
 	"strconv"
@@ -41,12 +42,16 @@ func invalid(path valuePath, format string, args ...any) error {
 	return fmt.Errorf("%w at %s: %s", ErrInvalidValue, path, fmt.Sprintf(format, args...))
 }
 
-// NormalizeValues validates vals against R2 and returns a deep copy in
-// normal form (int64, uint64, float64, string, []byte, bool, nil, []any,
-// map[string]any) together with the size of its CBOR encoding as the journal
-// and the wire write it. The input is not retained or modified.
+// NormalizeValues validates vals against R2 and returns them in normal form
+// (int64, uint64, float64, string, []byte, bool, nil, []any,
+// map[string]any) together with the size of their CBOR encoding as the
+// journal and the wire write it. Nested maps, slices and byte strings are
+// always deep copies, so nothing the caller keeps is shared with the
+// registry. The top-level map itself is returned as is when every value was
+// already in normal form; callers that keep it beyond the call copy it.
 func NormalizeValues(vals Values) (Values, int, error) {
-	out := make(Values, len(vals))
+	out := vals
+	copied := false
 	size := headSize(uint64(len(vals)))
 	for k, v := range vals {
 		if k == "" {
@@ -59,7 +64,16 @@ func NormalizeValues(vals Values) (Values, int, error) {
 		if err != nil {
 			return nil, 0, err
 		}
-		out[k] = nv
+		if !copied && !sameIface(nv, v) && v != nil {
+			out = make(Values, len(vals))
+			for k2, v2 := range vals {
+				out[k2] = v2
+			}
+			copied = true
+		}
+		if copied {
+			out[k] = nv
+		}
 		size += headSize(uint64(len(k))) + len(k) + n
 	}
 	return out, size, nil
@@ -92,25 +106,27 @@ func normalize(v any, path valuePath, depth int) (any, int, error) {
 		return nil, 0, invalid(path, "nested deeper than %d", MaxDepth)
 	}
 	switch x := v.(type) {
+	// Values already in normal form are returned as the very same
+	// interface value: no re-boxing, no allocation.
 	case nil:
 		return nil, 1, nil
 	case bool:
-		return x, 1, nil
+		return v, 1, nil
 	case string:
 		if !utf8.ValidString(x) {
 			return nil, 0, invalid(path, "string is not valid UTF-8")
 		}
-		return x, headSize(uint64(len(x))) + len(x), nil
+		return v, headSize(uint64(len(x))) + len(x), nil
 	case int:
 		return int64(x), intSize(int64(x)), nil
 	case int64:
-		return x, intSize(x), nil
+		return v, intSize(x), nil
 	case int32:
 		return int64(x), intSize(int64(x)), nil
 	case uint64:
-		return x, headSize(Uint64Tag) + headSize(x), nil
+		return v, headSize(Uint64Tag) + headSize(x), nil
 	case float64:
-		return x, 9, nil
+		return v, 9, nil
 	case []byte:
 		return append([]byte{}, x...), headSize(uint64(len(x))) + len(x), nil
 	case []any:
@@ -252,6 +268,9 @@ func copyValue(v any) any {
 // equalValue reports whether two normalised values are the same, types
 // included; floats compare by bits, so NaN equals NaN and 0 differs from -0.
 func equalValue(a, b any) bool {
+	if sameIface(a, b) {
+		return true
+	}
 	switch x := a.(type) {
 	case nil:
 		return b == nil
@@ -321,4 +340,14 @@ func mergeValue(old, nv any) any {
 		}
 	}
 	return out
+}
+
+// sameIface reports whether two interface values are the very same: same
+// dynamic type and same data word. For the immutable values stored here
+// that implies equal content, and it is how unchanged leaves are recognised
+// without walking them. Float NaNs fall through to the bitwise compare.
+func sameIface(a, b any) bool {
+	pa := (*[2]unsafe.Pointer)(unsafe.Pointer(&a))
+	pb := (*[2]unsafe.Pointer)(unsafe.Pointer(&b))
+	return pa[0] == pb[0] && pa[1] == pb[1] && pa[0] != nil
 }
