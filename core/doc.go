@@ -1,0 +1,82 @@
+// Package core is sysreg's in-memory model: scopes, values, ownership and
+// permissions, the immutable global view with its snapshots and Diff,
+// sequence numbers, subscriptions with rate limiting and coalescing, and the
+// ordering of the write path. It does no file or socket I/O: durability
+// reaches it through the Log interface, which the store package implements
+// on the journal.
+//
+// # Model
+//
+// The view is {bucket: {type: {subtype: {key: value}}}} (R3). Each bucket is
+// three levels of persistent CHAMP hash tries (hamt.go), so an update copies
+// only the nodes on its path (a handful of small allocations, whatever the
+// width of the scope), and a Snapshot is one pointer: taking it is O(1) and
+// handing it to any number of subscribers copies nothing (R19). Stored values
+// are deep copies in normal form (NormalizeValues) and are never modified;
+// accessors return copies again, so no caller can reach shared state.
+//
+// Decisions where the spec is silent:
+//   - Values may nest up to MaxDepth (10,000) levels; every decoder accepts
+//     that depth, so whatever is accepted can be read back.
+//   - The size limit (R2, default 1 MiB) is the CBOR size of the values of an
+//     update, or of all Put values and Del keys of a transaction, with floats
+//     counted at 9 bytes (the journal writes them at full width).
+//   - Commit collects reserved-key violations over all its ops; the error
+//     names the first offending scope in text order with every reserved key
+//     of that scope (R15). Invalid scopes or values fail before any op runs.
+//   - An owner whose session ends while the Log has failed loses its state
+//     keys but keeps its config keys: their deletion could not be journaled.
+//   - Anonymous owners are named "anonymous-N", skipping names in use or
+//     holding keys.
+//   - Snapshot.MarshalJSON writes []byte as base64 and NaN/±Inf as the
+//     strings "NaN", "+Inf", "-Inf", since JSON has none of them.
+//   - ctx bounds only the call it is passed to: an owner session or a
+//     subscription lives until it is closed. Once a mutation has its
+//     sequence number, the call waits for its outcome regardless of ctx, so
+//     that an error always means "not applied".
+//
+// # Write path
+//
+// Every mutation is validated and applied to the latest working state under
+// one lock, so that validation sees every earlier mutation, published or
+// not, and two writers can never both claim a key. An effective mutation
+// takes the next sequence number (R6, R7). A mutation with config ops is
+// handed to Log.Append in sequence order and published — made visible to
+// Snapshot and subscribers — only once the Log reports it durable and every
+// earlier mutation is published (R24). State-only mutations need no record,
+// only a sequence number below a durably reserved mark (Log.Reserve, taken
+// a block ahead of use so that it almost never waits). With no Log,
+// publication is immediate.
+//
+// If the Log fails, every queued mutation fails with ErrLog (none can be
+// published in order any more), the working state falls back to the
+// published one, and config writes fail with ErrLog from then on; state
+// writes keep working (R29).
+//
+// # Notifications
+//
+// A Subscription keeps its last delivered state, the time of that delivery
+// and a one-slot channel. When idle it is "armed" in the group of its
+// pattern and owns no goroutine. Producers publish with an atomic store and,
+// only when some subscription is armed, a non-blocking kick to the notifier
+// goroutine; they never wait for subscribers (R19). The notifier checks each
+// armed group once per pass by comparing node pointers inside the pattern
+// (regionChanged), re-checks members individually only when the group's
+// region changed, and schedules each woken subscription at
+// max(change + Hysteresis, last delivery + MinInterval) (R17, R20): at once,
+// or on a timer. A delivery takes the latest published state at that
+// moment, replaces any snapshot the consumer has not taken (R19), and arms
+// again. Arming happens before the state is read, so no change is missed;
+// hence every subscriber holds the last change at most
+// Hysteresis + MinInterval after it (R18).
+//
+// # Concurrency
+//
+// All exported methods are safe for concurrent use. New starts one goroutine
+// (the notifier); pending deliveries are runtime timers. Registry.Close
+// closes every subscription, stops the notifier and waits for running
+// timer callbacks, so nothing outlives it. Lock order: Registry.mu is never
+// held while taking a subscription lock; Subscription.mu is taken before
+// hub.mu. No lock is held across a blocking channel send or a Log call that
+// could block (Log.Append must not block by contract).
+package core
