@@ -1,9 +1,11 @@
 package codec
 
 import (
+	"encoding/hex"
 	"math"
 	"math/rand/v2"
 	"strings"
+	"testing"
 )
 
 // Test helpers shared by the internal and the black-box tests (exported to
@@ -173,4 +175,13 @@ func randomValues(r *rand.Rand, normal bool) map[string]any {
 		m[k] = randomValue(r, 4, normal)
 	}
 	return m
+}
+
+func unhexT(t testing.TB, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
