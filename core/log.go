@@ -7,7 +7,9 @@ package core
 //   - Append and Reserve are called with the registry's write lock held, in
 //     sequence order, and must not block on I/O: they queue the record and
 //     return. A Log batches whatever is queued into one durable write
-//     (group commit).
+//     (group commit). Append encodes m before it returns (m's maps are only
+//     valid during the call); if it cannot, it returns the error, queues
+//     nothing and never calls done, and the mutation fails unapplied.
 //   - done is called exactly once per call, with nil once the record (or the
 //     mark) is durable, or with the error that lost it. Calls to done happen in
 //     the order of the Append/Reserve calls, from a goroutine that holds no lock
@@ -17,7 +19,7 @@ package core
 //     the store) while state keeps working.
 //   - The Log must not retain or modify m after done is called.
 type Log interface {
-	Append(m *Mutation, done func(error))
+	Append(m *Mutation, done func(error)) error
 	// Reserve durably records that sequence numbers up to seq may be in use,
 	// so that none is handed out twice across a crash (R7).
 	Reserve(seq uint64, done func(error))

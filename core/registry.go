@@ -237,11 +237,21 @@ func (r *Registry) mutate(fn func(t *txn) error) error {
 		r.mu.Unlock()
 		return err
 	}
-	r.seq++
-	st := t.finish(r.seq)
+	logged := len(t.ops) > 0
+	seq := r.seq + 1
+	var p *pending
+	if logged {
+		p = &pending{logged: true, done: make(chan struct{})}
+		err := r.log.Append(&Mutation{Seq: seq, Ops: t.ops}, func(err error) { r.logDone(p, err) })
+		if err != nil { // nothing queued: the mutation never happened
+			r.mu.Unlock()
+			return err
+		}
+	}
+	r.seq = seq
+	st := t.finish(seq)
 	r.work = st
 	r.stats.mutations.Add(1)
-	logged := len(t.ops) > 0
 	// A state-only mutation needs no record, only a durably reserved
 	// sequence number (or a failed log, which can no longer reserve).
 	ready := !logged && (r.log == nil || r.failed != nil || r.seq <= r.durable)
@@ -251,11 +261,11 @@ func (r *Registry) mutate(fn func(t *txn) error) error {
 		r.hub.notify()
 		return nil
 	}
-	p := &pending{st: st, ready: ready, logged: logged, done: make(chan struct{})}
-	r.queue = append(r.queue, p)
-	if logged {
-		r.log.Append(&Mutation{Seq: r.seq, Ops: t.ops}, func(err error) { r.logDone(p, err) })
+	if p == nil {
+		p = &pending{ready: ready, done: make(chan struct{})}
 	}
+	p.st = st
+	r.queue = append(r.queue, p)
 	if r.log != nil && r.failed == nil {
 		r.reserveLocked()
 	}
