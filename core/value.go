@@ -2,11 +2,11 @@ package core
 
 import (
 	"fmt"
-	"unsafe"
 	"math"
 	"reflect"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Values is the map of top-level keys to values stored at one scope (R2).
