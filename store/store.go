@@ -1,0 +1,297 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/sysreg/sysreg/core"
+	"github.com/sysreg/sysreg/internal/codec"
+	"github.com/sysreg/sysreg/journal"
+	"github.com/sysreg/sysreg/recovery"
+)
+
+// Registry is the API that programs use, embedded (*Store) or over the
+// daemon's socket (*Client) alike (R32).
+type Registry interface {
+	Owner(ctx context.Context, name string, opts core.OwnerOptions) (Owner, error)
+	Snapshot(ctx context.Context) (core.Snapshot, error)
+	Subscribe(ctx context.Context, opts core.SubscribeOptions) (Subscription, error)
+	Evict(ctx context.Context, name string) error
+	Close() error
+}
+
+// Owner is a live owner session (R8–R15).
+type Owner interface {
+	Name() string
+	Update(ctx context.Context, scope core.Scope, values core.Values) error
+	Delete(ctx context.Context, scope core.Scope, keys ...string) error
+	Commit(ctx context.Context, ops ...core.Op) error // R15
+	Close() error                                     // the owner dies (R13)
+}
+
+// Subscription delivers snapshots of the whole view (R16–R21).
+type Subscription interface {
+	C() <-chan core.Snapshot
+	Close() error
+}
+
+// JournalFile is the name of the journal inside the data directory.
+const JournalFile = "journal.db"
+
+// Options configures Open. The zero value is valid.
+type Options struct {
+	// Logger receives lifecycle logs (opened, recovered, checkpoints,
+	// failures). nil: no logging.
+	Logger hclog.Logger
+	// NoSync skips fsync. UNSAFE: a crash or power loss may lose
+	// acknowledged config or damage the journal. Tests and benchmarks only.
+	NoSync bool
+	// MaxUpdateBytes limits the CBOR size of one update or transaction
+	// (R2). Default 1 MiB.
+	MaxUpdateBytes int
+	// CheckpointRecords and CheckpointBytes: a checkpoint is written once
+	// this many records, or this many bytes of records, accumulated past
+	// the last one (R28). Defaults 10,000 and 16 MiB.
+	CheckpointRecords int
+	CheckpointBytes   int64
+	// LockTimeout is how long Open waits for a data directory that another
+	// process holds before failing with ErrLocked. Default 1 s.
+	LockTimeout time.Duration
+
+	hooks journal.Hooks // fault injection, set by tests
+}
+
+// Store is the registry embedded in this process, with its config journaled
+// in a data directory. It implements Registry. Open starts two goroutines
+// (the registry's notifier and the checkpointer); Close stops them.
+type Store struct {
+	dir    string
+	j      *journal.Journal
+	reg    *core.Registry
+	logger hclog.Logger
+	report recovery.Report
+
+	stop, stopped chan struct{}
+	closed        atomic.Bool
+	closeOnce     sync.Once
+	closeErr      error
+}
+
+var _ Registry = (*Store)(nil)
+
+// Open opens (creating if needed, mode 0700) the data directory dir,
+// recovers the acknowledged config from its journal and returns the store
+// ready to serve (R27). A damaged or foreign journal fails with a
+// *CorruptError, a newer format with an error naming both versions, a
+// directory in use with ErrLocked.
+func Open(dir string, opts Options) (*Store, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	if err := makeDir(dir); err != nil {
+		return nil, fmt.Errorf("store: data directory: %w", err)
+	}
+	path := filepath.Join(dir, JournalFile)
+	j, err := journal.Open(path, journal.Options{
+		NoSync:            opts.NoSync,
+		Logger:            logger.Named("journal"),
+		LockTimeout:       opts.LockTimeout,
+		CheckpointRecords: opts.CheckpointRecords,
+		CheckpointBytes:   opts.CheckpointBytes,
+		Hooks:             opts.hooks,
+	})
+	if err != nil {
+		return nil, openError(err)
+	}
+	res, err := recovery.Run(j)
+	if err != nil {
+		j.Close()
+		return nil, openError(err)
+	}
+	rep := res.Report
+	s := &Store{
+		dir:     dir,
+		j:       j,
+		logger:  logger,
+		report:  rep,
+		stop:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	s.reg = core.New(core.Options{
+		Log:            journalLog{j},
+		Initial:        res.Config,
+		SeqFloor:       rep.SeqFloor,
+		MaxUpdateBytes: opts.MaxUpdateBytes,
+		Logger:         logger.Named("core"),
+	})
+	go s.checkpointer()
+	logger.Info("recovered", "dir", dir, "records", rep.Records, "keys", rep.Keys,
+		"owners", rep.Owners, "seq", rep.SeqFloor, "elapsed", rep.Elapsed)
+	return s, nil
+}
+
+// makeDir creates dir (0700) and its missing parents, and fsyncs the parent
+// of every directory it created so the entries survive power loss.
+func makeDir(dir string) error {
+	if fi, err := os.Stat(dir); err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", dir)
+		}
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := makeDir(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	return syncDir(parent)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// openError maps the journal's and recovery's errors to the store's.
+func openError(err error) error {
+	var ce *journal.CorruptError
+	if errors.As(err, &ce) {
+		return &CorruptError{Path: ce.Path, Reason: ce.Reason}
+	}
+	if errors.Is(err, journal.ErrLocked) {
+		return fmt.Errorf("%w (%v)", ErrLocked, err)
+	}
+	return fmt.Errorf("store: open: %w", err)
+}
+
+// journalLog is core's Log on the journal: records are CBOR mutations
+// keyed by their sequence number.
+type journalLog struct{ j *journal.Journal }
+
+func (l journalLog) Append(m *core.Mutation, done func(error)) error {
+	data, err := codec.EncodeMutation(m)
+	if err != nil {
+		return fmt.Errorf("store: encode mutation %d: %w", m.Seq, err)
+	}
+	l.j.Append(m.Seq, data, done)
+	return nil
+}
+
+func (l journalLog) Reserve(seq uint64, done func(error)) { l.j.Reserve(seq, done) }
+
+// checkpointer writes a checkpoint of the published config whenever the
+// journal says one is due (R28). The encoding runs here, off the write path;
+// the journal writes it and drops the records it covers in one transaction.
+func (s *Store) checkpointer() {
+	defer close(s.stopped)
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.j.Due():
+		}
+		snap := s.reg.Snapshot()
+		start := time.Now()
+		data, err := codec.EncodeSnapshot(snap, core.Config)
+		if err == nil {
+			err = s.j.Checkpoint(snap.Seq(), data)
+		}
+		if err != nil {
+			s.logger.Warn("checkpoint failed", "seq", snap.Seq(), "error", err)
+			continue
+		}
+		s.logger.Debug("checkpoint", "seq", snap.Seq(), "bytes", len(data), "elapsed", time.Since(start))
+	}
+}
+
+// Dir returns the data directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Recovery returns what Open recovered.
+func (s *Store) Recovery() recovery.Report { return s.report }
+
+// Owner opens an owner session (R8). See core.Registry.Owner.
+func (s *Store) Owner(ctx context.Context, name string, opts core.OwnerOptions) (Owner, error) {
+	o, err := s.reg.Owner(ctx, name, opts)
+	if err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// Snapshot returns the current view.
+func (s *Store) Snapshot(ctx context.Context) (core.Snapshot, error) {
+	if err := ctx.Err(); err != nil {
+		return core.Snapshot{}, err
+	}
+	if s.closed.Load() {
+		return core.Snapshot{}, ErrClosed
+	}
+	return s.reg.Snapshot(), nil
+}
+
+// Subscribe subscribes to the view (R16–R21).
+func (s *Store) Subscribe(ctx context.Context, opts core.SubscribeOptions) (Subscription, error) {
+	sub, err := s.reg.Subscribe(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return sub, nil
+}
+
+// Evict deletes everything name holds (R14).
+func (s *Store) Evict(ctx context.Context, name string) error { return s.reg.Evict(ctx, name) }
+
+// Stats are the store's counters.
+type Stats struct {
+	Core     core.Stats
+	Journal  journal.Stats
+	Recovery recovery.Report
+	// Keys per bucket and owners holding keys, from the current view.
+	StateKeys, ConfigKeys, Owners int
+}
+
+// Stats returns current counters.
+func (s *Store) Stats() Stats {
+	snap := s.reg.Snapshot()
+	return Stats{
+		Core:       s.reg.Stats(),
+		Journal:    s.j.Stats(),
+		Recovery:   s.report,
+		StateKeys:  snap.Len(core.State),
+		ConfigKeys: snap.Len(core.Config),
+		Owners:     len(snap.Owners()),
+	}
+}
+
+// Close ends every session without owner deaths — a clean close never
+// deletes config (R27) — closes every subscription channel, lets mutations
+// already in flight finish, and closes the journal. Idempotent.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		s.reg.Close()
+		close(s.stop)
+		<-s.stopped
+		s.closeErr = s.j.Close()
+		s.logger.Info("closed", "dir", s.dir)
+	})
+	return s.closeErr
+}
