@@ -22,6 +22,8 @@ var (
 	ErrOwnerInUse = errors.New("core: owner in use")
 	// ErrInvalidOwner: an owner name that breaks R8.
 	ErrInvalidOwner = errors.New("core: invalid owner name")
+	// ErrLimit: a per-owner or per-session limit would be exceeded (R35).
+	ErrLimit = errors.New("core: limit exceeded")
 	// ErrClosed: the registry, owner or subscription is closed.
 	ErrClosed = errors.New("core: closed")
 )

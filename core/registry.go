@@ -189,7 +189,7 @@ func (r *Registry) Owner(ctx context.Context, name string, opts OwnerOptions) (*
 	if _, live := r.sessions[name]; live {
 		return nil, fmt.Errorf("%w: %q", ErrOwnerInUse, name)
 	}
-	o := &Owner{r: r, name: name, keepConfig: opts.KeepConfig}
+	o := &Owner{r: r, name: name, keepConfig: opts.KeepConfig, maxKeys: opts.MaxKeys}
 	r.sessions[name] = o
 	return o, nil
 }
@@ -216,26 +216,37 @@ func (r *Registry) Evict(ctx context.Context, name string) error {
 // mutate runs fn on a working copy of the latest state under the write lock
 // and, if it changed anything, sequences, logs and publishes the result. It
 // returns once the mutation is published, or failed.
-func (r *Registry) mutate(fn func(t *txn) error) error {
+func (r *Registry) mutate(fn func(t *txn) error) error { return r.mutateAsync(fn)() }
+
+// done and failed are the wait functions of mutations settled at once.
+func doneWait() error { return nil }
+
+func failedWait(err error) func() error { return func() error { return err } }
+
+// mutateAsync is mutate split in two: it validates, sequences and (if
+// possible) publishes under the write lock, and returns a function that
+// waits for the outcome. Mutations are applied in the order of mutateAsync
+// calls, whatever order their waits happen in.
+func (r *Registry) mutateAsync(fn func(t *txn) error) func() error {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		return ErrClosed
+		return failedWait(ErrClosed)
 	}
 	t := &r.scratch
 	*t = txn{st: *r.work, record: r.log != nil}
 	if err := fn(t); err != nil {
 		r.mu.Unlock()
-		return err
+		return failedWait(err)
 	}
 	if !t.changed { // R6: no sequence number, no record, no notification
 		r.mu.Unlock()
-		return nil
+		return doneWait
 	}
 	if len(t.ops) > 0 && r.failed != nil {
 		err := r.failed
 		r.mu.Unlock()
-		return err
+		return failedWait(err)
 	}
 	logged := len(t.ops) > 0
 	seq := r.seq + 1
@@ -245,7 +256,7 @@ func (r *Registry) mutate(fn func(t *txn) error) error {
 		err := r.log.Append(&Mutation{Seq: seq, Ops: t.ops}, func(err error) { r.logDone(p, err) })
 		if err != nil { // nothing queued: the mutation never happened
 			r.mu.Unlock()
-			return err
+			return failedWait(err)
 		}
 	}
 	r.seq = seq
@@ -259,7 +270,7 @@ func (r *Registry) mutate(fn func(t *txn) error) error {
 		r.pub.Store(st)
 		r.mu.Unlock()
 		r.hub.notify()
-		return nil
+		return doneWait
 	}
 	if p == nil {
 		p = &pending{ready: ready, done: make(chan struct{})}
@@ -270,8 +281,10 @@ func (r *Registry) mutate(fn func(t *txn) error) error {
 		r.reserveLocked()
 	}
 	r.mu.Unlock()
-	<-p.done
-	return p.err
+	return func() error {
+		<-p.done
+		return p.err
+	}
 }
 
 // reserveLocked asks the Log to reserve the next block of sequence numbers
@@ -348,6 +361,10 @@ func (r *Registry) failLocked(cause error) {
 // OwnerOptions configures an owner session.
 type OwnerOptions struct {
 	KeepConfig bool // R13: config keys outlive the session
+	// MaxKeys limits how many keys (both buckets, all scopes) the owner name
+	// may hold; an update that would insert more fails with ErrLimit.
+	// Zero: no limit. The daemon sets it per session (R35).
+	MaxKeys int
 }
 
 // Owner is a live owner session (R8). Its methods are safe for concurrent
@@ -356,6 +373,7 @@ type Owner struct {
 	r          *Registry
 	name       string
 	keepConfig bool
+	maxKeys    int
 	closed     atomic.Bool
 }
 
@@ -411,6 +429,19 @@ func (o *Owner) update(t *txn, scope Scope, vals Values) error {
 			return &ReservedKeysError{Scope: scope, Keys: keys}
 		}
 	}
+	if o.maxKeys > 0 {
+		km := t.st.scope(scope)
+		added := 0
+		for k := range vals {
+			if _, ok := km.get(k); !ok {
+				added++
+			}
+		}
+		om, _ := t.st.owners.get(o.name)
+		if added > 0 && om.len()+added > o.maxKeys {
+			return fmt.Errorf("%w: owner %q would hold %d keys, the limit is %d", ErrLimit, o.name, om.len()+added, o.maxKeys)
+		}
+	}
 	t.merge(o.name, scope, vals)
 	return nil
 }
@@ -448,22 +479,30 @@ func (o *Owner) delete(t *txn, scope Scope, keys []string) error {
 // working copy as it stands; one sequence number, one record, one
 // notification, or nothing at all. When ops touch keys of other owners, the
 // error names the first such scope in text order with all its reserved keys.
-func (o *Owner) Commit(ctx context.Context, ops ...Op) error {
+func (o *Owner) Commit(ctx context.Context, ops ...Op) error { return o.CommitAsync(ctx, ops...)() }
+
+// CommitAsync is Commit split in two: the transaction is validated and
+// takes its place in the sequence before CommitAsync returns, and the
+// returned function waits for its outcome (durability, for config). A
+// pipelining server uses it to keep many mutations of one owner in flight,
+// in order, sharing fsyncs. Update is CommitAsync(Put(scope, values)) and
+// Delete is CommitAsync(Del(scope, keys...)), errors included.
+func (o *Owner) CommitAsync(ctx context.Context, ops ...Op) (wait func() error) {
 	if err := o.check(ctx); err != nil {
-		return err
+		return failedWait(err)
 	}
 	norm := make([]Op, len(ops))
 	size := 0
 	for i, op := range ops {
 		if err := op.scope.Validate(); err != nil {
-			return fmt.Errorf("op %d: %w", i, err)
+			return failedWait(fmt.Errorf("op %d: %w", i, err))
 		}
 		n := op
 		switch op.kind {
 		case opPut:
 			vals, sz, err := NormalizeValues(op.values)
 			if err != nil {
-				return fmt.Errorf("op %d: %w", i, err)
+				return failedWait(fmt.Errorf("op %d: %w", i, err))
 			}
 			n.values, size = vals, size+sz
 		case opDel:
@@ -471,14 +510,14 @@ func (o *Owner) Commit(ctx context.Context, ops ...Op) error {
 				size += headSize(uint64(len(k))) + len(k)
 			}
 		default:
-			return fmt.Errorf("op %d: %w: zero Op", i, ErrInvalidValue)
+			return failedWait(fmt.Errorf("op %d: %w: zero Op", i, ErrInvalidValue))
 		}
 		norm[i] = n
 	}
 	if size > o.r.maxBytes {
-		return fmt.Errorf("%w: transaction of %d bytes, the limit is %d", ErrTooLarge, size, o.r.maxBytes)
+		return failedWait(fmt.Errorf("%w: transaction of %d bytes, the limit is %d", ErrTooLarge, size, o.r.maxBytes))
 	}
-	return o.r.mutate(func(t *txn) error {
+	return o.r.mutateAsync(func(t *txn) error {
 		if err := o.live(); err != nil {
 			return err
 		}
