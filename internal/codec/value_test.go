@@ -46,6 +46,8 @@ func TestEncodeValueBytes(t *testing.T) {
 		{"int=23", int64(23), "17"},
 		{"int=24", int64(24), "1818"},
 		{"int=256", int64(256), "190100"},
+		{"int=500", int64(500), "1901f4"},
+		{"int=-500", int64(-500), "3901f3"},
 		{"int=65536", int64(65536), "1a00010000"},
 		{"int=2^32", int64(1 << 32), "1b0000000100000000"},
 		{"int=max", int64(math.MaxInt64), "1b7fffffffffffffff"},
@@ -66,6 +68,7 @@ func TestEncodeValueBytes(t *testing.T) {
 		{"list=empty", []any{}, "80"},
 		{"list", []any{int64(1), "a", nil}, "83016161f6"},
 		{"map=empty", map[string]any{}, "a0"},
+		{"map=doc", map[string]any{"b": int64(1), "aa": int64(2)}, "a2 6162 01 626161 02"},
 		// Keys shorter first, then bytewise (RFC 8949 §4.2.1).
 		{"map=order", map[string]any{"b": int64(1), "aa": int64(2), "a": int64(3), "": true},
 			"a4 60f5 616103 616201 62616102"},

@@ -1,0 +1,142 @@
+// Package codec owns sysreg's CBOR schema: the encoding of values (R2), of
+// journal records (core.Mutation, R24) and of snapshots (checkpoints, R28,
+// and whole views on the wire, R34). The journal stores records and
+// checkpoints as opaque bytes; this document is their payload format. The
+// wire protocol embeds values and snapshots and carries its own version.
+//
+// Every encoding is CBOR (RFC 8949) in core deterministic form (§4.2.1:
+// shortest heads, definite lengths, map keys in bytewise order of their
+// encodings) except that every float is written in its 9-byte form. The
+// bytes are exactly what github.com/fxamacker/cbor/v2 writes with
+// CoreDetEncOptions() plus ShortestFloatNone, NaNConvertNone and
+// InfConvertNone and uint64 registered as tag 21330; the tests check this
+// against fxamacker byte for byte. The encoder and decoder themselves are
+// hand-written for the small model they serve: they write uint64 under its
+// tag without rebuilding the value, decode records in one pass without an
+// intermediate any, reject everything outside the model, and are several
+// times faster than fxamacker on a typical record (bench_test.go).
+//
+// # Values
+//
+// A value is one CBOR data item:
+//
+//	nil              f6
+//	false, true      f4, f5
+//	int64 ≥ 0        major type 0, shortest head          5 → 05, 500 → 19 01f4
+//	int64 < 0        major type 1, argument -1-n          -1 → 20, -500 → 39 01f3
+//	uint64           tag 21330 (d9 5352), then major 0    1 → d9 5352 01
+//	float64          fb + 8 bytes big-endian IEEE 754     1.5 → fb 3ff8000000000000
+//	string           major type 3 (UTF-8)                 "é" → 62 c3a9
+//	[]byte           major type 2                         {1,2} → 42 0102
+//	[]any            major type 4, definite length        [1,"a"] → 82 01 6161
+//	map[string]any   major type 5, definite length, text keys sorted shorter
+//	                 first, then bytewise                 {"b":1,"aa":2} → a2 6162 01 626161 02
+//
+// Floats keep their bits: NaN payloads, signalling NaNs, -0 and infinities
+// round-trip exactly (core compares floats by bits). The length of a value's
+// encoding is exactly the size that core.NormalizeValue and
+// core.NormalizeValues account for a value or a scope's values, which is
+// what R2's size limit counts.
+//
+// A scope's values (core.Values) are a map as above whose keys are
+// non-empty; an empty or nil Values is a0.
+//
+// Decoding returns exactly the normal Go types: a plain integer becomes
+// int64 (one outside int64 is an error: a uint64 must carry its tag), tag
+// 21330 becomes uint64 (its content must be an unsigned integer), maps
+// become map[string]any, arrays []any. It also reads what other CBOR
+// encoders may write for the same values: non-shortest heads, map keys in
+// any order, and 2- and 5-byte floats (widened exactly, NaN payloads
+// included). It rejects, as ErrMalformed: any other tag (self-describe 55799,
+// bignums, times…), undefined and other simple values, indefinite-length
+// items of any kind, text that is not UTF-8, map keys that are not text or
+// that repeat, nesting deeper than core.MaxDepth, and trailing bytes.
+// Decoded values never alias the input and are already in normal form.
+// Lengths are only trusted as far as the input can hold them: the decoder
+// allocates in proportion to the bytes it actually reads, so a short input
+// claiming huge or deeply nested containers costs nothing. There is no limit
+// on elements or pairs beyond that, so anything that was accepted on the way
+// in (at most core.MaxDepth deep, any number of elements) can be read back.
+//
+// # Records
+//
+// A record is one core.Mutation, a CBOR array:
+//
+//	record = [version: uint = 1, seq: uint, ops: [op...]]
+//	op     = [1, bucket, type, subtype, owner, values]   merge (core.MutMerge)
+//	       | [2, bucket, type, subtype, [key...]]        delete (core.MutDelete)
+//	       | [3, bucket, owner]                          drop (core.MutDrop)
+//	       | [4, bucket, type, subtype, owner, values]   set (core.MutSet)
+//	bucket = 1 (state) | 2 (config)
+//
+// type, subtype, owner and keys are text strings; values is a scope's values
+// as above. Kind and bucket numbers are fixed by the format, not by core's
+// Go constants. type and subtype form a valid scope (R1); owner and keys are
+// non-empty. The typical record, seq 42, one merge of
+// {"address":"192.168.1.100","up":true} into config/network_interface/eth0
+// by owner "netd", is these 63 bytes:
+//
+//	83                                      array(3): record
+//	   01                                   version 1
+//	   18 2a                                seq 42
+//	   81                                   array(1): ops
+//	      86                                array(6): merge op
+//	         01                             kind 1 = merge
+//	         02                             bucket 2 = config
+//	         71 6e6574776f726b5f696e74657266616365 "network_interface"
+//	         64 65746830                    "eth0"
+//	         64 6e657464                    owner "netd"
+//	         a2                             map(2): values
+//	            62 7570                     "up"
+//	            f5                          true
+//	            67 61646472657373           "address"
+//	            6d 3139322e3136382e312e313030 "192.168.1.100"
+//
+// # Snapshots
+//
+// A snapshot (a checkpoint of the config bucket, or a whole view on the
+// wire) is:
+//
+//	snapshot = [version: uint = 1, seq: uint, scopes: [scope...]]
+//	scope    = [bucket, type, subtype, entries: [entry...]]
+//	entry    = [key, owner, value]
+//
+// Scopes appear in the order of their text form ("config/…" before
+// "state/…"), each once and with at least one entry; entries appear in
+// bytewise order of their keys, each once. The decoder insists on that
+// order, so equal snapshots have equal encodings. An empty snapshot of seq
+// 0 is 83 01 00 80. DecodeSnapshot rebuilds the snapshot with
+// core.Snapshot.Apply from one core.MutSet op per run of consecutive keys of
+// a scope with the same owner.
+//
+// # Versions
+//
+// Records and snapshots start with a format version (RecordVersion,
+// SnapshotVersion; values are versioned by the envelope that carries them).
+// A decoder reads the version before anything else and accepts every version
+// from 1 up to its own; a newer version (or 0) is a *VersionError, matching
+// ErrVersion, that names both versions — even if the rest of the envelope
+// has another shape. Encoders always write the current version. A change to
+// any byte of these layouts needs a new version, with decoding of the old
+// one kept: the golden files in testdata/ (value_v1.cbor, record_v1.cbor,
+// snapshot_v1.cbor) must decode to the same values forever and are rewritten
+// only by an explicit go test -run Golden -update.
+//
+// # Errors
+//
+// Decoders fail with ErrMalformed (the message names what is wrong: the op,
+// scope or key path, and the byte offset) or a *VersionError; they never
+// panic on any input (fuzzed: FuzzDecodeValue, FuzzDecodeMutation,
+// FuzzDecodeSnapshot). Encoders check what they write the way the decoders
+// check what they read, so whatever encodes decodes: an invalid value is an
+// error from core matching core.ErrInvalidValue, an invalid scope one
+// matching core.ErrInvalidScope, any other bad op one matching
+// ErrInvalidMutation.
+//
+// # Concurrency
+//
+// All functions are safe for concurrent use: they keep no state between
+// calls. Encoders read their arguments (values, a snapshot) without
+// modifying them; the caller must not modify a value while it is being
+// encoded.
+package codec

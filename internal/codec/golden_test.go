@@ -1,0 +1,220 @@
+package codec_test
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/sysreg/sysreg/core"
+	"github.com/sysreg/sysreg/internal/codec"
+)
+
+// update rewrites the golden files and the fuzz seeds. Use it only for a new
+// format version, with the old golden files kept: they must decode forever.
+var update = flag.Bool("update", false, "rewrite testdata golden files and fuzz seeds")
+
+// goldenValue holds every kind of value of R2.
+func goldenValue() map[string]any {
+	return map[string]any{
+		"nil":   nil,
+		"false": false,
+		"true":  true,
+		"int": []any{int64(0), int64(23), int64(24), int64(255), int64(256), int64(65536), int64(1 << 32),
+			int64(math.MaxInt64), int64(-1), int64(-25), int64(math.MinInt64)},
+		"uint": []any{uint64(0), uint64(24), uint64(1 << 40), uint64(math.MaxUint64)},
+		"float": []any{1.5, math.Copysign(0, -1), math.Inf(1), math.Inf(-1),
+			math.Float64frombits(0x7ff8000000000001), // quiet NaN with payload
+			math.Float64frombits(0xfff0000000000002), // negative signalling NaN
+			math.SmallestNonzeroFloat64, math.MaxFloat64},
+		"string": "héllo, wörld €𝄞",
+		"long":   strings.Repeat("0123456789", 30),
+		"bytes":  []byte{0, 1, 0xfe, 0xff},
+		"list":   []any{int64(1), []any{"two", []any{uint64(3)}}, map[string]any{"four": 4.0}},
+		"map":    map[string]any{"a": map[string]any{"b": map[string]any{"c": []any{nil}}, "": "empty key"}},
+		"empty":  map[string]any{"list": []any{}, "map": map[string]any{}, "bytes": []byte{}, "string": ""},
+	}
+}
+
+// goldenRecord has one op of every kind.
+func goldenRecord() *core.Mutation {
+	cfg := core.ConfigScope("network_interface", "eth0")
+	return &core.Mutation{Seq: 123456789, Ops: []core.MutationOp{
+		{Kind: core.MutMerge, Scope: cfg, Owner: "netd", Values: goldenValue()},
+		{Kind: core.MutSet, Scope: core.ConfigScope("wifi", "wlan0/ap"), Owner: "wifid",
+			Values: core.Values{"ssid": "home", "channel": int64(6)}},
+		{Kind: core.MutDelete, Scope: cfg, Keys: []string{"nil", "false"}},
+		{Kind: core.MutDrop, Scope: core.Scope{Bucket: core.Config}, Owner: "gone"},
+	}}
+}
+
+// goldenSnapshot has both buckets, several owners in one scope, and scopes
+// whose text order differs from the order of their parts.
+func goldenSnapshot(t *testing.T) core.Snapshot {
+	s, err := core.Snapshot{}.Apply(&core.Mutation{Seq: 987654321, Ops: []core.MutationOp{
+		{Kind: core.MutSet, Scope: core.ConfigScope("net", "eth0"), Owner: "netd",
+			Values: core.Values{"address": "192.168.1.100", "mtu": int64(1500), "up": true}},
+		{Kind: core.MutSet, Scope: core.ConfigScope("net", "eth0"), Owner: "tool", Values: core.Values{"note": nil}},
+		{Kind: core.MutSet, Scope: core.ConfigScope("net", "eth0/1"), Owner: "netd", Values: core.Values{"vlan": uint64(7)}},
+		{Kind: core.MutSet, Scope: core.ConfigScope("net.x", "a"), Owner: "netd", Values: core.Values{"k": []byte{1}}},
+		{Kind: core.MutSet, Scope: core.StateScope("net", "eth0"), Owner: "netd", Values: goldenValue()},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// golden compares data with testdata/name, or writes it with -update.
+func golden(t *testing.T, name string, data []byte) []byte {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(data, want) {
+		// The golden file stays what it is: old data must decode forever.
+		// A deliberate change of encoding needs a new format version.
+		t.Errorf("encoding differs from %s: the format changed\n got  %x\n want %x", path, data, want)
+	}
+	return want
+}
+
+func TestGoldenValue(t *testing.T) {
+	enc, err := codec.EncodeValue(goldenValue())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := golden(t, "value_v1.cbor", enc)
+	got, err := codec.DecodeValue(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !codecEqual(got, goldenValue()) {
+		t.Fatalf("value_v1.cbor decodes to %#v", got)
+	}
+}
+
+func TestGoldenRecord(t *testing.T) {
+	enc, err := codec.EncodeMutation(goldenRecord())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := golden(t, "record_v1.cbor", enc)
+	got, err := codec.DecodeMutation(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equalMutation(got, goldenRecord()) {
+		t.Fatalf("record_v1.cbor decodes to %+v", got)
+	}
+}
+
+func TestGoldenSnapshot(t *testing.T) {
+	want := goldenSnapshot(t)
+	enc, err := codec.EncodeSnapshot(want, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := golden(t, "snapshot_v1.cbor", enc)
+	got, err := codec.DecodeSnapshot(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Seq() != want.Seq() {
+		t.Fatalf("seq %d, want %d", got.Seq(), want.Seq())
+	}
+	w, g := walkAll(t, want, 0), walkAll(t, got, 0)
+	if len(w) != len(g) {
+		t.Fatalf("snapshot_v1.cbor has %d keys, want %d", len(g), len(w))
+	}
+	for i := range w {
+		if w[i].scope != g[i].scope || w[i].key != g[i].key || w[i].owner != g[i].owner || !codecEqual(w[i].value, g[i].value) {
+			t.Fatalf("key %d: %+v, want %+v", i, g[i], w[i])
+		}
+	}
+}
+
+// TestFuzzSeeds writes the seed corpora with -update; otherwise it checks
+// that each fuzz target has seeds (go test runs them as subtests of the
+// targets).
+func TestFuzzSeeds(t *testing.T) {
+	rec := func(m *core.Mutation) []byte {
+		b, err := codec.EncodeMutation(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	val := func(v any) []byte {
+		b, err := codec.EncodeValue(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	snap, err := codec.EncodeSnapshot(goldenSnapshot(t), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeds := map[string]map[string][]byte{
+		"FuzzDecodeValue": {
+			"golden":      val(goldenValue()),
+			"typical":     val(typicalRecord().Ops[0].Values),
+			"scalar":      val(uint64(1)),
+			"half-float":  unhex(t, "82 f97e01 fa7f800001"),
+			"long-head":   unhex(t, "a1 7800 1b0000000000000001"),
+			"unsorted":    unhex(t, "a2 6162 01 6161 02"),
+			"dup-key":     unhex(t, "a2 6161 01 6161 02"),
+			"tag":         unhex(t, "d9d9f7 00"),
+			"indefinite":  unhex(t, "9f 01 ff"),
+			"huge-length": unhex(t, "9b ffffffffffffffff 00"),
+			"deep":        unhex(t, nest("81", "80", "", 200)),
+		},
+		"FuzzDecodeMutation": {
+			"golden":    rec(goldenRecord()),
+			"typical":   rec(typicalRecord()),
+			"empty":     rec(&core.Mutation{Seq: 1}),
+			"version-2": unhex(t, "83 02 01 80"),
+			"drop":      unhex(t, "83 01 01 81 83 03 02 616f"),
+			"delete":    unhex(t, "83 01 01 81 85 02 02 6174 6173 81 616b"),
+			"bad-kind":  unhex(t, "83 01 01 81 83 05 02 616f"),
+		},
+		"FuzzDecodeSnapshot": {
+			"golden":    snap,
+			"empty":     unhex(t, "83 01 00 80"),
+			"one":       unhex(t, "83 01 05 81 84 02 6174 6173 81 83 616b 616f 01"),
+			"two-owner": unhex(t, "83 01 05 81 84 02 6174 6173 82 83 616b 616f 01 83 616c 6170 02"),
+			"version-2": unhex(t, "83 02 00 80"),
+		},
+	}
+	for target, files := range seeds {
+		dir := filepath.Join("testdata", "fuzz", target)
+		if *update {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for name, b := range files {
+				content := fmt.Sprintf("go test fuzz v1\n[]byte(%s)\n", strconv.Quote(string(b)))
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil || len(entries) == 0 {
+			t.Errorf("no seeds for %s in %s (run go test -run TestFuzzSeeds -update): %v", target, dir, err)
+		}
+	}
+}
