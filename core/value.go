@@ -232,7 +232,7 @@ func normalizeReflect(rv reflect.Value, path valuePath, depth int) (any, int, er
 			size += headSize(uint64(len(k))) + len(k) + n
 		}
 		return out, size, nil
-	case reflect.Interface, reflect.Pointer:
+	case reflect.Interface:
 		if rv.IsNil() {
 			return nil, 1, nil
 		}
