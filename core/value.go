@@ -5,6 +5,7 @@ import (
 	"math"
 	"reflect"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 	"unsafe"
 )
@@ -28,14 +29,16 @@ func (p valuePath) String() string {
 	if len(p) == 0 {
 		return "(values)"
 	}
-	s := ""
+	// A strings.Builder, not +=: the path of a value rejected for depth has
+	// MaxDepth elements, and repeated concatenation is quadratic in that.
+	var b strings.Builder
 	for i, e := range p {
 		if i > 0 && e[0] != '[' {
-			s += "."
+			b.WriteByte('.')
 		}
-		s += e
+		b.WriteString(e)
 	}
-	return s
+	return b.String()
 }
 
 func invalid(path valuePath, format string, args ...any) error {
