@@ -52,10 +52,11 @@
 // items of any kind, text that is not UTF-8, map keys that are not text or
 // that repeat, nesting deeper than core.MaxDepth, and trailing bytes.
 // Decoded values never alias the input and are already in normal form.
-// Lengths are only trusted as far as the input can hold them: the decoder
-// allocates in proportion to the bytes it actually reads, so a short input
-// claiming huge or deeply nested containers costs nothing. There is no limit
-// on elements or pairs beyond that, so anything that was accepted on the way
+// Declared lengths are trusted only as far as the remaining input can hold
+// them, and only small containers are allocated before their elements are
+// read, so a short input that claims huge or deeply nested containers makes
+// the decoder allocate little (a few hundred bytes per input byte at worst).
+// There is no other limit on elements or pairs: anything accepted on the way
 // in (at most core.MaxDepth deep, any number of elements) can be read back.
 //
 // # Records

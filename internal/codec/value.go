@@ -189,12 +189,12 @@ func compareKeys(a, b string) int {
 	return strings.Compare(a, b)
 }
 
-// smallAlloc is the largest container the decoder allocates from its
-// declared length before reading the elements. Larger ones are collected on
-// a scratch stack first, so that nested headers that merely claim large
-// lengths cannot make the decoder allocate more than a small multiple of the
-// input size.
-const smallAlloc = 32
+// smallAlloc is the largest array the decoder allocates from its declared
+// length before reading the elements; larger ones are collected on a
+// scratch stack first. A map is created with room for at most 8 pairs and
+// grows as pairs are read. So headers that merely claim large lengths, nested
+// or not, cannot make the decoder allocate much more than it reads.
+const smallAlloc = 16
 
 // value decodes one value at the given depth (1 at the top).
 func (d *decoder) value(depth int) (any, error) {
@@ -311,7 +311,7 @@ func (d *decoder) mapBody(n uint64, childDepth int, topLevel bool) (map[string]a
 	if n > d.remaining()/2 {
 		return nil, d.errorf("map of %d pairs is longer than the %d bytes left", n, d.remaining())
 	}
-	m := make(map[string]any, min(n, smallAlloc))
+	m := make(map[string]any, min(n, 8))
 	for range n {
 		keyOff := d.off
 		major, _, arg, err := d.head()

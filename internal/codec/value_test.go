@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -432,5 +433,32 @@ func TestErrorNamesPath(t *testing.T) {
 	_, err := codec.DecodeValues(unhex(t, "a1 6161 a1 6162 82 01 62c328"))
 	if !errors.Is(err, codec.ErrMalformed) || !strings.Contains(err.Error(), "a.b[1]") {
 		t.Fatalf("error %q does not name a.b[1]", err)
+	}
+}
+
+// TestDecodeAllocationBound: inputs whose headers claim large or deeply
+// nested containers make the decoder allocate at most a few hundred bytes
+// per input byte.
+func TestDecodeAllocationBound(t *testing.T) {
+	inputs := map[string]string{
+		"nested=lists-16":  strings.Repeat("90", core.MaxDepth-1),
+		"nested=lists-big": strings.Repeat("9a 7fffffff", 5000),
+		"nested=maps":      strings.Repeat("b9 ffff 60", core.MaxDepth-1),
+		"list=huge":        "9a 7fffffff" + strings.Repeat("00", 1000),
+		"map=huge":         "ba 7fffffff" + strings.Repeat("6100", 1000),
+	}
+	for name, h := range inputs {
+		t.Run(name, func(t *testing.T) {
+			b := unhex(t, h)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			if _, err := codec.DecodeValue(b); !errors.Is(err, codec.ErrMalformed) {
+				t.Fatalf("error %v, want ErrMalformed", err)
+			}
+			runtime.ReadMemStats(&after)
+			if got, limit := after.TotalAlloc-before.TotalAlloc, uint64(400*len(b)+1<<20); got > limit {
+				t.Fatalf("decoding %d bytes allocated %d bytes, more than %d", len(b), got, limit)
+			}
+		})
 	}
 }
