@@ -521,6 +521,7 @@ func (o *Owner) CommitAsync(ctx context.Context, ops ...Op) (wait func() error) 
 		if err := o.live(); err != nil {
 			return err
 		}
+		base := t.st
 		var reserved *ReservedKeysError
 		for _, op := range norm {
 			var err error
@@ -543,6 +544,13 @@ func (o *Owner) CommitAsync(ctx context.Context, ops ...Op) (wait func() error) 
 		}
 		if reserved != nil {
 			return reserved
+		}
+		// R6: a transaction whose net effect is nothing (a key put and
+		// deleted again, a value changed and put back) is a no-op: no
+		// sequence number, no record, no notification. Single ops never
+		// get here with t.changed set and nothing changed.
+		if t.changed && len(norm) > 1 && sameView(&base, &t.st) {
+			t.changed = false
 		}
 		return nil
 	})
@@ -596,3 +604,9 @@ func Put(scope Scope, values Values) Op { return Op{kind: opPut, scope: scope, v
 // Del is a delete inside a transaction; with no keys, every key of the
 // committing owner in scope.
 func Del(scope Scope, keys ...string) Op { return Op{kind: opDel, scope: scope, keys: keys} }
+
+// Parts returns what an Op holds: its scope, and either its values (Put)
+// or its keys (Del). Clients that send ops elsewhere use it.
+func (op Op) Parts() (scope Scope, values Values, keys []string, isPut bool) {
+	return op.scope, op.values, op.keys, op.kind == opPut
+}

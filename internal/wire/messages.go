@@ -1,0 +1,140 @@
+package wire
+
+import "github.com/fxamacker/cbor/v2"
+
+// Hello opens a connection: the client's protocol version and name.
+type Hello struct {
+	_       struct{} `cbor:",toarray"`
+	Version uint64
+	Client  string
+}
+
+// HelloOK accepts it: the daemon's version and its limits.
+type HelloOK struct {
+	_        struct{} `cbor:",toarray"`
+	Version  uint64
+	Server   string
+	MaxFrame uint64
+}
+
+// Scope is core.Scope on the wire: [bucket, type, subtype].
+type Scope struct {
+	_       struct{} `cbor:",toarray"`
+	Bucket  uint8
+	Type    string
+	Subtype string
+}
+
+// Attach opens an owner session on this connection (R8, R31).
+type Attach struct {
+	_          struct{} `cbor:",toarray"`
+	Name       string   // "" for an anonymous owner
+	KeepConfig bool
+}
+
+// AttachOK names the session: a handle for later requests and the owner's
+// name (generated for anonymous owners).
+type AttachOK struct {
+	_      struct{} `cbor:",toarray"`
+	Handle uint64
+	Name   string
+}
+
+// Detach ends an owner session: the owner dies (R13).
+type Detach struct {
+	_      struct{} `cbor:",toarray"`
+	Handle uint64
+}
+
+// Op kinds.
+const (
+	OpPut uint8 = 1
+	OpDel uint8 = 2
+)
+
+// Op is one operation of a Mutate. Values is the CBOR of a values map as
+// internal/codec encodes it (uint64 tagged), or null for OpDel.
+type Op struct {
+	_      struct{} `cbor:",toarray"`
+	Kind   uint8
+	Scope  Scope
+	Values cbor.RawMessage
+	Keys   []string
+}
+
+// Mutate applies ops for an owner atomically. One Put is Owner.Update, one
+// Del is Owner.Delete, several are Owner.Commit.
+type Mutate struct {
+	_      struct{} `cbor:",toarray"`
+	Handle uint64
+	Ops    []Op
+}
+
+// SnapshotOK carries a whole view encoded by internal/codec.EncodeSnapshot.
+type SnapshotOK struct {
+	_    struct{} `cbor:",toarray"`
+	Data []byte
+}
+
+// Subscribe asks for deliveries (R16–R21); durations in nanoseconds.
+type Subscribe struct {
+	_           struct{} `cbor:",toarray"`
+	MinInterval int64
+	Hysteresis  int64
+	Match       Scope // zero fields match any
+}
+
+// SubscribeOK names the subscription; Delivery pushes carry this id.
+type SubscribeOK struct {
+	_   struct{} `cbor:",toarray"`
+	Sub uint64
+}
+
+// Unsubscribe ends a subscription.
+type Unsubscribe struct {
+	_   struct{} `cbor:",toarray"`
+	Sub uint64
+}
+
+// Evict deletes everything an owner name holds (R14).
+type Evict struct {
+	_    struct{} `cbor:",toarray"`
+	Name string
+}
+
+// Delivery is a pushed snapshot (encoded by internal/codec.EncodeSnapshot).
+type Delivery struct {
+	_    struct{} `cbor:",toarray"`
+	Data []byte
+}
+
+// StatsOK carries the daemon's counters as a CBOR map of values.
+type StatsOK struct {
+	_    struct{} `cbor:",toarray"`
+	Data []byte   // internal/codec.EncodeValue of a map[string]any
+}
+
+// Error codes: each maps to one sentinel error of core or store.
+const (
+	CodeInvalidScope = "invalid_scope"
+	CodeInvalidValue = "invalid_value"
+	CodeTooLarge     = "too_large"
+	CodeReservedKeys = "reserved_keys"
+	CodeOwnerInUse   = "owner_in_use"
+	CodeInvalidOwner = "invalid_owner"
+	CodeClosed       = "closed"
+	CodeJournal      = "journal"
+	CodeLimit        = "limit"
+	CodePermission   = "permission"
+	CodeBadRequest   = "bad_request"
+	CodeInternal     = "internal"
+)
+
+// Error is a failed request. Scope and Keys are set for reserved_keys.
+type Error struct {
+	_       struct{} `cbor:",toarray"`
+	Code    string
+	Message string
+	Scope   Scope
+	Keys    []string
+}

@@ -1,0 +1,210 @@
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// Version is the protocol version this build speaks (see PROTOCOL.md).
+const Version = 1
+
+// DefaultMaxFrame is the default limit on a frame's payload, both ways.
+const DefaultMaxFrame = 4 << 20
+
+// Type is a frame's message type.
+type Type uint8
+
+// Requests (client → daemon). Each is answered by exactly one reply frame
+// carrying the same id: the reply type named, or TError.
+const (
+	THello       Type = 1  // Hello → HelloOK; must be the first frame
+	TAttach      Type = 2  // Attach → AttachOK
+	TDetach      Type = 3  // Detach → OK: the owner dies (R13)
+	TMutate      Type = 4  // Mutate → OK: an update, delete or transaction
+	TSnapshot    Type = 5  // (no body) → SnapshotOK
+	TSubscribe   Type = 6  // Subscribe → SubscribeOK, then Delivery pushes
+	TUnsubscribe Type = 7  // Unsubscribe → OK
+	TEvict       Type = 8  // Evict → OK
+	TStats       Type = 9  // (no body) → StatsOK
+	TPing        Type = 10 // (no body) → OK
+)
+
+// Replies and pushes (daemon → client).
+const (
+	THelloOK     Type = 64
+	TOK          Type = 65 // no body
+	TError       Type = 66
+	TAttachOK    Type = 67
+	TSnapshotOK  Type = 68
+	TSubscribeOK Type = 69
+	TStatsOK     Type = 70
+	TDelivery    Type = 96 // push: id is the subscription id
+	TSubClosed   Type = 97 // push: the daemon ended the subscription; id is its id
+)
+
+func (t Type) String() string {
+	if n, ok := typeNames[t]; ok {
+		return n
+	}
+	return fmt.Sprintf("type(%d)", uint8(t))
+}
+
+var typeNames = map[Type]string{
+	THello: "hello", TAttach: "attach", TDetach: "detach", TMutate: "mutate",
+	TSnapshot: "snapshot", TSubscribe: "subscribe", TUnsubscribe: "unsubscribe",
+	TEvict: "evict", TStats: "stats", TPing: "ping", THelloOK: "hello_ok", TOK: "ok",
+	TError: "error", TAttachOK: "attach_ok", TSnapshotOK: "snapshot_ok",
+	TSubscribeOK: "subscribe_ok", TStatsOK: "stats_ok", TDelivery: "delivery",
+	TSubClosed: "sub_closed",
+}
+
+// Known reports whether t is a type of this protocol version.
+func (t Type) Known() bool { _, ok := typeNames[t]; return ok }
+
+// Frame is one decoded frame: [type, id, body].
+type Frame struct {
+	_    struct{} `cbor:",toarray"`
+	Type Type
+	ID   uint64
+	Body cbor.RawMessage // a CBOR item; null for no body
+}
+
+// Errors of the framing layer.
+var (
+	// ErrFrameTooLarge: a length prefix above the limit; nothing was
+	// allocated for it and the stream cannot be resynchronised.
+	ErrFrameTooLarge = errors.New("wire: frame too large")
+	// ErrMalformed: a frame or body that does not decode.
+	ErrMalformed = errors.New("wire: malformed frame")
+)
+
+var (
+	encMode cbor.EncMode
+	decMode cbor.DecMode
+)
+
+func init() {
+	var err error
+	encMode, err = cbor.CoreDetEncOptions().EncMode()
+	if err != nil {
+		panic(err)
+	}
+	decMode, err = cbor.DecOptions{
+		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
+		IndefLength:       cbor.IndefLengthForbidden,
+		TagsMd:            cbor.TagsAllowed, // values carry core.Uint64Tag; codec checks them
+		MaxNestedLevels:   64,
+		MaxArrayElements:  1 << 20,
+		MaxMapPairs:       1 << 20,
+		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
+	}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+}
+
+// AppendFrame appends the encoding of a frame — a 4-byte big-endian length
+// and the CBOR array [type, id, body] — to dst. body is a message struct,
+// raw CBOR (cbor.RawMessage), or nil for no body.
+func AppendFrame(dst []byte, t Type, id uint64, body any) ([]byte, error) {
+	raw, err := EncodeBody(t, body)
+	if err != nil {
+		return dst, err
+	}
+	dst = AppendHeader(dst, t, id, len(raw))
+	return append(dst, raw...), nil
+}
+
+// EncodeBody encodes a message body (see AppendFrame).
+func EncodeBody(t Type, body any) (cbor.RawMessage, error) {
+	switch b := body.(type) {
+	case nil:
+		return cbor.RawMessage{0xf6}, nil // null
+	case cbor.RawMessage:
+		return b, nil
+	}
+	raw, err := encMode.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("wire: encode %s body: %w", t, err)
+	}
+	return raw, nil
+}
+
+// AppendHeader appends everything of a frame but its body of bodyLen bytes:
+// the length prefix and the start of the array [type, id, …]. Writing the
+// header and then a body encoded once lets the daemon push one snapshot to
+// many subscribers without copying it per subscriber.
+func AppendHeader(dst []byte, t Type, id uint64, bodyLen int) []byte {
+	var head [1 + 2 + 9]byte
+	h := append(head[:0], 0x83) // array of 3
+	h = appendUint(h, uint64(t))
+	h = appendUint(h, id)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(h)+bodyLen))
+	return append(dst, h...)
+}
+
+func appendUint(dst []byte, n uint64) []byte {
+	switch {
+	case n < 24:
+		return append(dst, byte(n))
+	case n <= 0xff:
+		return append(dst, 0x18, byte(n))
+	case n <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(dst, 0x19), uint16(n))
+	case n <= 0xffffffff:
+		return binary.BigEndian.AppendUint32(append(dst, 0x1a), uint32(n))
+	}
+	return binary.BigEndian.AppendUint64(append(dst, 0x1b), n)
+}
+
+// ReadFrame reads one frame of at most max payload bytes. The length is
+// checked before anything is allocated (R34). The returned frame's Body
+// aliases buf's storage when it fits; pass the previous buffer back to reuse
+// it.
+func ReadFrame(r io.Reader, max int, buf []byte) (Frame, []byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return Frame{}, buf, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if int64(n) > int64(max) {
+		return Frame{}, buf, fmt.Errorf("%w: %d bytes, the limit is %d", ErrFrameTooLarge, n, max)
+	}
+	if cap(buf) < int(n) {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return Frame{}, buf, err
+	}
+	f, err := DecodeFrame(buf)
+	return f, buf, err
+}
+
+// DecodeFrame decodes a frame payload (without the length prefix).
+func DecodeFrame(payload []byte) (Frame, error) {
+	var f Frame
+	if err := decMode.Unmarshal(payload, &f); err != nil {
+		return Frame{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if len(f.Body) == 0 {
+		return Frame{}, fmt.Errorf("%w: no body", ErrMalformed)
+	}
+	return f, nil
+}
+
+// DecodeBody decodes a frame's body into v, strictly: unknown fields, wrong
+// types and trailing data are errors matching ErrMalformed.
+func DecodeBody(f Frame, v any) error {
+	if err := decMode.Unmarshal(f.Body, v); err != nil {
+		return fmt.Errorf("%w: %s body: %v", ErrMalformed, f.Type, err)
+	}
+	return nil
+}

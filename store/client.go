@@ -1,0 +1,504 @@
+package store
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sysreg/sysreg/core"
+	"github.com/sysreg/sysreg/internal/codec"
+	"github.com/sysreg/sysreg/internal/wire"
+)
+
+// Client is a Registry served by sysregd over its Unix socket (R32): the
+// same method set and the same errors as an embedded *Store. Calls from
+// many goroutines are pipelined on one connection. If the connection is
+// lost, every call fails with an error matching ErrConnLost; the daemon has
+// then ended this client's owner sessions (R31) and nothing re-attaches by
+// itself. A Client owns one reader goroutine, which Close stops.
+type Client struct {
+	nc       net.Conn
+	maxFrame atomic.Int64 // the daemon's frame limit (handshake)
+	server   string
+
+	wmu      sync.Mutex // guards wbuf, spare, flushing
+	wbuf     []byte     // frames waiting to be written
+	spare    []byte
+	flushing bool // a goroutine is writing wbuf out
+
+	mu      sync.Mutex // guards the fields below
+	nextID  uint64
+	pending map[uint64]chan wire.Frame
+	subs    map[uint64]*clientSub
+	err     error // set once the connection is lost or closed
+
+	done chan struct{} // closed when the reader exits
+}
+
+var _ Registry = (*Client)(nil)
+
+// Dial connects to the daemon's socket and performs the handshake.
+func Dial(ctx context.Context, socket string) (*Client, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "unix", socket)
+	if err != nil {
+		return nil, fmt.Errorf("store: dial %s: %w", socket, err)
+	}
+	c := &Client{
+		nc:      nc,
+		pending: map[uint64]chan wire.Frame{},
+		subs:    map[uint64]*clientSub{},
+		done:    make(chan struct{}),
+	}
+	c.maxFrame.Store(wire.DefaultMaxFrame)
+	go c.read()
+	var ok wire.HelloOK
+	if err := c.call(ctx, wire.THello, wire.Hello{Version: wire.Version, Client: "sysreg-go"}, wire.THelloOK, &ok); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("store: handshake with %s: %w", socket, err)
+	}
+	c.server = ok.Server
+	if ok.MaxFrame > 0 && ok.MaxFrame < 1<<31 {
+		c.maxFrame.Store(int64(ok.MaxFrame))
+	}
+	return c, nil
+}
+
+// Close closes the connection: the daemon ends this client's owner
+// sessions (their keys go, R13/R31) and subscriptions; every channel of the
+// client's subscriptions is closed. Idempotent.
+func (c *Client) Close() error {
+	c.fail(ErrClosed)
+	<-c.done
+	return nil
+}
+
+// fail marks the client unusable with err (the first error wins) and
+// closes the connection; the reader then wakes every waiter.
+func (c *Client) fail(err error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	c.mu.Unlock()
+	c.nc.Close()
+}
+
+// read dispatches replies to waiting calls and deliveries to subscriptions.
+func (c *Client) read() {
+	defer close(c.done)
+	br := bufio.NewReaderSize(c.nc, 64<<10)
+	var err error
+	for {
+		var f wire.Frame
+		f, _, err = wire.ReadFrame(br, int(c.maxFrame.Load())+1024, nil)
+		if err != nil {
+			break
+		}
+		switch f.Type {
+		case wire.TDelivery:
+			c.deliver(f)
+			continue
+		case wire.TSubClosed:
+			c.mu.Lock()
+			s := c.subs[f.ID]
+			delete(c.subs, f.ID)
+			c.mu.Unlock()
+			if s != nil {
+				s.closeLocal()
+			}
+			continue
+		}
+		c.mu.Lock()
+		ch := c.pending[f.ID]
+		delete(c.pending, f.ID)
+		c.mu.Unlock()
+		if ch != nil {
+			ch <- f
+		}
+	}
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = fmt.Errorf("%w: %v", ErrConnLost, err)
+	}
+	pending, subs := c.pending, c.subs
+	c.pending, c.subs = map[uint64]chan wire.Frame{}, map[uint64]*clientSub{}
+	c.mu.Unlock()
+	c.nc.Close()
+	for _, ch := range pending {
+		close(ch)
+	}
+	for _, s := range subs {
+		s.closeLocal()
+	}
+}
+
+func (c *Client) deliver(f wire.Frame) {
+	c.mu.Lock()
+	s := c.subs[f.ID]
+	c.mu.Unlock()
+	if s == nil {
+		return
+	}
+	var d wire.Delivery
+	if err := wire.DecodeBody(f, &d); err != nil {
+		c.fail(fmt.Errorf("%w: delivery: %v", ErrProtocol, err))
+		return
+	}
+	snap, err := codec.DecodeSnapshot(d.Data)
+	if err != nil {
+		c.fail(fmt.Errorf("%w: delivery: %v", ErrProtocol, err))
+		return
+	}
+	s.put(snap)
+}
+
+// register allocates a request id and its reply channel.
+func (c *Client) register() (uint64, chan wire.Frame, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return 0, nil, c.err
+	}
+	c.nextID++
+	ch := make(chan wire.Frame, 1)
+	c.pending[c.nextID] = ch
+	return c.nextID, ch, nil
+}
+
+func (c *Client) unregister(id uint64) {
+	c.mu.Lock()
+	delete(c.pending, id)
+	c.mu.Unlock()
+}
+
+// send queues a frame and writes out everything queued unless another
+// goroutine is already doing so: concurrent calls share write syscalls.
+func (c *Client) send(frame []byte) error {
+	c.wmu.Lock()
+	c.wbuf = append(c.wbuf, frame...)
+	if c.flushing {
+		c.wmu.Unlock()
+		return nil
+	}
+	c.flushing = true
+	for len(c.wbuf) > 0 {
+		buf := c.wbuf
+		c.wbuf = c.spare[:0]
+		c.wmu.Unlock()
+		_, err := c.nc.Write(buf)
+		c.wmu.Lock()
+		c.spare = buf[:0]
+		if err != nil {
+			c.wbuf = c.wbuf[:0]
+			c.flushing = false
+			c.wmu.Unlock()
+			c.fail(fmt.Errorf("%w: %v", ErrConnLost, err))
+			return err
+		}
+	}
+	c.flushing = false
+	c.wmu.Unlock()
+	return nil
+}
+
+// roundTrip sends a request and waits for its reply frame. If ctx ends
+// first the request may still take effect.
+func (c *Client) roundTrip(ctx context.Context, t wire.Type, body any) (wire.Frame, error) {
+	if err := ctx.Err(); err != nil {
+		return wire.Frame{}, err
+	}
+	id, ch, err := c.register()
+	if err != nil {
+		return wire.Frame{}, err
+	}
+	frame, err := wire.AppendFrame(nil, t, id, body)
+	if err != nil {
+		c.unregister(id)
+		return wire.Frame{}, err
+	}
+	if max := int(c.maxFrame.Load()); len(frame) > max+4 {
+		c.unregister(id)
+		return wire.Frame{}, fmt.Errorf("%w: request of %d bytes, the daemon's frame limit is %d", core.ErrTooLarge, len(frame), max)
+	}
+	c.send(frame)
+	select {
+	case f, ok := <-ch:
+		if !ok {
+			c.mu.Lock()
+			err := c.err
+			c.mu.Unlock()
+			return wire.Frame{}, err
+		}
+		return f, nil
+	case <-ctx.Done():
+		c.unregister(id)
+		return wire.Frame{}, ctx.Err()
+	}
+}
+
+// call is roundTrip for requests with a typed reply (want) or OK (want 0).
+func (c *Client) call(ctx context.Context, t wire.Type, body any, want wire.Type, out any) error {
+	f, err := c.roundTrip(ctx, t, body)
+	if err != nil {
+		return err
+	}
+	switch f.Type {
+	case wire.TError:
+		var we wire.Error
+		if err := wire.DecodeBody(f, &we); err != nil {
+			return fmt.Errorf("%w: error reply: %v", ErrProtocol, err)
+		}
+		return fromWireError(we)
+	case want:
+		if out != nil {
+			if err := wire.DecodeBody(f, out); err != nil {
+				return fmt.Errorf("%w: %s reply: %v", ErrProtocol, f.Type, err)
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: %s answered with %s", ErrProtocol, t, f.Type)
+}
+
+// Owner attaches an owner session on this connection (R8, R31).
+func (c *Client) Owner(ctx context.Context, name string, opts core.OwnerOptions) (Owner, error) {
+	var ok wire.AttachOK
+	if err := c.call(ctx, wire.TAttach, wire.Attach{Name: name, KeepConfig: opts.KeepConfig}, wire.TAttachOK, &ok); err != nil {
+		return nil, err
+	}
+	return &clientOwner{c: c, handle: ok.Handle, name: ok.Name}, nil
+}
+
+// Snapshot returns the daemon's current view.
+func (c *Client) Snapshot(ctx context.Context) (core.Snapshot, error) {
+	var ok wire.SnapshotOK
+	if err := c.call(ctx, wire.TSnapshot, nil, wire.TSnapshotOK, &ok); err != nil {
+		return core.Snapshot{}, err
+	}
+	snap, err := codec.DecodeSnapshot(ok.Data)
+	if err != nil {
+		return core.Snapshot{}, fmt.Errorf("%w: snapshot: %v", ErrProtocol, err)
+	}
+	return snap, nil
+}
+
+// Subscribe subscribes on the daemon, which applies the rate limit (R31).
+func (c *Client) Subscribe(ctx context.Context, opts core.SubscribeOptions) (Subscription, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	id, ch, err := c.register()
+	if err != nil {
+		return nil, err
+	}
+	s := &clientSub{c: c, id: id, ch: make(chan core.Snapshot, 1)}
+	c.mu.Lock()
+	c.subs[id] = s
+	c.mu.Unlock()
+	body := wire.Subscribe{
+		MinInterval: int64(opts.MinInterval),
+		Hysteresis:  int64(opts.Hysteresis),
+		Match:       wire.Scope{Bucket: uint8(opts.Match.Bucket), Type: opts.Match.Type, Subtype: opts.Match.Subtype},
+	}
+	frame, err := wire.AppendFrame(nil, wire.TSubscribe, id, body)
+	if err == nil {
+		err = c.send(frame)
+	}
+	if err == nil {
+		select {
+		case f, ok := <-ch:
+			switch {
+			case !ok:
+				c.mu.Lock()
+				err = c.err
+				c.mu.Unlock()
+			case f.Type == wire.TError:
+				var we wire.Error
+				if derr := wire.DecodeBody(f, &we); derr != nil {
+					err = fmt.Errorf("%w: %v", ErrProtocol, derr)
+				} else {
+					err = fromWireError(we)
+				}
+			case f.Type != wire.TSubscribeOK:
+				err = fmt.Errorf("%w: subscribe answered with %s", ErrProtocol, f.Type)
+			}
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	if err != nil {
+		c.unregister(id)
+		c.mu.Lock()
+		delete(c.subs, id)
+		c.mu.Unlock()
+		s.closeLocal()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Evict deletes everything name holds (R14).
+func (c *Client) Evict(ctx context.Context, name string) error {
+	return c.call(ctx, wire.TEvict, wire.Evict{Name: name}, wire.TOK, nil)
+}
+
+// Stats returns the daemon's counters (sysregd stats).
+func (c *Client) Stats(ctx context.Context) (map[string]any, error) {
+	var ok wire.StatsOK
+	if err := c.call(ctx, wire.TStats, nil, wire.TStatsOK, &ok); err != nil {
+		return nil, err
+	}
+	v, err := codec.DecodeValue(ok.Data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: stats: %v", ErrProtocol, err)
+	}
+	m, _ := v.(map[string]any)
+	return m, nil
+}
+
+// Ping measures a round trip to the daemon.
+func (c *Client) Ping(ctx context.Context) (time.Duration, error) {
+	start := time.Now()
+	err := c.call(ctx, wire.TPing, nil, wire.TOK, nil)
+	return time.Since(start), err
+}
+
+// clientOwner is an owner session on the daemon.
+type clientOwner struct {
+	c      *Client
+	handle uint64
+	name   string
+
+	mu     sync.Mutex // guards closed
+	closed bool
+}
+
+func (o *clientOwner) Name() string { return o.name }
+
+func (o *clientOwner) live() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return fmt.Errorf("owner %q: %w", o.name, ErrClosed)
+	}
+	return nil
+}
+
+func (o *clientOwner) Update(ctx context.Context, scope core.Scope, values core.Values) error {
+	return o.Commit(ctx, core.Put(scope, values))
+}
+
+func (o *clientOwner) Delete(ctx context.Context, scope core.Scope, keys ...string) error {
+	return o.Commit(ctx, core.Del(scope, keys...))
+}
+
+func (o *clientOwner) Commit(ctx context.Context, ops ...core.Op) error {
+	if err := o.live(); err != nil {
+		return err
+	}
+	m := wire.Mutate{Handle: o.handle, Ops: make([]wire.Op, len(ops))}
+	for i, op := range ops {
+		w, err := wireOp(op)
+		if err != nil {
+			return fmt.Errorf("op %d: %w", i, err)
+		}
+		m.Ops[i] = w
+	}
+	return o.c.call(ctx, wire.TMutate, m, wire.TOK, nil)
+}
+
+func wireOp(op core.Op) (wire.Op, error) {
+	scope, values, keys, isPut := op.Parts()
+	w := wire.Op{Scope: wireScope(scope), Keys: keys}
+	if !isPut {
+		w.Kind = wire.OpDel
+		w.Values = []byte{0xf6}
+		return w, nil
+	}
+	w.Kind = wire.OpPut
+	raw, err := codec.EncodeValues(values)
+	if err != nil {
+		return w, err
+	}
+	w.Values = raw
+	return w, nil
+}
+
+// Close ends the session on the daemon: the owner dies (R13). Idempotent.
+func (o *clientOwner) Close() error {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return nil
+	}
+	o.closed = true
+	o.mu.Unlock()
+	err := o.c.call(context.Background(), wire.TDetach, wire.Detach{Handle: o.handle}, wire.TOK, nil)
+	if errors.Is(err, ErrClosed) || errors.Is(err, ErrConnLost) {
+		return nil // the connection is gone: the daemon ended the session
+	}
+	return err
+}
+
+// clientSub is a subscription on the daemon with a local one-slot channel:
+// a delivery the consumer has not taken is replaced by the newer one (R19).
+type clientSub struct {
+	c  *Client
+	id uint64
+	ch chan core.Snapshot
+
+	mu     sync.Mutex // guards closed and sends on ch
+	closed bool
+}
+
+func (s *clientSub) C() <-chan core.Snapshot { return s.ch }
+
+func (s *clientSub) put(snap core.Snapshot) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	select {
+	case <-s.ch:
+	default:
+	}
+	s.ch <- snap
+}
+
+func (s *clientSub) closeLocal() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	select {
+	case <-s.ch:
+	default:
+	}
+	close(s.ch)
+}
+
+// Close ends the subscription on the daemon and closes C. Idempotent.
+func (s *clientSub) Close() error {
+	s.c.mu.Lock()
+	_, live := s.c.subs[s.id]
+	delete(s.c.subs, s.id)
+	s.c.mu.Unlock()
+	s.closeLocal()
+	if !live {
+		return nil
+	}
+	err := s.c.call(context.Background(), wire.TUnsubscribe, wire.Unsubscribe{Sub: s.id}, wire.TOK, nil)
+	if errors.Is(err, ErrClosed) || errors.Is(err, ErrConnLost) {
+		return nil
+	}
+	return err
+}

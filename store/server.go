@@ -1,0 +1,686 @@
+package store
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/sysreg/sysreg/core"
+	"github.com/sysreg/sysreg/internal/codec"
+	"github.com/sysreg/sysreg/internal/wire"
+)
+
+// ServerOptions configures NewServer. The zero value is valid.
+type ServerOptions struct {
+	// Logger: nil means no logging.
+	Logger hclog.Logger
+	// MaxFrame limits one frame's payload in bytes, both ways. Default 4 MiB.
+	MaxFrame int
+	// MaxOwners limits live owner sessions per connection. Default 64.
+	MaxOwners int
+	// MaxSubscriptions limits live subscriptions per connection. Default 64.
+	MaxSubscriptions int
+	// MaxKeysPerOwner limits the keys an owner attached over the socket may
+	// hold. Default 100,000.
+	MaxKeysPerOwner int
+	// MaxInFlight limits the requests of one connection that wait for their
+	// reply; a client pipelining more is not read until replies drain.
+	// Default 1,024.
+	MaxInFlight int
+	// WriteTimeout: a client that does not read for this long is
+	// disconnected (its owners die). Default 30 s.
+	WriteTimeout time.Duration
+	// Name is the server's name in the handshake. Default "sysregd".
+	Name string
+}
+
+func (o ServerOptions) withDefaults() ServerOptions {
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
+	}
+	if o.MaxFrame <= 0 {
+		o.MaxFrame = wire.DefaultMaxFrame
+	}
+	if o.MaxOwners <= 0 {
+		o.MaxOwners = 64
+	}
+	if o.MaxSubscriptions <= 0 {
+		o.MaxSubscriptions = 64
+	}
+	if o.MaxKeysPerOwner <= 0 {
+		o.MaxKeysPerOwner = 100_000
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 1024
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 30 * time.Second
+	}
+	if o.Name == "" {
+		o.Name = "sysregd"
+	}
+	return o
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("store: server closed")
+
+// Server serves a Store over stream connections (a Unix socket) with the
+// protocol of internal/wire (R31–R35). Each connection has a reader
+// goroutine, a reply writer goroutine and one goroutine per subscription;
+// Shutdown stops them all.
+type Server struct {
+	st    *Store
+	opts  ServerOptions
+	log   hclog.Logger
+	binds *bindings
+
+	mu       sync.Mutex // guards the fields below
+	lns      map[net.Listener]struct{}
+	conns    map[*conn]struct{}
+	shutting bool
+
+	wg sync.WaitGroup // connection goroutines
+
+	snapMu   sync.Mutex // guards snapSeq, snapBody: one encoding per snapshot
+	snapSeq  uint64
+	snapBody []byte
+
+	stats struct {
+		conns, requests, deliveries, badFrames atomic.Uint64
+	}
+}
+
+// NewServer returns a server for st. It does not own st: close the store
+// after Shutdown.
+func NewServer(st *Store, opts ServerOptions) *Server {
+	opts = opts.withDefaults()
+	return &Server{
+		st:    st,
+		opts:  opts,
+		log:   opts.Logger,
+		binds: loadBindings(st.Dir(), opts.Logger),
+		lns:   map[net.Listener]struct{}{},
+		conns: map[*conn]struct{}{},
+	}
+}
+
+// Serve accepts connections on ln until Shutdown, then returns
+// ErrServerClosed.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.shutting {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.lns[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.lns, ln)
+		s.mu.Unlock()
+	}()
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			shutting := s.shutting
+			s.mu.Unlock()
+			if shutting {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) || isTemporary(err) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "error", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		c := s.newConn(nc)
+		if c == nil {
+			nc.Close()
+			return ErrServerClosed
+		}
+		go c.serve()
+	}
+}
+
+func isTemporary(err error) bool {
+	// EMFILE and friends: back off instead of spinning or giving up.
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// Shutdown stops accepting, stops reading new requests, finishes the
+// requests in flight and closes every connection WITHOUT owner deaths: a
+// clean shutdown never deletes config (R27, R30); closing the store then
+// ends the sessions. If ctx ends first, connections are closed at once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutting = true
+	for ln := range s.lns {
+		ln.Close()
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.stopReading()
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		for _, c := range conns {
+			c.nc.Close()
+		}
+		<-done
+		return ctx.Err()
+	}
+}
+
+func (s *Server) shuttingDown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shutting
+}
+
+// encodeSnapshot returns the Delivery/SnapshotOK body for snap, encoding
+// each snapshot once however many subscribers it goes to.
+func (s *Server) encodeSnapshot(snap core.Snapshot) ([]byte, error) {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	if s.snapBody != nil && s.snapSeq == snap.Seq() {
+		return s.snapBody, nil
+	}
+	data, err := codec.EncodeSnapshot(snap, 0)
+	if err != nil {
+		return nil, err
+	}
+	body, err := wire.EncodeBody(wire.TDelivery, wire.Delivery{Data: data})
+	if err != nil {
+		return nil, err
+	}
+	s.snapSeq, s.snapBody = snap.Seq(), body
+	return body, nil
+}
+
+// ServerStats are the server's counters.
+type ServerStats struct {
+	Connections    int    // open now
+	ConnsTotal     uint64 // accepted since start
+	Requests       uint64
+	Deliveries     uint64 // snapshots pushed to remote subscribers
+	BadFrames      uint64 // malformed, oversized or unknown frames
+	BoundOwnerUIDs int    // owner names bound to a uid (R35)
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() ServerStats {
+	s.mu.Lock()
+	n := len(s.conns)
+	s.mu.Unlock()
+	return ServerStats{
+		Connections:    n,
+		ConnsTotal:     s.stats.conns.Load(),
+		Requests:       s.stats.requests.Load(),
+		Deliveries:     s.stats.deliveries.Load(),
+		BadFrames:      s.stats.badFrames.Load(),
+		BoundOwnerUIDs: s.binds.len(),
+	}
+}
+
+// conn is one client connection.
+type conn struct {
+	srv  *Server
+	nc   net.Conn
+	log  hclog.Logger
+	uid  uint32
+	cred bool // uid is known (SO_PEERCRED)
+
+	replies chan reply // to the reply writer, in request order
+
+	wmu sync.Mutex // guards bw; held for a frame write (and flush)
+	bw  *bufio.Writer
+
+	// Owned by the reader goroutine.
+	owners     map[uint64]*core.Owner
+	nextHandle uint64
+
+	smu  sync.Mutex // guards subs
+	subs map[uint64]*core.Subscription
+
+	subWG   sync.WaitGroup // subscription pushers
+	closing atomic.Bool    // reading stopped by Shutdown
+}
+
+// reply is one queued answer. wait, if set, is called by the reply writer
+// (it waits for a mutation's outcome) and decides between OK and Error.
+type reply struct {
+	id   uint64
+	typ  wire.Type
+	body any
+	wait func() error
+}
+
+func (s *Server) newConn(nc net.Conn) *conn {
+	c := &conn{
+		srv:     s,
+		nc:      nc,
+		replies: make(chan reply, s.opts.MaxInFlight),
+		bw:      bufio.NewWriterSize(nc, 64<<10),
+		owners:  map[uint64]*core.Owner{},
+		subs:    map[uint64]*core.Subscription{},
+	}
+	c.uid, c.cred = peerUID(nc)
+	c.log = s.log.With("conn", fmt.Sprintf("%p", c), "uid", c.uid)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutting {
+		return nil
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.stats.conns.Add(1)
+	return c
+}
+
+func (c *conn) stopReading() {
+	c.closing.Store(true)
+	c.nc.SetReadDeadline(time.Now())
+}
+
+// serve runs the reader; the reply writer runs beside it.
+func (c *conn) serve() {
+	s := c.srv
+	defer s.wg.Done()
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeReplies()
+	}()
+	c.log.Debug("connection opened")
+	err := c.read()
+	close(c.replies)
+	<-writerDone
+	// Subscriptions end with the connection.
+	c.smu.Lock()
+	for id, sub := range c.subs {
+		sub.Close()
+		delete(c.subs, id)
+	}
+	c.smu.Unlock()
+	c.nc.Close()
+	c.subWG.Wait()
+	// R31: when a connection drops, its owners die — unless the daemon is
+	// shutting down cleanly, which never deletes config (R27).
+	if !c.closing.Load() && !s.shuttingDown() {
+		for h, o := range c.owners {
+			if err := o.Close(); err != nil {
+				c.log.Warn("owner death failed", "owner", o.Name(), "error", err)
+			}
+			delete(c.owners, h)
+		}
+	}
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	if err != nil && !errors.Is(err, io.EOF) && !c.closing.Load() {
+		c.log.Debug("connection closed", "error", err)
+	} else {
+		c.log.Debug("connection closed")
+	}
+}
+
+// read handles requests until the connection ends.
+func (c *conn) read() error {
+	s := c.srv
+	br := bufio.NewReaderSize(c.nc, 64<<10)
+	var buf []byte
+	hello := false
+	for {
+		f, b, err := wire.ReadFrame(br, s.opts.MaxFrame, buf)
+		buf = b
+		if err != nil {
+			if errors.Is(err, wire.ErrFrameTooLarge) || errors.Is(err, wire.ErrMalformed) {
+				s.stats.badFrames.Add(1)
+				c.log.Warn("bad frame; closing connection", "error", err)
+				c.replies <- reply{typ: wire.TError, body: wire.Error{Code: wire.CodeBadRequest, Message: err.Error()}}
+			}
+			return err
+		}
+		// Bodies may alias buf, which the next read reuses: copy the
+		// few that outlive this iteration (none do: handlers decode
+		// synchronously).
+		s.stats.requests.Add(1)
+		if !hello {
+			if f.Type != wire.THello {
+				c.replies <- reply{id: f.ID, typ: wire.TError, body: wire.Error{Code: wire.CodeBadRequest, Message: "the first frame must be hello"}}
+				return fmt.Errorf("%w: first frame is %s", ErrProtocol, f.Type)
+			}
+			var h wire.Hello
+			if err := wire.DecodeBody(f, &h); err != nil || h.Version != wire.Version {
+				msg := fmt.Sprintf("protocol version %d is not supported; this daemon speaks version %d", h.Version, wire.Version)
+				if err != nil {
+					msg = err.Error()
+				}
+				c.replies <- reply{id: f.ID, typ: wire.TError, body: wire.Error{Code: wire.CodeBadRequest, Message: msg}}
+				return fmt.Errorf("%w: %s", ErrProtocol, msg)
+			}
+			hello = true
+			c.replies <- reply{id: f.ID, typ: wire.THelloOK, body: wire.HelloOK{Version: wire.Version, Server: s.opts.Name, MaxFrame: uint64(s.opts.MaxFrame)}}
+			continue
+		}
+		r := c.handle(f)
+		c.replies <- r
+	}
+}
+
+func errReply(id uint64, err error) reply {
+	return reply{id: id, typ: wire.TError, body: toWireError(err)}
+}
+
+func badRequest(id uint64, format string, args ...any) reply {
+	return reply{id: id, typ: wire.TError, body: wire.Error{Code: wire.CodeBadRequest, Message: fmt.Sprintf(format, args...)}}
+}
+
+// handle answers one request. Mutations are sequenced here, in request
+// order; their outcome is awaited by the reply writer, so many can be in
+// flight and share fsyncs (R25).
+func (c *conn) handle(f wire.Frame) reply {
+	s := c.srv
+	ctx := context.Background()
+	reg := s.st
+	switch f.Type {
+	case wire.TMutate:
+		var m wire.Mutate
+		if err := wire.DecodeBody(f, &m); err != nil {
+			s.stats.badFrames.Add(1)
+			return badRequest(f.ID, "%v", err)
+		}
+		o := c.owners[m.Handle]
+		if o == nil {
+			return badRequest(f.ID, "no owner session with handle %d on this connection", m.Handle)
+		}
+		ops := make([]core.Op, len(m.Ops))
+		for i, op := range m.Ops {
+			sc := coreScope(op.Scope)
+			switch op.Kind {
+			case wire.OpPut:
+				vals, err := codec.DecodeValues(op.Values)
+				if err != nil {
+					return errReply(f.ID, fmt.Errorf("op %d: %w: %v", i, core.ErrInvalidValue, err))
+				}
+				ops[i] = core.Put(sc, vals)
+			case wire.OpDel:
+				ops[i] = core.Del(sc, op.Keys...)
+			default:
+				return badRequest(f.ID, "op %d: unknown kind %d", i, op.Kind)
+			}
+		}
+		return reply{id: f.ID, wait: o.CommitAsync(ctx, ops...)}
+	case wire.TAttach:
+		var a wire.Attach
+		if err := wire.DecodeBody(f, &a); err != nil {
+			s.stats.badFrames.Add(1)
+			return badRequest(f.ID, "%v", err)
+		}
+		if len(c.owners) >= s.opts.MaxOwners {
+			return errReply(f.ID, fmt.Errorf("%w: %d owner sessions on this connection", core.ErrLimit, s.opts.MaxOwners))
+		}
+		if err := c.mayAttach(a.Name); err != nil {
+			return errReply(f.ID, err)
+		}
+		o, err := reg.reg.Owner(ctx, a.Name, core.OwnerOptions{KeepConfig: a.KeepConfig, MaxKeys: s.opts.MaxKeysPerOwner})
+		if err != nil {
+			return errReply(f.ID, err)
+		}
+		if c.cred {
+			s.binds.bind(o.Name(), c.uid, reg.reg.Snapshot())
+		}
+		c.nextHandle++
+		c.owners[c.nextHandle] = o
+		return reply{id: f.ID, typ: wire.TAttachOK, body: wire.AttachOK{Handle: c.nextHandle, Name: o.Name()}}
+	case wire.TDetach:
+		var d wire.Detach
+		if err := wire.DecodeBody(f, &d); err != nil {
+			s.stats.badFrames.Add(1)
+			return badRequest(f.ID, "%v", err)
+		}
+		o := c.owners[d.Handle]
+		if o == nil {
+			return badRequest(f.ID, "no owner session with handle %d on this connection", d.Handle)
+		}
+		delete(c.owners, d.Handle)
+		// Synchronous, so that a later attach of the same name in the
+		// pipeline finds the session ended.
+		if err := o.Close(); err != nil {
+			return errReply(f.ID, err)
+		}
+		return reply{id: f.ID, typ: wire.TOK}
+	case wire.TSnapshot:
+		body, err := s.encodeSnapshot(reg.reg.Snapshot())
+		if err != nil {
+			return errReply(f.ID, err)
+		}
+		// SnapshotOK and Delivery bodies have the same shape: [data].
+		return reply{id: f.ID, typ: wire.TSnapshotOK, body: cbor.RawMessage(body)}
+	case wire.TSubscribe:
+		var sr wire.Subscribe
+		if err := wire.DecodeBody(f, &sr); err != nil {
+			s.stats.badFrames.Add(1)
+			return badRequest(f.ID, "%v", err)
+		}
+		return c.subscribe(f.ID, sr)
+	case wire.TUnsubscribe:
+		var u wire.Unsubscribe
+		if err := wire.DecodeBody(f, &u); err != nil {
+			s.stats.badFrames.Add(1)
+			return badRequest(f.ID, "%v", err)
+		}
+		c.smu.Lock()
+		sub := c.subs[u.Sub]
+		delete(c.subs, u.Sub)
+		c.smu.Unlock()
+		if sub != nil {
+			sub.Close()
+		}
+		return reply{id: f.ID, typ: wire.TOK}
+	case wire.TEvict:
+		var e wire.Evict
+		if err := wire.DecodeBody(f, &e); err != nil {
+			s.stats.badFrames.Add(1)
+			return badRequest(f.ID, "%v", err)
+		}
+		if err := c.mayAttach(e.Name); err != nil {
+			return errReply(f.ID, err)
+		}
+		return reply{id: f.ID, wait: func() error { return reg.Evict(ctx, e.Name) }}
+	case wire.TStats:
+		data, err := codec.EncodeValue(s.statsMap())
+		if err != nil {
+			return errReply(f.ID, err)
+		}
+		return reply{id: f.ID, typ: wire.TStatsOK, body: wire.StatsOK{Data: data}}
+	case wire.TPing:
+		return reply{id: f.ID, typ: wire.TOK}
+	}
+	s.stats.badFrames.Add(1)
+	return badRequest(f.ID, "unknown request type %s", f.Type)
+}
+
+// mayAttach applies R35: an owner name that holds config is bound to the
+// uid that created it; another uid, root excepted, may not act as it.
+func (c *conn) mayAttach(name string) error {
+	if name == "" || !c.cred || c.uid == 0 {
+		return nil
+	}
+	if uid, ok := c.srv.binds.get(name); ok && uid != c.uid && c.srv.st.reg.Snapshot().Holds(name, core.Config) {
+		return fmt.Errorf("%w: owner %q belongs to uid %d", ErrPermission, name, uid)
+	}
+	return nil
+}
+
+func (c *conn) subscribe(id uint64, sr wire.Subscribe) reply {
+	s := c.srv
+	if sr.MinInterval < 0 || sr.Hysteresis < 0 {
+		return badRequest(id, "negative interval")
+	}
+	pat := core.Pattern{Bucket: core.Bucket(sr.Match.Bucket), Type: sr.Match.Type, Subtype: sr.Match.Subtype}
+	if pat.Bucket > core.Config {
+		return errReply(id, fmt.Errorf("%w: bucket %d", core.ErrInvalidScope, pat.Bucket))
+	}
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	if len(c.subs) >= s.opts.MaxSubscriptions {
+		return errReply(id, fmt.Errorf("%w: %d subscriptions on this connection", core.ErrLimit, s.opts.MaxSubscriptions))
+	}
+	if _, dup := c.subs[id]; dup {
+		return badRequest(id, "subscription id %d in use", id)
+	}
+	// The rate limit runs here in the daemon (R31): a slow client costs
+	// one undelivered snapshot, never a queue.
+	sub, err := s.st.reg.Subscribe(context.Background(), core.SubscribeOptions{
+		MinInterval: time.Duration(sr.MinInterval),
+		Hysteresis:  time.Duration(sr.Hysteresis),
+		Match:       pat,
+	})
+	if err != nil {
+		return errReply(id, err)
+	}
+	c.subs[id] = sub
+	c.subWG.Add(1)
+	go c.push(id, sub)
+	// The subscription id is the request id, so deliveries that overtake
+	// this reply still find their subscription at the client.
+	return reply{id: id, typ: wire.TSubscribeOK, body: wire.SubscribeOK{Sub: id}}
+}
+
+// push writes the deliveries of one subscription. While a write blocks on a
+// slow client, the subscription keeps coalescing (R19).
+func (c *conn) push(id uint64, sub *core.Subscription) {
+	defer c.subWG.Done()
+	for snap := range sub.C() {
+		body, err := c.srv.encodeSnapshot(snap)
+		if err == nil {
+			err = c.writeFrame(wire.TDelivery, id, body, true)
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				c.log.Warn("client does not read; disconnecting", "timeout", c.srv.opts.WriteTimeout)
+			}
+			c.nc.Close()
+			return
+		}
+		c.srv.stats.deliveries.Add(1)
+	}
+}
+
+// writeFrame writes one frame with a raw body, flushing if asked.
+func (c *conn) writeFrame(t wire.Type, id uint64, body []byte, flush bool) error {
+	var hdr [32]byte
+	h := wire.AppendHeader(hdr[:0], t, id, len(body))
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.nc.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteTimeout))
+	c.bw.Write(h)
+	c.bw.Write(body)
+	if flush {
+		return c.bw.Flush()
+	}
+	return nil
+}
+
+// writeReplies writes replies in request order, waiting for each
+// mutation's outcome, and flushes whenever no further reply is ready.
+func (c *conn) writeReplies() {
+	broken := false
+	for r := range c.replies {
+		if broken {
+			if r.wait != nil {
+				r.wait() // the mutation still completes; nobody hears of it
+			}
+			continue
+		}
+		if r.wait != nil {
+			if err := r.wait(); err != nil {
+				r.typ, r.body = wire.TError, toWireError(err)
+			} else {
+				r.typ, r.body = wire.TOK, nil
+			}
+		}
+		body, err := wire.EncodeBody(r.typ, r.body)
+		if err == nil {
+			err = c.writeFrame(r.typ, r.id, body, len(c.replies) == 0)
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				c.log.Warn("client does not read; disconnecting", "timeout", c.srv.opts.WriteTimeout)
+			}
+			broken = true
+			c.nc.Close()
+		}
+	}
+	if !broken {
+		c.wmu.Lock()
+		c.bw.Flush()
+		c.wmu.Unlock()
+	}
+}
+
+func (s *Server) statsMap() map[string]any {
+	st := s.st.Stats()
+	srv := s.Stats()
+	return map[string]any{
+		"seq":           st.Core.Seq,
+		"sessions":      int64(st.Core.Sessions),
+		"owners":        int64(st.Owners),
+		"state_keys":    int64(st.StateKeys),
+		"config_keys":   int64(st.ConfigKeys),
+		"updates":       st.Core.Mutations,
+		"deliveries":    st.Core.Deliveries,
+		"coalesced":     st.Core.Coalesced,
+		"subscriptions": int64(st.Core.Subs),
+		"journal": map[string]any{
+			"records":     int64(st.Journal.Records),
+			"bytes":       st.Journal.Bytes,
+			"appends":     st.Journal.Appends,
+			"fsyncs":      st.Journal.Commits,
+			"batches":     st.Journal.Batches,
+			"max_batch":   int64(st.Journal.MaxBatch),
+			"checkpoints": st.Journal.Checkpoints,
+			"file_size":   st.Journal.FileSize,
+		},
+		"last_recovery": map[string]any{
+			"records":    int64(st.Recovery.Records),
+			"keys":       int64(st.Recovery.Keys),
+			"owners":     int64(st.Recovery.Owners),
+			"elapsed_ms": float64(st.Recovery.Elapsed.Microseconds()) / 1000,
+		},
+		"server": map[string]any{
+			"connections":     int64(srv.Connections),
+			"connections_all": srv.ConnsTotal,
+			"requests":        srv.Requests,
+			"deliveries":      srv.Deliveries,
+			"bad_frames":      srv.BadFrames,
+		},
+	}
+}
