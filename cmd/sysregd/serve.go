@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/sysreg/sysreg/store"
+)
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", "[flags]", stdout)
+	dataDir := fs.String("data-dir", defaultDataDir(), "data directory (journal.db lives here); appliances: /var/lib/sysreg")
+	socket := fs.String("socket", "", "Unix socket path (default: sysregd.sock in the data dir; appliances: /run/sysreg.sock)")
+	group := fs.String("socket-group", "", "group allowed to use the socket (mode 0660); default: owner only (0600)")
+	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
+	logJSON := fs.Bool("log-json", false, "log as JSON")
+	noSync := fs.Bool("no-sync", false, "UNSAFE: skip fsync (tests and benchmarks only)")
+	maxFrame := fs.Int("max-frame", 4<<20, "largest protocol frame in bytes")
+	maxOwners := fs.Int("max-owners", 64, "owner sessions per connection")
+	maxSubs := fs.Int("max-subscriptions", 64, "subscriptions per connection")
+	maxKeys := fs.Int("max-keys", 100000, "keys one remote owner may hold")
+	writeTimeout := fs.Duration("write-timeout", 30*time.Second, "disconnect a client that does not read for this long")
+	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long shutdown waits for in-flight calls")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("serve takes no arguments, got %q", fs.Args())
+	}
+	if *socket == "" {
+		*socket = filepath.Join(*dataDir, SocketName)
+	}
+	level := hclog.LevelFromString(*logLevel)
+	if level == hclog.NoLevel {
+		return usagef("serve: unknown log level %q", *logLevel)
+	}
+	logger := hclog.New(&hclog.LoggerOptions{
+		Name:       "sysregd",
+		Level:      level,
+		Output:     stderr,
+		JSONFormat: *logJSON,
+	})
+
+	st, err := store.Open(*dataDir, store.Options{Logger: logger.Named("store"), NoSync: *noSync})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ln, err := listen(*socket, *group)
+	if err != nil {
+		return err
+	}
+	srv := store.NewServer(st, store.ServerOptions{
+		Logger:           logger.Named("server"),
+		MaxFrame:         *maxFrame,
+		MaxOwners:        *maxOwners,
+		MaxSubscriptions: *maxSubs,
+		MaxKeysPerOwner:  *maxKeys,
+		WriteTimeout:     *writeTimeout,
+	})
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	rep := st.Recovery()
+	logger.Info("listening", "socket", *socket, "data_dir", *dataDir, "records", rep.Records,
+		"keys", rep.Keys, "elapsed", rep.Elapsed)
+	sdNotify(logger, "READY=1\nSTATUS=listening on "+*socket)
+
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down", "reason", "signal")
+	case err := <-served:
+		// The listener failed: shut down what is there and report it.
+		logger.Error("accept failed", "error", err)
+		sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
+		srv.Shutdown(sctx)
+		cancel()
+		os.Remove(*socket)
+		return fmt.Errorf("serve: %w", err)
+	}
+	sdNotify(logger, "STOPPING=1")
+	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Warn("shutdown did not finish in time; connections closed", "error", err)
+	}
+	<-served
+	os.Remove(*socket)
+	if err := st.Close(); err != nil {
+		return err
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// listen creates the Unix socket: it refuses when another daemon answers on
+// path, removes a stale socket file, and creates the socket 0600 (0660 and
+// the group's, with group) — under a umask, so it never exists with wider
+// permissions (R30, R35).
+func listen(path, group string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("serve: %s exists and is not a socket", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("serve: another daemon answers on %s", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("serve: remove stale socket: %w", err)
+		}
+	}
+	mode := os.FileMode(0o600)
+	gid := -1
+	if group != "" {
+		g, err := lookupGroup(group)
+		if err != nil {
+			return nil, err
+		}
+		mode, gid = 0o660, g
+	}
+	old := syscall.Umask(0o777 &^ int(mode))
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("serve: listen: %w", err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(true)
+	if gid >= 0 {
+		if err := os.Chown(path, -1, gid); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("serve: socket group: %w", err)
+		}
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+func lookupGroup(name string) (int, error) {
+	if id, err := strconv.Atoi(name); err == nil {
+		return id, nil
+	}
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return 0, usagef("serve: --socket-group: %v", err)
+	}
+	return strconv.Atoi(g.Gid)
+}
+
+// sdNotify implements systemd's Type=notify protocol: a datagram to
+// $NOTIFY_SOCKET, if set ("@" names an abstract socket).
+func sdNotify(logger hclog.Logger, state string) {
+	addr := os.Getenv("NOTIFY_SOCKET")
+	if addr == "" {
+		return
+	}
+	if strings.HasPrefix(addr, "@") {
+		addr = "\x00" + addr[1:]
+	}
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err == nil {
+		_, err = c.Write([]byte(state))
+		c.Close()
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		logger.Warn("systemd notify failed", "error", err)
+	}
+}
