@@ -1,0 +1,60 @@
+// Package store is sysreg as a product: the registry with durable config,
+// embedded in a program (Open) or reached over the daemon's Unix socket
+// (Dial), behind one interface, Registry (R32).
+//
+// # Embedded
+//
+// Open(dir, opts) creates the data directory (0700) if needed, opens its
+// journal (dir/journal.db, 0600), recovers the acknowledged config with its
+// owners and the sequence counter (package recovery), and only then returns
+// (R27). The store hands core a Log that encodes each config mutation as a
+// CBOR record (internal/codec) and appends it to the journal with group
+// commit. A background goroutine writes a checkpoint of the published config
+// whenever the journal has accumulated enough records (R28).
+//
+// # Durability promise
+//
+// When a call that changes config returns nil, its journal record has been
+// committed by bbolt and fsynced: it survives kill -9 of the process and
+// power loss (given a disk that honours fsync). No reader or subscriber can
+// see a config change before that point, so nothing anyone saw can be taken
+// back by a crash (R24). A call that fails with ErrJournal was not applied
+// in this process; after a failed fsync its record may or may not be on
+// disk — the honest outcome of an fsync error — so it may reappear after a
+// reopen. State is never written to disk and is empty after a restart
+// (R26). NoSync gives all of this up and exists for tests and benchmarks.
+//
+// # Daemon
+//
+// NewServer serves a Store on a listener with the protocol in
+// internal/wire/PROTOCOL.md. Each connection may attach several owners;
+// when it drops they die (R31). Subscriptions are rate limited in the daemon,
+// each snapshot is encoded once for every subscriber, and a client that does
+// not read is disconnected after ServerOptions.WriteTimeout: a slow client
+// costs one undelivered snapshot, never a queue. Owner names that hold
+// config are bound to the uid that created them (SO_PEERCRED, kept in
+// dir/owners.json); another uid other than root cannot attach as them
+// (R35). Per-connection limits bound owners, subscriptions, keys per owner,
+// frame size and requests in flight.
+//
+// Dial returns a *Client with the same methods and errors as *Store:
+// errors.Is and errors.As see the same sentinels and *core.ReservedKeysError
+// across the socket. Calls from many goroutines are pipelined on the one
+// connection. A lost connection fails every call with ErrConnLost; owners
+// do not re-attach by themselves.
+//
+// Decisions where the spec is silent:
+//   - Closing a Client is its connection dropping: its owners die.
+//   - A clean Store.Close or daemon shutdown ends sessions without owner
+//     deaths; clients re-attach by name after a restart.
+//   - ctx bounds waiting for a reply on the client; a request already sent
+//     may still take effect after ctx ends.
+//
+// # Concurrency
+//
+// All methods of Store, Client and Server are safe for concurrent use.
+// Open starts the registry's notifier and the checkpointer, Close stops
+// them. A Server runs, per connection, a reader, a reply writer and one
+// pusher per subscription; Shutdown stops them. A Client runs one reader,
+// which Close stops.
+package store
