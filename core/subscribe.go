@@ -57,8 +57,14 @@ func (r *Registry) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subsc
 	h.subs[s] = struct{}{}
 	h.mu.Unlock()
 	s.mu.Lock()
-	s.deliverLocked(time.Now())
+	closed := s.closed // the registry may have closed in between
+	if !closed {
+		s.deliverLocked(time.Now())
+	}
 	s.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
 	return s, nil
 }
 
