@@ -107,21 +107,29 @@ func newFlags(name, usage string, stdout io.Writer) *flag.FlagSet {
 	fs.SetOutput(stdout)
 	fs.Usage = func() {
 		fmt.Fprintf(stdout, "usage: sysregd %s %s\n\nflags:\n", name, usage)
+		fs.SetOutput(stdout)
 		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
 	}
 	return fs
 }
 
-// parse parses flags; a bad flag is a usage error, --help is flag.ErrHelp.
+// parse parses flags; a bad flag is a usage error, --help is flag.ErrHelp
+// (the help goes to stdout, exit 0). The flag package would print the whole
+// help on every bad flag; it is muted while parsing, and a bad flag only
+// gets a one-line error on stderr.
 func parse(fs *flag.FlagSet, args []string) error {
+	usage := fs.Usage
+	fs.Usage = func() {}
 	fs.SetOutput(io.Discard)
 	err := fs.Parse(args)
+	fs.Usage = usage
 	if errors.Is(err, flag.ErrHelp) {
 		fs.Usage()
 		return err
 	}
 	if err != nil {
-		return usagef("%s: %v", fs.Name(), err)
+		return usagef("%s: %v (see 'sysregd %s --help')", fs.Name(), err, fs.Name())
 	}
 	return nil
 }
