@@ -241,6 +241,25 @@ func (t *txn) drop(owner string, b Bucket) {
 	t.log(MutationOp{Kind: MutDrop, Scope: Scope{Bucket: b}, Owner: owner})
 }
 
+// sameView reports whether a and b hold the same keys with the same values
+// and owners in both buckets (the owner index follows from those). Shared
+// sub-trees are skipped, so the cost follows the size of the difference.
+func sameView(a, b *state) bool {
+	for i := range a.buckets {
+		same := diffMaps(a.buckets[i], b.buckets[i], func(x, y *hleaf[subsMap]) bool {
+			return x != nil && y != nil && diffMaps(x.val, y.val, func(x, y *hleaf[keysMap]) bool {
+				return x != nil && y != nil && diffMaps(x.val, y.val, func(x, y *hleaf[entry]) bool {
+					return x != nil && y != nil && x.val.owner == y.val.owner && equalValue(x.val.val, y.val.val)
+				})
+			})
+		})
+		if !same {
+			return false
+		}
+	}
+	return true
+}
+
 // ownedKeys returns the sorted keys of sc that owner holds.
 func ownedKeys(km keysMap, owner string) []string {
 	var out []string

@@ -1,0 +1,1199 @@
+package core_test
+
+// Model test (STYLE §6): random operation sequences run against core.Registry
+// and against a plain-map model of SPEC rules R4–R15 written from the spec,
+// not from core's code. After every step the test compares the whole view,
+// every key's owner, the error (class, and Scope/Keys of a ReservedKeysError),
+// the sequence number (R6, R7), core.Diff against the model's diff (R22), and
+// the config view against a replay of everything the registry handed its Log
+// (how recovery rebuilds config).
+//
+// Reproduce a failure with the seed it prints:
+//
+//	go test ./core -run 'TestModel$' -model.seed=N -model.seqs=1 -v
+//
+// or SYSREG_MODEL_SEED=N. -model.seqs and -model.steps size the run.
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"reflect"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sysreg/sysreg/core"
+)
+
+var (
+	modelSeed  = flag.Uint64("model.seed", 0, "TestModel: base seed (0: from $SYSREG_MODEL_SEED, else random)")
+	modelSeqs  = flag.Int("model.seqs", 0, "TestModel: number of random sequences (0: 10000, 500 with -short)")
+	modelSteps = flag.Int("model.steps", 40, "TestModel: steps per sequence")
+)
+
+// ---------------------------------------------------------------------------
+// A fake core.Log: records every mutation and acknowledges it from its own
+// goroutine, in call order, as log.go's contract requires. (done may not be
+// called synchronously from Append: Append runs under the registry's write
+// lock and done takes it.)
+
+type recLog struct {
+	wake   chan struct{} // buffered 1: work is queued
+	quit   chan struct{}
+	exited chan struct{}
+
+	mu        sync.Mutex // guards the fields below
+	queue     []func()   // done calls not yet made, in order
+	records   []*core.Mutation
+	reserves  []uint64
+	failFrom  int   // >0: the failFrom-th Append (1-based) and everything after fail
+	failErr   error // the error they fail with
+	encodeErr error // non-nil: the next Append returns it at once (an encoding error)
+	appends   int
+}
+
+func newRecLog() *recLog {
+	l := &recLog{wake: make(chan struct{}, 1), quit: make(chan struct{}), exited: make(chan struct{})}
+	go l.run()
+	return l
+}
+
+// Append records a deep copy of m: the registry's maps are only valid
+// during the call (log.go).
+func (l *recLog) Append(m *core.Mutation, done func(error)) error {
+	l.mu.Lock()
+	if l.encodeErr != nil {
+		err := l.encodeErr
+		l.encodeErr = nil
+		l.mu.Unlock()
+		return err // nothing queued, done never called
+	}
+	l.appends++
+	var err error
+	if l.failFrom > 0 && l.appends >= l.failFrom {
+		err = l.failErr
+	} else {
+		l.records = append(l.records, mtCloneMutation(m))
+	}
+	l.queue = append(l.queue, func() { done(err) })
+	l.mu.Unlock()
+	l.kick()
+	return nil
+}
+
+func (l *recLog) Reserve(seq uint64, done func(error)) {
+	l.mu.Lock()
+	var err error
+	if l.failFrom > 0 && l.appends >= l.failFrom {
+		err = l.failErr
+	} else {
+		l.reserves = append(l.reserves, seq)
+	}
+	l.queue = append(l.queue, func() { done(err) })
+	l.mu.Unlock()
+	l.kick()
+}
+
+func (l *recLog) kick() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (l *recLog) run() {
+	defer close(l.exited)
+	for {
+		select {
+		case <-l.wake:
+			l.drain()
+		case <-l.quit:
+			l.drain()
+			return
+		}
+	}
+}
+
+func (l *recLog) drain() {
+	for {
+		l.mu.Lock()
+		batch := l.queue
+		l.queue = nil
+		l.mu.Unlock()
+		if len(batch) == 0 {
+			return
+		}
+		for _, f := range batch {
+			f()
+		}
+	}
+}
+
+// Close stops the log's goroutine after acknowledging what is queued.
+func (l *recLog) Close() {
+	close(l.quit)
+	<-l.exited
+}
+
+func (l *recLog) Records() []*core.Mutation {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.records)
+}
+
+// cloneMutation deep-copies m so that the test notices if the registry
+// changes a mutation (or its values) after handing it over.
+func mtCloneMutation(m *core.Mutation) *core.Mutation {
+	c := &core.Mutation{Seq: m.Seq, Ops: make([]core.MutationOp, len(m.Ops))}
+	for i, op := range m.Ops {
+		c.Ops[i] = core.MutationOp{Kind: op.Kind, Scope: op.Scope, Owner: op.Owner, Keys: slices.Clone(op.Keys)}
+		if op.Values != nil {
+			c.Ops[i].Values = mtDeepCopy(op.Values).(map[string]any)
+		}
+	}
+	return c
+}
+
+func mtDeepCopy(v any) any {
+	switch x := v.(type) {
+	case []byte:
+		return append([]byte{}, x...)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = mtDeepCopy(e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = mtDeepCopy(e)
+		}
+		return out
+	}
+	return v
+}
+
+// ---------------------------------------------------------------------------
+// The model: a plain map per scope, owners per key, live sessions and a
+// sequence counter, with the rules written out from SPEC.md.
+
+type mtEntry struct {
+	val   any // normalised; never modified once stored
+	owner string
+}
+
+type mtModel struct {
+	data map[core.Scope]map[string]mtEntry
+	live map[string]bool // live session names → KeepConfig
+	seq  uint64
+}
+
+func newMtModel() *mtModel {
+	return &mtModel{data: map[core.Scope]map[string]mtEntry{}, live: map[string]bool{}}
+}
+
+func (m *mtModel) clone() *mtModel {
+	c := &mtModel{data: make(map[core.Scope]map[string]mtEntry, len(m.data)), live: make(map[string]bool, len(m.live)), seq: m.seq}
+	for sc, keys := range m.data {
+		c.data[sc] = make(map[string]mtEntry, len(keys))
+		for k, e := range keys {
+			c.data[sc][k] = e
+		}
+	}
+	for n, k := range m.live {
+		c.live[n] = k
+	}
+	return c
+}
+
+func (m *mtModel) get(sc core.Scope, key string) (mtEntry, bool) {
+	e, ok := m.data[sc][key]
+	return e, ok
+}
+
+func (m *mtModel) put(sc core.Scope, key string, e mtEntry) {
+	if m.data[sc] == nil {
+		m.data[sc] = map[string]mtEntry{}
+	}
+	m.data[sc][key] = e
+}
+
+func (m *mtModel) del(sc core.Scope, key string) {
+	delete(m.data[sc], key)
+	if len(m.data[sc]) == 0 {
+		delete(m.data, sc) // R5
+	}
+}
+
+// sameData reports whether two models hold the same keys, values (types
+// included) and owners: R6's "changes nothing (same values, same owners)".
+func mtSameData(a, b *mtModel) bool {
+	if len(a.data) != len(b.data) {
+		return false
+	}
+	for sc, ka := range a.data {
+		kb, ok := b.data[sc]
+		if !ok || len(ka) != len(kb) {
+			return false
+		}
+		for k, ea := range ka {
+			eb, ok := kb[k]
+			if !ok || ea.owner != eb.owner || !reflect.DeepEqual(ea.val, eb.val) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func mtSameBucket(a, b *mtModel, bk core.Bucket) bool {
+	return mtSameData(a.only(bk), b.only(bk))
+}
+
+func (m *mtModel) only(bk core.Bucket) *mtModel {
+	c := newMtModel()
+	for sc, keys := range m.data {
+		if sc.Bucket == bk {
+			c.data[sc] = keys
+		}
+	}
+	return c
+}
+
+// view renders the model as R3's nested map, without empty levels (R5).
+func (m *mtModel) view() map[string]any {
+	out := map[string]any{}
+	for sc, keys := range m.data {
+		if len(keys) == 0 {
+			panic("model keeps an empty scope")
+		}
+		b, _ := out[sc.Bucket.String()].(map[string]any)
+		if b == nil {
+			b = map[string]any{}
+			out[sc.Bucket.String()] = b
+		}
+		t, _ := b[sc.Type].(map[string]any)
+		if t == nil {
+			t = map[string]any{}
+			b[sc.Type] = t
+		}
+		vals := map[string]any{}
+		for k, e := range keys {
+			vals[k] = e.val
+		}
+		t[sc.Subtype] = vals
+	}
+	return out
+}
+
+func (m *mtModel) holders() []string {
+	set := map[string]bool{}
+	for _, keys := range m.data {
+		for _, e := range keys {
+			set[e.owner] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for n := range set {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (m *mtModel) holds(name string) bool {
+	for _, keys := range m.data {
+		for _, e := range keys {
+			if e.owner == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// mergeModel is R4: maps merge recursively, anything else replaces.
+func mtMerge(old, nv any) any {
+	om, ok1 := old.(map[string]any)
+	nm, ok2 := nv.(map[string]any)
+	if !ok1 || !ok2 {
+		return nv
+	}
+	out := make(map[string]any, len(om)+len(nm))
+	for k, v := range om {
+		out[k] = v
+	}
+	for k, v := range nm {
+		if ov, ok := out[k]; ok {
+			out[k] = mtMerge(ov, v)
+		} else {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// update merges vals into sc for owner; new keys are owner's (R9), existing
+// keys keep their owner (R11). No permission check.
+func (m *mtModel) update(owner string, sc core.Scope, vals core.Values) {
+	for k, v := range vals {
+		if e, ok := m.get(sc, k); ok {
+			m.put(sc, k, mtEntry{mtMerge(e.val, v), e.owner})
+		} else {
+			m.put(sc, k, mtEntry{v, owner})
+		}
+	}
+}
+
+// foreignKeys lists the keys among keys that exist in sc with another owner.
+func (m *mtModel) foreignKeys(owner string, sc core.Scope, keys []string) []string {
+	var out []string
+	for _, k := range keys {
+		if e, ok := m.get(sc, k); ok && e.owner != owner && !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (m *mtModel) ownKeys(owner string, sc core.Scope) []string {
+	var out []string
+	for k, e := range m.data[sc] {
+		if e.owner == owner {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// drop deletes every key of owner in bucket bk (R13, R14).
+func (m *mtModel) drop(owner string, bk core.Bucket) {
+	for sc, keys := range m.data {
+		if sc.Bucket != bk {
+			continue
+		}
+		for k, e := range keys {
+			if e.owner == owner {
+				m.del(sc, k)
+			}
+		}
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Operations.
+
+type mtKind int
+
+const (
+	mtUpdate mtKind = iota
+	mtDelete
+	mtCommit
+	mtOpen
+	mtClose
+	mtEvict
+)
+
+type mtTxOp struct {
+	put   bool
+	scope core.Scope
+	in    core.Values // what the caller passes
+	norm  core.Values // what the model expects stored (R2 normal form)
+	keys  []string
+}
+
+type mtOp struct {
+	kind   mtKind
+	handle int // index into handles (Update, Delete, Commit, Close)
+	name   string
+	anon   bool // mtOpen: name was generated for an anonymous owner
+	keep   bool
+	scope  core.Scope
+	in     core.Values
+	norm   core.Values
+	keys   []string
+	txn    []mtTxOp
+}
+
+func (o mtOp) String(hs []*mtHandle) string {
+	who := func() string {
+		if o.handle < len(hs) {
+			return fmt.Sprintf("#%d(%s)", o.handle, hs[o.handle].name)
+		}
+		return fmt.Sprintf("#%d", o.handle)
+	}
+	switch o.kind {
+	case mtUpdate:
+		return fmt.Sprintf("%s.Update(%s, %#v)", who(), o.scope, o.in)
+	case mtDelete:
+		return fmt.Sprintf("%s.Delete(%s, %q)", who(), o.scope, o.keys)
+	case mtCommit:
+		var parts []string
+		for _, t := range o.txn {
+			if t.put {
+				parts = append(parts, fmt.Sprintf("Put(%s, %#v)", t.scope, t.in))
+			} else {
+				parts = append(parts, fmt.Sprintf("Del(%s, %q)", t.scope, t.keys))
+			}
+		}
+		return fmt.Sprintf("%s.Commit(%s)", who(), strings.Join(parts, ", "))
+	case mtOpen:
+		if o.anon {
+			return fmt.Sprintf("Owner(\"\", KeepConfig=%v) → %q", o.keep, o.name)
+		}
+		return fmt.Sprintf("Owner(%q, KeepConfig=%v)", o.name, o.keep)
+	case mtClose:
+		return fmt.Sprintf("%s.Close()", who())
+	case mtEvict:
+		return fmt.Sprintf("Evict(%q)", o.name)
+	}
+	return "?"
+}
+
+// mtHandle is an owner session as the test holds it; closed handles stay so
+// that calls through them are exercised too.
+type mtHandle struct {
+	o      *core.Owner
+	name   string
+	keep   bool
+	closed bool
+}
+
+// mtWant is the expected outcome of one operation.
+type mtWant struct {
+	err   error // nil, or the sentinel the error must match
+	scope core.Scope
+	keys  []string // for ErrReservedKeys: exactly these, sorted
+}
+
+func (w mtWant) String() string {
+	if w.err == nil {
+		return "<nil>"
+	}
+	if w.err == core.ErrReservedKeys {
+		return fmt.Sprintf("ReservedKeys{%s %q}", w.scope, w.keys)
+	}
+	return w.err.Error()
+}
+
+func mtReserved(sc core.Scope, keys []string) mtWant {
+	return mtWant{err: core.ErrReservedKeys, scope: sc, keys: keys}
+}
+
+// step applies o to a copy of m and returns the copy and the expected
+// outcome; the returned model is m itself (unchanged) on failure.
+func (m *mtModel) step(o mtOp, hs []*mtHandle) (*mtModel, mtWant) {
+	switch o.kind {
+	case mtUpdate, mtDelete, mtCommit:
+		h := hs[o.handle]
+		if h.closed {
+			return m, mtWant{err: core.ErrClosed}
+		}
+		work := m.clone()
+		var txn []mtTxOp
+		switch o.kind {
+		case mtUpdate:
+			txn = []mtTxOp{{put: true, scope: o.scope, norm: o.norm}}
+		case mtDelete:
+			txn = []mtTxOp{{scope: o.scope, keys: o.keys}}
+		default:
+			txn = o.txn
+		}
+		// R10/R11/R15: each op is checked against the working copy as it
+		// stands; all foreign keys are collected per scope, and the error
+		// names the first such scope in text order.
+		foreign := map[core.Scope][]string{}
+		for _, t := range txn {
+			var f []string
+			if t.put {
+				if t.scope.Bucket == core.State {
+					f = work.foreignKeys(h.name, t.scope, slices.Collect(mtKeys(t.norm)))
+				}
+				if len(f) == 0 {
+					work.update(h.name, t.scope, t.norm)
+				}
+			} else {
+				keys := t.keys
+				if len(keys) == 0 {
+					keys = work.ownKeys(h.name, t.scope) // R12
+				} else {
+					f = work.foreignKeys(h.name, t.scope, keys)
+				}
+				if len(f) == 0 {
+					for _, k := range keys {
+						work.del(t.scope, k)
+					}
+				}
+			}
+			if len(f) > 0 {
+				foreign[t.scope] = append(foreign[t.scope], f...)
+			}
+		}
+		if len(foreign) > 0 {
+			scopes := slices.Collect(mtKeys(foreign))
+			slices.SortFunc(scopes, func(a, b core.Scope) int { return strings.Compare(a.String(), b.String()) })
+			keys := foreign[scopes[0]]
+			slices.Sort(keys)
+			return m, mtReserved(scopes[0], slices.Compact(keys))
+		}
+		if !mtSameData(m, work) { // R6: no net effect, no sequence number
+			work.seq++
+		}
+		return work, mtWant{}
+	case mtOpen:
+		if _, live := m.live[o.name]; live {
+			return m, mtWant{err: core.ErrOwnerInUse}
+		}
+		work := m.clone()
+		work.live[o.name] = o.keep
+		return work, mtWant{}
+	case mtClose:
+		h := hs[o.handle]
+		if h.closed {
+			return m, mtWant{} // idempotent
+		}
+		work := m.clone()
+		delete(work.live, h.name)
+		work.drop(h.name, core.State)
+		if !h.keep {
+			work.drop(h.name, core.Config)
+		}
+		if !mtSameData(m, work) {
+			work.seq++
+		}
+		return work, mtWant{}
+	case mtEvict:
+		if o.name == "" {
+			return m, mtWant{err: core.ErrInvalidOwner}
+		}
+		if _, live := m.live[o.name]; live {
+			return m, mtWant{err: core.ErrOwnerInUse}
+		}
+		work := m.clone()
+		work.drop(o.name, core.State)
+		work.drop(o.name, core.Config)
+		if !mtSameData(m, work) {
+			work.seq++
+		}
+		return work, mtWant{}
+	}
+	panic("unknown op")
+}
+
+func mtKeys[K comparable, V any](m map[K]V) func(yield func(K) bool) {
+	return func(yield func(K) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// modelDiff is R22 computed from two models: every (scope, key) whose
+// presence, value or owner differs, sorted by scope text, then key.
+func mtDiff(a, b *mtModel) []core.Change {
+	var out []core.Change
+	seen := map[core.Scope]map[string]bool{}
+	visit := func(sc core.Scope, k string) {
+		if seen[sc] == nil {
+			seen[sc] = map[string]bool{}
+		}
+		if seen[sc][k] {
+			return
+		}
+		seen[sc][k] = true
+		ea, okA := a.get(sc, k)
+		eb, okB := b.get(sc, k)
+		if okA == okB && (!okA || (ea.owner == eb.owner && reflect.DeepEqual(ea.val, eb.val))) {
+			return
+		}
+		out = append(out, core.Change{Scope: sc, Key: k, Old: ea.val, New: eb.val, Existed: okA, Exists: okB, OldOwner: ea.owner, NewOwner: eb.owner})
+	}
+	for _, m := range []*mtModel{a, b} {
+		for sc, keys := range m.data {
+			for k := range keys {
+				visit(sc, k)
+			}
+		}
+	}
+	slices.SortFunc(out, func(x, y core.Change) int {
+		return cmp.Or(strings.Compare(x.Scope.String(), y.Scope.String()), strings.Compare(x.Key, y.Key))
+	})
+	return out
+}
+
+// ---------------------------------------------------------------------------
+// Random generation.
+
+var (
+	// Types and subtypes overlap across scopes and buckets; "net-x" sorts
+	// before "net" in scope text order ('-' < '/'), although "net" < "net-x".
+	modelScopes = []core.Scope{
+		core.StateScope("net", "eth0"), core.StateScope("net", "eth1"), core.StateScope("net-x", "eth0"),
+		core.ConfigScope("net", "eth0"), core.ConfigScope("net", "eth1"), core.ConfigScope("net-x", "eth0"),
+	}
+	// Scopes that are only ever deleted from: missing scopes (R12).
+	modelMissingScopes = []core.Scope{core.StateScope("gone", "x"), core.ConfigScope("net", "gone")}
+	modelKeys          = []string{"k1", "k2", "k3", "k10"}
+	modelNames         = []string{"a", "b", "c"}
+)
+
+type (
+	mtString string
+	mtInt    int16
+	mtUint64 uint64
+	mtBool   bool
+)
+
+type mtGen struct {
+	r *rand.Rand
+}
+
+func (g mtGen) pick(n int) int { return g.r.IntN(n) }
+
+func (g mtGen) chance(p float64) bool { return g.r.Float64() < p }
+
+// value returns a random input value and the normal form R2 says it has.
+func (g mtGen) value(depth int) (in, norm any) {
+	n := 12
+	if depth >= 3 {
+		n = 7 // scalars only
+	}
+	switch g.pick(n) {
+	case 0:
+		return nil, nil
+	case 1:
+		b := g.chance(0.5)
+		if g.chance(0.3) {
+			return mtBool(b), b
+		}
+		return b, b
+	case 2:
+		i := int64(g.pick(5) - 2)
+		switch g.pick(6) {
+		case 0:
+			return int(i), i
+		case 1:
+			return int8(i), i
+		case 2:
+			return int32(i), i
+		case 3:
+			return mtInt(i), i
+		case 4:
+			return uint32(i + 2), i + 2
+		}
+		return i, i
+	case 3:
+		u := []uint64{0, 1, 1<<63 + 1}[g.pick(3)]
+		if g.chance(0.3) {
+			return mtUint64(u), u
+		}
+		return u, u
+	case 4:
+		f := []float64{0.5, 1, 2.25}[g.pick(3)]
+		if g.chance(0.3) {
+			return float32(f), f
+		}
+		return f, f
+	case 5:
+		s := []string{"", "x", "é"}[g.pick(3)]
+		if g.chance(0.3) {
+			return mtString(s), s
+		}
+		return s, s
+	case 6:
+		b := []byte{}
+		if g.chance(0.5) {
+			b = append(b, 1)
+		}
+		return b, slices.Clone(b)
+	case 7:
+		if g.chance(0.5) {
+			return []string{"x", "y"}, []any{"x", "y"}
+		}
+		return []int{1}, []any{int64(1)}
+	case 8:
+		k := g.pick(3)
+		li, ln := make([]any, k), make([]any, k)
+		for i := range k {
+			li[i], ln[i] = g.value(depth + 1)
+		}
+		return li, ln
+	case 9:
+		return map[string]int{"x": 1}, map[string]any{"x": int64(1)}
+	}
+	mi, mn := map[string]any{}, map[string]any{}
+	for _, k := range []string{"x", "y", "z"} {
+		if g.chance(0.4) {
+			mi[k], mn[k] = g.value(depth + 1)
+		}
+	}
+	return mi, mn
+}
+
+func (g mtGen) values() (in, norm core.Values) {
+	in, norm = core.Values{}, core.Values{}
+	for _, k := range modelKeys {
+		if g.chance(0.3) {
+			in[k], norm[k] = g.value(1)
+		}
+	}
+	return in, norm
+}
+
+func (g mtGen) keys() []string {
+	var out []string
+	for _, k := range modelKeys {
+		if g.chance(0.35) {
+			out = append(out, k)
+		}
+	}
+	if g.chance(0.1) {
+		out = append(out, "missing")
+	}
+	if len(out) > 0 && g.chance(0.1) {
+		out = append(out, out[0]) // duplicate
+	}
+	return out
+}
+
+func (g mtGen) scope() core.Scope { return modelScopes[g.pick(len(modelScopes))] }
+
+func (g mtGen) delScope() core.Scope {
+	if g.chance(0.1) {
+		return modelMissingScopes[g.pick(len(modelMissingScopes))]
+	}
+	return g.scope()
+}
+
+// handleIdx picks a handle, preferring live ones.
+func (g mtGen) handleIdx(hs []*mtHandle) int {
+	var live []int
+	for i, h := range hs {
+		if !h.closed {
+			live = append(live, i)
+		}
+	}
+	if len(live) > 0 && g.chance(0.95) {
+		return live[g.pick(len(live))]
+	}
+	return g.pick(len(hs))
+}
+
+func (g mtGen) op(m *mtModel, hs []*mtHandle, last *mtOp, names []string) mtOp {
+	if len(hs) == 0 {
+		return mtOp{kind: mtOpen, name: modelNames[g.pick(len(modelNames))], keep: g.chance(0.3)}
+	}
+	switch p := g.pick(100); {
+	case p < 6 && last != nil: // exact repeat: R6 no-op (or the same error)
+		return *last
+	case p < 38:
+		in, norm := g.values()
+		return mtOp{kind: mtUpdate, handle: g.handleIdx(hs), scope: g.scope(), in: in, norm: norm}
+	case p < 53:
+		return mtOp{kind: mtDelete, handle: g.handleIdx(hs), scope: g.delScope(), keys: g.keys()}
+	case p < 73:
+		return mtOp{kind: mtCommit, handle: g.handleIdx(hs), txn: g.txn(m)}
+	case p < 84:
+		name := ""
+		switch q := g.pick(10); {
+		case q < 6:
+			name = modelNames[g.pick(len(modelNames))]
+		case q < 7 && len(names) > len(modelNames):
+			name = names[g.pick(len(names))] // re-open a generated name
+		}
+		return mtOp{kind: mtOpen, name: name, keep: g.chance(0.35)}
+	case p < 95:
+		return mtOp{kind: mtClose, handle: g.handleIdx(hs)}
+	default:
+		name := ""
+		if g.chance(0.95) {
+			name = names[g.pick(len(names))]
+		}
+		return mtOp{kind: mtEvict, name: name}
+	}
+}
+
+func (g mtGen) txn(m *mtModel) []mtTxOp {
+	var out []mtTxOp
+	for range 1 + g.pick(4) {
+		switch p := g.pick(10); {
+		case p < 2: // put then delete a (possibly new) key: fine if it is ours
+			sc, k := g.scope(), modelKeys[g.pick(len(modelKeys))]
+			in, norm := g.value(1)
+			out = append(out, mtTxOp{put: true, scope: sc, in: core.Values{k: in}, norm: core.Values{k: norm}},
+				mtTxOp{scope: sc, keys: []string{k}})
+		case p < 3 && len(m.data) > 0: // change a key and put its value back: no net effect
+			scopes := slices.SortedFunc(mtKeys(m.data), func(a, b core.Scope) int { return strings.Compare(a.String(), b.String()) })
+			sc := scopes[g.pick(len(scopes))]
+			keys := slices.Sorted(mtKeys(m.data[sc]))
+			k := keys[g.pick(len(keys))]
+			old := m.data[sc][k].val
+			out = append(out,
+				mtTxOp{put: true, scope: sc, in: core.Values{k: "tmp"}, norm: core.Values{k: "tmp"}},
+				mtTxOp{put: true, scope: sc, in: core.Values{k: mtDeepCopy(old)}, norm: core.Values{k: old}})
+		case p < 7:
+			in, norm := g.values()
+			out = append(out, mtTxOp{put: true, scope: g.scope(), in: in, norm: norm})
+		default:
+			var keys []string
+			if g.chance(0.7) {
+				keys = g.keys()
+			}
+			out = append(out, mtTxOp{scope: g.delScope(), keys: keys})
+		}
+	}
+	return out
+}
+
+// ---------------------------------------------------------------------------
+// The test.
+
+func TestModel(t *testing.T) {
+	base := *modelSeed
+	if base == 0 {
+		if s := os.Getenv("SYSREG_MODEL_SEED"); s != "" {
+			v, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				t.Fatalf("SYSREG_MODEL_SEED: %v", err)
+			}
+			base = v
+		}
+	}
+	if base == 0 {
+		base = rand.Uint64() >> 1
+	}
+	seqs := *modelSeqs
+	if seqs == 0 {
+		seqs = 10000
+		if testing.Short() {
+			seqs = 500
+		}
+	}
+	steps := *modelSteps
+	t.Logf("base seed %d: %d sequences × %d steps (reproduce: -model.seed=%d -model.seqs=%d)", base, seqs, steps, base, seqs)
+
+	workers := min(runtime.GOMAXPROCS(0), seqs)
+	start := time.Now()
+	for w := range workers {
+		t.Run("worker="+strconv.Itoa(w), func(t *testing.T) {
+			t.Parallel()
+			for i := w; i < seqs; i += workers {
+				if !runModel(t, base+uint64(i), steps) {
+					return
+				}
+			}
+		})
+	}
+	t.Cleanup(func() { t.Logf("%d sequences in %v", seqs, time.Since(start)) })
+}
+
+// mtPoint is a snapshot with the model state it must show.
+type mtPoint struct {
+	snap  core.Snapshot
+	model *mtModel
+}
+
+// runModel runs one random sequence; it reports false after a failure.
+func runModel(t *testing.T, seed uint64, steps int) bool {
+	t.Helper()
+	g := mtGen{rand.New(rand.NewPCG(seed, seed^0x5eed))}
+	ctx := context.Background()
+
+	m := newMtModel()
+	opts := core.Options{}
+	var log *recLog
+	if seed%4 != 3 { // most sequences journal through a Log; some run memory-only
+		log = newRecLog()
+		opts.Log = log
+	}
+	if seed%3 == 0 {
+		// A restored registry (R27): config left by "b" and by a name that
+		// looks generated (R8: anonymous names must not clash with it).
+		init, err := core.Snapshot{}.Apply(&core.Mutation{Seq: 5, Ops: []core.MutationOp{
+			{Kind: core.MutSet, Scope: core.ConfigScope("net", "eth0"), Owner: "anonymous-1", Values: core.Values{"k1": int64(1), "k2": map[string]any{"x": "y"}}},
+			{Kind: core.MutSet, Scope: core.ConfigScope("net-x", "eth0"), Owner: "b", Values: core.Values{"k2": "x"}},
+			{Kind: core.MutSet, Scope: core.ConfigScope("net-x", "eth0"), Owner: "anonymous-2", Values: core.Values{"k3": nil}},
+		}})
+		if err != nil {
+			t.Fatalf("seed %d: building the initial snapshot: %v", seed, err)
+		}
+		opts.Initial = init
+		m.update("anonymous-1", core.ConfigScope("net", "eth0"), core.Values{"k1": int64(1), "k2": map[string]any{"x": "y"}})
+		m.update("b", core.ConfigScope("net-x", "eth0"), core.Values{"k2": "x"})
+		m.update("anonymous-2", core.ConfigScope("net-x", "eth0"), core.Values{"k3": nil})
+		m.seq = 5
+		if seed%2 == 0 {
+			opts.SeqFloor = 9 // R7: numbers continue above the durable mark
+			m.seq = 9
+		}
+	}
+	r := core.New(opts)
+	defer func() {
+		r.Close()
+		if log != nil {
+			log.Close()
+		}
+	}()
+
+	var (
+		hs      []*mtHandle
+		trace   []mtOp // formatted only on failure
+		history = []mtPoint{{r.Snapshot(), m}}
+		last    *mtOp
+		names   = slices.Clone(modelNames)
+		replay  = opts.Initial // config rebuilt from the Log's records
+		nrec    int
+		lastRec uint64
+	)
+	names = append(names, "anonymous-1", "anonymous-2")
+	fail := func(format string, args ...any) bool {
+		t.Helper()
+		lines := make([]string, len(trace))
+		for i, o := range trace {
+			lines[i] = o.String(hs)
+		}
+		t.Errorf("seed %d (reproduce: -model.seed=%d -model.seqs=1), step %d: %s\nsequence:\n  %s",
+			seed, seed, len(trace), fmt.Sprintf(format, args...), strings.Join(lines, "\n  "))
+		return false
+	}
+	if !mtCheckView(r.Snapshot(), m, fail) {
+		return false
+	}
+	for range steps {
+		o := g.op(m, hs, last, names)
+		prevSnap, prevModel := r.Snapshot(), m
+		trace = append(trace, o)
+
+		var err error
+		var w mtWant
+		switch o.kind {
+		case mtUpdate:
+			m, w = m.step(o, hs)
+			err = hs[o.handle].o.Update(ctx, o.scope, o.in)
+			last = &o
+		case mtDelete:
+			m, w = m.step(o, hs)
+			err = hs[o.handle].o.Delete(ctx, o.scope, o.keys...)
+		case mtCommit:
+			m, w = m.step(o, hs)
+			ops := make([]core.Op, len(o.txn))
+			for i, x := range o.txn {
+				if x.put {
+					ops[i] = core.Put(x.scope, x.in)
+				} else {
+					ops[i] = core.Del(x.scope, x.keys...)
+				}
+			}
+			err = hs[o.handle].o.Commit(ctx, ops...)
+		case mtOpen:
+			var ow *core.Owner
+			ow, err = r.Owner(ctx, o.name, core.OwnerOptions{KeepConfig: o.keep})
+			name := o.name
+			if name == "" && err == nil {
+				// R8: a generated name clashes with no live session and
+				// no name that holds keys, restored ones included.
+				name = ow.Name()
+				o.anon = true
+				trace[len(trace)-1] = mtOp{kind: mtOpen, name: name, keep: o.keep, anon: true}
+				if name == "" || len(name) > 128 || !utf8.ValidString(name) || strings.IndexByte(name, 0) >= 0 {
+					return fail("anonymous owner got invalid name %q", name)
+				}
+				if _, live := m.live[name]; live || m.holds(name) {
+					return fail("anonymous owner got name %q, which is live or holds keys", name)
+				}
+				if !slices.Contains(names, name) {
+					names = append(names, name)
+				}
+			}
+			o.name = name
+			m, w = m.step(o, hs)
+			if err == nil {
+				hs = append(hs, &mtHandle{o: ow, name: name, keep: o.keep})
+			}
+		case mtClose:
+			m, w = m.step(o, hs)
+			err = hs[o.handle].o.Close()
+			hs[o.handle].closed = true
+		case mtEvict:
+			m, w = m.step(o, hs)
+			err = r.Evict(ctx, o.name)
+		}
+
+		if !mtCheckErr(err, w, fail) {
+			return false
+		}
+		snap := r.Snapshot()
+		effective := m.seq != prevModel.seq
+		if !effective {
+			// R6: nothing changed, so nothing may be published (which is
+			// also what would notify subscribers). The view was checked
+			// at the previous step and a snapshot is immutable.
+			if snap != prevSnap {
+				if !mtCheckView(snap, m, fail) {
+					return false
+				}
+				return fail("R6: a no-op published a new snapshot (Seq %d → %d)", prevSnap.Seq(), snap.Seq())
+			}
+		} else {
+			if !mtCheckView(snap, m, fail) {
+				return false
+			}
+			if got, want := core.Diff(prevSnap, snap), mtDiff(prevModel, m); !reflect.DeepEqual(got, want) {
+				return fail("R22 Diff:\n got  %v\n want %v", got, want)
+			}
+			// And across several steps, both ways: only there can a key
+			// change owner and keep its value.
+			if len(history) > 0 && g.chance(0.3) {
+				h := history[g.pick(len(history))]
+				for _, pair := range [][2]core.Snapshot{{h.snap, snap}, {snap, h.snap}} {
+					a, b := h.model, m
+					if pair[0] == snap {
+						a, b = m, h.model
+					}
+					if got, want := core.Diff(pair[0], pair[1]), mtDiff(a, b); !reflect.DeepEqual(got, want) {
+						return fail("R22 Diff between Seq %d and %d:\n got  %v\n want %v", pair[0].Seq(), pair[1].Seq(), got, want)
+					}
+				}
+			}
+			history = append(history, mtPoint{snap, m})
+		}
+
+		// The Log: at most one record per effective mutation, with its
+		// sequence number; one whenever config changed (R24); replaying
+		// every record onto the initial snapshot rebuilds the config.
+		if log == nil {
+			continue
+		}
+		recs := log.Records()
+		fresh := recs[nrec:]
+		nrec = len(recs)
+		switch {
+		case len(fresh) > 1:
+			return fail("%d log records for one step", len(fresh))
+		case len(fresh) == 1 && !effective:
+			return fail("R6: a no-op wrote log record %+v", fresh[0])
+		case len(fresh) == 0 && !mtSameBucket(prevModel, m, core.Config):
+			return fail("config changed without a log record")
+		}
+		for _, rec := range fresh {
+			if rec.Seq != m.seq || rec.Seq <= lastRec {
+				return fail("log record has seq %d, want %d (previous record %d)", rec.Seq, m.seq, lastRec)
+			}
+			lastRec = rec.Seq
+			for _, op := range rec.Ops {
+				if op.Scope.Bucket != core.Config {
+					return fail("log record carries a %s op on %s", op.Kind, op.Scope)
+				}
+			}
+			if replay, err = replay.Apply(rec); err != nil {
+				return fail("Apply(record %d): %v", rec.Seq, err)
+			}
+		}
+		if len(fresh) > 0 {
+			// The replayed config must show exactly the live config,
+			// values and owners (the full Map/Walk comparison runs at the
+			// end of the sequence).
+			for _, c := range core.Diff(replay, snap) {
+				if c.Scope.Bucket == core.Config {
+					return fail("config replayed from the log differs: %+v", c)
+				}
+			}
+		}
+	}
+	if log != nil {
+		// And from scratch, in one go, as recovery does.
+		full := opts.Initial
+		for _, rec := range log.Records() {
+			var err error
+			if full, err = full.Apply(rec); err != nil {
+				return fail("Apply(record %d): %v", rec.Seq, err)
+			}
+		}
+		if !mtCheckConfigReplay(full, r.Snapshot(), fail) {
+			return false
+		}
+	}
+	return true
+}
+
+func mtCheckErr(err error, w mtWant, fail func(string, ...any) bool) bool {
+	switch {
+	case w.err == nil:
+		if err != nil {
+			return fail("error %v, want nil", err)
+		}
+	case !errors.Is(err, w.err):
+		return fail("error %v, want %v", err, w)
+	case w.err == core.ErrReservedKeys:
+		var rk *core.ReservedKeysError
+		if !errors.As(err, &rk) {
+			return fail("error %v is not a *ReservedKeysError", err)
+		}
+		if rk.Scope != w.scope || !slices.Equal(rk.Keys, w.keys) {
+			return fail("ReservedKeysError{%s %q}, want %v", rk.Scope, rk.Keys, w)
+		}
+	}
+	return true
+}
+
+// checkView compares the whole view, every key's owner, the holders and the
+// sequence number.
+func mtCheckView(snap core.Snapshot, m *mtModel, fail func(string, ...any) bool) bool {
+	if got := snap.Seq(); got != m.seq {
+		return fail("R7 Seq = %d, want %d", got, m.seq)
+	}
+	if got, want := snap.Map(), m.view(); !reflect.DeepEqual(got, want) {
+		return fail("view:\n got  %v\n want %v", got, want)
+	}
+	for _, sc := range append(slices.Clone(modelScopes), modelMissingScopes...) {
+		for _, k := range append(slices.Clone(modelKeys), "missing") {
+			e, ok := m.get(sc, k)
+			owner, got := snap.Owner(sc, k)
+			if got != ok || owner != e.owner {
+				return fail("Owner(%s, %s) = %q, %v; want %q, %v", sc, k, owner, got, e.owner, ok)
+			}
+		}
+	}
+	if got, want := snap.Owners(), m.holders(); !slices.Equal(got, want) {
+		return fail("Owners() = %q, want %q", got, want)
+	}
+	return true
+}
+
+// checkConfigReplay compares the config bucket, with owners, of a snapshot
+// rebuilt from log records against the live one.
+func mtCheckConfigReplay(replay, live core.Snapshot, fail func(string, ...any) bool) bool {
+	if got, want := replay.Map()["config"], live.Map()["config"]; !reflect.DeepEqual(got, want) {
+		return fail("config replayed from the log:\n got  %v\n want %v", got, want)
+	}
+	type row struct {
+		scope      core.Scope
+		key, owner string
+	}
+	walk := func(s core.Snapshot) []row {
+		var out []row
+		s.Walk(core.Config, func(sc core.Scope, key, owner string, _ any) error {
+			out = append(out, row{sc, key, owner})
+			return nil
+		})
+		return out
+	}
+	if got, want := walk(replay), walk(live); !slices.Equal(got, want) {
+		return fail("config owners replayed from the log:\n got  %v\n want %v", got, want)
+	}
+	return true
+}
