@@ -1,0 +1,120 @@
+// Package journal is a durable, ordered log of opaque records in one bbolt
+// file: append with group commit, replay, checkpoint storage with truncation,
+// a format version and corruption reporting. It knows nothing of scopes,
+// owners or CBOR: a record is a key (a uint64, strictly increasing) and
+// opaque bytes. It is the only package of sysreg that imports bbolt, and no
+// bbolt type appears in its API.
+//
+// # Durability
+//
+// A record (or mark, or checkpoint) is durable when its done callback gets
+// nil (Checkpoint: returns nil): the bbolt transaction holding it has been
+// committed, which fsyncs (fdatasync) the data pages and then the meta page.
+// A crash or power loss after that cannot take it away; a crash before it
+// leaves the file as it was before the whole batch (bbolt commits are
+// atomic). Options.NoSync gives this up, for tests and benchmarks only.
+//
+// A failed commit (or an injected failure, Options.Hooks) fails every
+// operation of the batch and puts the journal in a failed state: every
+// later Append, Reserve and Checkpoint fails with an error matching ErrFailed
+// (and the cause) until the file is reopened. After a failed fsync the
+// outcome is unknown: the batch was reported failed but may be on disk after
+// a restart (with bbolt it usually is). Callers must treat a failed batch as
+// "maybe written", never as "certainly not written".
+//
+// Open checks the whole file before it accepts a call: bbolt's page
+// structure (with its own reader, without mmap: see below), the meta bucket,
+// the checkpoint's CRC, and every record's CRC and the chain. A damaged or
+// foreign file is a *CorruptError naming the file and what is wrong; a newer
+// format version is a *VersionError naming both versions. Open never panics
+// on a damaged file and never starts empty on a non-empty file it cannot
+// read. A missing file, or an empty (zero-length) one, is initialised, and so
+// is a valid bbolt file that holds no bucket at all (what a crash between
+// bbolt's initialisation of a new file and ours leaves behind).
+//
+// bbolt cannot be trusted with a damaged file: opening a file for writing
+// with NoFreelistSync walks all pages in a goroutine of bbolt's own that
+// panics on the first inconsistency, which no recover can catch, and a read
+// of a truncated file through the mmap faults (SIGBUS). So Open first checks
+// the bbolt structure with plain reads (every page reachable from the meta
+// page: bounds, page types, single reference, key order, as bbolt's own
+// check does), and all reads through bbolt run under recover with
+// debug.SetPanicOnFault, turning any panic into a *CorruptError. Inspect
+// reads with the same checked reader only.
+//
+// Known limits: bbolt transactions are atomic, so there is no torn tail to
+// repair; conversely, losing the newest records (a disk that lies about
+// fsync) cannot be detected from the chain, which only proves that nothing
+// is missing between the checkpoint and the last record. bbolt writes its
+// pages in native byte order, so a file moves only between machines of the
+// same endianness.
+//
+// # On-disk format
+//
+// The file is a bbolt database (bbolt's own format, version 2, native byte
+// order, page size of the machine that created it). Opened with
+// NoFreelistSync and the hash-map freelist: the freelist is not written, and
+// bbolt rebuilds it when it opens the file for writing. It holds exactly
+// three top-level buckets. All integers of the journal itself are big-endian
+// (so that record keys sort in key order under bbolt's byte order).
+//
+// Bucket "meta":
+//
+//	key "format"   value "sysreg-journal" (14 bytes ASCII): tells a sysreg journal from any other bbolt file
+//	key "version"  value uint64 BE, 8 bytes: the format version, 1 (FormatVersion)
+//	key "mark"     value uint64 BE, 8 bytes: the high-water mark of Reserve (0 at first)
+//
+// Bucket "records", one entry per record after the checkpoint:
+//
+//	key    8 bytes: the record key, uint64 BE (never 0)
+//	value  bytes 0..7   uint64 BE: the key of the record appended just before this one
+//	                    (which a checkpoint may since have deleted), or 0 for the first
+//	                    record ever appended to the file
+//	       bytes 8..11  uint32 BE: CRC-32C (Castagnoli) of the data
+//	       bytes 12..   the data (may be empty)
+//
+// Bucket "checkpoint", empty when no checkpoint was ever written, else:
+//
+//	key "key"   uint64 BE, 8 bytes: the checkpoint covers every record with a key <= this
+//	key "last"  uint64 BE, 8 bytes: the key of the last record appended at or before the
+//	            checkpoint that it covers (the highest key ever appended that is <= "key"),
+//	            or 0 if none; always <= "key"
+//	key "crc"   uint32 BE, 4 bytes: CRC-32C (Castagnoli) of the data
+//	key "data"  the checkpoint's bytes (may be empty)
+//
+// The chain: with no checkpoint, the first record in key order has prev 0;
+// with one, it has prev == "last"; each later record has prev == the key of
+// the record before it. A checkpoint deletes the records it covers in the
+// same transaction that stores it, so every remaining record has a key above
+// "key". A break in the chain, a CRC mismatch, a value shorter than 12
+// bytes, a key that is not 8 bytes, a missing bucket or field, or a record
+// at or below the checkpoint key is a *CorruptError ("record 42: crc
+// mismatch ..."). A "version" above FormatVersion is a *VersionError. A new
+// format version will be needed for any change to the above; readers refuse
+// versions they do not know. testdata/golden-v1.db is a version 1 file that
+// every build must keep reading (TestGoldenV1).
+//
+// # Concurrency
+//
+// Open starts one goroutine, the committer; Close stops it and waits for it.
+// Append, Reserve and Checkpoint queue an operation (under a mutex that
+// guards only the queue and the key bounds, never held across I/O or a
+// callback) and wake the committer. The committer takes everything queued
+// when its previous commit ended and writes it as one batch: one bbolt
+// write transaction, one commit, one fsync pair, however many records it
+// holds (group commit; no timer, no bbolt DB.Batch). It then calls each
+// done callback, in queue order, holding no lock of the journal. Append and
+// Reserve never block on I/O; Checkpoint blocks until its batch is durable.
+//
+// The journal never holds a read transaction while it writes: ReadCheckpoint
+// and Replay read in short read transactions (Replay in chunks) and call
+// nothing of the caller's inside them, since a read transaction held across
+// a write can deadlock bbolt when it grows its mmap. ReadCheckpoint and
+// Replay are meant for startup, before the first Append. Stats, Mark and
+// LastKey read counters kept in memory. All methods are safe for concurrent
+// use.
+//
+// The journal logs lifecycle events (opened, created, closed) at Info,
+// checkpoints at Debug and batches at Trace. It returns errors, it does not
+// log them.
+package journal

@@ -1,0 +1,158 @@
+package journal
+
+import (
+	"encoding/binary"
+	"hash/crc32"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// FormatVersion is the on-disk format version this build writes and the
+// newest it reads. See the package documentation, "On-disk format".
+const FormatVersion uint64 = 1
+
+// formatName is the value of meta/"format": it tells a sysreg journal from
+// any other bbolt file.
+const formatName = "sysreg-journal"
+
+// recordHeaderSize is the size of a record value before its data:
+// 8 bytes of previous key and 4 bytes of CRC-32C.
+const recordHeaderSize = 12
+
+// MaxRecordSize is the largest data an Append accepts (bbolt's value limit
+// less the record header).
+const MaxRecordSize = bolt.MaxValueSize - recordHeaderSize
+
+var (
+	bucketMeta       = []byte("meta")
+	bucketRecords    = []byte("records")
+	bucketCheckpoint = []byte("checkpoint")
+
+	keyFormat  = []byte("format")
+	keyVersion = []byte("version")
+	keyMark    = []byte("mark")
+
+	keyCkptKey  = []byte("key")
+	keyCkptLast = []byte("last")
+	keyCkptCRC  = []byte("crc")
+	keyCkptData = []byte("data")
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func crc(data []byte) uint32 { return crc32.Checksum(data, castagnoli) }
+
+// u64 encodes v as 8 bytes big-endian (the byte order of every integer in
+// the journal's own keys and values).
+func u64(v uint64) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), v)
+}
+
+// decodeU64 decodes an 8-byte big-endian integer; what names the field in
+// the error.
+func decodeU64(what string, b []byte) (uint64, error) {
+	if len(b) != 8 {
+		return 0, reasonf("%s: %d bytes, want 8", what, len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+// encodeRecord appends the record value [prev][crc][data] to dst.
+func encodeRecord(dst []byte, prev uint64, data []byte) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, prev)
+	dst = binary.BigEndian.AppendUint32(dst, crc(data))
+	return append(dst, data...)
+}
+
+// decodeRecord splits the value of record key into the key of the record
+// before it and its data (a sub-slice of v), checking length and CRC. The
+// error is a reason for a *CorruptError ("record 42: crc mismatch ...").
+func decodeRecord(key uint64, v []byte) (prev uint64, data []byte, err error) {
+	if len(v) < recordHeaderSize {
+		return 0, nil, reasonf("record %d: short value of %d bytes, want at least %d", key, len(v), recordHeaderSize)
+	}
+	prev = binary.BigEndian.Uint64(v[0:8])
+	want := binary.BigEndian.Uint32(v[8:12])
+	data = v[recordHeaderSize:]
+	if got := crc(data); got != want {
+		return 0, nil, reasonf("record %d: crc mismatch (stored %08x, computed %08x)", key, want, got)
+	}
+	return prev, data, nil
+}
+
+// decodeRecordKey decodes a key of the records bucket.
+func decodeRecordKey(k []byte) (uint64, error) {
+	if len(k) != 8 {
+		return 0, reasonf("record key of %d bytes (%x), want 8", len(k), k)
+	}
+	return binary.BigEndian.Uint64(k), nil
+}
+
+// checkpoint is the decoded checkpoint bucket.
+type checkpoint struct {
+	key  uint64 // every record with a key <= key is covered
+	last uint64 // key of the last record covered (the chain goes on from it); 0: none ever
+	data []byte
+}
+
+// decodeCheckpoint decodes the four fields of the checkpoint bucket (nil for
+// an absent field). ok is false when the bucket holds no checkpoint at all.
+// data is a sub-slice of dataField.
+func decodeCheckpoint(keyField, lastField, crcField, dataField []byte) (c checkpoint, ok bool, err error) {
+	if keyField == nil && lastField == nil && crcField == nil && dataField == nil {
+		return checkpoint{}, false, nil
+	}
+	if keyField == nil || lastField == nil || crcField == nil || dataField == nil {
+		return checkpoint{}, false, reasonf("checkpoint: incomplete (key, last, crc and data must all be present)")
+	}
+	if c.key, err = decodeU64("checkpoint key", keyField); err != nil {
+		return checkpoint{}, false, err
+	}
+	if c.last, err = decodeU64("checkpoint last", lastField); err != nil {
+		return checkpoint{}, false, err
+	}
+	if c.last > c.key {
+		return checkpoint{}, false, reasonf("checkpoint %d: last covered record %d is above its key", c.key, c.last)
+	}
+	if len(crcField) != 4 {
+		return checkpoint{}, false, reasonf("checkpoint %d: crc of %d bytes, want 4", c.key, len(crcField))
+	}
+	want := binary.BigEndian.Uint32(crcField)
+	if got := crc(dataField); got != want {
+		return checkpoint{}, false, reasonf("checkpoint %d: crc mismatch (stored %08x, computed %08x)", c.key, want, got)
+	}
+	c.data = dataField
+	return c, true, nil
+}
+
+// chain checks that records, met in key order, form an unbroken chain after
+// the checkpoint: each record names the record before it.
+type chain struct {
+	ckptKey uint64 // records must have keys above it
+	want    uint64 // the prev the next record must carry
+	last    uint64 // the last key seen (0: none)
+}
+
+func newChain(c checkpoint, hasCkpt bool) chain {
+	if !hasCkpt {
+		return chain{}
+	}
+	return chain{ckptKey: c.key, want: c.last}
+}
+
+func (c *chain) next(key, prev uint64) error {
+	switch {
+	case key == 0:
+		return reasonf("record 0: key 0 is never written")
+	case key <= c.last:
+		return reasonf("record %d: key not above the record before it (%d)", key, c.last)
+	case key <= c.ckptKey:
+		return reasonf("record %d: covered by checkpoint %d but not deleted", key, c.ckptKey)
+	case prev != c.want:
+		return reasonf("record %d: chain broken: previous record is %d, record names %d", key, c.want, prev)
+	}
+	c.want, c.last = key, key
+	return nil
+}
+
+func putU32(b []byte, v uint32) { binary.BigEndian.PutUint32(b, v) }

@@ -1,0 +1,820 @@
+package journal
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Defaults of Options.
+const (
+	DefaultLockTimeout       = time.Second
+	DefaultCheckpointRecords = 10000
+	DefaultCheckpointBytes   = 16 << 20
+)
+
+// Options configure Open. The zero value is valid.
+type Options struct {
+	// NoSync skips every fsync. UNSAFE: a crash or power loss can lose
+	// acknowledged records or damage the file. For tests and benchmarks only.
+	NoSync bool
+	// Logger receives lifecycle messages; nil means hclog.NewNullLogger().
+	Logger hclog.Logger
+	// LockTimeout is how long Open waits for the file lock held by another
+	// Journal before it fails with ErrLocked. Zero means 1s
+	// (DefaultLockTimeout); a negative value tries once.
+	LockTimeout time.Duration
+	// CheckpointRecords: Due fires once this many records were appended
+	// since the last checkpoint. Zero means 10000.
+	CheckpointRecords int
+	// CheckpointBytes: Due fires once the data of the records appended since
+	// the last checkpoint reaches this many bytes. Zero means 16 MiB.
+	CheckpointBytes int64
+	// Hooks inject faults, for tests. The zero value injects none.
+	Hooks Hooks
+}
+
+// Hooks inject faults into the committer, for tests. Both run on the
+// committer goroutine.
+type Hooks struct {
+	// BeforeCommit is called before each bbolt commit; an error rolls the
+	// transaction back: a failed commit, nothing of the batch is written.
+	BeforeCommit func() error
+	// AfterCommit is called after each successful bbolt commit; an error is
+	// treated as a failed fsync: the batch fails although its outcome on disk
+	// is unknown (with bbolt it is in fact written).
+	AfterCommit func() error
+}
+
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
+	}
+	if o.LockTimeout == 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
+	if o.CheckpointRecords <= 0 {
+		o.CheckpointRecords = DefaultCheckpointRecords
+	}
+	if o.CheckpointBytes <= 0 {
+		o.CheckpointBytes = DefaultCheckpointBytes
+	}
+	return o
+}
+
+// Stats are counters of a Journal, kept in memory (reading them touches no
+// transaction).
+type Stats struct {
+	Records     int    // records in the file after the last checkpoint (durable)
+	Bytes       int64  // data bytes of those records
+	Appends     uint64 // Append calls since Open, failed ones included
+	Reserves    uint64 // Reserve calls since Open, failed ones included
+	Checkpoints uint64 // checkpoints written since Open
+	Commits     uint64 // bbolt commits since Open: one fsync pair each (none with NoSync)
+	Batches     uint64 // batches the committer took from its queue (one commit each unless all failed)
+	MaxBatch    int    // most operations in one batch
+	FileSize    int64  // size of the file in bytes (os.Stat), 0 if unknown
+}
+
+type opKind uint8
+
+const (
+	opAppend opKind = iota + 1
+	opReserve
+	opCheckpoint
+)
+
+// op is one queued Append, Reserve or Checkpoint.
+type op struct {
+	kind   opKind
+	key    uint64 // record key, mark or checkpoint key
+	data   []byte
+	err    error       // set when queued: the op fails without touching the file
+	done   func(error) // Append, Reserve
+	result chan error  // Checkpoint (buffered, 1)
+}
+
+// durable is what the file holds, as the committer knows it.
+type durable struct {
+	prev     uint64 // key of the last record ever appended (the next record's prev)
+	mark     uint64
+	ckptKey  uint64
+	ckptLast uint64
+	records  int
+	bytes    int64
+}
+
+// Journal is a durable, ordered log of opaque records in one bbolt file,
+// with group commit. See the package documentation.
+//
+// Open starts one committer goroutine; Close stops it and waits for it.
+type Journal struct {
+	path   string
+	db     *bolt.DB
+	log    hclog.Logger
+	hooks  Hooks
+	maxRec int
+	maxB   int64
+
+	mu           sync.Mutex // guards the fields below
+	queue        []op       // ops waiting for the committer, in call order
+	accepted     uint64     // highest record or checkpoint key queued: Append keys must exceed it
+	ckptAccepted uint64     // highest checkpoint key queued
+	closed       bool
+	failedErr    error // copy of failed, for Checkpoint's early return
+
+	wake      chan struct{} // 1 slot: the queue has work or the journal closes
+	stopped   chan struct{} // closed when the committer returns
+	due       chan struct{} // 1 slot: a checkpoint is due
+	closeOnce sync.Once
+
+	// Owned by the committer goroutine.
+	st     durable
+	failed error // non-nil: every later op fails with it
+	spare  []op  // the other queue buffer
+
+	// Published by the committer (and Append), read by anyone.
+	pubMark, pubLastKey            atomic.Uint64
+	pubRecords                     atomic.Int64
+	pubBytes                       atomic.Int64
+	appends, reserves, checkpoints atomic.Uint64
+	commits, batches               atomic.Uint64
+	maxBatch                       atomic.Int64
+}
+
+// Open opens the journal file at path, creating and initialising it (mode
+// 0600) if it does not exist or is empty; the directory must exist. It takes
+// an exclusive lock on the file (ErrLocked when another Journal holds it
+// beyond Options.LockTimeout), checks the whole file (bbolt structure, meta,
+// checkpoint, every record's CRC and the chain) and fails with a
+// *CorruptError or *VersionError rather than start on a file it cannot
+// trust. It never panics on a damaged file.
+func Open(path string, opts Options) (*Journal, error) {
+	start := time.Now()
+	opts = opts.withDefaults()
+
+	f, created, err := openFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("journal: open %s: %w", path, err)
+	}
+	if err := lockFile(f, true, opts.LockTimeout); err != nil {
+		_ = f.Close() // read-only so far: nothing to lose
+		if errors.Is(err, ErrLocked) {
+			return nil, fmt.Errorf("%w: %s", ErrLocked, path)
+		}
+		return nil, fmt.Errorf("journal: lock %s: %w", path, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("journal: open %s: %w", path, err)
+	}
+	if fi.Size() > 0 {
+		// Before bbolt maps the file: see boltfile.go.
+		if err := checkBoltFile(f, fi.Size()); err != nil {
+			_ = f.Close()
+			return nil, &CorruptError{Path: path, Reason: err.Error(), Err: err}
+		}
+	}
+	db, err := openBolt(path, f, opts, false)
+	if err != nil {
+		return nil, err
+	}
+
+	j := &Journal{
+		path:    path,
+		db:      db,
+		log:     opts.Logger,
+		hooks:   opts.Hooks,
+		maxRec:  opts.CheckpointRecords,
+		maxB:    opts.CheckpointBytes,
+		wake:    make(chan struct{}, 1),
+		stopped: make(chan struct{}),
+		due:     make(chan struct{}, 1),
+	}
+	fresh, err := j.load()
+	if err != nil {
+		_ = db.Close() // nothing written: the load error is the one to report
+		return nil, err
+	}
+	if created || fi.Size() == 0 {
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("journal: sync directory of %s: %w", path, err)
+		}
+	}
+	j.publish()
+	j.signalDue()
+	go j.run()
+
+	if fresh {
+		j.log.Info("journal created", "path", path)
+	}
+	j.log.Info("journal opened", "path", path, "records", j.st.records, "mark", j.st.mark,
+		"checkpoint", j.st.ckptKey, "elapsed", time.Since(start))
+	return j, nil
+}
+
+// openFile opens path read-write, creating it with mode 0600 if it does not
+// exist; created reports whether it did.
+func openFile(path string) (f *os.File, created bool, err error) {
+	f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		return f, true, nil
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return nil, false, err
+	}
+	f, err = os.OpenFile(path, os.O_RDWR, 0)
+	return f, false, err
+}
+
+// syncDir fsyncs directory dir, so that a file just created in it survives
+// a crash.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// openBolt opens the bbolt DB on f (already open and locked). On error f is
+// closed.
+func openBolt(path string, f *os.File, opts Options, readOnly bool) (*bolt.DB, error) {
+	bopts := &bolt.Options{
+		Timeout:  opts.LockTimeout,
+		ReadOnly: readOnly,
+		NoSync:   opts.NoSync,
+		// With bbolt's default array freelist and synced freelist, reads held
+		// during writes grew a file to 2.4 GB; with these it stays linear.
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+		OpenFile:       func(string, int, os.FileMode) (*os.File, error) { return f, nil },
+	}
+	var db *bolt.DB
+	err := guard(path, "open", func() error {
+		var err error
+		db, err = bolt.Open(path, 0o600, bopts)
+		return err
+	})
+	if err == nil {
+		return db, nil
+	}
+	// bbolt closes f on its error paths but not after a panic; a second
+	// Close only returns os.ErrClosed.
+	_ = f.Close()
+	var ce *CorruptError
+	switch {
+	case errors.As(err, &ce):
+		return nil, err
+	case errors.Is(err, bolt.ErrTimeout):
+		return nil, fmt.Errorf("%w: %s", ErrLocked, path)
+	case errors.Is(err, bolt.ErrInvalid), errors.Is(err, bolt.ErrVersionMismatch), errors.Is(err, bolt.ErrChecksum):
+		return nil, &CorruptError{Path: path, Reason: "bbolt: " + err.Error(), Err: err}
+	}
+	return nil, fmt.Errorf("journal: open %s: %w", path, err)
+}
+
+// load reads and checks the whole file into j.st, initialising a file that
+// holds no bucket at all (new, or created by a crash between bbolt's own
+// initialisation and ours). fresh reports that it did.
+func (j *Journal) load() (fresh bool, err error) {
+	var s scanned
+	err = guard(j.path, "open", func() error {
+		return j.db.View(func(tx *bolt.Tx) error {
+			var err error
+			s, err = scan(tx, true)
+			return err
+		})
+	})
+	if err != nil {
+		return false, corruptWrap(j.path, err)
+	}
+	if s.fresh {
+		err := j.db.Update(func(tx *bolt.Tx) error {
+			for _, name := range [][]byte{bucketMeta, bucketRecords, bucketCheckpoint} {
+				if _, err := tx.CreateBucket(name); err != nil {
+					return fmt.Errorf("create bucket %s: %w", name, err)
+				}
+			}
+			meta := tx.Bucket(bucketMeta)
+			for _, kv := range [][2][]byte{
+				{keyFormat, []byte(formatName)},
+				{keyVersion, u64(FormatVersion)},
+				{keyMark, u64(0)},
+			} {
+				if err := meta.Put(kv[0], kv[1]); err != nil {
+					return fmt.Errorf("put meta %s: %w", kv[0], err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return false, fmt.Errorf("journal: initialise %s: %w", j.path, err)
+		}
+	}
+	j.st = durable{
+		prev:     s.lastRecord,
+		mark:     s.mark,
+		ckptKey:  s.ckpt.key,
+		ckptLast: s.ckpt.last,
+		records:  s.records,
+		bytes:    s.bytes,
+	}
+	if s.lastRecord == 0 {
+		j.st.prev = s.ckpt.last
+	}
+	j.accepted = max(s.lastRecord, s.ckpt.key)
+	j.ckptAccepted = s.ckpt.key
+	return s.fresh, nil
+}
+
+// scanned is what scan found.
+type scanned struct {
+	fresh      bool // no bucket at all
+	mark       uint64
+	ckpt       checkpoint
+	hasCkpt    bool
+	records    int
+	bytes      int64
+	lastRecord uint64 // 0: no record
+}
+
+var errStop = errors.New("stop")
+
+// scan checks the meta bucket and the checkpoint, and with records the
+// records too (CRC and chain). Errors are reasons for a *CorruptError, or a
+// *VersionError.
+func scan(tx *bolt.Tx, records bool) (s scanned, err error) {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		empty := true
+		_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return errStop })
+		if empty {
+			return scanned{fresh: true}, nil
+		}
+		return s, reasonf("not a sysreg journal: no meta bucket")
+	}
+	if f := meta.Get(keyFormat); !bytes.Equal(f, []byte(formatName)) {
+		return s, reasonf("not a sysreg journal: meta format is %q, want %q", f, formatName)
+	}
+	version, err := decodeU64("meta version", meta.Get(keyVersion))
+	switch {
+	case err != nil:
+		return s, err
+	case version == 0:
+		return s, reasonf("meta version 0")
+	case version > FormatVersion:
+		return s, &VersionError{Found: version, Supported: FormatVersion}
+	}
+	if s.mark, err = decodeU64("meta mark", meta.Get(keyMark)); err != nil {
+		return s, err
+	}
+	if s.ckpt, s.hasCkpt, err = readCheckpoint(tx); err != nil {
+		return s, err
+	}
+	rb := tx.Bucket(bucketRecords)
+	if rb == nil {
+		return s, reasonf("bucket records missing")
+	}
+	if !records {
+		return s, nil
+	}
+	ch := newChain(s.ckpt, s.hasCkpt)
+	c := rb.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		_, data, err := decodeEntry(&ch, k, v)
+		if err != nil {
+			return s, err
+		}
+		s.records++
+		s.bytes += int64(len(data))
+	}
+	s.lastRecord = ch.last
+	return s, nil
+}
+
+// decodeEntry decodes the records bucket entry k, v and checks it against
+// the chain.
+func decodeEntry(ch *chain, k, v []byte) (key uint64, data []byte, err error) {
+	if key, err = decodeRecordKey(k); err != nil {
+		return 0, nil, err
+	}
+	if v == nil {
+		return 0, nil, reasonf("record %d: a bucket, not a record", key)
+	}
+	prev, data, err := decodeRecord(key, v)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := ch.next(key, prev); err != nil {
+		return 0, nil, err
+	}
+	return key, data, nil
+}
+
+// readCheckpoint decodes the checkpoint bucket (data points into the tx).
+func readCheckpoint(tx *bolt.Tx) (checkpoint, bool, error) {
+	cb := tx.Bucket(bucketCheckpoint)
+	if cb == nil {
+		return checkpoint{}, false, reasonf("bucket checkpoint missing")
+	}
+	return decodeCheckpoint(cb.Get(keyCkptKey), cb.Get(keyCkptLast), cb.Get(keyCkptCRC), cb.Get(keyCkptData))
+}
+
+// Path returns the file's path.
+func (j *Journal) Path() string { return j.path }
+
+// Mark returns the durable mark: the value read at Open, raised by every
+// Reserve once durable.
+func (j *Journal) Mark() uint64 { return j.pubMark.Load() }
+
+// LastKey returns the highest durable record key, or the checkpoint key if
+// that is higher (0 for an empty journal).
+func (j *Journal) LastKey() uint64 { return j.pubLastKey.Load() }
+
+// Due returns a channel that receives a value (without blocking the
+// journal: it holds one) when the records or their bytes since the last
+// checkpoint reach Options.CheckpointRecords or CheckpointBytes. It is
+// signalled after Open and after each commit while that holds; it is never
+// closed.
+func (j *Journal) Due() <-chan struct{} { return j.due }
+
+// Stats returns the journal's counters.
+func (j *Journal) Stats() Stats {
+	s := Stats{
+		Records:     int(j.pubRecords.Load()),
+		Bytes:       j.pubBytes.Load(),
+		Appends:     j.appends.Load(),
+		Reserves:    j.reserves.Load(),
+		Checkpoints: j.checkpoints.Load(),
+		Commits:     j.commits.Load(),
+		Batches:     j.batches.Load(),
+		MaxBatch:    int(j.maxBatch.Load()),
+	}
+	if fi, err := os.Stat(j.path); err == nil {
+		s.FileSize = fi.Size()
+	}
+	return s
+}
+
+// Append queues the record key with data for the next batch. key must be
+// greater than every key appended or checkpointed before, else done gets an
+// error matching ErrKeyOrder; data larger than MaxRecordSize gets
+// ErrTooLarge. Append never blocks on I/O: it may be called under the
+// caller's lock. The journal keeps data until done is called: the caller must
+// not modify it before.
+//
+// done is called exactly once, on the committer goroutine, holding no lock of
+// the journal, in the order of the Append and Reserve calls: with nil once
+// the record is durable (the bbolt commit and its fsync returned), else with
+// the error. After a failed commit or fsync the error matches ErrFailed, for
+// this batch and every later call. After Close, done is called with
+// ErrClosed on a goroutine of its own (the committer is gone). done must not
+// call back into the journal's Append, Reserve, Checkpoint or Close.
+func (j *Journal) Append(key uint64, data []byte, done func(error)) {
+	j.appends.Add(1)
+	o := op{kind: opAppend, key: key, data: data, done: done}
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		go callDone(done, ErrClosed)
+		return
+	}
+	switch {
+	case key <= j.accepted:
+		o.err = fmt.Errorf("%w: append key %d, want above %d", ErrKeyOrder, key, j.accepted)
+	case len(data) > MaxRecordSize:
+		o.err = fmt.Errorf("%w: record %d of %d bytes, limit %d", ErrTooLarge, key, len(data), MaxRecordSize)
+	default:
+		j.accepted = key
+	}
+	j.queue = append(j.queue, o)
+	j.mu.Unlock()
+	j.signal()
+}
+
+// Reserve queues mark, a high-water mark stored in the meta bucket with the
+// next batch, with the same done contract as Append. Marks only grow: a
+// mark at or below the current one succeeds and changes nothing.
+func (j *Journal) Reserve(mark uint64, done func(error)) {
+	j.reserves.Add(1)
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		go callDone(done, ErrClosed)
+		return
+	}
+	j.queue = append(j.queue, op{kind: opReserve, key: mark, done: done})
+	j.mu.Unlock()
+	j.signal()
+}
+
+func callDone(done func(error), err error) {
+	if done != nil {
+		done(err)
+	}
+}
+
+// Checkpoint writes data as the checkpoint covering every record with a key
+// up to key, and deletes those records, in one bbolt transaction that the
+// committer runs in order with the queued appends; it returns once that is
+// durable. key must not be below the previous checkpoint's (ErrKeyOrder);
+// it may be above every record key (later Appends must then exceed it).
+// data is kept until Checkpoint returns. A failed commit puts the journal in
+// the failed state like a failed Append.
+func (j *Journal) Checkpoint(key uint64, data []byte) error {
+	if len(data) > bolt.MaxValueSize {
+		return fmt.Errorf("%w: checkpoint %d of %d bytes, limit %d", ErrTooLarge, key, len(data), bolt.MaxValueSize)
+	}
+	res := make(chan error, 1)
+	j.mu.Lock()
+	switch {
+	case j.closed:
+		j.mu.Unlock()
+		return ErrClosed
+	case j.failedErr != nil:
+		err := j.failedErr
+		j.mu.Unlock()
+		return err
+	case key < j.ckptAccepted:
+		j.mu.Unlock()
+		return fmt.Errorf("%w: checkpoint %d below checkpoint %d", ErrKeyOrder, key, j.ckptAccepted)
+	}
+	j.ckptAccepted = key
+	j.accepted = max(j.accepted, key)
+	j.queue = append(j.queue, op{kind: opCheckpoint, key: key, data: data, result: res})
+	j.mu.Unlock()
+	j.signal()
+	return <-res
+}
+
+// Close commits what is queued (pending appends are committed, not
+// dropped: their done gets the outcome), stops the committer and closes the
+// file. Calls made after Close has begun get ErrClosed. Close is
+// idempotent: later calls wait for the first one and return nil.
+func (j *Journal) Close() error {
+	var err error
+	j.closeOnce.Do(func() {
+		j.mu.Lock()
+		j.closed = true
+		j.mu.Unlock()
+		j.signal()
+		<-j.stopped
+		if cerr := j.db.Close(); cerr != nil {
+			err = fmt.Errorf("journal: close %s: %w", j.path, cerr)
+		}
+		j.log.Info("journal closed", "path", j.path)
+	})
+	return err
+}
+
+func (j *Journal) isClosed() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.closed
+}
+
+// signal wakes the committer without blocking.
+func (j *Journal) signal() {
+	select {
+	case j.wake <- struct{}{}:
+	default:
+	}
+}
+
+// signalDue signals Due, without blocking, when a checkpoint is due.
+func (j *Journal) signalDue() {
+	if j.st.records >= j.maxRec || j.st.bytes >= j.maxB {
+		select {
+		case j.due <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// publish makes the committer's view of the file visible to readers.
+func (j *Journal) publish() {
+	j.pubMark.Store(j.st.mark)
+	j.pubLastKey.Store(max(j.st.prev, j.st.ckptKey))
+	j.pubRecords.Store(int64(j.st.records))
+	j.pubBytes.Store(j.st.bytes)
+}
+
+// run is the committer: it takes everything queued and writes it as one
+// batch, one bbolt transaction, until the journal is closed and the queue
+// is empty.
+func (j *Journal) run() {
+	defer close(j.stopped)
+	for {
+		j.mu.Lock()
+		batch, closed := j.queue, j.closed
+		if len(batch) > 0 {
+			// Double buffering: the queue gets the other buffer.
+			j.queue, j.spare = j.spare[:0], nil
+		}
+		j.mu.Unlock()
+		if len(batch) == 0 {
+			if closed {
+				return
+			}
+			<-j.wake
+			continue
+		}
+		j.process(batch)
+		clear(batch) // drop data and callbacks
+		j.spare = batch[:0]
+	}
+}
+
+// process writes one batch and reports each op's outcome in queue order.
+func (j *Journal) process(batch []op) {
+	j.batches.Add(1)
+	if n := int64(len(batch)); n > j.maxBatch.Load() {
+		j.maxBatch.Store(n) // only the committer stores
+	}
+	err := j.failed
+	if err == nil && hasWork(batch) {
+		start := time.Now()
+		if werr := j.write(batch); werr != nil {
+			err = fmt.Errorf("%w: %s: %w", ErrFailed, j.path, werr)
+			j.failed = err
+			j.mu.Lock()
+			j.failedErr = err
+			j.mu.Unlock()
+		} else if j.log.IsTrace() {
+			j.log.Trace("batch committed", "ops", len(batch), "elapsed", time.Since(start))
+		}
+	}
+	if err == nil {
+		j.signalDue() // before the callbacks: a caller that saw done(nil) sees Due
+	}
+	for i := range batch {
+		o := &batch[i]
+		e := err
+		if o.err != nil {
+			e = o.err
+		}
+		if o.kind == opCheckpoint {
+			o.result <- e
+		} else {
+			callDone(o.done, e)
+		}
+	}
+}
+
+func hasWork(batch []op) bool {
+	for i := range batch {
+		if batch[i].err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// write runs batch as one bbolt write transaction. On success it updates
+// j.st and publishes it; on error nothing of j.st changes.
+func (j *Journal) write(batch []op) error {
+	st := j.st
+	var (
+		markDirty bool
+		ckpts     uint64
+		appended  int
+		arena     []byte
+	)
+	size := 0
+	for i := range batch {
+		if o := &batch[i]; o.err == nil && o.kind == opAppend {
+			size += 8 + recordHeaderSize + len(o.data)
+		}
+	}
+	arena = make([]byte, 0, size) // keys and values of the batch's records: one allocation
+
+	err := guard(j.path, "commit", func() error {
+		tx, err := j.db.Begin(true)
+		if err != nil {
+			return fmt.Errorf("begin transaction: %w", err)
+		}
+		// After a successful Commit, Rollback only returns bolt.ErrTxClosed;
+		// on every other path rolling back is what we want.
+		defer func() { _ = tx.Rollback() }()
+		meta, records, cb := tx.Bucket(bucketMeta), tx.Bucket(bucketRecords), tx.Bucket(bucketCheckpoint)
+		if meta == nil || records == nil || cb == nil {
+			return errors.New("bucket missing")
+		}
+		for i := range batch {
+			o := &batch[i]
+			if o.err != nil {
+				continue
+			}
+			switch o.kind {
+			case opAppend:
+				off := len(arena)
+				arena = append(arena, u64(o.key)...)
+				arena = encodeRecord(arena, st.prev, o.data)
+				if err := records.Put(arena[off:off+8], arena[off+8:]); err != nil {
+					return fmt.Errorf("put record %d: %w", o.key, err)
+				}
+				st.prev = o.key
+				appended++
+				st.records++
+				st.bytes += int64(len(o.data))
+			case opReserve:
+				if o.key > st.mark {
+					st.mark = o.key
+					markDirty = true
+				}
+			case opCheckpoint:
+				if err := j.putCheckpoint(records, cb, o.key, o.data, &st); err != nil {
+					return err
+				}
+				ckpts++
+			}
+		}
+		if markDirty {
+			if err := meta.Put(keyMark, u64(st.mark)); err != nil {
+				return fmt.Errorf("put mark: %w", err)
+			}
+		}
+		if h := j.hooks.BeforeCommit; h != nil {
+			if err := h(); err != nil {
+				return fmt.Errorf("before commit: %w", err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		j.commits.Add(1)
+		if h := j.hooks.AfterCommit; h != nil {
+			if err := h(); err != nil {
+				return fmt.Errorf("sync: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if ckpts > 0 {
+		j.log.Debug("checkpoint written", "key", st.ckptKey, "deleted", j.st.records+appended-st.records)
+	}
+	j.st = st
+	j.checkpoints.Add(ckpts)
+	j.publish()
+	return nil
+}
+
+// putCheckpoint deletes the records up to key and stores the checkpoint, in
+// the committer's transaction.
+func (j *Journal) putCheckpoint(records, cb *bolt.Bucket, key uint64, data []byte, st *durable) error {
+	last, size := st.ckptLast, int64(0)
+	// Collect the covered keys with a cursor, then delete them: bbolt's
+	// Cursor.Next after Cursor.Delete skips an entry when the leaf is already
+	// in memory (records put in this transaction), and First after each
+	// Delete rescans the emptied leaves.
+	var covered []byte // 8 bytes per key
+	c := records.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		rk, err := decodeRecordKey(k)
+		if err != nil {
+			return err
+		}
+		if rk > key {
+			break
+		}
+		last, size = rk, size+int64(len(v)-recordHeaderSize)
+		covered = append(covered, k...)
+	}
+	n := len(covered) / 8
+	for i := 0; i < len(covered); i += 8 {
+		if err := records.Delete(covered[i : i+8]); err != nil {
+			return fmt.Errorf("delete record %d: %w", binary.BigEndian.Uint64(covered[i:]), err)
+		}
+	}
+	crcField := make([]byte, 4)
+	putU32(crcField, crc(data))
+	for _, kv := range [][2][]byte{{keyCkptKey, u64(key)}, {keyCkptLast, u64(last)}, {keyCkptCRC, crcField}, {keyCkptData, data}} {
+		if err := cb.Put(kv[0], kv[1]); err != nil {
+			return fmt.Errorf("put checkpoint %s: %w", kv[0], err)
+		}
+	}
+	st.ckptKey, st.ckptLast = key, last
+	st.records -= n
+	st.bytes -= size
+	return nil
+}
