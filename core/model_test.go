@@ -38,7 +38,7 @@ import (
 var (
 	modelSeed  = flag.Uint64("model.seed", 0, "TestModel: base seed (0: from $SYSREG_MODEL_SEED, else random)")
 	modelSeqs  = flag.Int("model.seqs", 0, "TestModel: number of random sequences (0: 10000, 500 with -short)")
-	modelSteps = flag.Int("model.steps", 40, "TestModel: steps per sequence")
+	modelSteps = flag.Int("model.steps", 35, "TestModel: steps per sequence")
 )
 
 // ---------------------------------------------------------------------------
