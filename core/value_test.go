@@ -89,7 +89,7 @@ func TestNormalizeSizeIsCBORSize(t *testing.T) {
 		return v
 	}
 	r := rand.New(rand.NewPCG(1, 2))
-	for i := range 2000 {
+	for i := range 500 {
 		vals := Values{}
 		for range r.IntN(5) {
 			vals[randString(r)] = randValue(r, 0)
@@ -109,7 +109,10 @@ func TestNormalizeSizeIsCBORSize(t *testing.T) {
 }
 
 func randString(r *rand.Rand) string {
-	n := []int{0, 1, 5, 23, 24, 255, 256, 70000}[r.IntN(8)]
+	n := []int{0, 1, 5, 23, 24, 255, 256, 65536}[r.IntN(8)]
+	if n == 65536 && r.IntN(8) != 0 { // the 5-byte head, now and then
+		n = 2
+	}
 	if n == 0 {
 		n = 1
 	}
@@ -137,7 +140,7 @@ func randValue(r *rand.Rand, depth int) any {
 	case 6:
 		return []byte(randString(r))
 	case 7:
-		out := make([]any, r.IntN(30))
+		out := make([]any, r.IntN(10))
 		for i := range out {
 			out[i] = randValue(r, depth+1)
 		}
