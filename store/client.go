@@ -96,7 +96,9 @@ func (c *Client) read() {
 	var err error
 	for {
 		var f wire.Frame
-		f, _, err = wire.ReadFrame(br, int(c.maxFrame.Load())+1024, nil)
+		// Not the daemon's MaxFrame, which limits requests: a reply or
+		// delivery carries the whole view, which may be larger.
+		f, _, err = wire.ReadFrame(br, wire.MaxReplyFrame, nil)
 		if err != nil {
 			break
 		}

@@ -24,7 +24,9 @@ import (
 type ServerOptions struct {
 	// Logger: nil means no logging.
 	Logger hclog.Logger
-	// MaxFrame limits one frame's payload in bytes, both ways. Default 4 MiB.
+	// MaxFrame limits the payload of a frame the server reads, in bytes.
+	// Default 4 MiB. Replies and deliveries carrying the whole view are as
+	// large as the view (clients accept up to wire.MaxReplyFrame).
 	MaxFrame int
 	// MaxOwners limits live owner sessions per connection. Default 64.
 	MaxOwners int

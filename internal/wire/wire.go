@@ -12,8 +12,15 @@ import (
 // Version is the protocol version this build speaks (see PROTOCOL.md).
 const Version = 1
 
-// DefaultMaxFrame is the default limit on a frame's payload, both ways.
+// DefaultMaxFrame is the default limit on the payload of a frame the daemon
+// reads.
 const DefaultMaxFrame = 4 << 20
+
+// MaxReplyFrame is the largest payload a client accepts from the daemon.
+// The daemon's MaxFrame limits what it reads; its replies and pushes that
+// carry a whole view (SnapshotOK, Delivery) are as large as the view, and
+// the daemon is trusted not to send more than it has.
+const MaxReplyFrame = 1<<31 - 1
 
 // Type is a frame's message type.
 type Type uint8
