@@ -207,9 +207,16 @@ func DecodeFrame(payload []byte) (Frame, error) {
 	return f, nil
 }
 
-// DecodeBody decodes a frame's body into v, strictly: unknown fields, wrong
-// types and trailing data are errors matching ErrMalformed.
+// DecodeBody decodes a frame's body into v, strictly: a body that is not an
+// array (null included), unknown fields, wrong types and trailing data are
+// errors matching ErrMalformed.
 func DecodeBody(f Frame, v any) error {
+	// Every message with a body is an array. fxamacker would decode null
+	// (or undefined) into any struct as its zero value, which would make a
+	// null Attach an anonymous attach and a null Subscribe a subscription.
+	if len(f.Body) == 0 || f.Body[0]>>5 != 4 {
+		return fmt.Errorf("%w: %s body is not an array", ErrMalformed, f.Type)
+	}
 	if err := decMode.Unmarshal(f.Body, v); err != nil {
 		return fmt.Errorf("%w: %s body: %v", ErrMalformed, f.Type, err)
 	}
