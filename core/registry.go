@@ -450,18 +450,7 @@ func (o *Owner) update(t *txn, scope Scope, vals Values) error {
 // scope (R12). Missing keys and scopes are a no-op. Keys of other owners fail
 // the whole call (R10, R11).
 func (o *Owner) Delete(ctx context.Context, scope Scope, keys ...string) error {
-	if err := o.check(ctx); err != nil {
-		return err
-	}
-	if err := scope.Validate(); err != nil {
-		return err
-	}
-	return o.r.mutate(func(t *txn) error {
-		if err := o.live(); err != nil {
-			return err
-		}
-		return o.delete(t, scope, keys)
-	})
+	return o.CommitAsync(ctx, Del(scope, keys...))()
 }
 
 func (o *Owner) delete(t *txn, scope Scope, keys []string) error {

@@ -33,6 +33,14 @@ func (p valuePath) String() string {
 	// MaxDepth elements, and repeated concatenation is quadratic in that.
 	var b strings.Builder
 	for i, e := range p {
+		if len(p) > 24 && i == 12 {
+			// A path rejected for depth has MaxDepth elements: keep the
+			// message readable.
+			fmt.Fprintf(&b, "…(%d levels)…", len(p)-20)
+		}
+		if len(p) > 24 && i >= 12 && i < len(p)-8 {
+			continue
+		}
 		if i > 0 && e[0] != '[' {
 			b.WriteByte('.')
 		}
@@ -130,9 +138,17 @@ func normalize(v any, path valuePath, depth int) (any, int, error) {
 		return v, headSize(Uint64Tag) + headSize(x), nil
 	case float64:
 		return v, 9, nil
+	// A nil slice or map is the nil value, whatever its static type, as in
+	// normalizeReflect.
 	case []byte:
+		if x == nil {
+			return nil, 1, nil
+		}
 		return append([]byte{}, x...), headSize(uint64(len(x))) + len(x), nil
 	case []any:
+		if x == nil {
+			return nil, 1, nil
+		}
 		out := make([]any, len(x))
 		size := headSize(uint64(len(x)))
 		for i, e := range x {
@@ -145,6 +161,9 @@ func normalize(v any, path valuePath, depth int) (any, int, error) {
 		}
 		return out, size, nil
 	case map[string]any:
+		if x == nil {
+			return nil, 1, nil
+		}
 		out := make(map[string]any, len(x))
 		size := headSize(uint64(len(x)))
 		for k, e := range x {
@@ -180,9 +199,11 @@ func normalizeReflect(rv reflect.Value, path valuePath, depth int) (any, int, er
 		i := rv.Int()
 		return i, intSize(i), nil
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uintptr:
+		// Unsigned values that fit are int64 like every other integer;
+		// a uint or uintptr beyond int64 keeps its value as uint64.
 		u := rv.Uint()
 		if u > math.MaxInt64 {
-			return nil, 0, invalid(path, "%s value %d overflows int64 (use uint64)", rv.Type(), u)
+			return u, headSize(Uint64Tag) + headSize(u), nil
 		}
 		return int64(u), intSize(int64(u)), nil
 	case reflect.Uint64:
