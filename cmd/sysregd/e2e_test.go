@@ -8,10 +8,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -23,7 +25,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fxamacker/cbor/v2"
+
 	"github.com/sysreg/sysreg/core"
+	"github.com/sysreg/sysreg/internal/wire"
 	"github.com/sysreg/sysreg/store"
 )
 
@@ -741,7 +746,7 @@ func TestCLI(t *testing.T) {
 		o, err := c.Owner(t.Context(), "holder", core.OwnerOptions{})
 		must(t, err)
 		must(t, o.Update(t.Context(), core.StateScope("cli", "held"), core.Values{"x": 1}))
-		fails(t, 1, sock, "set", "state/cli/held", "x=2") // R10
+		fails(t, 1, sock, "set", "state/cli/held", "x=2")                                  // R10
 		fails(t, 1, sock, "set", "--owner", strings.Repeat("n", 129), "config/a/b", "x=1") // R8
 		if v, _ := snapshot(t, c).Get(core.StateScope("cli", "held"), "x"); v != int64(1) {
 			t.Fatalf("held x = %v", v)
@@ -821,4 +826,399 @@ func TestWatch(t *testing.T) {
 			t.Fatalf("watch exited %d when the daemon stopped:\n%s", code, p.stderr)
 		}
 	})
+}
+
+// rawConn is a connection that speaks raw bytes to the daemon.
+type rawConn struct {
+	t  *testing.T
+	nc net.Conn
+}
+
+func dialRaw(t *testing.T, socket string) *rawConn {
+	nc, err := net.DialTimeout("unix", socket, 5*time.Second)
+	if err != nil {
+		t.Errorf("dial: %v", err)
+		return nil
+	}
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	return &rawConn{t: t, nc: nc}
+}
+
+func (c *rawConn) write(b []byte) { c.nc.Write(b) } // the daemon may have closed already
+
+func (c *rawConn) frame(typ wire.Type, id uint64, body any) {
+	b, err := wire.AppendFrame(nil, typ, id, body)
+	if err != nil {
+		c.t.Errorf("encode: %v", err)
+		return
+	}
+	c.write(b)
+}
+
+// reply reads the next frame and decodes an error body, if it is one.
+func (c *rawConn) reply() (wire.Frame, wire.Error, error) {
+	f, _, err := wire.ReadFrame(c.nc, wire.MaxReplyFrame, nil)
+	var we wire.Error
+	if err == nil && f.Type == wire.TError {
+		err = wire.DecodeBody(f, &we)
+	}
+	return f, we, err
+}
+
+// expectError reads the next frame and checks that it is an Error with code.
+func (c *rawConn) expectError(what string, id uint64, code string) {
+	f, we, err := c.reply()
+	if err != nil || f.Type != wire.TError || f.ID != id || we.Code != code {
+		c.t.Errorf("%s: got %s id %d %+v (%v), want error id %d %s", what, f.Type, f.ID, we, err, id, code)
+	}
+}
+
+// expectClosed checks that the daemon closes the connection.
+func (c *rawConn) expectClosed(what string) {
+	for {
+		f, _, err := c.reply()
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				c.t.Errorf("%s: the daemon did not close the connection", what)
+			}
+			return
+		}
+		if f.Type != wire.TError {
+			c.t.Errorf("%s: got %s before the close", what, f.Type)
+		}
+	}
+}
+
+func (c *rawConn) hello() bool {
+	c.frame(wire.THello, 1, wire.Hello{Version: wire.Version, Client: "e2e"})
+	f, we, err := c.reply()
+	if err != nil || f.Type != wire.THelloOK {
+		c.t.Errorf("hello: %s %+v %v", f.Type, we, err)
+		return false
+	}
+	return true
+}
+
+// TestGarbageFrames sends 1,000 connections' worth of garbage, truncated,
+// oversized, unknown and out-of-order frames, and attempts to act on other
+// sessions, while an honest client holds keys and a subscription on its own
+// connection: the daemon stays up, answers with errors or closes the bad
+// connections, and the honest session is untouched (R34).
+func TestGarbageFrames(t *testing.T) {
+	d := startDaemon(t, t.TempDir(), "--no-sync", "--max-frame", "65536")
+	honest := d.dial(t)
+	o, err := honest.Owner(t.Context(), "honest", core.OwnerOptions{})
+	must(t, err)
+	must(t, o.Update(t.Context(), core.StateScope("honest", "s"), core.Values{"x": 1}))
+	must(t, o.Update(t.Context(), core.ConfigScope("honest", "c"), core.Values{"y": "two"}))
+	sub, err := honest.Subscribe(t.Context(), core.SubscribeOptions{})
+	must(t, err)
+	before := snapshot(t, honest)
+
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	const n = 1000
+	kinds := []string{"random", "garbage-cbor", "oversized", "truncated", "unknown-type",
+		"before-hello", "wrong-version", "bad-body", "impersonate", "own-session"}
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				garbage(t, d.socket, kinds[i%len(kinds)], i, rand.New(rand.NewPCG(seed, uint64(i))))
+			}
+		}()
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+
+	if d.exited() {
+		t.Fatalf("the daemon died:\n%s", d.stderr)
+	}
+	if _, err := honest.Ping(t.Context()); err != nil {
+		t.Fatalf("honest client: %v", err)
+	}
+	// Each own-session connection's owner died with its connection, and
+	// nothing else changed (poll: deaths follow the disconnects).
+	poll(t, 10*time.Second, "the garbage sessions' owner deaths", func() bool {
+		return snapshot(t, honest).Len(core.State) == 1
+	})
+	after := snapshot(t, honest)
+	for _, sc := range []core.Scope{core.StateScope("honest", "s"), core.ConfigScope("honest", "c")} {
+		if fmt.Sprint(after.Values(sc)) != fmt.Sprint(before.Values(sc)) {
+			t.Errorf("%s: %v, was %v", sc, after.Values(sc), before.Values(sc))
+		}
+	}
+	if fmt.Sprint(after.Map()) != fmt.Sprint(before.Map()) {
+		t.Errorf("view changed:\n%v\nwas\n%v", after.Map(), before.Map())
+	}
+	// The honest session and its subscription still work.
+	must(t, o.Update(t.Context(), core.StateScope("honest", "s"), core.Values{"x": 2}))
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case s := <-sub.C():
+			if v, _ := s.Get(core.StateScope("honest", "s"), "x"); v != int64(2) {
+				continue
+			}
+		case <-deadline:
+			t.Fatal("the honest subscription got no delivery of the update")
+		}
+		break
+	}
+	st, err := honest.Stats(t.Context())
+	must(t, err)
+	if bad, _ := path(st, "server", "bad_frames").(uint64); bad < n/2 {
+		t.Errorf("bad_frames = %v after %d bad connections", path(st, "server", "bad_frames"), n)
+	}
+}
+
+// garbage runs one bad connection of the given kind.
+func garbage(t *testing.T, socket, kind string, i int, rnd *rand.Rand) {
+	c := dialRaw(t, socket)
+	if c == nil {
+		return
+	}
+	defer c.nc.Close()
+	junk := func(n int) []byte {
+		b := make([]byte, n)
+		for j := range b {
+			b[j] = byte(rnd.Uint32())
+		}
+		return b
+	}
+	switch kind {
+	case "random":
+		c.write(junk(1 + rnd.IntN(300)))
+	case "garbage-cbor":
+		body := junk(1 + rnd.IntN(200))
+		c.write(append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...))
+		if rnd.IntN(2) == 0 {
+			c.expectClosed(kind)
+		}
+	case "oversized":
+		c.write(binary.BigEndian.AppendUint32(nil, 65537+uint32(rnd.IntN(1<<30))))
+		c.write(junk(64))
+		c.expectError(kind, 0, wire.CodeBadRequest)
+		c.expectClosed(kind)
+	case "truncated":
+		frame, _ := wire.AppendFrame(nil, wire.THello, 1, wire.Hello{Version: wire.Version, Client: strings.Repeat("x", 100)})
+		if rnd.IntN(2) == 0 && c.hello() {
+			frame, _ = wire.AppendFrame(nil, wire.TAttach, 2, wire.Attach{Name: fmt.Sprintf("trunc-%d", i)})
+		}
+		c.write(frame[:rnd.IntN(len(frame))])
+	case "unknown-type":
+		if !c.hello() {
+			return
+		}
+		typ := wire.Type(11 + rnd.IntN(245)) // requests are 1…10
+		if typ.Known() {                     // a reply or push type sent as a request
+			c.frame(typ, 7, nil)
+		} else {
+			c.frame(typ, 7, cbor.RawMessage(junkCBOR(rnd)))
+		}
+		c.expectError(kind, 7, wire.CodeBadRequest)
+		c.frame(wire.TPing, 8, nil) // the connection still works
+		if f, _, err := c.reply(); err != nil || f.Type != wire.TOK || f.ID != 8 {
+			t.Errorf("ping after an unknown type: %s %v", f.Type, err)
+		}
+	case "before-hello":
+		c.frame(wire.TAttach, 3, wire.Attach{Name: "honest"})
+		c.expectError(kind, 3, wire.CodeBadRequest)
+		c.expectClosed(kind)
+	case "wrong-version":
+		c.frame(wire.THello, 1, wire.Hello{Version: 2 + uint64(rnd.IntN(100)), Client: "future"})
+		c.expectError(kind, 1, wire.CodeBadRequest)
+		c.expectClosed(kind)
+	case "bad-body":
+		if !c.hello() {
+			return
+		}
+		typ := []wire.Type{wire.TAttach, wire.TDetach, wire.TMutate, wire.TSubscribe, wire.TUnsubscribe, wire.TEvict}[rnd.IntN(6)]
+		c.frame(typ, 9, cbor.RawMessage(junkCBOR(rnd)))
+		c.expectError(kind+" "+typ.String(), 9, wire.CodeBadRequest)
+	case "impersonate":
+		if !c.hello() {
+			return
+		}
+		// Handle 1 is the honest owner's on its own connection, and
+		// means nothing here.
+		c.frame(wire.TMutate, 2, wire.Mutate{Handle: 1, Ops: []wire.Op{{Kind: wire.OpDel, Scope: wire.Scope{Bucket: 1, Type: "honest", Subtype: "s"}, Values: cbor.RawMessage{0xf6}}}})
+		c.expectError("mutate with a foreign handle", 2, wire.CodeBadRequest)
+		c.frame(wire.TDetach, 3, wire.Detach{Handle: 1})
+		c.expectError("detach of a foreign handle", 3, wire.CodeBadRequest)
+		c.frame(wire.TAttach, 4, wire.Attach{Name: "honest"})
+		c.expectError("attach as a live owner", 4, wire.CodeOwnerInUse)
+		c.frame(wire.TEvict, 5, wire.Evict{Name: "honest"})
+		c.expectError("evict of a live owner", 5, wire.CodeOwnerInUse)
+		c.frame(wire.TUnsubscribe, 6, wire.Unsubscribe{Sub: 2}) // the honest client's subscription id
+		if f, _, err := c.reply(); err != nil || f.Type != wire.TOK {
+			t.Errorf("unsubscribe: %s %v", f.Type, err)
+		}
+		// Its own anonymous owner may not delete the honest keys (R10, R11).
+		c.frame(wire.TAttach, 7, wire.Attach{})
+		f, _, err := c.reply()
+		if err != nil || f.Type != wire.TAttachOK {
+			t.Errorf("attach: %s %v", f.Type, err)
+			return
+		}
+		var ok wire.AttachOK
+		wire.DecodeBody(f, &ok)
+		c.frame(wire.TMutate, 8, wire.Mutate{Handle: ok.Handle, Ops: []wire.Op{{Kind: wire.OpDel, Scope: wire.Scope{Bucket: 2, Type: "honest", Subtype: "c"}, Values: cbor.RawMessage{0xf6}, Keys: []string{"y"}}}})
+		c.expectError("delete of a foreign config key", 8, wire.CodeReservedKeys)
+	case "own-session":
+		if !c.hello() {
+			return
+		}
+		c.frame(wire.TAttach, 2, wire.Attach{Name: fmt.Sprintf("victim-%d", i)})
+		c.frame(wire.TMutate, 3, wire.Mutate{Handle: 1, Ops: []wire.Op{{Kind: wire.OpPut, Scope: wire.Scope{Bucket: 1, Type: "victim", Subtype: fmt.Sprint(i)}, Values: cbor.RawMessage{0xa1, 0x61, 'x', 0x01}}}})
+		if f, _, err := c.reply(); err != nil || f.Type != wire.TAttachOK {
+			t.Errorf("attach: %s %v", f.Type, err)
+		}
+		if f, _, err := c.reply(); err != nil || f.Type != wire.TOK {
+			t.Errorf("mutate: %s %v", f.Type, err)
+		}
+		c.write(binary.BigEndian.AppendUint32(nil, 3))
+		c.write([]byte{0xff, 0xff, 0xff}) // a frame that does not decode
+		c.expectError(kind, 0, wire.CodeBadRequest)
+		c.expectClosed(kind)
+	}
+}
+
+// junkCBOR returns one well-formed CBOR item that is no message body.
+func junkCBOR(rnd *rand.Rand) []byte {
+	items := [][]byte{
+		{0xf6}, {0xf5}, {0x00}, {0x20}, {0xa0}, {0x80}, {0x60}, {0x40},
+		{0x81, 0x20}, {0x83, 0x01, 0x02, 0x03}, {0x82, 0x61, 'x', 0x61, 'y'},
+		{0x82, 0x1b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf6},
+		{0xc1, 0x01}, {0xfb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0},
+	}
+	return items[rnd.IntN(len(items))]
+}
+
+// TestInspectAndCheck: inspect prints the journal and check verifies it,
+// offline, on a stopped daemon's directory and on a live one; on damaged
+// copies both exit 1 with the problems, never a crash, and serve refuses
+// to start (R29, R33).
+func TestInspectAndCheck(t *testing.T) {
+	dir := t.TempDir()
+	d := startDaemon(t, dir)
+	ok(t, d.socket, "set", "--owner", "netd", "--keep-config", "config/net/eth0", "address=192.168.1.100", "mtu=1500")
+	ok(t, d.socket, "set", "--owner", "netd", "--keep-config", "config/net/eth1", "address=10.0.0.1")
+	ok(t, d.socket, "delete", "--owner", "netd", "config/net/eth0", "mtu")
+	ok(t, d.socket, "set", "--owner", "gone", "--keep-config", "config/gone/x", "v=1")
+	ok(t, d.socket, "evict", "gone")
+
+	t.Run("live", func(t *testing.T) {
+		ins := jsonOf(t, ok(t, "", "inspect", "--data-dir", dir).stdout)
+		if ins["live"] != true {
+			t.Errorf("inspect of a running daemon's journal: live = %v", ins["live"])
+		}
+		ck := jsonOf(t, ok(t, "", "check", "--data-dir", dir).stdout)
+		if ck["ok"] != true || ck["keys"] != json.Number("2") {
+			t.Errorf("check of a running daemon's journal: %v", ck)
+		}
+	})
+	d.stop()
+
+	ins := jsonOf(t, ok(t, "", "inspect", "--data-dir", dir).stdout)
+	if ins["format"] != "sysreg-journal" || ins["version"] != json.Number("1") || ins["live"] != false {
+		t.Fatalf("inspect: %v", ins)
+	}
+	recs, _ := ins["records"].([]any)
+	if len(recs) != 5 {
+		t.Fatalf("inspect: %d records, want 5: %v", len(recs), ins)
+	}
+	var kinds []string
+	for _, r := range recs {
+		for _, op := range path(r, "mutation", "ops").([]any) {
+			kinds = append(kinds, path(op, "kind").(string))
+		}
+	}
+	if fmt.Sprint(kinds) != "[merge merge delete merge drop]" {
+		t.Errorf("op kinds %v", kinds)
+	}
+	if path(recs[0], "mutation", "ops").([]any)[0].(map[string]any)["scope"] != "config/net/eth0" ||
+		path(recs[0].(map[string]any)["mutation"].(map[string]any)["ops"].([]any)[0], "values", "address") != "192.168.1.100" {
+		t.Errorf("first record: %v", recs[0])
+	}
+	ck := jsonOf(t, ok(t, "", "check", "--data-dir", dir).stdout)
+	if ck["ok"] != true || ck["records"] != json.Number("5") || ck["keys"] != json.Number("2") || ck["owners"] != json.Number("1") {
+		t.Fatalf("check: %v", ck)
+	}
+
+	journal, err := os.ReadFile(filepath.Join(dir, store.JournalFile))
+	must(t, err)
+	damage := map[string]func([]byte) []byte{
+		"truncated": func(b []byte) []byte { return b[:len(b)/2] },
+		"flipped-value": func(b []byte) []byte { // every copy of the value, in every page
+			return bytes.ReplaceAll(b, []byte("192.168.1.100"), []byte("192.168.1.101"))
+		},
+		"random": func(b []byte) []byte {
+			rnd := rand.New(rand.NewPCG(1, 2))
+			for i := range b {
+				b[i] = byte(rnd.Uint32())
+			}
+			return b
+		},
+		"zeroed-meta": func(b []byte) []byte { clear(b[:8192]); return b },
+	}
+	for name, f := range damage {
+		t.Run(name, func(t *testing.T) {
+			bad := t.TempDir()
+			must(t, os.WriteFile(filepath.Join(bad, store.JournalFile), f(bytes.Clone(journal)), 0o600))
+			r := fails(t, 1, "", "check", "--data-dir", bad)
+			ck := jsonOf(t, r.stdout)
+			if ck["ok"] != false || len(ck["problems"].([]any)) == 0 || !strings.Contains(r.stderr, "damaged") {
+				t.Fatalf("check: %s", r)
+			}
+			r = fails(t, 1, "", "inspect", "--data-dir", bad)
+			if ins := jsonOf(t, r.stdout); len(ins["problems"].([]any)) == 0 {
+				t.Fatalf("inspect: %s", r)
+			}
+			// And the daemon refuses to start on it, clearly (R29).
+			p := start(t, "", "serve", "--data-dir", bad, "--socket", shortSocket(t))
+			if code := p.wait(10 * time.Second); code != 1 || !strings.Contains(p.stderr.String(), "corrupt") ||
+				strings.Contains(p.stderr.String(), "goroutine ") {
+				t.Fatalf("serve on a damaged journal exited %d:\n%s", code, p.stderr)
+			}
+		})
+	}
+	t.Run("missing", func(t *testing.T) {
+		fails(t, 1, "", "check", "--data-dir", t.TempDir())
+		fails(t, 1, "", "inspect", "--data-dir", t.TempDir())
+	})
+}
+
+// TestInspectCheckpoint: inspect decodes the checkpoint (its sequence, the
+// config view and the owners) and check replays the records after it
+// (R28).
+func TestInspectCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(dir, store.Options{NoSync: true, CheckpointRecords: 4})
+	must(t, err)
+	o, err := st.Owner(t.Context(), "ck", core.OwnerOptions{KeepConfig: true})
+	must(t, err)
+	for i := range 10 {
+		must(t, o.Update(t.Context(), core.ConfigScope("ck", "x"), core.Values{fmt.Sprint("k", i%3): i}))
+	}
+	poll(t, 10*time.Second, "a checkpoint", func() bool { return st.Stats().Journal.Checkpoints > 0 })
+	must(t, o.Update(t.Context(), core.ConfigScope("ck", "y"), core.Values{"after": true}))
+	must(t, st.Close())
+
+	ins := jsonOf(t, ok(t, "", "inspect", "--data-dir", dir).stdout)
+	cp, _ := ins["checkpoint"].(map[string]any)
+	if cp == nil || cp["seq"] == nil || cp["error"] != nil || path(cp, "owners", "config/ck/x", "k0") != "ck" ||
+		path(cp, "view", "config", "ck", "x") == nil {
+		t.Fatalf("checkpoint: %v", ins["checkpoint"])
+	}
+	ck := jsonOf(t, ok(t, "", "check", "--data-dir", dir).stdout)
+	if ck["ok"] != true || ck["keys"] != json.Number("4") || ck["checkpoint_seq"] == json.Number("0") {
+		t.Fatalf("check: %v", ck)
+	}
 }
