@@ -1,0 +1,56 @@
+// Package bench is sysreg's benchmark suite: each scenario is an ordinary
+// function that takes a config struct (its zero value gives the defaults
+// of the published figures) and returns a result struct with JSON tags.
+// The testing.B wrappers in this package and "sysregd bench" call the same
+// functions. It uses only the exported APIs of store and core (and bbolt
+// directly, for the raw-bbolt baselines of the durable scenario).
+//
+// Every headline figure is measured side by side with its baseline in the
+// same run, so that the ratio holds on a noisy machine:
+//
+//   - RunFlap: P producers toggle state keys as fast as they can while S
+//     subscribers with a MinInterval consume; then the same producers and
+//     consumers with a naive event-per-change fan-out (a mutex-protected
+//     map and one buffered channel per consumer, blocking sends), the code
+//     a user would write without sysreg.
+//   - RunDurable: config updates with 1…256 concurrent writers on an
+//     embedded store (journal with group commit, real fsync), beside raw
+//     bbolt with one commit per update and with DB.Batch.
+//   - RunRecovery: store.Open time for data directories that saw 10^4…10^6
+//     config updates over 10,000 keys.
+//   - RunDaemon: an in-process store.Server on a Unix socket: pipelined
+//     state updates over one and over several connections, the round trip
+//     of one synchronous update, and remote subscribers' convergence on a
+//     flapping key.
+//
+// # Flap layout
+//
+// Producer p is the owner "producer-p" and writes only its own scope
+// state/flap/p<p>, toggling the keys k0…k<K-1> there in turn between true
+// and false, starting at true, so every update changes the view (none is
+// suppressed as a no-op, R6) and the n-th update of a run has a known
+// value. The producers share nothing but the registry. The default target
+// is an embedded store (store.Open on a temporary directory, fsync on):
+// state updates never touch the disk (R26), only a sequence number
+// reservation now and then (R7). FlapConfig.Core runs the same workload on
+// a bare core.Registry instead.
+//
+// # Measurements
+//
+// Convergence: after the producers stop, the final sequence number is read;
+// a subscriber has converged when it receives a snapshot with a sequence
+// number at least that high (a naive consumer: once it has applied every
+// event). Its convergence time is from the return of the last producer's
+// last update to that receipt, 0 if it came earlier. Peak heap is
+// runtime.MemStats.HeapAlloc sampled every SampleEvery; heap per subscriber
+// is the peak minus the heap after a GC before the subscribers existed.
+// CPU seconds are user + system time of the whole process (getrusage).
+// fsyncs: one bbolt commit writes and syncs the data pages and then the
+// meta page; both the journal and the baselines count one per commit.
+//
+// # Concurrency
+//
+// A Run function starts its goroutines, stores, servers and temporary
+// directories and stops or removes all of them before it returns, errors
+// included. Canceling ctx stops a scenario early with ctx's error.
+package bench

@@ -1,0 +1,724 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sysreg/sysreg/core"
+	"github.com/sysreg/sysreg/store"
+)
+
+// FlapConfig configures RunFlap. The zero value is the headline scenario:
+// 4 producers, 1,000 subscribers at MinInterval 100 ms, 2 s of flapping,
+// on an embedded store, with the naive baseline.
+type FlapConfig struct {
+	// Producers writing concurrently, each as its own owner in its own
+	// scope (see the package doc). Default 4.
+	Producers int
+	// Keys each producer toggles in turn. Default 1.
+	Keys int
+	// Subscribers consuming concurrently, each on its own goroutine.
+	// Default 1,000.
+	Subscribers int
+	// Interval is the subscribers' MinInterval. Default 100 ms; negative
+	// means none (every change may be delivered).
+	Interval time.Duration
+	// Duration the producers write for. Default 2 s. Ignored when Updates
+	// is set.
+	Duration time.Duration
+	// Updates, if positive, makes each producer write exactly this many
+	// updates instead of writing for Duration: the counts of the run are
+	// then deterministic.
+	Updates int
+	// Rate limits each producer to this many updates per second. Zero: as
+	// fast as it can.
+	Rate float64
+	// Work is CPU time each subscriber burns per delivery (per event in the
+	// baseline), standing for what a consumer does with it. Default none.
+	Work time.Duration
+	// Core runs sysreg's side on a bare core.Registry instead of an
+	// embedded store.
+	Core bool
+	// NoBaseline skips the naive fan-out.
+	NoBaseline bool
+	// Buffer is the capacity of each baseline consumer's channel. Default
+	// 1,024.
+	Buffer int
+	// SampleEvery is the period of the time series and of the heap
+	// sampling. Default 50 ms.
+	SampleEvery time.Duration
+	// Timeout bounds the wait for convergence after the producers stop.
+	// Default 60 s.
+	Timeout time.Duration
+	// Dir is where the store's temporary data directory is made. Default
+	// os.TempDir().
+	Dir string
+	// Progress receives a line per phase. nil: none.
+	Progress io.Writer
+}
+
+func (c FlapConfig) withDefaults() FlapConfig {
+	if c.Producers <= 0 {
+		c.Producers = 4
+	}
+	if c.Keys <= 0 {
+		c.Keys = 1
+	}
+	if c.Subscribers <= 0 {
+		c.Subscribers = 1000
+	}
+	switch {
+	case c.Interval == 0:
+		c.Interval = 100 * time.Millisecond
+	case c.Interval < 0:
+		c.Interval = 0
+	}
+	if c.Duration <= 0 {
+		c.Duration = 2 * time.Second
+	}
+	if c.Buffer <= 0 {
+		c.Buffer = 1024
+	}
+	if c.SampleEvery <= 0 {
+		c.SampleEvery = 50 * time.Millisecond
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 60 * time.Second
+	}
+	return c
+}
+
+// FlapResult is what RunFlap measured: sysreg and the naive baseline on
+// the same workload.
+type FlapResult struct {
+	Target      string  `json:"target"` // "store" (embedded, state scopes) or "core"
+	Producers   int     `json:"producers"`
+	Keys        int     `json:"keys_per_producer"`
+	Subscribers int     `json:"subscribers"`
+	IntervalMs  float64 `json:"interval_ms"`
+	DurationS   float64 `json:"duration_s"`                     // configured; 0 with fixed Updates
+	Updates     int     `json:"updates_per_producer,omitempty"` // configured
+	Rate        float64 `json:"rate_per_producer"`              // 0: as fast as possible
+	WorkUs      float64 `json:"work_us"`
+	BufferCap   int     `json:"baseline_buffer"`
+
+	Sysreg   FlapRun  `json:"sysreg"`
+	Baseline *FlapRun `json:"baseline,omitempty"`
+
+	// ThroughputRatio is sysreg's producer updates/s over the baseline's;
+	// 0 without a baseline.
+	ThroughputRatio float64 `json:"throughput_ratio"`
+}
+
+// FlapRun is one side of a flap run.
+type FlapRun struct {
+	// Updates all producers made, and how long they wrote.
+	Updates       uint64  `json:"updates"`
+	ProduceS      float64 `json:"produce_s"`
+	UpdatesPerSec float64 `json:"updates_per_s"`
+	// Deliveries per subscriber (events per consumer in the baseline),
+	// counted up to and including the one that converged it, the initial
+	// delivery included.
+	Deliveries Spread `json:"deliveries_per_sub"`
+	// Windows is the time from the first Subscribe to the last
+	// subscriber's convergence, in MinIntervals: no subscriber may have had
+	// more than Windows+1 deliveries (R17). 0 without an interval.
+	Windows float64 `json:"windows"`
+	// Coalesced is the number of (change, subscriber) pairs that were not
+	// delivered one by one but folded into a later delivery: the sum over
+	// subscribers of updates − (deliveries − 1). CoalescedFraction divides
+	// it by updates × subscribers. Both 0 for the baseline.
+	Coalesced         uint64  `json:"coalesced"`
+	CoalescedFraction float64 `json:"coalesced_fraction"`
+	// ConvergeMs: per subscriber, from the return of the last update to
+	// the receipt of the final state.
+	ConvergeMs Latency `json:"converge_ms"`
+	// PeakHeapBytes is the highest HeapAlloc sampled (garbage included);
+	// HeapPerSub is the live heap after a GC once every subscriber has
+	// converged, minus the live heap before they existed, per subscriber.
+	PeakHeapBytes uint64  `json:"peak_heap_bytes"`
+	HeapPerSub    float64 `json:"heap_bytes_per_sub"`
+	// CPUSeconds: process user + system time for the phase.
+	CPUSeconds float64 `json:"cpu_s"`
+	// Series samples cumulative updates and deliveries every SampleEvery.
+	Series []Sample `json:"series"`
+}
+
+// RunFlap runs the flapping-load scenario on sysreg and then, unless
+// NoBaseline, the naive event-per-change fan-out on the same workload.
+func RunFlap(ctx context.Context, cfg FlapConfig) (FlapResult, error) {
+	cfg = cfg.withDefaults()
+	p := &progress{w: cfg.Progress}
+	res := FlapResult{
+		Target:      "store",
+		Producers:   cfg.Producers,
+		Keys:        cfg.Keys,
+		Subscribers: cfg.Subscribers,
+		IntervalMs:  ms(cfg.Interval),
+		Updates:     cfg.Updates,
+		Rate:        cfg.Rate,
+		WorkUs:      float64(cfg.Work) / float64(time.Microsecond),
+		BufferCap:   cfg.Buffer,
+	}
+	if cfg.Core {
+		res.Target = "core"
+	}
+	if cfg.Updates <= 0 {
+		res.DurationS = cfg.Duration.Seconds()
+	}
+	p.printf("flap: sysreg (%s): %d producers, %d subscribers, interval %v", res.Target, cfg.Producers, cfg.Subscribers, cfg.Interval)
+	run, err := runFlapSysreg(ctx, cfg)
+	if err != nil {
+		return res, fmt.Errorf("flap: sysreg: %w", err)
+	}
+	res.Sysreg = run
+	p.printf("flap: sysreg: %.0f updates/s, %.1f deliveries/sub, converged within %.1f ms",
+		run.UpdatesPerSec, run.Deliveries.Mean, run.ConvergeMs.Max)
+	if cfg.NoBaseline {
+		return res, nil
+	}
+	p.printf("flap: naive baseline: channel fan-out, buffer %d", cfg.Buffer)
+	base, err := runFlapNaive(ctx, cfg)
+	if err != nil {
+		return res, fmt.Errorf("flap: baseline: %w", err)
+	}
+	res.Baseline = &base
+	res.ThroughputRatio = ratio(run.UpdatesPerSec, base.UpdatesPerSec)
+	p.printf("flap: baseline: %.0f updates/s, converged within %.1f ms; sysreg/baseline %.1fx",
+		base.UpdatesPerSec, base.ConvergeMs.Max, res.ThroughputRatio)
+	return res, nil
+}
+
+// flapWorkload is what the two sides share: key names, expected final
+// values, and the producer loop.
+type flapWorkload struct {
+	cfg    FlapConfig
+	scopes []core.Scope // per producer
+	keys   []string     // k0…
+}
+
+func newFlapWorkload(cfg FlapConfig) *flapWorkload {
+	w := &flapWorkload{cfg: cfg}
+	for p := range cfg.Producers {
+		w.scopes = append(w.scopes, core.StateScope("flap", "p"+strconv.Itoa(p)))
+	}
+	for k := range cfg.Keys {
+		w.keys = append(w.keys, "k"+strconv.Itoa(k))
+	}
+	return w
+}
+
+// value is what update i of a producer writes: key i mod K, alternately
+// true and false per key, starting at true.
+func (w *flapWorkload) value(i int) (key int, v bool) {
+	k := len(w.keys)
+	return i % k, (i/k)%2 == 0
+}
+
+// final is the value a producer that made n updates left at key k.
+func (w *flapWorkload) final(n uint64, key int) (v, ok bool) {
+	k := uint64(len(w.keys))
+	if n <= uint64(key) {
+		return false, false
+	}
+	last := uint64(key) + k*((n-1-uint64(key))/k)
+	return (last/k)%2 == 0, true
+}
+
+// produce runs one producer: update(key, value) until stop (or Updates
+// done), counting into n. It returns when the last update returned.
+func (w *flapWorkload) produce(ctx context.Context, stop *atomic.Bool, n *counter, update func(key int, v bool) error) (time.Time, error) {
+	var every time.Duration
+	if w.cfg.Rate > 0 {
+		every = time.Duration(float64(time.Second) / w.cfg.Rate)
+	}
+	start := time.Now()
+	for i := 0; ; i++ {
+		if w.cfg.Updates > 0 {
+			if i >= w.cfg.Updates {
+				break
+			}
+		} else if stop.Load() {
+			break
+		}
+		if i&1023 == 0 && ctx.Err() != nil {
+			return time.Time{}, ctx.Err()
+		}
+		if every > 0 {
+			if d := time.Until(start.Add(time.Duration(i) * every)); d > 0 {
+				time.Sleep(d)
+			}
+		}
+		k, v := w.value(i)
+		if err := update(k, v); err != nil {
+			return time.Time{}, err
+		}
+		n.n.Add(1)
+	}
+	return time.Now(), nil
+}
+
+// runProducers runs every producer until Duration passes (or each made
+// Updates) and returns the total, the time they took and the time the last
+// update returned.
+func (w *flapWorkload) runProducers(ctx context.Context, counts []counter, update func(p, key int, v bool) error) (total uint64, took time.Duration, last time.Time, err error) {
+	var stop atomic.Bool
+	start := time.Now()
+	if w.cfg.Updates <= 0 {
+		t := time.AfterFunc(w.cfg.Duration, func() { stop.Store(true) })
+		defer t.Stop()
+	}
+	lasts := make([]time.Time, len(counts))
+	errs := make([]error, len(counts))
+	var wg sync.WaitGroup
+	for p := range counts {
+		wg.Go(func() {
+			lasts[p], errs[p] = w.produce(ctx, &stop, &counts[p], func(k int, v bool) error { return update(p, k, v) })
+			if errs[p] != nil {
+				stop.Store(true)
+			}
+		})
+	}
+	wg.Wait()
+	took = time.Since(start)
+	for p := range counts {
+		if errs[p] != nil {
+			return 0, 0, time.Time{}, fmt.Errorf("producer %d: %w", p, errs[p])
+		}
+		if lasts[p].After(last) {
+			last = lasts[p]
+		}
+	}
+	return sum(counts), took, last, nil
+}
+
+// flapOwner is the part of an owner session a producer uses; both
+// *core.Owner and store.Owner have it.
+type flapOwner interface {
+	Update(ctx context.Context, scope core.Scope, values core.Values) error
+}
+
+// flapTarget is sysreg's side: an embedded store or a bare core.Registry.
+type flapTarget struct {
+	owner     func(ctx context.Context, name string) (flapOwner, error)
+	subscribe func(ctx context.Context, opts core.SubscribeOptions) (store.Subscription, error)
+	snapshot  func() core.Snapshot
+	close     func()
+}
+
+func openFlapTarget(cfg FlapConfig) (*flapTarget, error) {
+	if cfg.Core {
+		reg := core.New(core.Options{})
+		return &flapTarget{
+			owner: func(ctx context.Context, name string) (flapOwner, error) {
+				return reg.Owner(ctx, name, core.OwnerOptions{})
+			},
+			subscribe: func(ctx context.Context, opts core.SubscribeOptions) (store.Subscription, error) {
+				return reg.Subscribe(ctx, opts)
+			},
+			snapshot: reg.Snapshot,
+			close:    func() { reg.Close() },
+		}, nil
+	}
+	dir, err := tempDir(cfg.Dir, "sysreg-flap-")
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(filepath.Join(dir, "data"), store.Options{})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return &flapTarget{
+		owner: func(ctx context.Context, name string) (flapOwner, error) {
+			return st.Owner(ctx, name, core.OwnerOptions{})
+		},
+		subscribe: st.Subscribe,
+		snapshot: func() core.Snapshot {
+			s, _ := st.Snapshot(context.Background())
+			return s
+		},
+		close: func() {
+			st.Close()
+			os.RemoveAll(dir)
+		},
+	}, nil
+}
+
+// flapSub is what one sysreg subscriber's goroutine records.
+type flapSub struct {
+	deliveries uint64
+	at         time.Time     // receipt of the final state
+	snap       core.Snapshot // the final state as received
+	ok         bool          // converged
+}
+
+func runFlapSysreg(ctx context.Context, cfg FlapConfig) (FlapRun, error) {
+	w := newFlapWorkload(cfg)
+	tgt, err := openFlapTarget(cfg)
+	if err != nil {
+		return FlapRun{}, err
+	}
+	defer tgt.close()
+	owners := make([]flapOwner, cfg.Producers)
+	for p := range owners {
+		if owners[p], err = tgt.owner(ctx, "producer-"+strconv.Itoa(p)); err != nil {
+			return FlapRun{}, err
+		}
+		// A first update outside the measurement: it waits for the
+		// store's first sequence number reservation (an fsync at Open).
+		if err := owners[p].Update(ctx, w.scopes[p], core.Values{"ready": true}); err != nil {
+			return FlapRun{}, err
+		}
+	}
+	values := make([][2]core.Values, cfg.Keys) // [key][false, true]
+	for k, name := range w.keys {
+		values[k] = [2]core.Values{{name: false}, {name: true}}
+	}
+	startSeq := tgt.snapshot().Seq()
+
+	cpu0 := cpuTime()
+	heap0 := heapAfterGC()
+	subStart := time.Now()
+	subs := make([]store.Subscription, cfg.Subscribers)
+	for i := range subs {
+		if subs[i], err = tgt.subscribe(ctx, core.SubscribeOptions{MinInterval: cfg.Interval}); err != nil {
+			return FlapRun{}, err
+		}
+	}
+	var finalSeq atomic.Uint64
+	finalKnown := make(chan struct{})
+	got := make([]flapSub, cfg.Subscribers)
+	dcount := make([]counter, cfg.Subscribers)
+	var wg sync.WaitGroup
+	defer func() { // on errors: closing the store closes C, the consumers return
+		tgt.close()
+		wg.Wait()
+	}()
+	for i, s := range subs {
+		wg.Go(func() { consumeSnapshots(s, &got[i], &dcount[i], &finalSeq, finalKnown, cfg.Work) })
+	}
+
+	pcount := make([]counter, cfg.Producers)
+	start := time.Now()
+	smp := startSampler(cfg.SampleEvery, start, func() (uint64, float64) {
+		return sum(pcount), float64(sum(dcount)) / float64(len(dcount))
+	})
+	defer smp.stop()
+	total, took, last, err := w.runProducers(ctx, pcount, func(p, k int, v bool) error {
+		b := 0
+		if v {
+			b = 1
+		}
+		return owners[p].Update(ctx, w.scopes[p], values[k][b])
+	})
+	if err != nil {
+		return FlapRun{}, err
+	}
+	final := tgt.snapshot()
+	finalSeq.Store(final.Seq())
+	close(finalKnown)
+	if got := final.Seq() - startSeq; got != total {
+		return FlapRun{}, fmt.Errorf("%w: %d updates made %d sequence numbers", ErrWrongState, total, got)
+	}
+
+	if err := waitGroup(ctx, &wg, cfg.Timeout); err != nil {
+		return FlapRun{}, fmt.Errorf("%w after %v: %d of %d subscribers hold seq %d", err, cfg.Timeout, countConverged(got), len(got), final.Seq())
+	}
+	peak := smp.stop()
+	heap1 := heapAfterGC()
+	cpu := cpuTime() - cpu0
+	for i := range got {
+		if err := w.checkSnapshot(got[i].snap, pcount); err != nil {
+			return FlapRun{}, fmt.Errorf("subscriber %d: %w", i, err)
+		}
+	}
+	for _, s := range subs {
+		s.Close()
+	}
+
+	run := FlapRun{
+		Updates:       total,
+		ProduceS:      took.Seconds(),
+		UpdatesPerSec: float64(total) / took.Seconds(),
+		PeakHeapBytes: peak,
+		HeapPerSub:    perSub(heap1, heap0, cfg.Subscribers),
+		CPUSeconds:    cpu.Seconds(),
+		Series:        smp.series,
+	}
+	dels := make([]uint64, len(got))
+	conv := make([]time.Duration, len(got))
+	var end time.Time
+	for i, g := range got {
+		dels[i] = g.deliveries
+		conv[i] = max(0, g.at.Sub(last))
+		if g.at.After(end) {
+			end = g.at
+		}
+		if folded := total + 1; folded > g.deliveries {
+			run.Coalesced += folded - g.deliveries
+		}
+	}
+	run.Deliveries = spreadOf(dels)
+	run.ConvergeMs = latencyOf(conv, time.Millisecond)
+	if cfg.Interval > 0 {
+		run.Windows = float64(end.Sub(subStart)) / float64(cfg.Interval)
+	}
+	if total > 0 {
+		run.CoalescedFraction = float64(run.Coalesced) / (float64(total) * float64(cfg.Subscribers))
+	}
+	return run, nil
+}
+
+// consumeSnapshots is one sysreg subscriber: it takes deliveries until it
+// holds a snapshot at finalSeq or later.
+func consumeSnapshots(s store.Subscription, out *flapSub, n *counter, finalSeq *atomic.Uint64, finalKnown <-chan struct{}, work time.Duration) {
+	var last core.Snapshot
+	var lastAt time.Time
+	for {
+		select {
+		case snap, ok := <-s.C():
+			if !ok {
+				return
+			}
+			now := time.Now()
+			out.deliveries++
+			n.n.Store(out.deliveries)
+			last, lastAt = snap, now
+			if f := finalSeq.Load(); f != 0 && snap.Seq() >= f {
+				out.at, out.snap, out.ok = now, snap, true
+				spin(work)
+				return
+			}
+			spin(work)
+		case <-finalKnown:
+			finalKnown = nil
+			if last.Seq() >= finalSeq.Load() {
+				// It already held the final state when the producers
+				// stopped.
+				out.at, out.snap, out.ok = lastAt, last, true
+				return
+			}
+		}
+	}
+}
+
+// checkSnapshot verifies that snap holds what the producers wrote last.
+func (w *flapWorkload) checkSnapshot(snap core.Snapshot, counts []counter) error {
+	for p, sc := range w.scopes {
+		n := counts[p].n.Load()
+		for k, key := range w.keys {
+			want, wantOK := w.final(n, k)
+			v, ok := snap.Get(sc, key)
+			if ok != wantOK || ok && v != want {
+				return fmt.Errorf("%w: %s %s is %v (present %v), want %v (present %v)", ErrWrongState, sc, key, v, ok, want, wantOK)
+			}
+		}
+	}
+	return nil
+}
+
+func countConverged(got []flapSub) int {
+	n := 0
+	for _, g := range got {
+		if g.ok {
+			n++
+		}
+	}
+	return n
+}
+
+// waitGroup waits for wg, at most timeout; on timeout it returns
+// ErrNoConvergence, on ctx's end ctx's error. wg is still running then.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup, timeout time.Duration) error {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-t.C:
+		return ErrNoConvergence
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func perSub(after, before uint64, subs int) float64 {
+	if after < before || subs == 0 {
+		return 0
+	}
+	return float64(after-before) / float64(subs)
+}
+
+// naiveEvent is one change as the baseline sends it.
+type naiveEvent struct {
+	key   string
+	value any
+}
+
+// naiveHub is the baseline: what a user writes without sysreg. A map under
+// a mutex, and every change sent as an event to every consumer's buffered
+// channel, in order, with blocking sends — so a producer waits for the
+// slowest consumer once its buffer is full. (Holding the mutex across the
+// sends is what keeps every consumer's order equal to the map's; it is the
+// point of the baseline, not a pattern to copy.)
+type naiveHub struct {
+	mu    sync.Mutex // guards state and the sends
+	state map[string]any
+	subs  []chan naiveEvent
+}
+
+func (h *naiveHub) update(key string, v any) {
+	h.mu.Lock()
+	h.state[key] = v
+	ev := naiveEvent{key, v}
+	for _, c := range h.subs {
+		c <- ev
+	}
+	h.mu.Unlock()
+}
+
+func runFlapNaive(ctx context.Context, cfg FlapConfig) (FlapRun, error) {
+	w := newFlapWorkload(cfg)
+	names := make([][]string, cfg.Producers) // [producer][key] "flap/p0/k0"
+	for p, sc := range w.scopes {
+		for _, k := range w.keys {
+			names[p] = append(names[p], sc.Type+"/"+sc.Subtype+"/"+k)
+		}
+	}
+	h := &naiveHub{state: map[string]any{}}
+
+	cpu0 := cpuTime()
+	heap0 := heapAfterGC()
+	subStart := time.Now()
+	h.subs = make([]chan naiveEvent, cfg.Subscribers)
+	for i := range h.subs {
+		h.subs[i] = make(chan naiveEvent, cfg.Buffer)
+	}
+	var want atomic.Uint64 // total events, once the producers stopped
+	var abort atomic.Bool  // timeout: stop working, just drain
+	states := make([]map[string]any, cfg.Subscribers)
+	ats := make([]time.Time, cfg.Subscribers)
+	dcount := make([]counter, cfg.Subscribers)
+	var wg sync.WaitGroup
+	for i, ch := range h.subs {
+		wg.Go(func() {
+			m := map[string]any{}
+			n := &dcount[i].n
+			var got uint64
+			for ev := range ch {
+				m[ev.key] = ev.value
+				got++
+				n.Store(got)
+				if cfg.Work > 0 && !abort.Load() {
+					spin(cfg.Work)
+				}
+				if got == want.Load() {
+					ats[i] = time.Now()
+				}
+			}
+			if ats[i].IsZero() { // it had everything before the total was known
+				ats[i] = time.Now()
+			}
+			states[i] = m
+		})
+	}
+
+	pcount := make([]counter, cfg.Producers)
+	start := time.Now()
+	smp := startSampler(cfg.SampleEvery, start, func() (uint64, float64) {
+		return sum(pcount), float64(sum(dcount)) / float64(len(dcount))
+	})
+	defer smp.stop()
+	total, took, last, err := w.runProducers(ctx, pcount, func(p, k int, v bool) error {
+		h.update(names[p][k], v)
+		return nil
+	})
+	want.Store(total)
+	for _, ch := range h.subs { // no producer is left
+		close(ch)
+	}
+	if err != nil {
+		abort.Store(true)
+		wg.Wait()
+		return FlapRun{}, err
+	}
+	if err := waitGroup(ctx, &wg, cfg.Timeout); err != nil {
+		abort.Store(true)
+		wg.Wait()
+		return FlapRun{}, fmt.Errorf("%w after %v", err, cfg.Timeout)
+	}
+	peak := smp.stop()
+	heap1 := heapAfterGC()
+	cpu := cpuTime() - cpu0
+	// The channels (and their buffers) count as the consumers' memory
+	// until here.
+	for i := range h.subs {
+		h.subs[i] = nil
+	}
+
+	run := FlapRun{
+		Updates:       total,
+		ProduceS:      took.Seconds(),
+		UpdatesPerSec: float64(total) / took.Seconds(),
+		PeakHeapBytes: peak,
+		HeapPerSub:    perSub(heap1, heap0, cfg.Subscribers),
+		CPUSeconds:    cpu.Seconds(),
+		Series:        smp.series,
+	}
+	dels := make([]uint64, cfg.Subscribers)
+	conv := make([]time.Duration, cfg.Subscribers)
+	var end time.Time
+	for i := range dels {
+		dels[i] = dcount[i].n.Load()
+		conv[i] = max(0, ats[i].Sub(last))
+		if ats[i].After(end) {
+			end = ats[i]
+		}
+		if err := w.checkMap(states[i], names, pcount); err != nil {
+			return FlapRun{}, fmt.Errorf("consumer %d: %w", i, err)
+		}
+		if dels[i] != total {
+			return FlapRun{}, fmt.Errorf("%w: consumer %d applied %d of %d events", ErrWrongState, i, dels[i], total)
+		}
+	}
+	run.Deliveries = spreadOf(dels)
+	run.ConvergeMs = latencyOf(conv, time.Millisecond)
+	if cfg.Interval > 0 {
+		run.Windows = float64(end.Sub(subStart)) / float64(cfg.Interval)
+	}
+	return run, nil
+}
+
+// checkMap verifies a baseline consumer's map.
+func (w *flapWorkload) checkMap(m map[string]any, names [][]string, counts []counter) error {
+	n := 0
+	for p := range names {
+		for k, name := range names[p] {
+			want, wantOK := w.final(counts[p].n.Load(), k)
+			v, ok := m[name]
+			if ok != wantOK || ok && v != want {
+				return fmt.Errorf("%w: %s is %v (present %v), want %v (present %v)", ErrWrongState, name, v, ok, want, wantOK)
+			}
+			if ok {
+				n++
+			}
+		}
+	}
+	if n != len(m) {
+		return fmt.Errorf("%w: %d keys, want %d", ErrWrongState, len(m), n)
+	}
+	return nil
+}
