@@ -678,13 +678,3 @@ func withDescription(fs *flag.FlagSet, name, usage string, stdout io.Writer, des
 		fs.SetOutput(io.Discard)
 	}
 }
-
-// cmdBench is a placeholder until bench.go implements the benchmark
-// scenarios (R36); delete it then.
-func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench", "[scenario] [--json]", stdout)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	return errors.New("bench: not implemented yet")
-}

@@ -1,0 +1,373 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sysreg/sysreg/bench"
+)
+
+var benchScenarios = []string{"flap", "durable", "recovery", "daemon"}
+
+// benchReport is the JSON that "sysregd bench --json" prints: the machine,
+// then one object per scenario that ran.
+type benchReport struct {
+	Machine  benchMachine          `json:"machine"`
+	Flap     *bench.FlapResult     `json:"flap,omitempty"`
+	Durable  *bench.DurableResult  `json:"durable,omitempty"`
+	Recovery *bench.RecoveryResult `json:"recovery,omitempty"`
+	Daemon   *bench.DaemonResult   `json:"daemon,omitempty"`
+}
+
+type benchMachine struct {
+	GOOS   string `json:"goos"`
+	GOARCH string `json:"goarch"`
+	CPUs   int    `json:"cpus"`
+	Go     string `json:"go"`
+	Start  string `json:"start"`
+}
+
+func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	const usage = "[flap|durable|recovery|daemon|all] [flags]"
+	fs := newFlags("bench", usage, stdout)
+	fs.Usage = withDescription(fs, "bench", usage, stdout, strings.TrimSpace(`
+Runs the benchmark scenarios of package bench (default: all) and prints a
+table per scenario on stdout, progress on stderr. Each headline figure is
+measured beside its baseline in the same run.
+
+  flap      producers toggle state keys as fast as they can while subscribers
+            with a MinInterval consume; beside a naive event-per-change
+            channel fan-out on the same workload
+  durable   durable config updates with 1…256 writers (group commit, real
+            fsync) beside raw bbolt, one commit per update and DB.Batch
+  recovery  store.Open time after 10^4…10^6 config updates
+  daemon    updates/s and round trips over the Unix socket, remote
+            subscribers' convergence`))
+	asJSON := fs.Bool("json", false, "print the results as JSON on stdout instead of tables")
+	svg := fs.String("svg", "", "draw the flap scenario (deliveries per subscriber over time, sysreg vs baseline) as an SVG `file`")
+	quiet := fs.Bool("quiet", false, "no progress on stderr")
+	dir := fs.String("dir", "", "where temporary data directories and the socket go (default: the system temp dir; use a real disk, fsync is measured)")
+	// flap
+	producers := fs.Int("producers", 4, "flap: producers, each an owner toggling keys of its own state scope")
+	keys := fs.Int("keys", 1, "flap: keys each producer toggles")
+	subscribers := fs.Int("subscribers", 1000, "flap and daemon: subscribers")
+	interval := fs.Duration("interval", 100*time.Millisecond, "flap and daemon: the subscribers' MinInterval")
+	duration := fs.Duration("duration", 2*time.Second, "flap: how long the producers write; durable and daemon: each measurement")
+	rate := fs.Float64("rate", 0, "flap: updates/s per producer (0: as fast as possible)")
+	work := fs.Duration("work", 0, "flap: CPU time each subscriber spends per delivery (per event in the baseline)")
+	useCore := fs.Bool("core", false, "flap: run on a bare core.Registry instead of an embedded store")
+	noBaseline := fs.Bool("no-baseline", false, "flap and durable: skip the baselines")
+	buffer := fs.Int("buffer", 1024, "flap: channel capacity of each baseline consumer")
+	// durable
+	writers := fs.String("writers", "1,8,64,256", "durable: comma-separated concurrent writer counts")
+	// recovery
+	sizes := fs.String("sizes", "10000,100000,1000000", "recovery: comma-separated update counts")
+	recKeys := fs.Int("recovery-keys", 10000, "recovery: keys the updates cycle over")
+	opens := fs.Int("opens", 3, "recovery: timed opens per size (median reported)")
+	// daemon
+	pipeline := fs.Int("pipeline", 64, "daemon: goroutines sharing one connection")
+	conns := fs.Int("conns", 8, "daemon: connections of the multi-connection figure")
+	roundTrips := fs.Int("round-trips", 10000, "daemon: synchronous round trips timed")
+	subConns := fs.Int("sub-conns", 20, "daemon: connections carrying the remote subscribers")
+	flapFor := fs.Duration("flap-duration", time.Second, "daemon: how long the key flaps under the remote subscribers")
+
+	// The scenario may come before, between or after the flags.
+	scenario := ""
+	for {
+		if err := parse(fs, args); err != nil {
+			return err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		if scenario != "" {
+			return usagef("bench: unexpected arguments %q", args)
+		}
+		scenario, args = args[0], args[1:]
+	}
+	if scenario == "" {
+		scenario = "all"
+	}
+	run := map[string]bool{}
+	switch scenario {
+	case "all":
+		for _, s := range benchScenarios {
+			run[s] = true
+		}
+	case "flap", "durable", "recovery", "daemon":
+		run[scenario] = true
+	default:
+		return usagef("bench: unknown scenario %q (want flap, durable, recovery, daemon or all)", scenario)
+	}
+	if *svg != "" && !run["flap"] {
+		return usagef("bench: --svg draws the flap scenario, which %q does not run", scenario)
+	}
+	writerList, err := intList("writers", *writers)
+	if err != nil {
+		return err
+	}
+	sizeList, err := intList("sizes", *sizes)
+	if err != nil {
+		return err
+	}
+	var progress io.Writer = stderr
+	if *quiet {
+		progress = nil
+	}
+	positive := map[string]int{"producers": *producers, "keys": *keys, "subscribers": *subscribers, "buffer": *buffer,
+		"recovery-keys": *recKeys, "opens": *opens, "pipeline": *pipeline, "conns": *conns, "round-trips": *roundTrips, "sub-conns": *subConns}
+	for name, v := range positive {
+		if v <= 0 {
+			return usagef("bench: --%s must be positive, got %d", name, v)
+		}
+	}
+	if *duration <= 0 || *interval < 0 || *flapFor <= 0 || *rate < 0 || *work < 0 {
+		return usagef("bench: durations and rates must not be negative (and --duration, --flap-duration positive)")
+	}
+
+	rep := benchReport{Machine: benchMachine{
+		GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPUs: runtime.NumCPU(), Go: runtime.Version(),
+		Start: time.Now().UTC().Format(time.RFC3339),
+	}}
+	var tables strings.Builder
+	if run["flap"] {
+		iv := *interval
+		if iv == 0 {
+			iv = -1 // FlapConfig: negative is none, zero the default
+		}
+		r, err := bench.RunFlap(ctx, bench.FlapConfig{
+			Producers: *producers, Keys: *keys, Subscribers: *subscribers, Interval: iv,
+			Duration: *duration, Rate: *rate, Work: *work, Core: *useCore, NoBaseline: *noBaseline,
+			Buffer: *buffer, Dir: *dir, Progress: progress,
+		})
+		if err != nil {
+			return err
+		}
+		rep.Flap = &r
+		writeFlapTable(&tables, r)
+		if *svg != "" {
+			if err := writeSVGFile(*svg, r); err != nil {
+				return err
+			}
+		}
+	}
+	if run["durable"] {
+		r, err := bench.RunDurable(ctx, bench.DurableConfig{
+			Writers: writerList, Duration: *duration, NoBaselines: *noBaseline, Dir: *dir, Progress: progress,
+		})
+		if err != nil {
+			return err
+		}
+		rep.Durable = &r
+		writeDurableTable(&tables, r)
+	}
+	if run["recovery"] {
+		r, err := bench.RunRecovery(ctx, bench.RecoveryConfig{
+			Sizes: sizeList, Keys: *recKeys, Opens: *opens, Dir: *dir, Progress: progress,
+		})
+		if err != nil {
+			return err
+		}
+		rep.Recovery = &r
+		writeRecoveryTable(&tables, r)
+	}
+	if run["daemon"] {
+		r, err := bench.RunDaemon(ctx, bench.DaemonConfig{
+			Pipeline: *pipeline, Conns: *conns, Duration: *duration, RoundTrips: *roundTrips,
+			Subscribers: *subscribers, SubConns: *subConns, Interval: *interval, FlapDuration: *flapFor,
+			Dir: *dir, Progress: progress,
+		})
+		if err != nil {
+			return err
+		}
+		rep.Daemon = &r
+		writeDaemonTable(&tables, r)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	fmt.Fprintf(stdout, "machine: %s/%s, %d CPUs, %s\n", rep.Machine.GOOS, rep.Machine.GOARCH, rep.Machine.CPUs, rep.Machine.Go)
+	_, err = io.WriteString(stdout, tables.String())
+	return err
+}
+
+func intList(name, s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, usagef("bench: --%s: %q is not a positive integer", name, f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func writeSVGFile(path string, r bench.FlapResult) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("bench: --svg: %w", err)
+	}
+	err = r.WriteSVG(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("bench: --svg %s: %w", path, err)
+	}
+	return nil
+}
+
+// table collects rows and prints them aligned: the first column to the
+// left, the others to the right.
+type table struct{ rows [][]string }
+
+func (t *table) row(cells ...string) { t.rows = append(t.rows, cells) }
+
+func (t *table) write(w io.Writer) {
+	var width []int
+	for _, r := range t.rows {
+		for i, c := range r {
+			if i >= len(width) {
+				width = append(width, 0)
+			}
+			width[i] = max(width[i], utf8.RuneCountInString(c))
+		}
+	}
+	for _, r := range t.rows {
+		var b strings.Builder
+		for i, c := range r {
+			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(c))
+			if i == 0 {
+				b.WriteString("  " + c + pad)
+			} else {
+				b.WriteString("  " + pad + c)
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
+}
+
+func writeFlapTable(w io.Writer, r bench.FlapResult) {
+	what := fmt.Sprintf("%.3g s", r.DurationS)
+	if r.Updates > 0 {
+		what = fmt.Sprintf("%d updates each", r.Updates)
+	}
+	fmt.Fprintf(w, "\nflap: %d producers × %d key(s), %d subscribers, MinInterval %s, %s, work %s, on %s\n",
+		r.Producers, r.Keys, r.Subscribers, msStr(r.IntervalMs), what, usStr(r.WorkUs), r.Target)
+	s, b := r.Sysreg, r.Baseline
+	var t table
+	t.row("", "sysreg", "naive fan-out", "sysreg/naive")
+	if b == nil {
+		b = &bench.FlapRun{}
+	}
+	ratio := ""
+	if r.Baseline != nil {
+		ratio = fmt.Sprintf("%.1fx", r.ThroughputRatio)
+	}
+	t.row("producer updates/s", num(s.UpdatesPerSec), num(b.UpdatesPerSec), ratio)
+	t.row("updates", num(float64(s.Updates)), num(float64(b.Updates)))
+	t.row("deliveries/sub mean", count(s.Deliveries.Mean), count(b.Deliveries.Mean))
+	t.row("deliveries/sub min–max", count(s.Deliveries.Min)+"–"+count(s.Deliveries.Max), count(b.Deliveries.Min)+"–"+count(b.Deliveries.Max))
+	t.row("windows (limit: windows+1)", fmt.Sprintf("%.1f", s.Windows))
+	t.row("changes coalesced", fmt.Sprintf("%.4f%%", 100*s.CoalescedFraction), "0%")
+	t.row("converge p50 (ms)", fmt.Sprintf("%.1f", s.ConvergeMs.P50), fmt.Sprintf("%.1f", b.ConvergeMs.P50))
+	t.row("converge p99 (ms)", fmt.Sprintf("%.1f", s.ConvergeMs.P99), fmt.Sprintf("%.1f", b.ConvergeMs.P99))
+	t.row("converge worst (ms)", fmt.Sprintf("%.1f", s.ConvergeMs.Max), fmt.Sprintf("%.1f", b.ConvergeMs.Max))
+	t.row("peak heap (MiB)", fmt.Sprintf("%.1f", mib(s.PeakHeapBytes)), fmt.Sprintf("%.1f", mib(b.PeakHeapBytes)))
+	t.row("live heap per subscriber (B)", num(s.HeapPerSub), num(b.HeapPerSub))
+	t.row("CPU seconds", fmt.Sprintf("%.2f", s.CPUSeconds), fmt.Sprintf("%.2f", b.CPUSeconds))
+	t.write(w)
+}
+
+func writeDurableTable(w io.Writer, r bench.DurableResult) {
+	what := fmt.Sprintf("%.3g s per measurement", r.DurationS)
+	if r.Updates > 0 {
+		what = fmt.Sprintf("%d updates per writer", r.Updates)
+	}
+	fmt.Fprintf(w, "\ndurable: config updates with fsync, %s\n", what)
+	var t table
+	t.row("writers", "sysreg/s", "fsyncs/update", "p99 ms", "bbolt commit/s", "bbolt Batch/s", "x commit", "x Batch")
+	for _, row := range r.Rows {
+		c, b := "", ""
+		if row.Commit != nil {
+			c = num(row.Commit.UpdatesPerSec)
+		}
+		if row.Batch != nil {
+			b = num(row.Batch.UpdatesPerSec)
+		}
+		t.row(strconv.Itoa(row.Writers), num(row.Sysreg.UpdatesPerSec), fmt.Sprintf("%.4f", row.Sysreg.FsyncsPerUpdate),
+			fmt.Sprintf("%.1f", row.Sysreg.LatencyUs.P99/1000), c, b, fmt.Sprintf("%.1fx", row.VsCommit), fmt.Sprintf("%.1fx", row.VsBatch))
+	}
+	t.write(w)
+}
+
+func writeRecoveryTable(w io.Writer, r bench.RecoveryResult) {
+	fmt.Fprintf(w, "\nrecovery: store.Open after N config updates over %d keys (page cache warm)\n", r.Keys)
+	var t table
+	t.row("updates", "open ms (median)", "open ms (max)", "replayed", "checkpoint keys", "keys", "dir MiB")
+	for _, row := range r.Rows {
+		t.row(num(float64(row.Updates)), fmt.Sprintf("%.1f", row.OpenMs.P50), fmt.Sprintf("%.1f", row.OpenMs.Max),
+			num(float64(row.Replayed)), num(float64(row.CheckpointKeys)), num(float64(row.RestoredKeys)), fmt.Sprintf("%.1f", mib(uint64(row.DirBytes))))
+	}
+	t.write(w)
+}
+
+func writeDaemonTable(w io.Writer, r bench.DaemonResult) {
+	fmt.Fprintln(w, "\ndaemon: in-process server on a Unix socket, state updates")
+	var t table
+	t.row(fmt.Sprintf("1 connection × %d goroutines (updates/s)", r.OneConn.Goroutines), num(r.OneConn.UpdatesPerSec))
+	t.row(fmt.Sprintf("%d connections × %d goroutines (updates/s)", r.ManyConns.Conns, r.ManyConns.Goroutines), num(r.ManyConns.UpdatesPerSec))
+	t.row("round trip median (µs)", fmt.Sprintf("%.1f", r.RoundTripUs.P50))
+	t.row("round trip p99 (µs)", fmt.Sprintf("%.1f", r.RoundTripUs.P99))
+	s := r.Subscribers
+	t.row(fmt.Sprintf("%d remote subscribers on %d connections, MinInterval %s:", s.Subscribers, s.Conns, msStr(s.IntervalMs)))
+	t.row("  flapping updates/s", num(s.UpdatesPerSec))
+	t.row("  deliveries/sub mean (windows)", fmt.Sprintf("%.1f (%.1f)", s.Deliveries.Mean, s.Windows))
+	t.row("  converge p99 (ms)", fmt.Sprintf("%.1f", s.ConvergeMs.P99))
+	t.row("  converge worst (ms)", fmt.Sprintf("%.1f", s.ConvergeMs.Max))
+	t.write(w)
+}
+
+// count formats a count or a mean of counts.
+func count(v float64) string {
+	if v >= 1000 {
+		return num(v)
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64)
+}
+
+// num formats a number with thousands separators, no decimals.
+func num(v float64) string {
+	s := strconv.FormatFloat(v, 'f', 0, 64)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	if neg {
+		b.WriteByte('-')
+	}
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func mib(b uint64) float64 { return float64(b) / (1 << 20) }
+
+func msStr(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) + " ms" }
+
+func usStr(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) + " µs" }

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// tinyBench are flags that make every scenario take a fraction of a second.
+var tinyBench = []string{
+	"--producers", "2", "--subscribers", "10", "--interval", "20ms", "--duration", "100ms",
+	"--writers", "1,2", "--sizes", "200", "--recovery-keys", "100", "--opens", "1",
+	"--pipeline", "2", "--conns", "2", "--round-trips", "20", "--sub-conns", "2", "--flap-duration", "50ms",
+}
+
+func TestBenchCommandJSON(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	args := append([]string{"bench", "all", "--json", "--dir", t.TempDir()}, tinyBench...)
+	if err := run(t.Context(), args, &stdout, &stderr); err != nil {
+		t.Fatalf("bench: %v\n%s", err, stderr.String())
+	}
+	var rep map[string]map[string]any
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("stdout is not JSON: %v\n%s", err, stdout.String())
+	}
+	for _, k := range []string{"machine", "flap", "durable", "recovery", "daemon"} {
+		if rep[k] == nil {
+			t.Errorf("no %q in the JSON", k)
+		}
+	}
+	flap := rep["flap"]
+	for _, k := range []string{"sysreg", "baseline", "throughput_ratio", "subscribers", "interval_ms"} {
+		if _, ok := flap[k]; !ok {
+			t.Errorf("flap: no %q", k)
+		}
+	}
+	if !strings.Contains(stderr.String(), "bench: flap") {
+		t.Errorf("no progress on stderr: %q", stderr.String())
+	}
+}
+
+func TestBenchCommandTableAndSVG(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	svg := filepath.Join(t.TempDir(), "flap.svg")
+	args := append([]string{"bench", "--svg", svg, "--quiet", "flap"}, tinyBench...)
+	if err := run(t.Context(), args, &stdout, &stderr); err != nil {
+		t.Fatalf("bench: %v\n%s", err, stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{"flap:", "producer updates/s", "naive fan-out", "converge worst (ms)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	if stderr.Len() != 0 {
+		t.Errorf("--quiet wrote to stderr: %q", stderr.String())
+	}
+	data, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(data, []byte("<svg")) || !bytes.Contains(data, []byte("polyline")) {
+		t.Errorf("not an SVG plot: %.200s", data)
+	}
+}
+
+func TestBenchCommandUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		usage bool // else flag.ErrHelp
+	}{
+		{[]string{"bench", "--help"}, false},
+		{[]string{"bench", "nonsense"}, true},
+		{[]string{"bench", "flap", "durable"}, true},
+		{[]string{"bench", "durable", "--svg", "x.svg"}, true},
+		{[]string{"bench", "durable", "--writers", "1,x"}, true},
+		{[]string{"bench", "flap", "--subscribers", "0"}, true},
+		{[]string{"bench", "--no-such-flag"}, true},
+	} {
+		var stdout, stderr bytes.Buffer
+		err := run(t.Context(), tc.args, &stdout, &stderr)
+		var ue usageError
+		switch {
+		case tc.usage && !errors.As(err, &ue):
+			t.Errorf("%q: err = %v, want a usage error", tc.args, err)
+		case !tc.usage && !errors.Is(err, flag.ErrHelp):
+			t.Errorf("%q: err = %v, want flag.ErrHelp", tc.args, err)
+		case !tc.usage && !strings.Contains(stdout.String(), "-subscribers"):
+			t.Errorf("%q: help lacks the flags:\n%s", tc.args, stdout.String())
+		}
+	}
+}
