@@ -51,7 +51,11 @@ func testMain(m *testing.M) int {
 	if _, err := os.Stat(goTool); err != nil {
 		goTool = "go"
 	}
-	build := exec.Command(goTool, "build", "-o", bin, ".")
+	args := []string{"build", "-o", bin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command(goTool, append(args, ".")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build sysregd:", err)
@@ -92,8 +96,11 @@ func shortSocket(t *testing.T) string {
 
 // env is the environment of every child: no default data directory or
 // socket of the user's is ever touched.
+// Under -race the children are race-built too: a race report ends them
+// with exit code 66, and they skip the race runtime's 1 s sleep at exit.
 func env(t *testing.T, socket string) []string {
-	return append(os.Environ(), "SYSREG_SOCKET="+socket, "XDG_STATE_HOME="+t.TempDir())
+	return append(os.Environ(), "SYSREG_SOCKET="+socket, "XDG_STATE_HOME="+t.TempDir(),
+		"GORACE=atexit_sleep_ms=0 halt_on_error=1")
 }
 
 // proc is a running sysregd process.
