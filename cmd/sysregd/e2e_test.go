@@ -46,6 +46,11 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	// Readable by all: TestPeerCredentials runs it as another user.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	bin = filepath.Join(dir, "sysregd")
 	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if _, err := os.Stat(goTool); err != nil {
@@ -250,10 +255,19 @@ func (r result) String() string {
 // cli runs "sysregd args…" against socket and returns its outcome.
 func cli(t *testing.T, socket string, args ...string) result {
 	t.Helper()
+	return cliAs(t, nil, socket, args...)
+}
+
+// cliAs is cli with the child running as another user (nil: this one).
+func cliAs(t *testing.T, cred *syscall.Credential, socket string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = env(t, socket)
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -1227,5 +1241,52 @@ func TestInspectCheckpoint(t *testing.T) {
 	ck := jsonOf(t, ok(t, "", "check", "--data-dir", dir).stdout)
 	if ck["ok"] != true || ck["keys"] != json.Number("4") || ck["checkpoint_seq"] == json.Number("0") {
 		t.Fatalf("check: %v", ck)
+	}
+}
+
+// TestPeerCredentials: with --socket-group the socket is 0660 and the
+// group's; an owner name holding config is bound to the uid that created
+// it, so another uid cannot attach as it or evict it, while root can (R35).
+// It needs root, to run the client as nobody.
+func TestPeerCredentials(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run a client as another uid")
+	}
+	const nobody = 65534
+	d := startDaemon(t, t.TempDir(), "--no-sync", "--socket-group", fmt.Sprint(nobody))
+	fi, err := os.Stat(d.socket)
+	must(t, err)
+	if fi.Mode().Perm() != 0o660 || fi.Sys().(*syscall.Stat_t).Gid != nobody {
+		t.Fatalf("socket mode %v gid %d, want 0660 and gid %d", fi.Mode(), fi.Sys().(*syscall.Stat_t).Gid, nobody)
+	}
+	must(t, os.Chmod(filepath.Dir(d.socket), 0o755))
+	as := &syscall.Credential{Uid: nobody, Gid: nobody}
+
+	ok(t, d.socket, "set", "--owner", "rootcfg", "--keep-config", "config/r35/root", "x=1")
+	r := cliAs(t, as, d.socket, "set", "--owner", "rootcfg", "--keep-config", "config/r35/root", "x=2")
+	if r.code != 1 || !strings.Contains(r.stderr, "permission") {
+		t.Fatalf("nobody attaching root's owner name: %s", r)
+	}
+	if r := cliAs(t, as, d.socket, "evict", "rootcfg"); r.code != 1 || !strings.Contains(r.stderr, "permission") {
+		t.Fatalf("nobody evicting root's owner name: %s", r)
+	}
+	// nobody's own name works for nobody, and root may act as it.
+	if r := cliAs(t, as, d.socket, "set", "--owner", "nobodycfg", "--keep-config", "config/r35/nobody", "y=1"); r.code != 0 {
+		t.Fatalf("nobody setting its own config: %s", r)
+	}
+	if r := cliAs(t, as, d.socket, "delete", "--owner", "nobodycfg", "config/r35/nobody", "y"); r.code != 0 {
+		t.Fatalf("nobody deleting its own config: %s", r)
+	}
+	if r := cliAs(t, as, d.socket, "set", "--owner", "nobodycfg", "--keep-config", "config/r35/nobody", "y=2"); r.code != 0 {
+		t.Fatalf("nobody setting its own config: %s", r)
+	}
+	ok(t, d.socket, "evict", "nobodycfg")
+	// A config key anyone may update keeps its owner (R11).
+	if r := cliAs(t, as, d.socket, "set", "config/r35/root", "x=3"); r.code != 0 {
+		t.Fatalf("nobody updating root's config key: %s", r)
+	}
+	got := jsonOf(t, ok(t, d.socket, "get", "config/r35/root").stdout)
+	if got["x"] != json.Number("3") {
+		t.Fatalf("config/r35/root: %v", got)
 	}
 }
