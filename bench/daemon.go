@@ -322,6 +322,7 @@ func daemonSubscribers(ctx context.Context, cfg DaemonConfig, st *store.Store, s
 	subStart := time.Now()
 	subs := make([]store.Subscription, cfg.Subscribers)
 	for i := range subs {
+		stagger(subStart, i, len(subs), cfg.Interval)
 		if subs[i], err = cs[i%len(cs)].Subscribe(ctx, core.SubscribeOptions{MinInterval: cfg.Interval}); err != nil {
 			return run, err
 		}

@@ -37,6 +37,10 @@
 //
 // # Measurements
 //
+// Subscribers open their subscriptions spread evenly over one MinInterval,
+// so that their rate-limit windows are out of phase, as independent
+// consumers' would be: the worst convergence is then close to the real
+// worst case (a change just after a delivery), not a lucky common phase.
 // Convergence: after the producers stop, the final sequence number is read;
 // a subscriber has converged when it receives a snapshot with a sequence
 // number at least that high (a naive consumer: once it has applied every

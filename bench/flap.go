@@ -389,6 +389,7 @@ func runFlapSysreg(ctx context.Context, cfg FlapConfig) (FlapRun, error) {
 	subStart := time.Now()
 	subs := make([]store.Subscription, cfg.Subscribers)
 	for i := range subs {
+		stagger(subStart, i, len(subs), cfg.Interval)
 		if subs[i], err = tgt.subscribe(ctx, core.SubscribeOptions{MinInterval: cfg.Interval}); err != nil {
 			return FlapRun{}, err
 		}
@@ -475,6 +476,16 @@ func runFlapSysreg(ctx context.Context, cfg FlapConfig) (FlapRun, error) {
 		run.CoalescedFraction = float64(run.Coalesced) / (float64(total) * float64(cfg.Subscribers))
 	}
 	return run, nil
+}
+
+// stagger waits until subscriber i of n is due: subscriptions open evenly
+// spread over one interval, so their rate-limit windows are out of phase
+// as independent consumers' would be, and the worst convergence is
+// measured, not a lucky common phase.
+func stagger(start time.Time, i, n int, interval time.Duration) {
+	if d := time.Until(start.Add(interval * time.Duration(i) / time.Duration(n))); d > 0 {
+		time.Sleep(d)
+	}
 }
 
 // consumeSnapshots is one sysreg subscriber: it takes deliveries until it
