@@ -458,8 +458,6 @@ type checkpointOut struct {
 	View   json.RawMessage              `json:"view,omitempty"`
 	Owners map[string]map[string]string `json:"owners,omitempty"` // scope → key → owner
 	Error  string                       `json:"error,omitempty"`
-	snap   core.Snapshot
-	ok     bool
 }
 
 type recordOut struct {
@@ -469,8 +467,6 @@ type recordOut struct {
 	Bytes    int          `json:"bytes"`
 	Mutation *mutationOut `json:"mutation,omitempty"`
 	Error    string       `json:"error,omitempty"`
-	data     []byte
-	ok       bool
 }
 
 type mutationOut struct {
@@ -508,7 +504,7 @@ func inspectJSON(rep *journal.InspectReport) *inspectOut {
 			out.Problems = append(out.Problems, fmt.Sprintf("checkpoint at %d: %v", ic.Key, err))
 		} else {
 			seq := snap.Seq()
-			co.Seq, co.snap, co.ok = &seq, snap, true
+			co.Seq = &seq
 			co.View, _ = snap.MarshalJSON()
 			co.Owners = map[string]map[string]string{}
 			snap.Walk(core.Config, func(scope core.Scope, key, owner string, _ any) error {
@@ -524,14 +520,13 @@ func inspectJSON(rep *journal.InspectReport) *inspectOut {
 		out.Checkpoint = co
 	}
 	for _, r := range rep.Records {
-		ro := recordOut{Key: r.Key, Prev: r.Prev, CRC: r.CRC, Bytes: len(r.Data), data: r.Data}
+		ro := recordOut{Key: r.Key, Prev: r.Prev, CRC: r.CRC, Bytes: len(r.Data)}
 		if r.Err != nil {
 			ro.Error = r.Err.Error() // already among the problems
 		} else if m, err := codec.DecodeMutation(r.Data); err != nil {
 			ro.Error = err.Error()
 			out.Problems = append(out.Problems, fmt.Sprintf("record %d: %v", r.Key, err))
 		} else {
-			ro.ok = true
 			ro.Mutation = &mutationOut{Seq: m.Seq, Ops: make([]opOut, len(m.Ops))}
 			for i, op := range m.Ops {
 				oo := opOut{Kind: op.Kind.String(), Bucket: op.Scope.Bucket.String(), Owner: op.Owner, Keys: op.Keys}
