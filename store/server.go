@@ -515,7 +515,13 @@ func (c *conn) handle(f wire.Frame) reply {
 		if err := c.mayAttach(e.Name); err != nil {
 			return errReply(f.ID, err)
 		}
-		return reply{id: f.ID, wait: func() error { return reg.Evict(ctx, e.Name) }}
+		// Synchronous, like Detach: requests take effect in the order
+		// they were sent, so a later attach or write of the name in the
+		// pipeline must find the eviction done (not run it first).
+		if err := reg.Evict(ctx, e.Name); err != nil {
+			return errReply(f.ID, err)
+		}
+		return reply{id: f.ID, typ: wire.TOK}
 	case wire.TStats:
 		data, err := codec.EncodeValue(s.statsMap())
 		if err != nil {

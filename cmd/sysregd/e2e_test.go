@@ -1290,3 +1290,36 @@ func TestPeerCredentials(t *testing.T) {
 		t.Fatalf("config/r35/root: %v", got)
 	}
 }
+
+// TestPipelineOrder: requests of one connection take effect in the order
+// they were sent, whatever they are (PROTOCOL.md section 4): an evict, then
+// an attach of the evicted name, then a write by it, pipelined in one
+// write.
+func TestPipelineOrder(t *testing.T) {
+	d := startDaemon(t, t.TempDir(), "--no-sync")
+	for i := range 20 {
+		scope := fmt.Sprintf("config/pipe/%d", i)
+		ok(t, d.socket, "set", "--owner", "x", "--keep-config", scope, "a=1")
+		c := dialRaw(t, d.socket)
+		if c == nil || !c.hello() {
+			t.FailNow()
+		}
+		var b []byte
+		b, _ = wire.AppendFrame(b, wire.TEvict, 2, wire.Evict{Name: "x"})
+		b, _ = wire.AppendFrame(b, wire.TAttach, 3, wire.Attach{Name: "x", KeepConfig: true})
+		b, _ = wire.AppendFrame(b, wire.TMutate, 4, wire.Mutate{Handle: 1, Ops: []wire.Op{{Kind: wire.OpPut,
+			Scope: wire.Scope{Bucket: 2, Type: "pipe", Subtype: fmt.Sprint(i)}, Values: cbor.RawMessage{0xa1, 0x61, 'b', 0x02}}}})
+		c.write(b)
+		for _, want := range []wire.Type{wire.TOK, wire.TAttachOK, wire.TOK} {
+			f, we, err := c.reply()
+			if err != nil || f.Type != want {
+				t.Fatalf("round %d: got %s %+v %v, want %s", i, f.Type, we, err, want)
+			}
+		}
+		c.nc.Close()
+		got := jsonOf(t, ok(t, d.socket, "get", scope).stdout)
+		if fmt.Sprint(got) != "map[b:2]" {
+			t.Fatalf("round %d: %s = %v, want only b: the evict must come before the put", i, scope, got)
+		}
+	}
+}
