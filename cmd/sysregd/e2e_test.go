@@ -1323,3 +1323,42 @@ func TestPipelineOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestRestartDuringSlowShutdown: a daemon that takes long to shut down
+// (a client that does not read holds up the end of its connection) must not
+// remove the socket of a new daemon started on the same path meanwhile.
+func TestRestartDuringSlowShutdown(t *testing.T) {
+	a := startDaemon(t, t.TempDir(), "--no-sync", "--shutdown-timeout", "2s")
+	// A client that sends pings and never reads its replies, until the
+	// daemon's reply writer blocks on it.
+	c := dialRaw(t, a.socket)
+	if c == nil || !c.hello() {
+		t.FailNow()
+	}
+	var pings []byte
+	for i := range 1000 {
+		pings, _ = wire.AppendFrame(pings, wire.TPing, uint64(i), nil)
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+	for {
+		if _, err := c.nc.Write(pings); err != nil {
+			break // the daemon stopped reading: its writer is blocked
+		}
+	}
+	must(t, a.cmd.Process.Signal(syscall.SIGTERM))
+	poll(t, 5*time.Second, "the old daemon to close its listener", func() bool {
+		_, err := os.Lstat(a.socket)
+		return errors.Is(err, os.ErrNotExist)
+	})
+	if a.exited() {
+		t.Skip("the old daemon shut down at once; nothing to race with")
+	}
+	b := startDaemonAt(t, t.TempDir(), a.socket, "--no-sync")
+	if code := a.wait(15 * time.Second); code != 0 {
+		t.Fatalf("old daemon exited %d:\n%s", code, a.stderr)
+	}
+	if _, err := os.Lstat(b.socket); err != nil {
+		t.Fatalf("the old daemon removed the new daemon's socket: %v", err)
+	}
+	ok(t, b.socket, "stats")
+}

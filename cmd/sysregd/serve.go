@@ -86,7 +86,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
 		srv.Shutdown(sctx)
 		cancel()
-		os.Remove(*socket)
+		ln.Close() // Serve no longer tracks it; this unlinks the socket
 		return fmt.Errorf("serve: %w", err)
 	}
 	sdNotify(logger, "STOPPING=1")
@@ -96,7 +96,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		logger.Warn("shutdown did not finish in time; connections closed", "error", err)
 	}
 	<-served
-	os.Remove(*socket)
+	// Shutdown closed the listener, which unlinked the socket at once.
+	// Removing the path again now, after a shutdown that may have taken
+	// seconds, could remove the socket of a new daemon started meanwhile.
+	ln.Close()
 	if err := st.Close(); err != nil {
 		return err
 	}
