@@ -1362,3 +1362,57 @@ func TestRestartDuringSlowShutdown(t *testing.T) {
 	}
 	ok(t, b.socket, "stats")
 }
+
+// TestShutdownUnderLoad: SIGTERM while clients write config: the daemon
+// exits 0, every write that was acknowledged is there after a restart
+// (R24, R27, R30), and unacknowledged ones failed with ErrConnLost or
+// ErrClosed rather than hanging.
+func TestShutdownUnderLoad(t *testing.T) {
+	dir := t.TempDir()
+	d := startDaemon(t, dir)
+	const writers = 8
+	acked := make([][]int, writers)
+	var wg sync.WaitGroup
+	started := make(chan struct{}, writers)
+	for w := range writers {
+		c := d.dial(t)
+		o, err := c.Owner(t.Context(), fmt.Sprint("w", w), core.OwnerOptions{KeepConfig: w%2 == 0})
+		must(t, err)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				err := o.Update(context.Background(), core.ConfigScope("load", fmt.Sprint(w)), core.Values{fmt.Sprint(i): i})
+				if err != nil {
+					if !errors.Is(err, store.ErrConnLost) && !errors.Is(err, store.ErrClosed) {
+						t.Errorf("writer %d: %v", w, err)
+					}
+					return
+				}
+				acked[w] = append(acked[w], i)
+				if i == 10 {
+					started <- struct{}{}
+				}
+			}
+		}()
+	}
+	for range writers {
+		<-started
+	}
+	d.stop()
+	wg.Wait()
+
+	d = startDaemonAt(t, dir, d.socket)
+	s := snapshot(t, d.dial(t))
+	total := 0
+	for w := range writers {
+		vals := s.Values(core.ConfigScope("load", fmt.Sprint(w)))
+		for _, i := range acked[w] {
+			if vals[fmt.Sprint(i)] != int64(i) {
+				t.Fatalf("writer %d: acknowledged write %d is missing after restart", w, i)
+			}
+		}
+		total += len(acked[w])
+	}
+	t.Logf("%d acknowledged writes, all there after SIGTERM and restart", total)
+}
