@@ -650,7 +650,10 @@ func (j *Journal) process(batch []op) {
 	}
 	err := j.failed
 	if err == nil && hasWork(batch) {
-		start := time.Now()
+		var start time.Time
+		if j.log.IsTrace() {
+			start = time.Now()
+		}
 		if werr := j.write(batch); werr != nil {
 			err = fmt.Errorf("%w: %s: %w", ErrFailed, j.path, werr)
 			j.failed = err
@@ -713,9 +716,9 @@ func (j *Journal) write(batch []op) error {
 		// After a successful Commit, Rollback only returns bolt.ErrTxClosed;
 		// on every other path rolling back is what we want.
 		defer func() { _ = tx.Rollback() }()
-		meta, records, cb := tx.Bucket(bucketMeta), tx.Bucket(bucketRecords), tx.Bucket(bucketCheckpoint)
-		if meta == nil || records == nil || cb == nil {
-			return errors.New("bucket missing")
+		records := tx.Bucket(bucketRecords)
+		if records == nil {
+			return reasonf("bucket records missing")
 		}
 		for i := range batch {
 			o := &batch[i]
@@ -740,6 +743,10 @@ func (j *Journal) write(batch []op) error {
 					markDirty = true
 				}
 			case opCheckpoint:
+				cb := tx.Bucket(bucketCheckpoint)
+				if cb == nil {
+					return reasonf("bucket checkpoint missing")
+				}
 				if err := j.putCheckpoint(records, cb, o.key, o.data, &st); err != nil {
 					return err
 				}
@@ -747,6 +754,10 @@ func (j *Journal) write(batch []op) error {
 			}
 		}
 		if markDirty {
+			meta := tx.Bucket(bucketMeta)
+			if meta == nil {
+				return reasonf("bucket meta missing")
+			}
 			if err := meta.Put(keyMark, u64(st.mark)); err != nil {
 				return fmt.Errorf("put mark: %w", err)
 			}
