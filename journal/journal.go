@@ -186,7 +186,7 @@ func Open(path string, opts Options) (*Journal, error) {
 			return nil, &CorruptError{Path: path, Reason: err.Error(), Err: err}
 		}
 	}
-	db, err := openBolt(path, f, opts, false)
+	db, err := openBolt(path, f, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -215,13 +215,12 @@ func Open(path string, opts Options) (*Journal, error) {
 	}
 	j.publish()
 	j.signalDue()
-	go j.run()
-
 	if fresh {
 		j.log.Info("journal created", "path", path)
 	}
 	j.log.Info("journal opened", "path", path, "records", j.st.records, "mark", j.st.mark,
 		"checkpoint", j.st.ckptKey, "elapsed", time.Since(start))
+	go j.run() // from here on, j.st belongs to the committer
 	return j, nil
 }
 
@@ -255,11 +254,10 @@ func syncDir(dir string) error {
 
 // openBolt opens the bbolt DB on f (already open and locked). On error f is
 // closed.
-func openBolt(path string, f *os.File, opts Options, readOnly bool) (*bolt.DB, error) {
+func openBolt(path string, f *os.File, opts Options) (*bolt.DB, error) {
 	bopts := &bolt.Options{
-		Timeout:  opts.LockTimeout,
-		ReadOnly: readOnly,
-		NoSync:   opts.NoSync,
+		Timeout: opts.LockTimeout,
+		NoSync:  opts.NoSync,
 		// With bbolt's default array freelist and synced freelist, reads held
 		// during writes grew a file to 2.4 GB; with these it stays linear.
 		NoFreelistSync: true,
@@ -298,7 +296,7 @@ func (j *Journal) load() (fresh bool, err error) {
 	err = guard(j.path, "open", func() error {
 		return j.db.View(func(tx *bolt.Tx) error {
 			var err error
-			s, err = scan(tx, true)
+			s, err = scan(tx)
 			return err
 		})
 	})
@@ -357,10 +355,9 @@ type scanned struct {
 
 var errStop = errors.New("stop")
 
-// scan checks the meta bucket and the checkpoint, and with records the
-// records too (CRC and chain). Errors are reasons for a *CorruptError, or a
-// *VersionError.
-func scan(tx *bolt.Tx, records bool) (s scanned, err error) {
+// scan checks the meta bucket, the checkpoint and every record (CRC and
+// chain). Errors are reasons for a *CorruptError, or a *VersionError.
+func scan(tx *bolt.Tx) (s scanned, err error) {
 	meta := tx.Bucket(bucketMeta)
 	if meta == nil {
 		empty := true
@@ -391,9 +388,6 @@ func scan(tx *bolt.Tx, records bool) (s scanned, err error) {
 	rb := tx.Bucket(bucketRecords)
 	if rb == nil {
 		return s, reasonf("bucket records missing")
-	}
-	if !records {
-		return s, nil
 	}
 	ch := newChain(s.ckpt, s.hasCkpt)
 	c := rb.Cursor()
