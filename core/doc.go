@@ -51,7 +51,14 @@
 // If the Log fails, every queued mutation fails with ErrLog (none can be
 // published in order any more), the working state falls back to the
 // published one, and config writes fail with ErrLog from then on; state
-// writes keep working (R29).
+// writes keep working (R29). Keeping state working has a price: sequence
+// numbers can no longer be reserved durably, so if the process then hands
+// out more than half a reservation block (2^19 by default) before it is
+// restarted, numbers seen before the restart can be handed out again after
+// it. A failed journal calls for a prompt reopen anyway.
+//
+// Every New reserves a fresh block, so sequence numbers jump by up to
+// ReserveBlock across a restart; they never go back.
 //
 // # Notifications
 //
