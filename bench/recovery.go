@@ -27,7 +27,8 @@ type RecoveryConfig struct {
 	// Opens: how many times each size is opened; the median is reported.
 	// Default 3.
 	Opens int
-	// Writers building the directory concurrently (NoSync). Default 16.
+	// Writers building the directory concurrently (NoSync): more writers,
+	// bigger group commits. Default 100.
 	Writers int
 	// Dir is where the temporary data directory is made. Default
 	// os.TempDir().
@@ -48,7 +49,7 @@ func (c RecoveryConfig) withDefaults() RecoveryConfig {
 		c.Opens = 3
 	}
 	if c.Writers <= 0 {
-		c.Writers = 16
+		c.Writers = 100
 	}
 	// A key is written by one writer only, so its final value is known.
 	c.Writers = gcd(c.Writers, c.Keys)
