@@ -59,7 +59,7 @@ measured beside its baseline in the same run.
 	producers := fs.Int("producers", 4, "flap: producers, each an owner toggling keys of its own state scope")
 	keys := fs.Int("keys", 1, "flap: keys each producer toggles")
 	subscribers := fs.Int("subscribers", 1000, "flap and daemon: subscribers")
-	interval := fs.Duration("interval", 100*time.Millisecond, "flap and daemon: the subscribers' MinInterval")
+	interval := fs.Duration("interval", 100*time.Millisecond, "flap and daemon: the subscribers' MinInterval (flap: 0 means none)")
 	duration := fs.Duration("duration", 2*time.Second, "flap: how long the producers write; durable and daemon: each measurement")
 	rate := fs.Float64("rate", 0, "flap: updates/s per producer (0: as fast as possible)")
 	work := fs.Duration("work", 0, "flap: CPU time each subscriber spends per delivery (per event in the baseline)")
