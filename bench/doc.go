@@ -46,8 +46,11 @@
 // number at least that high (a naive consumer: once it has applied every
 // event). Its convergence time is from the return of the last producer's
 // last update to that receipt, 0 if it came earlier. Peak heap is
-// runtime.MemStats.HeapAlloc sampled every SampleEvery; heap per subscriber
-// is the peak minus the heap after a GC before the subscribers existed.
+// runtime.MemStats.HeapAlloc sampled every SampleEvery (garbage included);
+// heap per subscriber is the live heap after a GC once every subscriber has
+// converged, subscriptions (and baseline channels) still open, minus the
+// live heap after a GC before they existed, divided by their number
+// (goroutine stacks are not heap and not counted).
 // CPU seconds are user + system time of the whole process (getrusage).
 // fsyncs: one bbolt commit writes and syncs the data pages and then the
 // meta page; both the journal and the baselines count one per commit.
