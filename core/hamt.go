@@ -107,10 +107,12 @@ func cmpLeafKey[V any](e hleaf[V], k string) int { return strings.Compare(e.key,
 
 func insertLeaf[V any](n *hnode[V], l hleaf[V], shift uint) (*hnode[V], bool) {
 	if n == nil {
-		if shift > hmaxShift {
-			return &hnode[V]{leaves: []hleaf[V]{l}}, true
+		c := allocNode[V](1, 1, 0)
+		c.leaves[0] = l
+		if shift <= hmaxShift {
+			c.datamap = 1 << ((l.hash >> shift) & hmask)
 		}
-		return &hnode[V]{datamap: 1 << ((l.hash >> shift) & hmask), leaves: []hleaf[V]{l}}, true
+		return c, true
 	}
 	if shift > hmaxShift {
 		i, found := slices.BinarySearchFunc(n.leaves, l.key, cmpLeafKey[V])
@@ -172,19 +174,59 @@ func mergeLeaves[V any](a, b hleaf[V], shift uint) *hnode[V] {
 	if ia > ib {
 		a, b = b, a
 	}
-	return &hnode[V]{datamap: 1<<ia | 1<<ib, leaves: []hleaf[V]{a, b}}
+	c := allocNode[V](2, 2, 0)
+	c.datamap = 1<<ia | 1<<ib
+	c.leaves[0], c.leaves[1] = a, b
+	return c
 }
 
 // clone copies n with room for extraLeaves and extraNodes more entries.
 func (n *hnode[V]) clone(extraLeaves, extraNodes int) *hnode[V] {
-	c := &hnode[V]{datamap: n.datamap, nodemap: n.nodemap}
-	if k := len(n.leaves) + extraLeaves; k > 0 {
-		c.leaves = make([]hleaf[V], len(n.leaves), k)
-		copy(c.leaves, n.leaves)
+	c := allocNode[V](len(n.leaves), len(n.leaves)+extraLeaves, len(n.nodes)+extraNodes)
+	c.datamap, c.nodemap = n.datamap, n.nodemap
+	copy(c.leaves, n.leaves)
+	if len(n.nodes) > 0 {
+		c.nodes = append(c.nodes, n.nodes...)
 	}
-	if k := len(n.nodes) + extraNodes; k > 0 {
-		c.nodes = make([]*hnode[V], len(n.nodes), k)
-		copy(c.nodes, n.nodes)
+	return c
+}
+
+// allocNode returns a node with len(leaves) == nleaves and room for
+// leafCap leaves and nodeCap sub-nodes. A node of up to four leaves and no
+// sub-nodes — every node of a small scope — is one allocation with its
+// leaves, not two: the path copy of an update is most of its cost.
+func allocNode[V any](nleaves, leafCap, nodeCap int) *hnode[V] {
+	var c *hnode[V]
+	switch {
+	case nodeCap > 0 || leafCap > 4:
+		c = &hnode[V]{}
+		if leafCap > 0 {
+			c.leaves = make([]hleaf[V], nleaves, leafCap)
+		}
+	case leafCap <= 1:
+		b := new(struct {
+			n   hnode[V]
+			buf [1]hleaf[V]
+		})
+		c = &b.n
+		c.leaves = b.buf[:nleaves]
+	case leafCap == 2:
+		b := new(struct {
+			n   hnode[V]
+			buf [2]hleaf[V]
+		})
+		c = &b.n
+		c.leaves = b.buf[:nleaves]
+	default:
+		b := new(struct {
+			n   hnode[V]
+			buf [4]hleaf[V]
+		})
+		c = &b.n
+		c.leaves = b.buf[:nleaves]
+	}
+	if nodeCap > 0 {
+		c.nodes = make([]*hnode[V], 0, nodeCap)
 	}
 	return c
 }

@@ -153,6 +153,7 @@ func (r *Registry) Close() error {
 	r.closed = true
 	for _, o := range r.sessions {
 		o.closed.Store(true)
+		o.ended = true
 	}
 	clear(r.sessions)
 	r.mu.Unlock()
@@ -374,7 +375,8 @@ type Owner struct {
 	name       string
 	keepConfig bool
 	maxKeys    int
-	closed     atomic.Bool
+	closed     atomic.Bool // Close was called
+	ended      bool        // the session is over; guarded by r.mu
 }
 
 // Name returns the owner's name (generated for anonymous owners).
@@ -416,7 +418,7 @@ func (o *Owner) Update(ctx context.Context, scope Scope, values Values) error {
 // live reports ErrClosed for a session that ended while the caller waited
 // for the lock. Called with r.mu held.
 func (o *Owner) live() error {
-	if o.r.sessions[o.name] != o {
+	if o.ended {
 		return fmt.Errorf("owner %q: %w", o.name, ErrClosed)
 	}
 	return nil
@@ -553,9 +555,10 @@ func (o *Owner) Close() error {
 		return nil
 	}
 	err := o.r.mutate(func(t *txn) error {
-		if o.r.sessions[o.name] != o {
+		if o.ended {
 			return nil // the registry closed: no owner death (R27)
 		}
+		o.ended = true
 		delete(o.r.sessions, o.name)
 		t.drop(o.name, State)
 		if !o.keepConfig {
