@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -631,8 +632,16 @@ func (j *Journal) run() {
 			continue
 		}
 		j.process(batch)
+		n := len(batch)
 		clear(batch) // drop data and callbacks
 		j.spare = batch[:0]
+		if n > 1 {
+			// The writers just acknowledged usually write again at once.
+			// Yield once so that they can queue before the next batch is
+			// taken; otherwise batches settle into two alternating halves
+			// (measured: ~31 records per fsync with 64 writers, not 64).
+			runtime.Gosched()
+		}
 	}
 }
 
