@@ -289,8 +289,13 @@ func copyValue(v any) any {
 	return v
 }
 
-// equalValue reports whether two normalised values are the same, types
-// included; floats compare by bits, so NaN equals NaN and 0 differs from -0.
+// Equal reports whether two values in normal form are the same, types
+// included (int64(1) differs from uint64(1) and from float64(1)); floats
+// compare by bits, so a NaN equals the same NaN and 0 differs from -0. It is
+// the equality behind no-op suppression (R6) and Diff (R22).
+func Equal(a, b any) bool { return equalValue(a, b) }
+
+// equalValue is Equal.
 func equalValue(a, b any) bool {
 	if sameIface(a, b) {
 		return true
