@@ -68,10 +68,7 @@ func (s Snapshot) Values(scope Scope) Values {
 func (s Snapshot) Len(b Bucket) int {
 	n := 0
 	for _, bk := range bucketsOf(b) {
-		s.st().bucket(bk).each(func(tl *hleaf[subsMap]) bool {
-			tl.val.each(func(sl *hleaf[keysMap]) bool { n += sl.val.len(); return true })
-			return true
-		})
+		s.st().bucket(bk).each(func(l *hleaf[keysMap]) bool { n += l.val.len(); return true })
 	}
 	return n
 }
@@ -102,20 +99,21 @@ func (s Snapshot) Holds(owner string, b Bucket) bool { return s.st().holds(owner
 func (s Snapshot) Map() map[string]any {
 	out := map[string]any{}
 	for _, bk := range bucketsOf(0) {
-		types := s.st().bucket(bk)
-		if types.len() == 0 {
+		scopes := s.st().bucket(bk)
+		if scopes.len() == 0 {
 			continue
 		}
-		tm := make(map[string]any, types.len())
-		types.each(func(tl *hleaf[subsMap]) bool {
-			sm := make(map[string]any, tl.val.len())
-			tl.val.each(func(sl *hleaf[keysMap]) bool {
-				vm := make(map[string]any, sl.val.len())
-				sl.val.each(func(l *hleaf[entry]) bool { vm[l.key] = copyValue(l.val.val); return true })
-				sm[sl.key] = vm
-				return true
-			})
-			tm[tl.key] = sm
+		tm := map[string]any{}
+		scopes.each(func(l *hleaf[keysMap]) bool {
+			sc := splitScopeKey(bk, l.key)
+			sm, _ := tm[sc.Type].(map[string]any)
+			if sm == nil {
+				sm = map[string]any{}
+				tm[sc.Type] = sm
+			}
+			vm := make(map[string]any, l.val.len())
+			l.val.each(func(e *hleaf[entry]) bool { vm[e.key] = copyValue(e.val.val); return true })
+			sm[sc.Subtype] = vm
 			return true
 		})
 		out[bk.String()] = tm
@@ -223,25 +221,24 @@ func Diff(old, new Snapshot) []Change {
 	var out []Change
 	a, b := old.st(), new.st()
 	for _, bk := range bucketsOf(0) {
-		diffMaps(a.bucket(bk), b.bucket(bk), func(x, y *hleaf[subsMap]) bool {
-			typ, sa, sb := leafKV(x, y)
-			diffMaps(sa, sb, func(x, y *hleaf[keysMap]) bool {
-				sub, ka, kb := leafKV(x, y)
-				sc := Scope{bk, typ, sub}
-				diffMaps(ka, kb, func(x, y *hleaf[entry]) bool {
-					c := Change{Scope: sc}
-					if x != nil {
-						c.Key, c.Old, c.Existed, c.OldOwner = x.key, copyValue(x.val.val), true, x.val.owner
-					}
-					if y != nil {
-						c.Key, c.New, c.Exists, c.NewOwner = y.key, copyValue(y.val.val), true, y.val.owner
-					}
-					if c.Existed && c.Exists && c.OldOwner == c.NewOwner && equalValue(x.val.val, y.val.val) {
-						return true
-					}
-					out = append(out, c)
-					return true
-				})
+		diffMaps(a.bucket(bk), b.bucket(bk), func(x, y *hleaf[keysMap]) bool {
+			k, ka, kb := leafKV(x, y)
+			if ka.root == kb.root {
+				return true
+			}
+			sc := splitScopeKey(bk, k)
+			diffMaps(ka, kb, func(x, y *hleaf[entry]) bool {
+				if x != nil && y != nil && x.val.owner == y.val.owner && equalValue(x.val.val, y.val.val) {
+					return true // same leaf, copied along with a changed node
+				}
+				c := Change{Scope: sc}
+				if x != nil {
+					c.Key, c.Old, c.Existed, c.OldOwner = x.key, copyValue(x.val.val), true, x.val.owner
+				}
+				if y != nil {
+					c.Key, c.New, c.Exists, c.NewOwner = y.key, copyValue(y.val.val), true, y.val.owner
+				}
+				out = append(out, c)
 				return true
 			})
 			return true

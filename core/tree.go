@@ -6,21 +6,30 @@ import (
 	"strings"
 )
 
-// The global view is three levels of persistent maps per bucket:
-// type → subtype → key → entry. A scope that loses its last key is removed,
-// and so is a type that loses its last subtype (R5).
+// The global view is, per bucket, a persistent map from scope (type and
+// subtype, see scopeKey) to the scope's persistent map of keys. A scope that
+// loses its last key is removed (R5); types exist only through their scopes,
+// so no empty type is ever left either.
 type (
 	entry struct {
 		val   any    // normalised, immutable
 		owner string // owner name (R9)
 	}
-	keysMap  = hmap[entry]
-	subsMap  = hmap[keysMap]
-	typesMap = hmap[subsMap]
-	// ownedMap indexes what one owner holds: scopeKey(scope)+"\x00"+key → where.
+	keysMap   = hmap[entry]
+	scopesMap = hmap[keysMap]
+	// ownedMap indexes what one owner holds: ownedIndexKey(scope, key) → where.
 	ownedMap  = hmap[ownedKey]
 	ownersMap = hmap[ownedMap]
 )
+
+// scopeKey is a scope's key in its bucket's map: type, NUL, subtype. Types
+// and subtypes contain no NUL (R1), so it is unique and splits back.
+func scopeKey(typ, subtype string) string { return typ + "\x00" + subtype }
+
+func splitScopeKey(b Bucket, k string) Scope {
+	typ, sub, _ := strings.Cut(k, "\x00")
+	return Scope{b, typ, sub}
+}
 
 type ownedKey struct {
 	scope Scope
@@ -32,17 +41,16 @@ type ownedKey struct {
 // by every snapshot and subscriber that holds them and are never modified.
 type state struct {
 	seq     uint64
-	buckets [2]typesMap
+	buckets [2]scopesMap
 	owners  ownersMap
 }
 
 var emptyState = &state{}
 
-func (s *state) bucket(b Bucket) typesMap { return s.buckets[b-1] }
+func (s *state) bucket(b Bucket) scopesMap { return s.buckets[b-1] }
 
 func (s *state) scope(sc Scope) keysMap {
-	subs, _ := s.bucket(sc.Bucket).get(sc.Type)
-	km, _ := subs.get(sc.Subtype)
+	km, _ := s.bucket(sc.Bucket).get(scopeKey(sc.Type, sc.Subtype))
 	return km
 }
 
@@ -72,19 +80,17 @@ func (t *txn) finish(seq uint64) *state {
 
 func (t *txn) setScope(sc Scope, km keysMap) {
 	bi := sc.Bucket - 1
-	types := t.st.buckets[bi]
-	subs, _ := types.get(sc.Type)
+	scopes := t.st.buckets[bi]
+	k := scopeKey(sc.Type, sc.Subtype)
 	if km.len() == 0 {
-		subs = subs.del(sc.Subtype)
+		scopes = scopes.del(k)
 	} else {
-		subs = subs.set(sc.Subtype, km)
+		if l := scopes.leaf(k); l != nil {
+			k = l.key // the stored key: the new one need not be kept
+		}
+		scopes = scopes.set(k, km)
 	}
-	if subs.len() == 0 {
-		types = types.del(sc.Type)
-	} else {
-		types = types.set(sc.Type, subs)
-	}
-	t.st.buckets[bi] = types
+	t.st.buckets[bi] = scopes
 }
 
 func (t *txn) ownerAdd(owner string, sc Scope, key string) {
@@ -246,11 +252,9 @@ func (t *txn) drop(owner string, b Bucket) {
 // sub-trees are skipped, so the cost follows the size of the difference.
 func sameView(a, b *state) bool {
 	for i := range a.buckets {
-		same := diffMaps(a.buckets[i], b.buckets[i], func(x, y *hleaf[subsMap]) bool {
-			return x != nil && y != nil && diffMaps(x.val, y.val, func(x, y *hleaf[keysMap]) bool {
-				return x != nil && y != nil && diffMaps(x.val, y.val, func(x, y *hleaf[entry]) bool {
-					return x != nil && y != nil && x.val.owner == y.val.owner && equalValue(x.val.val, y.val.val)
-				})
+		same := diffMaps(a.buckets[i], b.buckets[i], func(x, y *hleaf[keysMap]) bool {
+			return x != nil && y != nil && diffMaps(x.val, y.val, func(x, y *hleaf[entry]) bool {
+				return x != nil && y != nil && x.val.owner == y.val.owner && equalValue(x.val.val, y.val.val)
 			})
 		})
 		if !same {
@@ -297,27 +301,33 @@ func regionChanged(a, b *state, p Pattern) bool {
 		if p.Bucket != 0 && int(p.Bucket)-1 != bi {
 			continue
 		}
-		ta, tb := a.buckets[bi], b.buckets[bi]
-		if ta.root == tb.root {
+		sa, sb := a.buckets[bi], b.buckets[bi]
+		if sa.root == sb.root {
 			continue
 		}
-		if p.Type != "" {
-			sa, _ := ta.get(p.Type)
-			sb, _ := tb.get(p.Type)
-			if subsChanged(sa, sb, p.Subtype) {
+		if p.Type != "" && p.Subtype != "" {
+			k := scopeKey(p.Type, p.Subtype)
+			ka, _ := sa.get(k)
+			kb, _ := sb.get(k)
+			if ka.root != kb.root {
 				return true
 			}
 			continue
 		}
-		changed := !diffMaps(ta, tb, func(x, y *hleaf[subsMap]) bool {
-			var sa, sb subsMap
+		changed := !diffMaps(sa, sb, func(x, y *hleaf[keysMap]) bool {
+			var k string
+			var ka, kb keysMap
 			if x != nil {
-				sa = x.val
+				k, ka = x.key, x.val
 			}
 			if y != nil {
-				sb = y.val
+				k, kb = y.key, y.val
 			}
-			return !subsChanged(sa, sb, p.Subtype)
+			if ka.root == kb.root {
+				return true
+			}
+			sc := splitScopeKey(Bucket(bi+1), k)
+			return !p.Matches(sc) // a changed scope inside the pattern stops the walk
 		})
 		if changed {
 			return true
@@ -326,26 +336,11 @@ func regionChanged(a, b *state, p Pattern) bool {
 	return false
 }
 
-func subsChanged(sa, sb subsMap, subtype string) bool {
-	if sa.root == sb.root {
-		return false
-	}
-	if subtype == "" {
-		return true
-	}
-	ka, _ := sa.get(subtype)
-	kb, _ := sb.get(subtype)
-	return ka.root != kb.root
-}
-
 // scopesOf lists the scopes of bucket b in text order.
 func (s *state) scopesOf(b Bucket) []Scope {
 	var out []Scope
-	s.bucket(b).each(func(tl *hleaf[subsMap]) bool {
-		tl.val.each(func(sl *hleaf[keysMap]) bool {
-			out = append(out, Scope{b, tl.key, sl.key})
-			return true
-		})
+	s.bucket(b).each(func(l *hleaf[keysMap]) bool {
+		out = append(out, splitScopeKey(b, l.key))
 		return true
 	})
 	slices.SortFunc(out, compareScopes)
@@ -359,5 +354,3 @@ func bucketsOf(b Bucket) []Bucket {
 	}
 	return []Bucket{Config, State} // "config" < "state"
 }
-
-var _ = strings.Compare
