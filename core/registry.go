@@ -253,12 +253,13 @@ func (r *Registry) mutateAsync(fn func(t *txn) error) func() error {
 	seq := r.seq + 1
 	var p *pending
 	if logged {
-		p = &pending{logged: true, done: make(chan struct{})}
-		err := r.log.Append(&Mutation{Seq: seq, Ops: t.ops}, func(err error) { r.logDone(p, err) })
+		lp := &pending{logged: true, done: make(chan struct{})} // not p: a captured p would be heap-allocated on every call
+		err := r.log.Append(&Mutation{Seq: seq, Ops: t.ops}, func(err error) { r.logDone(lp, err) })
 		if err != nil { // nothing queued: the mutation never happened
 			r.mu.Unlock()
 			return failedWait(err)
 		}
+		p = lp
 	}
 	r.seq = seq
 	st := t.finish(seq)

@@ -81,14 +81,12 @@ func (t *txn) finish(seq uint64) *state {
 func (t *txn) setScope(sc Scope, km keysMap) {
 	bi := sc.Bucket - 1
 	scopes := t.st.buckets[bi]
-	k := scopeKey(sc.Type, sc.Subtype)
 	if km.len() == 0 {
-		scopes = scopes.del(k)
+		scopes = scopes.del(scopeKey(sc.Type, sc.Subtype))
+	} else if l := scopes.leaf(scopeKey(sc.Type, sc.Subtype)); l != nil {
+		scopes = scopes.set(l.key, km) // the stored key: no new string
 	} else {
-		if l := scopes.leaf(k); l != nil {
-			k = l.key // the stored key: the new one need not be kept
-		}
-		scopes = scopes.set(k, km)
+		scopes = scopes.set(scopeKey(sc.Type, sc.Subtype), km)
 	}
 	t.st.buckets[bi] = scopes
 }

@@ -71,9 +71,12 @@ func NormalizeValues(vals Values) (Values, int, error) {
 		if !utf8.ValidString(k) {
 			return nil, 0, invalid(nil, "top-level key %q is not valid UTF-8", k)
 		}
-		nv, n, err := normalize(v, valuePath{k}, 1)
-		if err != nil {
-			return nil, 0, err
+		nv, n, ok := normalScalar(v)
+		if !ok { // anything else gets a key path for its errors
+			var err error
+			if nv, n, err = normalize(v, valuePath{k}, 1); err != nil {
+				return nil, 0, err
+			}
 		}
 		if !copied && !sameIface(nv, v) && v != nil {
 			out = make(Values, len(vals))
@@ -88,6 +91,28 @@ func NormalizeValues(vals Values) (Values, int, error) {
 		size += headSize(uint64(len(k))) + len(k) + n
 	}
 	return out, size, nil
+}
+
+// normalScalar returns a scalar already in normal form as it is, with its
+// encoded size; ok is false for anything else (including invalid strings).
+func normalScalar(v any) (nv any, size int, ok bool) {
+	switch x := v.(type) {
+	case nil:
+		return nil, 1, true
+	case bool:
+		return v, 1, true
+	case int64:
+		return v, intSize(x), true
+	case uint64:
+		return v, headSize(Uint64Tag) + headSize(x), true
+	case float64:
+		return v, 9, true
+	case string:
+		if utf8.ValidString(x) {
+			return v, headSize(uint64(len(x))) + len(x), true
+		}
+	}
+	return nil, 0, false
 }
 
 // NormalizeValue is NormalizeValues for one value (any key path is "value").
