@@ -426,26 +426,31 @@ func (o *Owner) live() error {
 }
 
 func (o *Owner) update(t *txn, scope Scope, vals Values) error {
-	if scope.Bucket == State {
-		km := t.st.scope(scope)
-		if keys := foreignKeys(km, o.name, vals); len(keys) > 0 {
-			return &ReservedKeysError{Scope: scope, Keys: keys}
+	// One pass over vals looks every key up once, for the permission
+	// check, the key limit and the merge.
+	km := t.st.scope(scope)
+	var buf [8]lookup
+	ls := lookupAll(km, vals, buf[:0])
+	var reserved []string
+	added := 0
+	for _, l := range ls {
+		switch {
+		case !l.exists:
+			added++
+		case scope.Bucket == State && l.old.owner != o.name:
+			reserved = append(reserved, l.key)
 		}
 	}
-	if o.maxKeys > 0 {
-		km := t.st.scope(scope)
-		added := 0
-		for k := range vals {
-			if _, ok := km.get(k); !ok {
-				added++
-			}
-		}
-		om, _ := t.st.owners.get(o.name)
-		if added > 0 && om.len()+added > o.maxKeys {
+	if len(reserved) > 0 {
+		slices.Sort(reserved)
+		return &ReservedKeysError{Scope: scope, Keys: reserved}
+	}
+	if o.maxKeys > 0 && added > 0 {
+		if om, _ := t.st.owners.get(o.name); om.len()+added > o.maxKeys {
 			return fmt.Errorf("%w: owner %q would hold %d keys, the limit is %d", ErrLimit, o.name, om.len()+added, o.maxKeys)
 		}
 	}
-	t.merge(o.name, scope, vals)
+	t.mergeLookups(o.name, scope, km, ls, vals)
 	return nil
 }
 

@@ -130,33 +130,45 @@ func foreign(km keysMap, owner string, keys []string) []string {
 	return slices.Compact(out)
 }
 
-// foreignKeys is foreign for the keys of a values map.
-func foreignKeys(km keysMap, owner string, vals Values) []string {
-	var out []string
-	for k := range vals {
-		if e, ok := km.get(k); ok && e.owner != owner {
-			out = append(out, k)
-		}
+// lookup is one key of an update with what the scope held for it.
+type lookup struct {
+	key    string
+	val    any
+	old    entry
+	exists bool
+}
+
+// lookupAll looks every key of vals up in km, once, into buf's storage.
+func lookupAll(km keysMap, vals Values, buf []lookup) []lookup {
+	for k, v := range vals {
+		old, ok := km.get(k)
+		buf = append(buf, lookup{k, v, old, ok})
 	}
-	slices.Sort(out)
-	return out
+	return buf
 }
 
 // merge deep-merges vals into sc (R4); new keys belong to owner. It does no
 // permission check.
 func (t *txn) merge(owner string, sc Scope, vals Values) {
 	km := t.st.scope(sc)
+	var buf [8]lookup
+	t.mergeLookups(owner, sc, km, lookupAll(km, vals, buf[:0]), vals)
+}
+
+// mergeLookups is merge with vals already looked up in km, the scope's
+// current keys.
+func (t *txn) mergeLookups(owner string, sc Scope, km keysMap, ls []lookup, vals Values) {
 	changed := false
-	for k, v := range vals {
-		if old, ok := km.get(k); ok {
-			nv := mergeValue(old.val, v)
-			if equalValue(nv, old.val) {
+	for _, l := range ls {
+		if l.exists {
+			nv := mergeValue(l.old.val, l.val)
+			if equalValue(nv, l.old.val) {
 				continue
 			}
-			km = km.set(k, entry{nv, old.owner})
+			km = km.set(l.key, entry{nv, l.old.owner})
 		} else {
-			km = km.set(k, entry{v, owner})
-			t.ownerAdd(owner, sc, k)
+			km = km.set(l.key, entry{l.val, owner})
+			t.ownerAdd(owner, sc, l.key)
 		}
 		changed = true
 	}
