@@ -401,7 +401,8 @@ func (o *Owner) Update(ctx context.Context, scope Scope, values Values) error {
 	if err := scope.Validate(); err != nil {
 		return err
 	}
-	vals, size, err := NormalizeValues(values)
+	var buf [8]pair
+	ps, size, err := normalizePairs(values, buf[:0])
 	if err != nil {
 		return err
 	}
@@ -412,7 +413,7 @@ func (o *Owner) Update(ctx context.Context, scope Scope, values Values) error {
 		if err := o.live(); err != nil {
 			return err
 		}
-		return o.update(t, scope, vals)
+		return o.updatePairs(t, scope, ps)
 	})
 }
 
@@ -426,11 +427,16 @@ func (o *Owner) live() error {
 }
 
 func (o *Owner) update(t *txn, scope Scope, vals Values) error {
-	// One pass over vals looks every key up once, for the permission
-	// check, the key limit and the merge.
+	var buf [8]pair
+	return o.updatePairs(t, scope, pairsOf(vals, buf[:0]))
+}
+
+// updatePairs is update with the values as pairs. One lookup of every key
+// serves the permission check, the key limit and the merge.
+func (o *Owner) updatePairs(t *txn, scope Scope, ps []pair) error {
 	km := t.st.scope(scope)
 	var buf [8]lookup
-	ls := lookupAll(km, vals, buf[:0])
+	ls := lookupAll(km, ps, buf[:0])
 	var reserved []string
 	added := 0
 	for _, l := range ls {
@@ -450,7 +456,7 @@ func (o *Owner) update(t *txn, scope Scope, vals Values) error {
 			return fmt.Errorf("%w: owner %q would hold %d keys, the limit is %d", ErrLimit, o.name, om.len()+added, o.maxKeys)
 		}
 	}
-	t.mergeLookups(o.name, scope, km, ls, vals)
+	t.mergeLookups(o.name, scope, km, ls)
 	return nil
 }
 

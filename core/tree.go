@@ -130,19 +130,32 @@ func foreign(km keysMap, owner string, keys []string) []string {
 	return slices.Compact(out)
 }
 
+// pair is one top-level key of an update and its normalised value.
+type pair struct {
+	key string
+	val any
+}
+
+// pairsOf lists the entries of vals into buf's storage.
+func pairsOf(vals Values, buf []pair) []pair {
+	for k, v := range vals {
+		buf = append(buf, pair{k, v})
+	}
+	return buf
+}
+
 // lookup is one key of an update with what the scope held for it.
 type lookup struct {
-	key    string
-	val    any
+	pair
 	old    entry
 	exists bool
 }
 
-// lookupAll looks every key of vals up in km, once, into buf's storage.
-func lookupAll(km keysMap, vals Values, buf []lookup) []lookup {
-	for k, v := range vals {
-		old, ok := km.get(k)
-		buf = append(buf, lookup{k, v, old, ok})
+// lookupAll looks every key of ps up in km, once, into buf's storage.
+func lookupAll(km keysMap, ps []pair, buf []lookup) []lookup {
+	for _, p := range ps {
+		old, ok := km.get(p.key)
+		buf = append(buf, lookup{p, old, ok})
 	}
 	return buf
 }
@@ -151,13 +164,14 @@ func lookupAll(km keysMap, vals Values, buf []lookup) []lookup {
 // permission check.
 func (t *txn) merge(owner string, sc Scope, vals Values) {
 	km := t.st.scope(sc)
-	var buf [8]lookup
-	t.mergeLookups(owner, sc, km, lookupAll(km, vals, buf[:0]), vals)
+	var pbuf [8]pair
+	var lbuf [8]lookup
+	t.mergeLookups(owner, sc, km, lookupAll(km, pairsOf(vals, pbuf[:0]), lbuf[:0]))
 }
 
-// mergeLookups is merge with vals already looked up in km, the scope's
-// current keys.
-func (t *txn) mergeLookups(owner string, sc Scope, km keysMap, ls []lookup, vals Values) {
+// mergeLookups is merge with the update's keys already looked up in km, the
+// scope's current keys.
+func (t *txn) mergeLookups(owner string, sc Scope, km keysMap, ls []lookup) {
 	changed := false
 	for _, l := range ls {
 		if l.exists {
@@ -172,10 +186,17 @@ func (t *txn) mergeLookups(owner string, sc Scope, km keysMap, ls []lookup, vals
 		}
 		changed = true
 	}
-	if changed {
-		t.setScope(sc, km)
-		t.changed = true
-		t.log(MutationOp{Kind: MutMerge, Scope: sc, Owner: owner, Values: vals})
+	if !changed {
+		return
+	}
+	t.setScope(sc, km)
+	t.changed = true
+	if t.record && sc.Bucket == Config {
+		vals := make(Values, len(ls))
+		for _, l := range ls {
+			vals[l.key] = l.val
+		}
+		t.ops = append(t.ops, MutationOp{Kind: MutMerge, Scope: sc, Owner: owner, Values: vals})
 	}
 }
 

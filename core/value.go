@@ -115,6 +115,30 @@ func normalScalar(v any) (nv any, size int, ok bool) {
 	return nil, 0, false
 }
 
+// normalizePairs is NormalizeValues into a list of pairs (in buf's
+// storage) instead of a map: the form the write path uses.
+func normalizePairs(vals Values, buf []pair) ([]pair, int, error) {
+	size := headSize(uint64(len(vals)))
+	for k, v := range vals {
+		if k == "" {
+			return nil, 0, invalid(nil, "empty top-level key")
+		}
+		if !utf8.ValidString(k) {
+			return nil, 0, invalid(nil, "top-level key %q is not valid UTF-8", k)
+		}
+		nv, n, ok := normalScalar(v)
+		if !ok {
+			var err error
+			if nv, n, err = normalize(v, valuePath{k}, 1); err != nil {
+				return nil, 0, err
+			}
+		}
+		buf = append(buf, pair{k, nv})
+		size += headSize(uint64(len(k))) + len(k) + n
+	}
+	return buf, size, nil
+}
+
 // NormalizeValue is NormalizeValues for one value (any key path is "value").
 func NormalizeValue(v any) (any, int, error) { return normalize(v, valuePath{"value"}, 1) }
 
