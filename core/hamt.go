@@ -64,12 +64,14 @@ func (m hmap[V]) get(k string) (V, bool) {
 	return zero, false
 }
 
-func (m hmap[V]) leaf(k string) *hleaf[V] {
+func (m hmap[V]) leaf(k string) *hleaf[V] { return m.leafH(k, hashKey(k)) }
+
+// leafH is leaf with k's hash already computed.
+func (m hmap[V]) leafH(k string, h uint64) *hleaf[V] {
 	n := m.root
 	if n == nil {
 		return nil
 	}
-	h := hashKey(k)
 	for shift := uint(0); ; shift += hbits {
 		if shift > hmaxShift {
 			for i := range n.leaves {
@@ -95,8 +97,11 @@ func (m hmap[V]) leaf(k string) *hleaf[V] {
 }
 
 // set returns a map with k bound to v.
-func (m hmap[V]) set(k string, v V) hmap[V] {
-	root, added := insertLeaf(m.root, hleaf[V]{key: k, hash: hashKey(k), val: v}, 0)
+func (m hmap[V]) set(k string, v V) hmap[V] { return m.setH(k, hashKey(k), v) }
+
+// setH is set with k's hash already computed.
+func (m hmap[V]) setH(k string, h uint64, v V) hmap[V] {
+	root, added := insertLeaf(m.root, hleaf[V]{key: k, hash: h, val: v}, 0)
 	if added {
 		return hmap[V]{root, m.n + 1}
 	}
@@ -232,11 +237,14 @@ func allocNode[V any](nleaves, leafCap, nodeCap int) *hnode[V] {
 }
 
 // del returns a map without k.
-func (m hmap[V]) del(k string) hmap[V] {
+func (m hmap[V]) del(k string) hmap[V] { return m.delH(k, hashKey(k)) }
+
+// delH is del with k's hash already computed.
+func (m hmap[V]) delH(k string, h uint64) hmap[V] {
 	if m.root == nil {
 		return m
 	}
-	root, removed := removeKey(m.root, k, hashKey(k), 0)
+	root, removed := removeKey(m.root, k, h, 0)
 	if !removed {
 		return m
 	}
@@ -251,11 +259,14 @@ func (m hmap[V]) del(k string) hmap[V] {
 // (canonical form).
 func removeKey[V any](n *hnode[V], k string, h uint64, shift uint) (*hnode[V], bool) {
 	if shift > hmaxShift {
-		i, found := slices.BinarySearchFunc(n.leaves, k, cmpLeafKey[V])
-		if !found {
-			return n, false
+		// A plain loop, not slices.BinarySearchFunc: k must not escape,
+		// callers pass keys built on their stack.
+		for i := range n.leaves {
+			if n.leaves[i].key == k {
+				return &hnode[V]{leaves: slices.Delete(slices.Clone(n.leaves), i, i+1)}, true
+			}
 		}
-		return &hnode[V]{leaves: slices.Delete(slices.Clone(n.leaves), i, i+1)}, true
+		return n, false
 	}
 	bit := uint32(1) << ((h >> shift) & hmask)
 	switch {

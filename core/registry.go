@@ -434,7 +434,9 @@ func (o *Owner) update(t *txn, scope Scope, vals Values) error {
 // updatePairs is update with the values as pairs. One lookup of every key
 // serves the permission check, the key limit and the merge.
 func (o *Owner) updatePairs(t *txn, scope Scope, ps []pair) error {
-	km := t.st.scope(scope)
+	k := scopeKey(scope.Type, scope.Subtype)
+	h := hashKey(k)
+	km := t.st.scopeAt(scope.Bucket, k, h)
 	var buf [8]lookup
 	ls := lookupAll(km, ps, buf[:0])
 	var reserved []string
@@ -456,7 +458,7 @@ func (o *Owner) updatePairs(t *txn, scope Scope, ps []pair) error {
 			return fmt.Errorf("%w: owner %q would hold %d keys, the limit is %d", ErrLimit, o.name, om.len()+added, o.maxKeys)
 		}
 	}
-	t.mergeLookups(o.name, scope, km, ls)
+	t.mergeLookups(o.name, scope, k, h, km, ls)
 	return nil
 }
 

@@ -50,8 +50,17 @@ var emptyState = &state{}
 func (s *state) bucket(b Bucket) scopesMap { return s.buckets[b-1] }
 
 func (s *state) scope(sc Scope) keysMap {
-	km, _ := s.bucket(sc.Bucket).get(scopeKey(sc.Type, sc.Subtype))
-	return km
+	k := scopeKey(sc.Type, sc.Subtype)
+	return s.scopeAt(sc.Bucket, k, hashKey(k))
+}
+
+// scopeAt is scope by scope key and its hash, for callers that look the
+// same scope up and then set it.
+func (s *state) scopeAt(b Bucket, k string, h uint64) keysMap {
+	if l := s.bucket(b).leafH(k, h); l != nil {
+		return l.val
+	}
+	return keysMap{}
 }
 
 // ownedIndexKey is unique per (scope, key): type and subtype contain no NUL.
@@ -79,16 +88,23 @@ func (t *txn) finish(seq uint64) *state {
 }
 
 func (t *txn) setScope(sc Scope, km keysMap) {
-	bi := sc.Bucket - 1
-	scopes := t.st.buckets[bi]
-	if km.len() == 0 {
-		scopes = scopes.del(scopeKey(sc.Type, sc.Subtype))
-	} else if l := scopes.leaf(scopeKey(sc.Type, sc.Subtype)); l != nil {
-		scopes = scopes.set(l.key, km) // the stored key: no new string
-	} else {
-		scopes = scopes.set(scopeKey(sc.Type, sc.Subtype), km)
+	k := scopeKey(sc.Type, sc.Subtype)
+	t.setScopeAt(sc.Bucket, k, hashKey(k), km)
+}
+
+// setScopeAt is setScope by scope key and hash. k may live on the caller's
+// stack: the map keeps the key it already stores, or a copy.
+func (t *txn) setScopeAt(b Bucket, k string, h uint64, km keysMap) {
+	scopes := t.st.buckets[b-1]
+	switch l := scopes.leafH(k, h); {
+	case km.len() == 0:
+		scopes = scopes.delH(k, h)
+	case l != nil:
+		scopes = scopes.setH(l.key, h, km)
+	default:
+		scopes = scopes.setH(strings.Clone(k), h, km)
 	}
-	t.st.buckets[bi] = scopes
+	t.st.buckets[b-1] = scopes
 }
 
 func (t *txn) ownerAdd(owner string, sc Scope, key string) {
@@ -163,15 +179,17 @@ func lookupAll(km keysMap, ps []pair, buf []lookup) []lookup {
 // merge deep-merges vals into sc (R4); new keys belong to owner. It does no
 // permission check.
 func (t *txn) merge(owner string, sc Scope, vals Values) {
-	km := t.st.scope(sc)
+	k := scopeKey(sc.Type, sc.Subtype)
+	h := hashKey(k)
+	km := t.st.scopeAt(sc.Bucket, k, h)
 	var pbuf [8]pair
 	var lbuf [8]lookup
-	t.mergeLookups(owner, sc, km, lookupAll(km, pairsOf(vals, pbuf[:0]), lbuf[:0]))
+	t.mergeLookups(owner, sc, k, h, km, lookupAll(km, pairsOf(vals, pbuf[:0]), lbuf[:0]))
 }
 
 // mergeLookups is merge with the update's keys already looked up in km, the
-// scope's current keys.
-func (t *txn) mergeLookups(owner string, sc Scope, km keysMap, ls []lookup) {
+// current keys of the scope sc (scope key k, hash h).
+func (t *txn) mergeLookups(owner string, sc Scope, k string, h uint64, km keysMap, ls []lookup) {
 	changed := false
 	for _, l := range ls {
 		if l.exists {
@@ -189,7 +207,7 @@ func (t *txn) mergeLookups(owner string, sc Scope, km keysMap, ls []lookup) {
 	if !changed {
 		return
 	}
-	t.setScope(sc, km)
+	t.setScopeAt(sc.Bucket, k, h, km)
 	t.changed = true
 	if t.record && sc.Bucket == Config {
 		vals := make(Values, len(ls))
