@@ -332,6 +332,11 @@ func (c *Client) Subscribe(ctx context.Context, opts core.SubscribeOptions) (Sub
 			}
 		case <-ctx.Done():
 			err = ctx.Err()
+			// The daemon may have subscribed already: end it there too,
+			// without waiting (a lost connection ends it anyway).
+			if frame, ferr := wire.AppendFrame(nil, wire.TUnsubscribe, 0, wire.Unsubscribe{Sub: id}); ferr == nil {
+				c.send(frame)
+			}
 		}
 	}
 	if err != nil {
