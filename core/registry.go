@@ -270,8 +270,13 @@ func (r *Registry) mutateAsync(fn func(t *txn) error) func() error {
 	ready := !logged && (r.log == nil || r.failed != nil || r.seq <= r.durable)
 	if ready && len(r.queue) == 0 {
 		r.pub.Store(st)
+		one, many := t.one, t.many || !t.touched // t is reused once the lock is released
 		r.mu.Unlock()
-		r.hub.notify()
+		if many {
+			r.hub.notify()
+		} else {
+			r.hub.notifyScope(one)
+		}
 		return doneWait
 	}
 	if p == nil {

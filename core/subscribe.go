@@ -106,6 +106,7 @@ func (s *Subscription) deliverLocked(now time.Time) {
 	if g == nil {
 		g = &group{armed: map[*Subscription]struct{}{}}
 		h.groups[s.opts.Match] = g
+		h.patternsChangedLocked()
 	}
 	g.armed[s] = struct{}{}
 	h.narmed.Add(1)
@@ -141,6 +142,7 @@ func (s *Subscription) disarmLocked() {
 		delete(g.armed, s)
 		if len(g.armed) == 0 {
 			delete(h.groups, s.opts.Match)
+			h.patternsChangedLocked()
 		}
 	}
 	h.narmed.Add(-1)
@@ -192,12 +194,13 @@ func (s *Subscription) fire() {
 // and, when someone is armed, a non-blocking send (R19: producers never
 // block on subscribers).
 type hub struct {
-	r      *Registry
-	narmed atomic.Int64   // armed subscriptions
-	kickc  chan struct{}  // 1 slot: a pass is due
-	stop   chan struct{}  // closed by close
-	done   chan struct{}  // closed when the goroutine ends
-	timers sync.WaitGroup // pending timer deliveries
+	r        *Registry
+	narmed   atomic.Int64              // armed subscriptions
+	patterns atomic.Pointer[[]Pattern] // patterns of the groups with armed members
+	kickc    chan struct{}             // 1 slot: a pass is due
+	stop     chan struct{}             // closed by close
+	done     chan struct{}             // closed when the goroutine ends
+	timers   sync.WaitGroup            // pending timer deliveries
 
 	mu     sync.Mutex // guards the fields below; taken after Subscription.mu
 	groups map[Pattern]*group
@@ -232,6 +235,35 @@ func (h *hub) notify() {
 	if h.narmed.Load() > 0 {
 		h.kick()
 	}
+}
+
+// notifyScope is notify for a mutation that changed only sc: it kicks the
+// notifier only if an armed group's pattern matches sc, so scoped
+// subscriptions cost producers nothing while unrelated keys flap. The
+// patterns are published before an arming subscription reads the state,
+// and producers read them after publishing, so no change is missed.
+func (h *hub) notifyScope(sc Scope) {
+	if h.narmed.Load() == 0 {
+		return
+	}
+	if ps := h.patterns.Load(); ps != nil {
+		for _, p := range *ps {
+			if p.Matches(sc) {
+				h.kick()
+				return
+			}
+		}
+	}
+}
+
+// patternsChangedLocked republishes the patterns of the armed groups.
+// Called with h.mu held whenever a group appears or disappears.
+func (h *hub) patternsChangedLocked() {
+	ps := make([]Pattern, 0, len(h.groups))
+	for p := range h.groups {
+		ps = append(ps, p)
+	}
+	h.patterns.Store(&ps)
 }
 
 func (h *hub) kick() {

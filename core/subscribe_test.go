@@ -489,3 +489,40 @@ func TestSubscriptionClose(t *testing.T) {
 		time.Sleep(2 * time.Second) // no timer fires into a closed subscription
 	})
 }
+
+// TestR21_MultiScopeMutationsWake: a transaction or an owner's death that
+// touches a scope inside the pattern among others wakes the subscription;
+// unrelated single-scope changes in between do not.
+func TestR21_MultiScopeMutationsWake(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		t0 := time.Now()
+		r := core.New(core.Options{})
+		defer r.Close()
+		sub, _ := r.Subscribe(t.Context(), core.SubscribeOptions{Match: core.Pattern{Bucket: core.Config, Type: "wifi"}})
+		get := collect(t0, sub)
+		o := mustOwner(t, r, "o")
+		for i := range 100 {
+			update(t, o, core.StateScope("net", "eth0"), core.Values{"n": i})
+		}
+		time.Sleep(time.Millisecond)
+		if n := len(get()); n != 1 {
+			t.Fatalf("R21: %d deliveries after unrelated changes, want 1", n)
+		}
+		if err := o.Commit(t.Context(),
+			core.Put(core.StateScope("net", "eth1"), core.Values{"a": 1}),
+			core.Put(core.ConfigScope("wifi", "wlan0"), core.Values{"ssid": "x"})); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+		if n := len(get()); n != 2 {
+			t.Fatalf("R21: %d deliveries after a transaction touching the pattern, want 2", n)
+		}
+		o.Close() // death: its state and config keys go in one mutation
+		time.Sleep(time.Millisecond)
+		ds := get()
+		if len(ds) != 3 || ds[2].snap.Len(0) != 0 {
+			t.Fatalf("R21/R13: owner death inside the pattern: %d deliveries, last view %v", len(ds), ds[len(ds)-1].snap.Map())
+		}
+		sub.Close()
+	})
+}

@@ -77,6 +77,19 @@ type txn struct {
 	changed bool
 	// record says whether config ops are collected (only when a log is attached).
 	record bool
+	// The scopes changed, for the notifier: one (if !many) or several.
+	one           Scope
+	touched, many bool
+}
+
+// touch notes that sc changed.
+func (t *txn) touch(sc Scope) {
+	switch {
+	case !t.touched:
+		t.one, t.touched = sc, true
+	case t.one != sc:
+		t.many = true
+	}
 }
 
 func newTxn(base *state, record bool) *txn { return &txn{st: *base, record: record} }
@@ -88,6 +101,7 @@ func (t *txn) finish(seq uint64) *state {
 }
 
 func (t *txn) setScope(sc Scope, km keysMap) {
+	t.touch(sc)
 	k := scopeKey(sc.Type, sc.Subtype)
 	t.setScopeAt(sc.Bucket, k, hashKey(k), km)
 }
@@ -207,6 +221,7 @@ func (t *txn) mergeLookups(owner string, sc Scope, k string, h uint64, km keysMa
 	if !changed {
 		return
 	}
+	t.touch(sc)
 	t.setScopeAt(sc.Bucket, k, h, km)
 	t.changed = true
 	if t.record && sc.Bucket == Config {
