@@ -65,8 +65,9 @@
 // A Subscription keeps its last delivered state, the time of that delivery
 // and a one-slot channel. When idle it is "armed" in the group of its
 // pattern and owns no goroutine. Producers publish with an atomic store and,
-// only when some subscription is armed, a non-blocking kick to the notifier
-// goroutine; they never wait for subscribers (R19). The notifier checks each
+// only when a subscription whose pattern matches the changed scope is armed
+// (any armed one, for a mutation of several scopes), a non-blocking kick to
+// the notifier goroutine; they never wait for subscribers (R19). The notifier checks each
 // armed group once per pass by comparing node pointers inside the pattern
 // (regionChanged), re-checks members individually only when the group's
 // region changed, and schedules each woken subscription at
