@@ -8,10 +8,12 @@
 // # Model
 //
 // The view is {bucket: {type: {subtype: {key: value}}}} (R3). Each bucket is
-// three levels of persistent CHAMP hash tries (hamt.go), so an update copies
-// only the nodes on its path (a handful of small allocations, whatever the
-// width of the scope), and a Snapshot is one pointer: taking it is O(1) and
-// handing it to any number of subscribers copies nothing (R19). Stored values
+// a persistent CHAMP hash trie (hamt.go) of scopes, keyed by type, NUL,
+// subtype, whose values are persistent tries of keys; the nested form is
+// built only by Map and MarshalJSON. An update copies only the nodes on its
+// path (three small allocations for a small scope, a few more for a wide
+// one), and a Snapshot is one pointer: taking it is O(1) and handing it to
+// any number of subscribers copies nothing (R19). Stored values
 // are deep copies in normal form (NormalizeValues) and are never modified;
 // accessors return copies again, so no caller can reach shared state.
 //
