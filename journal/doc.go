@@ -103,8 +103,11 @@
 // when its previous commit ended and writes it as one batch: one bbolt
 // write transaction, one commit, one fsync pair, however many records it
 // holds (group commit; no timer, no bbolt DB.Batch). It then calls each
-// done callback, in queue order, holding no lock of the journal. Append and
-// Reserve never block on I/O; Checkpoint blocks until its batch is durable.
+// done callback, in queue order, holding no lock of the journal, and yields
+// the processor once (runtime.Gosched) so that the writers it just woke can
+// queue their next records before it takes the next batch; without that,
+// batches settle into two alternating halves. Append and Reserve never block
+// on I/O; Checkpoint blocks until its batch is durable.
 //
 // The journal never holds a read transaction while it writes: ReadCheckpoint
 // and Replay read in short read transactions (Replay in chunks) and call
