@@ -455,23 +455,14 @@ func runFlapSysreg(ctx context.Context, cfg FlapConfig) (FlapRun, error) {
 		Series:        smp.series,
 	}
 	dels := make([]uint64, len(got))
-	conv := make([]time.Duration, len(got))
-	var end time.Time
+	ats := make([]time.Time, len(got))
 	for i, g := range got {
-		dels[i] = g.deliveries
-		conv[i] = max(0, g.at.Sub(last))
-		if g.at.After(end) {
-			end = g.at
-		}
+		dels[i], ats[i] = g.deliveries, g.at
 		if folded := total + 1; folded > g.deliveries {
 			run.Coalesced += folded - g.deliveries
 		}
 	}
-	run.Deliveries = spreadOf(dels)
-	run.ConvergeMs = latencyOf(conv, time.Millisecond)
-	if cfg.Interval > 0 {
-		run.Windows = float64(end.Sub(subStart)) / float64(cfg.Interval)
-	}
+	run.summarise(dels, ats, last, subStart, cfg.Interval)
 	if total > 0 {
 		run.CoalescedFraction = float64(run.Coalesced) / (float64(total) * float64(cfg.Subscribers))
 	}
@@ -690,14 +681,8 @@ func runFlapNaive(ctx context.Context, cfg FlapConfig) (FlapRun, error) {
 		Series:        smp.series,
 	}
 	dels := make([]uint64, cfg.Subscribers)
-	conv := make([]time.Duration, cfg.Subscribers)
-	var end time.Time
 	for i := range dels {
 		dels[i] = dcount[i].n.Load()
-		conv[i] = max(0, ats[i].Sub(last))
-		if ats[i].After(end) {
-			end = ats[i]
-		}
 		if err := w.checkMap(states[i], names, pcount); err != nil {
 			return FlapRun{}, fmt.Errorf("consumer %d: %w", i, err)
 		}
@@ -705,12 +690,28 @@ func runFlapNaive(ctx context.Context, cfg FlapConfig) (FlapRun, error) {
 			return FlapRun{}, fmt.Errorf("%w: consumer %d applied %d of %d events", ErrWrongState, i, dels[i], total)
 		}
 	}
+	run.summarise(dels, ats, last, subStart, cfg.Interval)
+	return run, nil
+}
+
+// summarise fills the per-subscriber figures of a run, for sysreg and the
+// baseline alike: deliveries, the time from the last change (last) to each
+// subscriber holding it (ats), and the windows of interval since the
+// subscriptions started.
+func (run *FlapRun) summarise(dels []uint64, ats []time.Time, last, subStart time.Time, interval time.Duration) {
+	conv := make([]time.Duration, len(ats))
+	var end time.Time
+	for i, at := range ats {
+		conv[i] = max(0, at.Sub(last))
+		if at.After(end) {
+			end = at
+		}
+	}
 	run.Deliveries = spreadOf(dels)
 	run.ConvergeMs = latencyOf(conv, time.Millisecond)
-	if cfg.Interval > 0 {
-		run.Windows = float64(end.Sub(subStart)) / float64(cfg.Interval)
+	if interval > 0 {
+		run.Windows = float64(end.Sub(subStart)) / float64(interval)
 	}
-	return run, nil
 }
 
 // checkMap verifies a baseline consumer's map.
