@@ -1,21 +1,40 @@
-// Package core is sysreg's in-memory model: scopes, values, ownership and
-// permissions, the immutable global view with its snapshots and Diff,
-// sequence numbers, subscriptions with rate limiting and coalescing, and the
-// ordering of the write path. It does no file or socket I/O: durability
-// reaches it through the Log interface, which the store package implements
-// on the journal.
+// Package core is sysreg's in-memory registry: the model that the store
+// package makes durable and serves over a socket. Use core directly when
+// you want the registry inside one process with no persistence (tests,
+// simulations); use store.Open or store.Dial for a real appliance.
 //
-// # Model
+// It holds scopes, values, ownership and permissions, the immutable global
+// view with its snapshots and Diff, sequence numbers, subscriptions with
+// rate limiting and coalescing, and the ordering of the write path. It does
+// no file or socket I/O: durability reaches it through the Log interface,
+// which the store package implements on the journal. The rules (R1…) are
+// explained in docs/SPEC.md.
 //
-// The view is {bucket: {type: {subtype: {key: value}}}} (R3). Each bucket is
-// a persistent CHAMP hash trie (hamt.go) of scopes, keyed by type, NUL,
-// subtype, whose values are persistent tries of keys; the nested form is
-// built only by Map and MarshalJSON. An update copies only the nodes on its
-// path (three small allocations for a small scope, a few more for a wide
-// one), and a Snapshot is one pointer: taking it is O(1) and handing it to
-// any number of subscribers copies nothing (R19). Stored values
-// are deep copies in normal form (NormalizeValues) and are never modified;
-// accessors return copies again, so no caller can reach shared state.
+// # Using it
+//
+// New makes a registry. Writes go through an owner session
+// (Registry.Owner): Owner.Update deep-merges values into a scope (R4),
+// Owner.Delete removes keys (R12), Owner.Commit applies several Put and Del
+// ops atomically (R15), and Owner.Close ends the session, deleting its
+// state keys and, unless it was opened with KeepConfig, its config keys
+// (R13). Scopes are {bucket, type, subtype} (StateScope,
+// ConfigScope, ParseScope; R1). The view is
+// {bucket: {type: {subtype: {key: value}}}} (R3); Registry.Snapshot returns
+// it as an immutable Snapshot (Get, Values, Owner, Map, MarshalJSON), and
+// Diff lists what changed between two snapshots (R22).
+//
+// Registry.Subscribe returns a Subscription whose channel delivers the
+// whole view: the current one at once (R16), then at most once per
+// MinInterval, changes in between coalescing into one delivery of the
+// latest state (R17, R19); Hysteresis adds a fixed delay from the first
+// change (R20), and Match limits which changes wake it (R21). A consumer
+// that falls behind loses intermediate states, never the latest one, and
+// never slows a producer. See Example.
+//
+// Stored values are deep copies in normal form (NormalizeValues) and are
+// never modified; accessors return copies again, so no caller can reach
+// shared state. A Snapshot is cheap: taking it is O(1) and handing it to
+// any number of subscribers copies nothing (R19).
 //
 // Decisions where the spec is silent:
 //   - Values may nest up to MaxDepth (10,000) levels; every decoder accepts
@@ -37,56 +56,73 @@
 //     sequence number, the call waits for its outcome regardless of ctx, so
 //     that an error always means "not applied".
 //
-// # Write path
+// # Sequence numbers and failures
 //
-// Every mutation is validated and applied to the latest working state under
-// one lock, so that validation sees every earlier mutation, published or
-// not, and two writers can never both claim a key. An effective mutation
-// takes the next sequence number (R6, R7). A mutation with config ops is
-// handed to Log.Append in sequence order and published — made visible to
-// Snapshot and subscribers — only once the Log reports it durable and every
-// earlier mutation is published (R24). State-only mutations need no record,
-// only a sequence number below a durably reserved mark (Log.Reserve, taken
-// a block ahead of use so that it almost never waits). With no Log,
-// publication is immediate.
+// Every effective mutation takes the next sequence number; a mutation that
+// changes nothing takes none (R6, R7). With a Log, a config change becomes
+// visible to Snapshot and subscribers only once it is durable, and changes
+// become visible in sequence order (R24). With no Log, publication is
+// immediate.
 //
-// If the Log fails, every queued mutation fails with ErrLog (none can be
-// published in order any more), the working state falls back to the
-// published one, and config writes fail with ErrLog from then on; state
-// writes keep working (R29). Keeping state working has a price: sequence
-// numbers can no longer be reserved durably, so if the process then hands
-// out more than half a reservation block (2^19 by default) before it is
-// restarted, numbers seen before the restart can be handed out again after
-// it. A failed journal calls for a prompt reopen anyway.
+// If the Log fails, every queued mutation fails with ErrLog, and config
+// writes fail with ErrLog from then on until the registry is rebuilt (in
+// the store: reopened); state writes keep working (R29). Keeping state
+// working has a price: sequence numbers can no longer be reserved durably,
+// so if the process then hands out more than half a reservation block
+// (2^19 by default) before it is restarted, numbers seen before the restart
+// can be handed out again after it. A failed journal calls for a prompt
+// reopen anyway.
 //
 // Every New reserves a fresh block, so sequence numbers jump by up to
 // ReserveBlock across a restart; they never go back.
 //
-// # Notifications
-//
-// A Subscription keeps its last delivered state, the time of that delivery
-// and a one-slot channel. When idle it is "armed" in the group of its
-// pattern and owns no goroutine. Producers publish with an atomic store and,
-// only when a subscription whose pattern matches the changed scope is armed
-// (any armed one, for a mutation of several scopes), a non-blocking kick to
-// the notifier goroutine; they never wait for subscribers (R19). The notifier checks each
-// armed group once per pass by comparing node pointers inside the pattern
-// (regionChanged), re-checks members individually only when the group's
-// region changed, and schedules each woken subscription at
-// max(change + Hysteresis, last delivery + MinInterval) (R17, R20): at once,
-// or on a timer. A delivery takes the latest published state at that
-// moment, replaces any snapshot the consumer has not taken (R19), and arms
-// again. Arming happens before the state is read, so no change is missed;
-// hence every subscriber holds the last change at most
-// Hysteresis + MinInterval after it (R18).
-//
 // # Concurrency
 //
-// All exported methods are safe for concurrent use. New starts one goroutine
-// (the notifier); pending deliveries are runtime timers. Registry.Close
-// closes every subscription, stops the notifier and waits for running
-// timer callbacks, so nothing outlives it. Lock order: Registry.mu is never
-// held while taking a subscription lock; Subscription.mu is taken before
-// hub.mu. No lock is held across a blocking channel send or a Log call that
-// could block (Log.Append must not block by contract).
+// All exported methods are safe for concurrent use. Producers never wait
+// for subscribers (R19). New starts one goroutine (the notifier); pending
+// deliveries are runtime timers. Registry.Close closes every subscription,
+// stops the notifier and waits for running timer callbacks, so nothing
+// outlives it.
+//
+// # Internals
+//
+// Model. Each bucket is a persistent CHAMP hash trie (hamt.go) of scopes,
+// keyed by type, NUL, subtype, whose values are persistent tries of keys;
+// the nested form of the view (R3) is built only by Map and MarshalJSON. An
+// update copies only the nodes on its path (three small allocations for a
+// small scope, a few more for a wide one), and a Snapshot is one pointer.
+//
+// Write path. Every mutation is validated and applied to the latest working
+// state under one lock, so that validation sees every earlier mutation,
+// published or not, and two writers can never both claim a key. An
+// effective mutation takes the next sequence number (R6, R7). A mutation
+// with config ops is handed to Log.Append in sequence order and published —
+// made visible to Snapshot and subscribers — only once the Log reports it
+// durable and every earlier mutation is published (R24). State-only
+// mutations need no record, only a sequence number below a durably
+// reserved mark (Log.Reserve, taken a block ahead of use so that it almost
+// never waits). If the Log fails, none of the queued mutations can be
+// published in order any more, so they all fail and the working state falls
+// back to the published one.
+//
+// Notifications. A Subscription keeps its last delivered state, the time of
+// that delivery and a one-slot channel. When idle it is "armed" in the
+// group of its pattern and owns no goroutine. Producers publish with an
+// atomic store and, only when a subscription whose pattern matches the
+// changed scope is armed (any armed one, for a mutation of several scopes),
+// a non-blocking kick to the notifier goroutine; they never wait for
+// subscribers (R19). The notifier checks each armed group once per pass by
+// comparing node pointers inside the pattern (regionChanged), re-checks
+// members individually only when the group's region changed, and schedules
+// each woken subscription at max(change + Hysteresis, last delivery +
+// MinInterval) (R17, R20): at once, or on a timer. A delivery takes the
+// latest published state at that moment, replaces any snapshot the
+// consumer has not taken (R19), and arms again. Arming happens before the
+// state is read, so no change is missed; hence every subscriber holds the
+// last change at most Hysteresis + MinInterval after it (R18).
+//
+// Lock order. Registry.mu is never held while taking a subscription lock;
+// Subscription.mu is taken before hub.mu. No lock is held across a blocking
+// channel send or a Log call that could block (Log.Append must not block by
+// contract).
 package core

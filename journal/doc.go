@@ -5,6 +5,13 @@
 // opaque bytes. It is the only package of sysreg that imports bbolt, and no
 // bbolt type appears in its API.
 //
+// Programs using sysreg do not call it: store appends every config mutation
+// through it and recovery replays it at startup. Use it directly to build a
+// durable log of your own records: Open a file, Append records (each done
+// callback says when its record is durable), Checkpoint to store a snapshot
+// and drop the records it covers, and ReadCheckpoint and Replay at the next
+// start. Inspect reads a file without opening it for writing.
+//
 // # Durability
 //
 // A record (or mark, or checkpoint) is durable when its done callback gets
@@ -23,7 +30,7 @@
 // "maybe written", never as "certainly not written".
 //
 // Open checks the whole file before it accepts a call: bbolt's page
-// structure (with its own reader, without mmap: see below), the meta bucket,
+// structure (with its own reader, without mmap: see Internals), the meta bucket,
 // the checkpoint's CRC, and every record's CRC and the chain. A damaged or
 // foreign file is a *CorruptError naming the file and what is wrong; a newer
 // format version is a *VersionError naming both versions. Open never panics
@@ -31,16 +38,6 @@
 // read. A missing file, or an empty (zero-length) one, is initialised, and so
 // is a valid bbolt file that holds no bucket at all (what a crash between
 // bbolt's initialisation of a new file and ours leaves behind).
-//
-// bbolt cannot be trusted with a damaged file: opening a file for writing
-// with NoFreelistSync walks all pages in a goroutine of bbolt's own that
-// panics on the first inconsistency, which no recover can catch, and a read
-// of a truncated file through the mmap faults (SIGBUS). So Open first checks
-// the bbolt structure with plain reads (every page reachable from the meta
-// page: bounds, page types, single reference, key order, as bbolt's own
-// check does), and all reads through bbolt run under recover with
-// debug.SetPanicOnFault, turning any panic into a *CorruptError. Inspect
-// reads with the same checked reader only.
 //
 // Known limits: bbolt transactions are atomic, so there is no torn tail to
 // repair; conversely, losing the newest records (a disk that lies about
@@ -96,28 +93,43 @@
 //
 // # Concurrency
 //
-// Open starts one goroutine, the committer; Close stops it and waits for it.
-// Append, Reserve and Checkpoint queue an operation (under a mutex that
-// guards only the queue and the key bounds, never held across I/O or a
-// callback) and wake the committer. The committer takes everything queued
-// when its previous commit ended and writes it as one batch: one bbolt
-// write transaction, one commit, one fsync pair, however many records it
-// holds (group commit; no timer, no bbolt DB.Batch). It then calls each
-// done callback, in queue order, holding no lock of the journal, and yields
-// the processor once (runtime.Gosched) so that the writers it just woke can
-// queue their next records before it takes the next batch; without that,
-// batches settle into two alternating halves. Append and Reserve never block
-// on I/O; Checkpoint blocks until its batch is durable.
-//
-// The journal never holds a read transaction while it writes: ReadCheckpoint
-// and Replay read in short read transactions (Replay in chunks) and call
-// nothing of the caller's inside them, since a read transaction held across
-// a write can deadlock bbolt when it grows its mmap. ReadCheckpoint and
-// Replay are meant for startup, before the first Append. Stats, Mark and
-// LastKey read counters kept in memory. All methods are safe for concurrent
-// use.
+// All methods are safe for concurrent use. Open starts one goroutine, the
+// committer; Close stops it and waits for it. Append and Reserve never
+// block on I/O; Checkpoint blocks until its batch is durable. Concurrent
+// appends share one commit and one fsync pair (group commit). ReadCheckpoint
+// and Replay are meant for startup, before the first Append. Stats, Mark
+// and LastKey read counters kept in memory.
 //
 // The journal logs lifecycle events (opened, created, closed) at Info,
 // checkpoints at Debug and batches at Trace. It returns errors, it does not
 // log them.
+//
+// # Internals
+//
+// Checked reads. bbolt cannot be trusted with a damaged file: opening a file for writing
+// with NoFreelistSync walks all pages in a goroutine of bbolt's own that
+// panics on the first inconsistency, which no recover can catch, and a read
+// of a truncated file through the mmap faults (SIGBUS). So Open first checks
+// the bbolt structure with plain reads (every page reachable from the meta
+// page: bounds, page types, single reference, key order, as bbolt's own
+// check does), and all reads through bbolt run under recover with
+// debug.SetPanicOnFault, turning any panic into a *CorruptError. Inspect
+// reads with the same checked reader only.
+//
+// Group commit. Append, Reserve and Checkpoint queue an operation (under a
+// mutex that guards only the queue and the key bounds, never held across
+// I/O or a callback) and wake the committer. The committer takes everything
+// queued when its previous commit ended and writes it as one batch: one
+// bbolt write transaction, one commit, one fsync pair, however many records
+// it holds (no timer, no bbolt DB.Batch). It then calls each done callback,
+// in queue order, holding no lock of the journal, and yields the processor
+// once (runtime.Gosched) so that the writers it just woke can queue their
+// next records before it takes the next batch; without that, batches settle
+// into two alternating halves.
+//
+// Reads. The journal never holds a read transaction while it writes:
+// ReadCheckpoint and Replay read in short read transactions (Replay in
+// chunks) and call nothing of the caller's inside them, since a read
+// transaction held across a write can deadlock bbolt when it grows its
+// mmap.
 package journal

@@ -3,6 +3,11 @@
 // decodes them, and replays them onto the checkpoint's config tree, giving
 // the store the config view, the sequence floor and a report.
 //
+// Programs using sysreg do not call it: store.Open runs it before it
+// accepts a call (R27). Call Run with a Source (a *journal.Journal
+// satisfies it) to rebuild the config of a data directory yourself; the
+// Report says what was restored and how long it took.
+//
 // Policy (R27, R29):
 //   - The checkpoint and every record must decode; records must carry
 //     strictly increasing sequence numbers above the checkpoint's; any

@@ -1,16 +1,18 @@
 // Package store is sysreg as a product: the registry with durable config,
 // embedded in a program (Open) or reached over the daemon's Unix socket
-// (Dial), behind one interface, Registry (R32).
+// (Dial), behind one interface, Registry (R32). Program against Registry
+// and a program can switch between embedded and daemon without other
+// changes. The rules (R1…) are explained in docs/SPEC.md.
 //
 // # Embedded
 //
 // Open(dir, opts) creates the data directory (0700) if needed, opens its
 // journal (dir/journal.db, 0600), recovers the acknowledged config with its
 // owners and the sequence counter (package recovery), and only then returns
-// (R27). The store hands core a Log that encodes each config mutation as a
-// CBOR record (internal/codec) and appends it to the journal with group
-// commit. A background goroutine writes a checkpoint of the published config
-// whenever the journal has accumulated enough records (R28).
+// (R27). The journal is checkpointed and truncated automatically (R28), so
+// reopening takes time in proportion to the config, not its history. Close
+// ends every session without deleting config and closes every
+// subscription. See Example.
 //
 // # Durability promise
 //
@@ -27,15 +29,17 @@
 // # Daemon
 //
 // NewServer serves a Store on a listener with the protocol in
-// internal/wire/PROTOCOL.md. Each connection may attach several owners;
-// when it drops they die (R31). Subscriptions are rate limited in the daemon,
-// each snapshot is encoded once for every subscriber, and a client that does
-// not read is disconnected after ServerOptions.WriteTimeout: a slow client
+// internal/wire/PROTOCOL.md; cmd/sysregd's serve command runs it. Each
+// connection may attach several owners; when it drops they die (R31).
+// Subscriptions are rate limited in the daemon, and a client that does not
+// read is disconnected after ServerOptions.WriteTimeout: a slow client
 // costs one undelivered snapshot, never a queue. Owner names that hold
 // config are bound to the uid that created them (SO_PEERCRED, kept in
 // dir/owners.json); another uid other than root cannot attach as them
 // (R35). Per-connection limits bound owners, subscriptions, keys per owner,
 // frame size and requests in flight.
+//
+// # Client
 //
 // Dial returns a *Client with the same methods and errors as *Store:
 // errors.Is and errors.As see the same sentinels and *core.ReservedKeysError
@@ -57,4 +61,15 @@
 // them. A Server runs, per connection, a reader, a reply writer and one
 // pusher per subscription; Shutdown stops them. A Client runs one reader,
 // which Close stops.
+//
+// # Internals
+//
+// Write path. The store hands core a Log that encodes each config mutation
+// as a CBOR record (internal/codec) and appends it to the journal with
+// group commit. A background goroutine (the checkpointer) writes a
+// checkpoint of the published config whenever the journal has accumulated
+// enough records (R28).
+//
+// Daemon. Each snapshot is encoded once for every subscriber of the
+// server, not once per subscriber.
 package store
