@@ -399,6 +399,10 @@ func TestR2_TooLarge(t *testing.T) {
 			if err := o.Update(ctx, sc, core.Values{"big": big}); !errors.Is(err, core.ErrTooLarge) {
 				t.Fatalf("Update: %v, want ErrTooLarge", err)
 			}
+			rtUnchanged(t, r, before)
+			if n := len(log.Records()); n != nrec {
+				t.Fatalf("a refused Update wrote %d log records", n-nrec)
+			}
 			// A transaction is limited as a whole: two puts, each small
 			// enough alone.
 			half := core.Values{"h": strings.Repeat("y", limit/2)}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Defaults of Options.
@@ -281,9 +282,9 @@ func openBolt(path string, f *os.File, opts Options) (*bolt.DB, error) {
 	switch {
 	case errors.As(err, &ce):
 		return nil, err
-	case errors.Is(err, bolt.ErrTimeout):
+	case errors.Is(err, bolterrors.ErrTimeout):
 		return nil, fmt.Errorf("%w: %s", ErrLocked, path)
-	case errors.Is(err, bolt.ErrInvalid), errors.Is(err, bolt.ErrVersionMismatch), errors.Is(err, bolt.ErrChecksum):
+	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrVersionMismatch), errors.Is(err, bolterrors.ErrChecksum):
 		return nil, &CorruptError{Path: path, Reason: "bbolt: " + err.Error(), Err: err}
 	}
 	return nil, fmt.Errorf("journal: open %s: %w", path, err)

@@ -345,7 +345,8 @@ func (c *conn) serve() {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
-	if err != nil && !errors.Is(err, io.EOF) && !c.closing.Load() {
+	// read never returns nil: EOF is the clean end.
+	if !errors.Is(err, io.EOF) && !c.closing.Load() {
 		c.log.Debug("connection closed", "error", err)
 	} else {
 		c.log.Debug("connection closed")

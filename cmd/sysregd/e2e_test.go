@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -52,10 +51,8 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	bin = filepath.Join(dir, "sysregd")
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goTool); err != nil {
-		goTool = "go"
-	}
+	// go test puts its own GOROOT/bin first in PATH.
+	goTool := "go"
 	args := []string{"build", "-o", bin}
 	if raceEnabled {
 		args = append(args, "-race")
