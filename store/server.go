@@ -170,7 +170,13 @@ func isTemporary(err error) bool {
 // Shutdown stops accepting, stops reading new requests, finishes the
 // requests in flight and closes every connection WITHOUT owner deaths: a
 // clean shutdown never deletes config (R27, R30); closing the store then
-// ends the sessions. If ctx ends first, connections are closed at once.
+// ends the sessions.
+//
+// If ctx ends first, Shutdown closes every connection at once and returns
+// ctx's error without waiting for the requests still in flight, as
+// net/http's Shutdown does: a request held by a stalled fsync ends, and its
+// goroutines with it, when the journal returns. Calling Shutdown again
+// waits for them.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.shutting = true
@@ -194,7 +200,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		for _, c := range conns {
 			c.nc.Close()
 		}
-		<-done
 		return ctx.Err()
 	}
 }
