@@ -61,7 +61,9 @@ func TestR30_ShutdownHonoursContext(t *testing.T) {
 
 	armed.Store(true)
 	updated := make(chan error, 1)
-	go func() { updated <- o.Update(context.Background(), core.ConfigScope("ntp", "main"), core.Values{"server": "a"}) }()
+	go func() {
+		updated <- o.Update(context.Background(), core.ConfigScope("ntp", "main"), core.Values{"server": "a"})
+	}()
 	<-entered // the write is in its commit, held there
 
 	ctx, cancel := context.WithCancel(context.Background())
