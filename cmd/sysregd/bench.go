@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/spf13/cobra"
 
 	"github.com/sysreg/sysreg/bench"
 )
@@ -35,13 +36,13 @@ type benchMachine struct {
 	Start  string `json:"start"`
 }
 
-func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const usage = "[flap|durable|recovery|daemon|all] [flags]"
-	fs := newFlags("bench", usage, stdout)
-	fs.Usage = withDescription(fs, "bench", usage, stdout, strings.TrimSpace(`
+func benchCmd() *cobra.Command {
+	cmd := command("bench [flap|durable|recovery|daemon|all] [flags]",
+		"run the benchmark scenarios",
+		strings.TrimSpace(`
 Runs the benchmark scenarios of package bench (default: all) and prints a
 table per scenario on stdout, progress on stderr. Each headline figure is
-measured beside its baseline in the same run.
+measured beside its baseline in the same run (R36).
 
   flap      producers toggle state keys as fast as they can while subscribers
             with a MinInterval consume; beside a naive event-per-change
@@ -50,7 +51,9 @@ measured beside its baseline in the same run.
             fsync) beside raw bbolt, one commit per update and DB.Batch
   recovery  store.Open time after 10^4…10^6 config updates
   daemon    updates/s and round trips over the Unix socket, remote
-            subscribers' convergence`))
+            subscribers' convergence`), nil)
+	cmd.ValidArgs = append([]cobra.Completion{"all"}, benchScenarios...)
+	fs := cmd.Flags()
 	asJSON := fs.Bool("json", false, "print the results as JSON on stdout instead of tables")
 	svg := fs.String("svg", "", "draw the flap scenario (deliveries per subscriber over time, sysreg vs baseline) as an SVG `file`")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
@@ -59,10 +62,10 @@ measured beside its baseline in the same run.
 	producers := fs.Int("producers", 4, "flap: producers, each an owner toggling keys of its own state scope")
 	keys := fs.Int("keys", 1, "flap: keys each producer toggles")
 	subscribers := fs.Int("subscribers", 1000, "flap and daemon: subscribers")
-	interval := fs.Duration("interval", 100*time.Millisecond, "flap and daemon: the subscribers' MinInterval (flap: 0 means none)")
-	duration := fs.Duration("duration", 2*time.Second, "flap: how long the producers write; durable and daemon: each measurement")
+	interval := durationFlag(fs, "interval", 100*time.Millisecond, "flap and daemon: the subscribers' MinInterval (flap: 0 means none)")
+	duration := durationFlag(fs, "duration", 2*time.Second, "flap: how long the producers write; durable and daemon: each measurement")
 	rate := fs.Float64("rate", 0, "flap: updates/s per producer (0: as fast as possible)")
-	work := fs.Duration("work", 0, "flap: CPU time each subscriber spends per delivery (per event in the baseline)")
+	work := durationFlag(fs, "work", 0, "flap: CPU time each subscriber spends per delivery (per event in the baseline)")
 	useCore := fs.Bool("core", false, "flap: run on a bare core.Registry instead of an embedded store")
 	noBaseline := fs.Bool("no-baseline", false, "flap and durable: skip the baselines")
 	buffer := fs.Int("buffer", 1024, "flap: channel capacity of each baseline consumer")
@@ -77,129 +80,126 @@ measured beside its baseline in the same run.
 	conns := fs.Int("conns", 8, "daemon: connections of the multi-connection figure")
 	roundTrips := fs.Int("round-trips", 10000, "daemon: synchronous round trips timed")
 	subConns := fs.Int("sub-conns", 20, "daemon: connections carrying the remote subscribers")
-	flapFor := fs.Duration("flap-duration", time.Second, "daemon: how long the key flaps under the remote subscribers")
+	flapFor := durationFlag(fs, "flap-duration", time.Second, "daemon: how long the key flaps under the remote subscribers")
 
-	// The scenario may come before, between or after the flags.
-	scenario := ""
-	for {
-		if err := parse(fs, args); err != nil {
-			return err
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx, stdout, stderr := cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr()
+		// The scenario may come before, between or after the flags.
+		if len(args) > 1 {
+			return usagef("bench: unexpected arguments %q", args[1:])
 		}
-		args = fs.Args()
-		if len(args) == 0 {
-			break
+		scenario := ""
+		if len(args) == 1 {
+			scenario = args[0]
 		}
-		if scenario != "" {
-			return usagef("bench: unexpected arguments %q", args)
+		if scenario == "" {
+			scenario = "all"
 		}
-		scenario, args = args[0], args[1:]
-	}
-	if scenario == "" {
-		scenario = "all"
-	}
-	run := map[string]bool{}
-	switch scenario {
-	case "all":
-		for _, s := range benchScenarios {
-			run[s] = true
+		run := map[string]bool{}
+		switch scenario {
+		case "all":
+			for _, s := range benchScenarios {
+				run[s] = true
+			}
+		case "flap", "durable", "recovery", "daemon":
+			run[scenario] = true
+		default:
+			return usagef("bench: unknown scenario %q (want flap, durable, recovery, daemon or all)", scenario)
 		}
-	case "flap", "durable", "recovery", "daemon":
-		run[scenario] = true
-	default:
-		return usagef("bench: unknown scenario %q (want flap, durable, recovery, daemon or all)", scenario)
-	}
-	if *svg != "" && !run["flap"] {
-		return usagef("bench: --svg draws the flap scenario, which %q does not run", scenario)
-	}
-	writerList, err := intList("writers", *writers)
-	if err != nil {
-		return err
-	}
-	sizeList, err := intList("sizes", *sizes)
-	if err != nil {
-		return err
-	}
-	var progress io.Writer = stderr
-	if *quiet {
-		progress = nil
-	}
-	positive := map[string]int{"producers": *producers, "keys": *keys, "subscribers": *subscribers, "buffer": *buffer,
-		"recovery-keys": *recKeys, "opens": *opens, "pipeline": *pipeline, "conns": *conns, "round-trips": *roundTrips, "sub-conns": *subConns}
-	for name, v := range positive {
-		if v <= 0 {
-			return usagef("bench: --%s must be positive, got %d", name, v)
+		if *svg != "" && !run["flap"] {
+			return usagef("bench: --svg draws the flap scenario, which %q does not run", scenario)
 		}
-	}
-	if *duration <= 0 || *interval < 0 || *flapFor <= 0 || *rate < 0 || *work < 0 {
-		return usagef("bench: durations and rates must not be negative (and --duration, --flap-duration positive)")
-	}
-
-	rep := benchReport{Machine: benchMachine{
-		GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPUs: runtime.NumCPU(), Go: runtime.Version(),
-		Start: time.Now().UTC().Format(time.RFC3339),
-	}}
-	var tables strings.Builder
-	if run["flap"] {
-		iv := *interval
-		if iv == 0 {
-			iv = -1 // FlapConfig: negative is none, zero the default
-		}
-		r, err := bench.RunFlap(ctx, bench.FlapConfig{
-			Producers: *producers, Keys: *keys, Subscribers: *subscribers, Interval: iv,
-			Duration: *duration, Rate: *rate, Work: *work, Core: *useCore, NoBaseline: *noBaseline,
-			Buffer: *buffer, Dir: *dir, Progress: progress,
-		})
+		writerList, err := intList("writers", *writers)
 		if err != nil {
 			return err
 		}
-		rep.Flap = &r
-		writeFlapTable(&tables, r)
-		if *svg != "" {
-			if err := writeSVGFile(*svg, r); err != nil {
-				return err
+		sizeList, err := intList("sizes", *sizes)
+		if err != nil {
+			return err
+		}
+		var progress io.Writer = stderr
+		if *quiet {
+			progress = nil
+		}
+		positive := map[string]int{"producers": *producers, "keys": *keys, "subscribers": *subscribers, "buffer": *buffer,
+			"recovery-keys": *recKeys, "opens": *opens, "pipeline": *pipeline, "conns": *conns, "round-trips": *roundTrips, "sub-conns": *subConns}
+		for name, v := range positive {
+			if v <= 0 {
+				return usagef("bench: --%s must be positive, got %d", name, v)
 			}
 		}
-	}
-	if run["durable"] {
-		r, err := bench.RunDurable(ctx, bench.DurableConfig{
-			Writers: writerList, Duration: *duration, NoBaselines: *noBaseline, Dir: *dir, Progress: progress,
-		})
-		if err != nil {
-			return err
+		if *duration <= 0 || *interval < 0 || *flapFor <= 0 || *rate < 0 || *work < 0 {
+			return usagef("bench: durations and rates must not be negative (and --duration, --flap-duration positive)")
 		}
-		rep.Durable = &r
-		writeDurableTable(&tables, r)
-	}
-	if run["recovery"] {
-		r, err := bench.RunRecovery(ctx, bench.RecoveryConfig{
-			Sizes: sizeList, Keys: *recKeys, Opens: *opens, Dir: *dir, Progress: progress,
-		})
-		if err != nil {
-			return err
+
+		rep := benchReport{Machine: benchMachine{
+			GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPUs: runtime.NumCPU(), Go: runtime.Version(),
+			Start: time.Now().UTC().Format(time.RFC3339),
+		}}
+		var tables strings.Builder
+		if run["flap"] {
+			iv := *interval
+			if iv == 0 {
+				iv = -1 // FlapConfig: negative is none, zero the default
+			}
+			r, err := bench.RunFlap(ctx, bench.FlapConfig{
+				Producers: *producers, Keys: *keys, Subscribers: *subscribers, Interval: iv,
+				Duration: *duration, Rate: *rate, Work: *work, Core: *useCore, NoBaseline: *noBaseline,
+				Buffer: *buffer, Dir: *dir, Progress: progress,
+			})
+			if err != nil {
+				return err
+			}
+			rep.Flap = &r
+			writeFlapTable(&tables, r)
+			if *svg != "" {
+				if err := writeSVGFile(*svg, r); err != nil {
+					return err
+				}
+			}
 		}
-		rep.Recovery = &r
-		writeRecoveryTable(&tables, r)
-	}
-	if run["daemon"] {
-		r, err := bench.RunDaemon(ctx, bench.DaemonConfig{
-			Pipeline: *pipeline, Conns: *conns, Duration: *duration, RoundTrips: *roundTrips,
-			Subscribers: *subscribers, SubConns: *subConns, Interval: *interval, FlapDuration: *flapFor,
-			Dir: *dir, Progress: progress,
-		})
-		if err != nil {
-			return err
+		if run["durable"] {
+			r, err := bench.RunDurable(ctx, bench.DurableConfig{
+				Writers: writerList, Duration: *duration, NoBaselines: *noBaseline, Dir: *dir, Progress: progress,
+			})
+			if err != nil {
+				return err
+			}
+			rep.Durable = &r
+			writeDurableTable(&tables, r)
 		}
-		rep.Daemon = &r
-		writeDaemonTable(&tables, r)
+		if run["recovery"] {
+			r, err := bench.RunRecovery(ctx, bench.RecoveryConfig{
+				Sizes: sizeList, Keys: *recKeys, Opens: *opens, Dir: *dir, Progress: progress,
+			})
+			if err != nil {
+				return err
+			}
+			rep.Recovery = &r
+			writeRecoveryTable(&tables, r)
+		}
+		if run["daemon"] {
+			r, err := bench.RunDaemon(ctx, bench.DaemonConfig{
+				Pipeline: *pipeline, Conns: *conns, Duration: *duration, RoundTrips: *roundTrips,
+				Subscribers: *subscribers, SubConns: *subConns, Interval: *interval, FlapDuration: *flapFor,
+				Dir: *dir, Progress: progress,
+			})
+			if err != nil {
+				return err
+			}
+			rep.Daemon = &r
+			writeDaemonTable(&tables, r)
+		}
+		if *asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(rep)
+		}
+		fmt.Fprintf(stdout, "machine: %s/%s, %d CPUs, %s\n", rep.Machine.GOOS, rep.Machine.GOARCH, rep.Machine.CPUs, rep.Machine.Go)
+		_, err = io.WriteString(stdout, tables.String())
+		return err
 	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
-	}
-	fmt.Fprintf(stdout, "machine: %s/%s, %d CPUs, %s\n", rep.Machine.GOOS, rep.Machine.GOARCH, rep.Machine.CPUs, rep.Machine.Go)
-	_, err = io.WriteString(stdout, tables.String())
-	return err
+	return cmd
 }
 
 func intList(name, s string) ([]int, error) {

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"math"
+	"strings"
 	"testing"
+
+	"github.com/spf13/pflag"
 )
 
 // TestParseValue: set's values are JSON where they parse, with R2's
@@ -42,6 +47,93 @@ func TestParseValue(t *testing.T) {
 		got := parseValue(tc.in)
 		if fmt.Sprintf("%#v", got) != fmt.Sprintf("%#v", tc.want) {
 			t.Errorf("parseValue(%q) = %#v, want %#v", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestFlagsAnywhere: every flag of every command parses before, between
+// and after the positional arguments, and the arguments stay arguments;
+// after "--" everything is an argument (R52).
+func TestFlagsAnywhere(t *testing.T) {
+	sample := map[string]string{"duration": "1.5s", "int": "7", "string": "x", "format": "pretty", "float": "2.5", "file": "f", "directory": "d"}
+	pos := []string{"config/a/b", "k=v"}
+	for _, c := range newRoot(io.Discard, io.Discard).Commands() {
+		c.LocalFlags().VisitAll(func(f *pflag.Flag) {
+			if f.Name == "help" {
+				return
+			}
+			var flagArgs []string
+			want := "true"
+			if typ := f.Value.Type(); typ == "bool" {
+				flagArgs = []string{"--" + f.Name}
+			} else {
+				name, _ := pflag.UnquoteUsage(f)
+				v, ok := sample[name]
+				if !ok {
+					t.Fatalf("%s --%s: no sample value for type %q", c.Name(), f.Name, name)
+				}
+				flagArgs, want = []string{"--" + f.Name + "=" + v}, v
+			}
+			for at := 0; at <= len(pos); at++ {
+				args := append(append(append([]string{c.Name()}, pos[:at]...), flagArgs...), pos[at:]...)
+				t.Run(strings.Join(args, " "), func(t *testing.T) {
+					root := newRoot(io.Discard, io.Discard)
+					cmd, rest, err := root.Find(args)
+					if err != nil || cmd.Name() != c.Name() {
+						t.Fatalf("find: %v %v", cmd.Name(), err)
+					}
+					if err := cmd.ParseFlags(rest); err != nil {
+						t.Fatal(err)
+					}
+					g := cmd.Flags().Lookup(f.Name)
+					if !g.Changed || g.Value.String() != want {
+						t.Errorf("--%s = %q (changed %v), want %q", f.Name, g.Value.String(), g.Changed, want)
+					}
+					if got := cmd.Flags().Args(); fmt.Sprint(got) != fmt.Sprint(pos) {
+						t.Errorf("args %q, want %q", got, pos)
+					}
+				})
+			}
+		})
+	}
+	t.Run("dash-dash", func(t *testing.T) {
+		root := newRoot(io.Discard, io.Discard)
+		cmd, rest, _ := root.Find([]string{"set", "--owner", "me", "config/a/b", "--", "--owner=x"})
+		if err := cmd.ParseFlags(rest); err != nil {
+			t.Fatal(err)
+		}
+		if got := cmd.Flags().Args(); fmt.Sprint(got) != "[config/a/b --owner=x]" {
+			t.Errorf("args %q", got)
+		}
+	})
+}
+
+// TestKeyLikeFlagRefused: a key=value whose key starts with '-' is a usage
+// error, before anything is dialled (R52, issue 8 item 3).
+func TestKeyLikeFlagRefused(t *testing.T) {
+	for _, args := range [][]string{
+		{"set", "config/a/b", "--", "--owner=me"},
+		{"set", "config/a/b", "k=v", "--", "-x=1"},
+	} {
+		err := run(t.Context(), append(args, "--socket", "/nonexistent/s"), io.Discard, io.Discard)
+		var ue usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "starts with '-'") {
+			t.Errorf("%q: %v, want a usage error about the key", args, err)
+		}
+	}
+}
+
+// TestDurationNeedsUnit: a bare number is refused with a hint (R52).
+func TestDurationNeedsUnit(t *testing.T) {
+	err := run(t.Context(), []string{"watch", "--min-interval", "100"}, io.Discard, io.Discard)
+	var ue usageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "missing unit, e.g. 100ms") {
+		t.Fatalf("err = %v", err)
+	}
+	for _, ok := range []string{"0", "100ms", "1.5s"} {
+		var d durationValue
+		if err := d.Set(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
 		}
 	}
 }

@@ -594,16 +594,39 @@ func TestStaleSocket(t *testing.T) {
 	})
 }
 
-// TestHelpAndUsage: every subcommand has --help (exit 0, help on stdout)
-// and refuses an unknown flag with exit 2 and an error on stderr (R33).
+// commandNames are the names of sysregd's commands, but help.
+func commandNames() []string {
+	var names []string
+	for _, c := range newRoot(io.Discard, io.Discard).Commands() {
+		if c.Name() != "help" {
+			names = append(names, c.Name())
+		}
+	}
+	return names
+}
+
+// TestHelpAndUsage: every subcommand has --help and 'help CMD' (exit 0, its
+// own help on stdout) and refuses an unknown flag with exit 2 and an error
+// on stderr (R33, R52).
 func TestHelpAndUsage(t *testing.T) {
 	socket := filepath.Join(t.TempDir(), "none") // no daemon needed
-	for name := range commands {
+	for _, name := range commandNames() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			r := ok(t, socket, name, "--help")
 			if !strings.HasPrefix(r.stdout, "usage: sysregd "+name) || !strings.Contains(r.stdout, "-") || r.stderr != "" {
 				t.Fatalf("--help: %s", r)
+			}
+			for _, want := range []string{"exit status:", "2  usage error", "SYSREG_SOCKET", "SYSREG_DATA_DIR"} {
+				if !strings.Contains(r.stdout, want) {
+					t.Errorf("--help lacks %q: %s", want, r)
+				}
+			}
+			// The same help, but for the default paths (each child has
+			// its own $XDG_STATE_HOME).
+			if h := ok(t, socket, "help", name); !strings.HasPrefix(h.stdout, "usage: sysregd "+name) ||
+				strings.Count(h.stdout, "\n") != strings.Count(r.stdout, "\n") {
+				t.Errorf("'help %s' differs from '%s --help':\n%s\n---\n%s", name, name, h.stdout, r.stdout)
 			}
 			r = fails(t, 2, socket, name, "--no-such-flag")
 			if r.stdout != "" || !strings.Contains(r.stderr, "no-such-flag") {
@@ -613,9 +636,10 @@ func TestHelpAndUsage(t *testing.T) {
 	}
 	t.Run("no-command", func(t *testing.T) { fails(t, 2, socket) })
 	t.Run("unknown-command", func(t *testing.T) { fails(t, 2, socket, "frobnicate") })
+	t.Run("help-unknown-command", func(t *testing.T) { fails(t, 2, socket, "help", "frobnicate") })
 	t.Run("help", func(t *testing.T) {
 		r := ok(t, socket, "help")
-		for name := range commands {
+		for _, name := range commandNames() {
 			if !strings.Contains(r.stdout, "  "+name+" ") {
 				t.Errorf("help does not list %s:\n%s", name, r.stdout)
 			}
@@ -745,6 +769,19 @@ func TestCLI(t *testing.T) {
 		if st["seq"] == nil || path(st, "server", "connections") == nil || path(st, "journal", "records") == nil {
 			t.Fatalf("stats: %v", st)
 		}
+	})
+	t.Run("flags-after-args", func(t *testing.T) {
+		// Issue 8 item 3: this stored a key "--owner" as anonymous (R52).
+		ok(t, sock, "set", "--keep-config", "config/cli/late", "k=v", "--owner=me")
+		s := snapshot(t, c)
+		if own, _ := s.Owner(core.ConfigScope("cli", "late"), "k"); own != "me" {
+			t.Fatalf("owner of k: %q; view %v", own, s.Map())
+		}
+		if _, bad := s.Get(core.ConfigScope("cli", "late"), "--owner"); bad {
+			t.Fatal("a key --owner was stored")
+		}
+		fails(t, 2, sock, "set", "config/cli/late", "--", "--owner=me")
+		ok(t, sock, "evict", "me")
 	})
 	t.Run("usage-errors", func(t *testing.T) {
 		fails(t, 2, sock, "get", "bogus/a/b")
@@ -1412,4 +1449,35 @@ func TestShutdownUnderLoad(t *testing.T) {
 		total += len(acked[w])
 	}
 	t.Logf("%d acknowledged writes, all there after SIGTERM and restart", total)
+}
+
+// TestCompletion: completion scripts are generated for bash, zsh and fish,
+// and bash loads its script and registers it (R52); the completion engine
+// behind them completes commands and flags.
+func TestCompletion(t *testing.T) {
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		r := ok(t, "", "completion", sh)
+		if !strings.Contains(r.stdout, "sysregd") || len(r.stdout) < 500 {
+			t.Errorf("completion %s: %s", sh, r)
+		}
+	}
+	fails(t, 2, "", "completion", "tcsh")
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	out, err := exec.Command(bash, "-c", "source <("+bin+" completion bash) && complete -p sysregd").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "sysregd") {
+		t.Fatalf("bash could not load the script: %v\n%s", err, out)
+	}
+	r := ok(t, "", "__complete", "ge")
+	if !strings.Contains(r.stdout, "get") {
+		t.Errorf("commands: %s", r)
+	}
+	r = ok(t, "", "__complete", "get", "--")
+	for _, want := range []string{"--socket", "--output", "--timeout"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("get's flags lack %s: %s", want, r)
+		}
+	}
 }

@@ -15,13 +15,22 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
 
 	"github.com/sysreg/sysreg/store"
 )
 
-func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("serve", "[flags]", stdout)
-	dataDir := fs.String("data-dir", defaultDataDir(), "data directory (journal.db lives here); appliances: /var/lib/sysreg")
+func serveCmd() *cobra.Command {
+	cmd := command("serve [flags]",
+		"run the registry daemon on a Unix socket",
+		`Runs the registry on the data directory and serves it on a Unix socket
+(R30): the socket is created 0600 (0660 with --socket-group) in a directory
+that must exist (R35); another daemon answering on it is refused, a stale
+socket file is removed. SIGINT or SIGTERM shut it down cleanly (in-flight
+calls finish, sessions end without owner deaths, exit 0). Logs go to stderr.`, nil)
+	fs := cmd.Flags()
+	// The limits' defaults repeat store.ServerOptions' documented defaults.
+	dataDir := dataDirFlag(fs, "data directory (journal.db lives here); appliances: /var/lib/sysreg")
 	socket := fs.String("socket", "", "Unix socket path (default: sysregd.sock in the data dir; appliances: /run/sysreg.sock)")
 	group := fs.String("socket-group", "", "group allowed to use the socket (mode 0660); default: owner only (0600)")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
@@ -31,51 +40,69 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxOwners := fs.Int("max-owners", 64, "owner sessions per connection")
 	maxSubs := fs.Int("max-subscriptions", 64, "subscriptions per connection")
 	maxKeys := fs.Int("max-keys", 100000, "keys one remote owner may hold")
-	writeTimeout := fs.Duration("write-timeout", 30*time.Second, "disconnect a client that does not read for this long")
-	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long shutdown waits for in-flight calls")
-	if err := parse(fs, args); err != nil {
-		return err
+	writeTimeout := durationFlag(fs, "write-timeout", 30*time.Second, "disconnect a client that does not read for this long")
+	shutdownTimeout := durationFlag(fs, "shutdown-timeout", 10*time.Second, "how long shutdown waits for in-flight calls")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := noArgs(cmd, args); err != nil {
+			return err
+		}
+		return serve(cmd.Context(), cmd.ErrOrStderr(), serveConfig{
+			dataDir: *dataDir, socket: *socket, group: *group, logLevel: *logLevel, logJSON: *logJSON,
+			noSync: *noSync, shutdownTimeout: *shutdownTimeout,
+			server: store.ServerOptions{
+				MaxFrame:         *maxFrame,
+				MaxOwners:        *maxOwners,
+				MaxSubscriptions: *maxSubs,
+				MaxKeysPerOwner:  *maxKeys,
+				WriteTimeout:     *writeTimeout,
+			},
+		})
 	}
-	if fs.NArg() > 0 {
-		return usagef("serve takes no arguments, got %q", fs.Args())
+	return cmd
+}
+
+// serveConfig is what serve's flags say.
+type serveConfig struct {
+	dataDir, socket, group, logLevel string
+	logJSON, noSync                  bool
+	shutdownTimeout                  time.Duration
+	server                           store.ServerOptions // without Logger
+}
+
+// serve runs the daemon until ctx ends.
+func serve(ctx context.Context, stderr io.Writer, cfg serveConfig) error {
+	if cfg.socket == "" {
+		cfg.socket = filepath.Join(cfg.dataDir, SocketName)
 	}
-	if *socket == "" {
-		*socket = filepath.Join(*dataDir, SocketName)
-	}
-	level := hclog.LevelFromString(*logLevel)
+	level := hclog.LevelFromString(cfg.logLevel)
 	if level == hclog.NoLevel {
-		return usagef("serve: unknown log level %q", *logLevel)
+		return usagef("serve: unknown log level %q", cfg.logLevel)
 	}
 	logger := hclog.New(&hclog.LoggerOptions{
 		Name:       "sysregd",
 		Level:      level,
 		Output:     stderr,
-		JSONFormat: *logJSON,
+		JSONFormat: cfg.logJSON,
 	})
 
-	st, err := store.Open(*dataDir, store.Options{Logger: logger.Named("store"), NoSync: *noSync})
+	st, err := store.Open(cfg.dataDir, store.Options{Logger: logger.Named("store"), NoSync: cfg.noSync})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	ln, err := listen(*socket, *group)
+	ln, err := listen(cfg.socket, cfg.group)
 	if err != nil {
 		return err
 	}
-	srv := store.NewServer(st, store.ServerOptions{
-		Logger:           logger.Named("server"),
-		MaxFrame:         *maxFrame,
-		MaxOwners:        *maxOwners,
-		MaxSubscriptions: *maxSubs,
-		MaxKeysPerOwner:  *maxKeys,
-		WriteTimeout:     *writeTimeout,
-	})
+	sopts := cfg.server
+	sopts.Logger = logger.Named("server")
+	srv := store.NewServer(st, sopts)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	rep := st.Recovery()
-	logger.Info("listening", "socket", *socket, "data_dir", *dataDir, "records", rep.Records,
+	logger.Info("listening", "socket", cfg.socket, "data_dir", cfg.dataDir, "records", rep.Records,
 		"keys", rep.Keys, "elapsed", rep.Elapsed)
-	sdNotify(logger, "READY=1\nSTATUS=listening on "+*socket)
+	sdNotify(logger, "READY=1\nSTATUS=listening on "+cfg.socket)
 
 	select {
 	case <-ctx.Done():
@@ -83,14 +110,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case err := <-served:
 		// The listener failed: shut down what is there and report it.
 		logger.Error("accept failed", "error", err)
-		sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
 		srv.Shutdown(sctx)
 		cancel()
 		ln.Close() // Serve no longer tracks it; this unlinks the socket
 		return fmt.Errorf("serve: %w", err)
 	}
 	sdNotify(logger, "STOPPING=1")
-	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		logger.Warn("shutdown did not finish in time; connections closed", "error", err)
