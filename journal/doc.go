@@ -21,7 +21,7 @@
 // leaves the file as it was before the whole batch (bbolt commits are
 // atomic). Options.NoSync gives this up, for tests and benchmarks only.
 //
-// A failed commit (or an injected failure, Options.Hooks) fails every
+// A failed commit (or a failure injected by tests, internal/faults) fails every
 // operation of the batch and puts the journal in a failed state: every
 // later Append, Reserve and Checkpoint fails with an error matching ErrFailed
 // (and the cause) until the file is reopened. After a failed fsync the
@@ -97,8 +97,8 @@
 // committer; Close stops it and waits for it. Append and Reserve never
 // block on I/O; Checkpoint blocks until its batch is durable. Concurrent
 // appends share one commit and one fsync pair (group commit). ReadCheckpoint
-// and Replay are meant for startup, before the first Append. Stats, Mark
-// and LastKey read counters kept in memory.
+// and Replay are meant for startup, before the first Append. Stats and
+// Mark read counters kept in memory.
 //
 // The journal logs lifecycle events (opened, created, closed) at Info,
 // checkpoints at Debug and batches at Trace. It returns errors, it does not

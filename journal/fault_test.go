@@ -27,7 +27,7 @@ func TestFailedCommit(t *testing.T) {
 	// them, and fails every later write until reopened.
 	path := filepath.Join(t.TempDir(), "j.db")
 	var armed atomic.Bool
-	j, err := journal.Open(path, journal.Options{Hooks: journal.Hooks{BeforeCommit: failing(&armed)}})
+	j, err := journal.Open(path, journal.WithHooks(journal.Options{}, journal.Hooks{BeforeCommit: failing(&armed)}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestFailedFsync(t *testing.T) {
 	// the outcome on disk is unknown (with bbolt the commit is there).
 	path := filepath.Join(t.TempDir(), "j.db")
 	var armed atomic.Bool
-	j, err := journal.Open(path, journal.Options{Hooks: journal.Hooks{AfterCommit: failing(&armed)}})
+	j, err := journal.Open(path, journal.WithHooks(journal.Options{}, journal.Hooks{AfterCommit: failing(&armed)}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestFailedFsync(t *testing.T) {
 func TestFailedCheckpoint(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "j.db")
 	var armed atomic.Bool
-	j, err := journal.Open(path, journal.Options{NoSync: true, Hooks: journal.Hooks{BeforeCommit: failing(&armed)}})
+	j, err := journal.Open(path, journal.WithHooks(journal.Options{NoSync: true}, journal.Hooks{BeforeCommit: failing(&armed)}))
 	if err != nil {
 		t.Fatal(err)
 	}

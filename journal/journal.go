@@ -16,6 +16,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/sysreg/sysreg/internal/faults"
 )
 
 // Defaults of Options.
@@ -42,20 +44,12 @@ type Options struct {
 	// CheckpointBytes: Due fires once the data of the records appended since
 	// the last checkpoint reaches this many bytes. Zero means 16 MiB.
 	CheckpointBytes int64
-	// Hooks inject faults, for tests. The zero value injects none.
-	Hooks Hooks
+
+	hooks faults.Hooks // fault injection, set by tests (internal/faults)
 }
 
-// Hooks inject faults into the committer, for tests. Both run on the
-// committer goroutine.
-type Hooks struct {
-	// BeforeCommit is called before each bbolt commit; an error rolls the
-	// transaction back: a failed commit, nothing of the batch is written.
-	BeforeCommit func() error
-	// AfterCommit is called after each successful bbolt commit; an error is
-	// treated as a failed fsync: the batch fails although its outcome on disk
-	// is unknown (with bbolt it is in fact written).
-	AfterCommit func() error
+func init() {
+	faults.SetJournal = func(opts any, h faults.Hooks) { opts.(*Options).hooks = h }
 }
 
 func (o Options) withDefaults() Options {
@@ -124,7 +118,7 @@ type Journal struct {
 	path   string
 	db     *bolt.DB
 	log    hclog.Logger
-	hooks  Hooks
+	hooks  faults.Hooks
 	maxRec int
 	maxB   int64
 
@@ -197,7 +191,7 @@ func Open(path string, opts Options) (*Journal, error) {
 		path:    path,
 		db:      db,
 		log:     opts.Logger,
-		hooks:   opts.Hooks,
+		hooks:   opts.hooks,
 		maxRec:  opts.CheckpointRecords,
 		maxB:    opts.CheckpointBytes,
 		wake:    make(chan struct{}, 1),
@@ -440,9 +434,9 @@ func (j *Journal) Path() string { return j.path }
 // Reserve once durable.
 func (j *Journal) Mark() uint64 { return j.pubMark.Load() }
 
-// LastKey returns the highest durable record key, or the checkpoint key if
+// lastKey returns the highest durable record key, or the checkpoint key if
 // that is higher (0 for an empty journal).
-func (j *Journal) LastKey() uint64 { return j.pubLastKey.Load() }
+func (j *Journal) lastKey() uint64 { return j.pubLastKey.Load() }
 
 // Due returns a channel that receives a value (without blocking the
 // journal: it holds one) when the records or their bytes since the last

@@ -172,10 +172,10 @@ func TestGroupCommitBatches(t *testing.T) {
 	// appends are queued; they must all go into the next, single commit.
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	j := open(t, "", journal.Options{NoSync: true, Hooks: journal.Hooks{BeforeCommit: func() error {
+	j := open(t, "", journal.WithHooks(journal.Options{NoSync: true}, journal.Hooks{BeforeCommit: func() error {
 		once.Do(func() { close(entered); <-release })
 		return nil
-	}}})
+	}}))
 	var mu sync.Mutex // the caller's lock: keys are handed out under it
 	next := uint64(0)
 	add := func(done func(error)) {

@@ -33,9 +33,9 @@ func (f *faultSwitch) hook() error {
 func openFaulty(t *testing.T, dir string, afterCommit bool) (*store.Store, *faultSwitch) {
 	t.Helper()
 	f := &faultSwitch{}
-	h := journal.Hooks{BeforeCommit: f.hook}
+	h := store.Hooks{BeforeCommit: f.hook}
 	if afterCommit {
-		h = journal.Hooks{AfterCommit: f.hook}
+		h = store.Hooks{AfterCommit: f.hook}
 	}
 	s, err := store.OpenWithHooks(dir, store.Options{}, h)
 	if err != nil {
@@ -276,7 +276,7 @@ func TestR29_ConcurrentWritersOnFailure(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
 	var commits atomic.Int64
-	s, err := store.OpenWithHooks(dir, store.Options{}, journal.Hooks{
+	s, err := store.OpenWithHooks(dir, store.Options{}, store.Hooks{
 		BeforeCommit: func() error {
 			if commits.Add(1) > okCommit {
 				return errInjected

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/sysreg/sysreg/core"
-	"github.com/sysreg/sysreg/journal"
 	"github.com/sysreg/sysreg/store"
 )
 
@@ -24,7 +23,7 @@ func TestR30_ShutdownHonoursContext(t *testing.T) {
 	var armed atomic.Bool
 	entered := make(chan struct{}, 1)
 	release := make(chan struct{})
-	st, err := store.OpenWithHooks(t.TempDir(), store.Options{}, journal.Hooks{BeforeCommit: func() error {
+	st, err := store.OpenWithHooks(t.TempDir(), store.Options{}, store.Hooks{BeforeCommit: func() error {
 		if armed.Load() {
 			select {
 			case entered <- struct{}{}:

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sysreg/sysreg/core"
 	"github.com/sysreg/sysreg/internal/codec"
+	"github.com/sysreg/sysreg/internal/faults"
 	"github.com/sysreg/sysreg/journal"
 	"github.com/sysreg/sysreg/recovery"
 )
@@ -66,7 +67,7 @@ type Options struct {
 	// process holds before failing with ErrLocked. Default 1 s.
 	LockTimeout time.Duration
 
-	hooks journal.Hooks // fault injection, set by tests
+	hooks faults.Hooks // fault injection, set by tests (export_test.go)
 }
 
 // Store is the registry embedded in this process, with its config journaled
@@ -101,14 +102,15 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: data directory: %w", err)
 	}
 	path := filepath.Join(dir, JournalFile)
-	j, err := journal.Open(path, journal.Options{
+	jopts := journal.Options{
 		NoSync:            opts.NoSync,
 		Logger:            logger.Named("journal"),
 		LockTimeout:       opts.LockTimeout,
 		CheckpointRecords: opts.CheckpointRecords,
 		CheckpointBytes:   opts.CheckpointBytes,
-		Hooks:             opts.hooks,
-	})
+	}
+	faults.SetJournal(&jopts, opts.hooks)
+	j, err := journal.Open(path, jopts)
 	if err != nil {
 		return nil, openError(err)
 	}
