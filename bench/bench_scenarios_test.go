@@ -351,3 +351,46 @@ func TestFlapSVGScenario(t *testing.T) {
 		}
 	}
 }
+
+// TestWearScenario: RunWear measures every side and writes fewer page
+// bytes per update with 64 writers than with one (group commit, R25).
+func TestWearScenario(t *testing.T) {
+	cfg := bench.WearConfig{
+		Updates: 64, Writers: []int{1, 8}, CheckpointRecords: 200, CheckpointKeys: 50,
+		Day: bench.DayMix{Hours: 0.5, ConfigPerMinute: 1, StatePerSecond: 1, SessionsPerHour: 4, ConfigKeys: 10},
+		Dir: t.TempDir(),
+	}
+	r, err := bench.RunWear(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Rows) != 2 {
+		t.Fatalf("%d rows", len(r.Rows))
+	}
+	for _, row := range r.Rows {
+		for name, run := range map[string]bench.DurableRun{"sysreg": row.Sysreg, "bbolt": row.Bolt} {
+			if run.Updates != 64 || run.PageBytes <= 0 {
+				t.Errorf("writers=%d %s: %d updates, %d page bytes", row.Writers, name, run.Updates, run.PageBytes)
+			}
+			if r.Supported && run.WriteBytes <= 0 {
+				t.Errorf("writers=%d %s: no write_bytes", row.Writers, name)
+			}
+		}
+	}
+	if r.Rows[1].Sysreg.PageBytesPerUpdate >= r.Rows[0].Sysreg.PageBytesPerUpdate {
+		t.Errorf("8 writers %.0f page B/update, one writer %.0f", r.Rows[1].Sysreg.PageBytesPerUpdate, r.Rows[0].Sysreg.PageBytesPerUpdate)
+	}
+	c := r.Checkpoint
+	if c.DataBytes <= 0 || c.Sysreg.CheckpointPageBytes <= c.DataBytes || c.Sysreg.PageBytes <= c.Sysreg.CheckpointPageBytes || c.Bolt.PageBytes <= 0 {
+		t.Errorf("checkpoint cycle %+v", c)
+	}
+	d := r.Day
+	// Half an hour: 30 config updates and 2 sessions (a record each for
+	// the update and the owner's death), scaled to 24 h.
+	if d.ConfigUpdates != 30*48 || d.Sessions != 2*48 || d.Records != (30+4)*48 {
+		t.Errorf("day: %d config updates, %d sessions, %d records", d.ConfigUpdates, d.Sessions, d.Records)
+	}
+	if d.Sysreg.PageBytes <= 0 || d.Bolt.PageBytes <= 0 || d.CheckpointPageBytes <= 0 {
+		t.Errorf("day: %+v", d)
+	}
+}

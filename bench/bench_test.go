@@ -3,6 +3,7 @@ package bench_test
 import (
 	"flag"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -135,4 +136,43 @@ func BenchmarkDaemon(b *testing.B) {
 		b.ReportMetric(r.Subscribers.ConvergeMs.Max, "converge-ms")
 		b.ReportMetric(r.Subscribers.Deliveries.Mean, "deliveries/sub")
 	})
+}
+
+// BenchmarkWear: flash wear (issue 17), bytes written to storage per
+// durable config update, beside raw bbolt appending a 64-byte record in a
+// transaction of its own, in the same run. B/update is /proc/self/io
+// write_bytes (the benchmark is skipped where that does not exist),
+// page-B/update the bbolt pages the commits wrote. The checkpoint cycle
+// is 10,000 records by 64 writers, amortised; the typical day (see
+// bench.DayMix) runs 2 simulated hours, 24 with -full, scaled to a day.
+func BenchmarkWear(b *testing.B) {
+	if _, err := os.Stat("/proc/self/io"); err != nil {
+		b.Skipf("no /proc/self/io (write_bytes) here: %v", err)
+	}
+	cfg := bench.WearConfig{Dir: b.TempDir(), Day: bench.DayMix{Hours: 2}}
+	if *full {
+		cfg.Day.Hours = 24
+	}
+	var r bench.WearResult
+	for b.Loop() {
+		var err error
+		if r, err = bench.RunWear(b.Context(), cfg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, row := range r.Rows {
+		w := fmt.Sprintf("w%d-", row.Writers)
+		b.ReportMetric(row.Sysreg.BytesPerUpdate, w+"B/update")
+		b.ReportMetric(row.Bolt.BytesPerUpdate, w+"bbolt-B/update")
+		b.ReportMetric(row.Sysreg.PageBytesPerUpdate, w+"page-B/update")
+		b.ReportMetric(row.Bolt.PageBytesPerUpdate, w+"bbolt-page-B/update")
+	}
+	c := r.Checkpoint
+	b.ReportMetric(c.Sysreg.BytesPerUpdate, "cycle-B/update")
+	b.ReportMetric(c.Bolt.BytesPerUpdate, "cycle-bbolt-B/update")
+	b.ReportMetric(float64(c.Sysreg.CheckpointWriteBytes), "B/checkpoint")
+	b.ReportMetric(float64(c.Bolt.CheckpointWriteBytes), "bbolt-B/checkpoint")
+	d := r.Day
+	b.ReportMetric(float64(d.WithCheckpointWriteBytes)/(1<<20), "MiB/day")
+	b.ReportMetric(float64(d.Bolt.WriteBytes)/(1<<20), "bbolt-MiB/day")
 }

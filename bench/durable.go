@@ -82,6 +82,21 @@ type DurableRun struct {
 	FsyncsPerUpdate float64 `json:"fsyncs_per_update"`
 	// LatencyUs: per update, from the call to its durable return.
 	LatencyUs Latency `json:"latency_us"`
+	// Storage writes during the run (flash wear): WriteBytes is what the
+	// process wrote to storage (/proc/self/io write_bytes; 0 where that
+	// does not exist), PageBytes the bbolt pages the commits wrote (see
+	// journal.Stats.PageBytes); each also per update.
+	WriteBytes         int64   `json:"write_bytes"`
+	BytesPerUpdate     float64 `json:"bytes_per_update"`
+	PageBytes          int64   `json:"page_bytes"`
+	PageBytesPerUpdate float64 `json:"page_bytes_per_update"`
+}
+
+// wearOf fills in the storage-write fields of r from the counters' deltas.
+func (r *DurableRun) wearOf(writeBytes, pageBytes int64) {
+	r.WriteBytes, r.PageBytes = writeBytes, pageBytes
+	r.BytesPerUpdate = ratio(float64(writeBytes), float64(r.Updates))
+	r.PageBytesPerUpdate = ratio(float64(pageBytes), float64(r.Updates))
 }
 
 // RunDurable measures durable config updates: each writer is its own owner
@@ -204,14 +219,17 @@ func durableSysreg(ctx context.Context, cfg DurableConfig, w int) (DurableRun, e
 			return DurableRun{}, err
 		}
 	}
-	before := st.Stats().Journal.Commits
+	before := st.Stats().Journal
+	io0 := writeBytes()
 	run, err := runWriters(ctx, cfg, w, func(g, i int) error {
 		return owners[g].Update(ctx, scopes[g], core.Values{"n": int64(i)})
 	})
 	if err != nil {
 		return run, err
 	}
-	run.Fsyncs = st.Stats().Journal.Commits - before
+	after := st.Stats().Journal
+	run.wearOf(writeBytes()-io0, after.PageBytes-before.PageBytes)
+	run.Fsyncs = after.Commits - before.Commits
 	run.FsyncsPerUpdate = ratio(float64(run.Fsyncs), float64(run.Updates))
 	// Every writer's last value must be there.
 	snap, err := st.Snapshot(ctx)
@@ -262,6 +280,7 @@ func durableBolt(ctx context.Context, cfg DurableConfig, w int, batch bool) (Dur
 		copy(v, k[:])
 		return tx.Bucket(bucket).Put(k[:], v)
 	}
+	pages0, io0 := boltPageBytes(db, 0), writeBytes()
 	run, err := runWriters(ctx, cfg, w, func(int, int) error {
 		if batch {
 			return db.Batch(put)
@@ -272,6 +291,7 @@ func durableBolt(ctx context.Context, cfg DurableConfig, w int, batch bool) (Dur
 		return run, err
 	}
 	run.Fsyncs = commits.Load()
+	run.wearOf(writeBytes()-io0, boltPageBytes(db, run.Fsyncs)-pages0)
 	run.FsyncsPerUpdate = ratio(float64(run.Fsyncs), float64(run.Updates))
 	return run, nil
 }

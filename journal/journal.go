@@ -80,6 +80,15 @@ type Stats struct {
 	Batches     uint64 // batches the committer took from its queue (one commit each unless all failed)
 	MaxBatch    int    // most operations in one batch
 	FileSize    int64  // size of the file in bytes (os.Stat), 0 if unknown
+	// PageBytes is what the commits since Open wrote to the file, in
+	// bytes: the bbolt pages each commit allocated (every dirty page is
+	// written to a fresh page) plus one meta page per commit. It is the
+	// journal's write volume before the filesystem: what a flash medium
+	// has to take at least (flash wear, see the package documentation).
+	PageBytes int64
+	// CheckpointBytes is the size of the data of the newest durable
+	// checkpoint, 0 if none (in this file since Open or before).
+	CheckpointBytes int64
 }
 
 type opKind uint8
@@ -106,6 +115,7 @@ type durable struct {
 	mark     uint64
 	ckptKey  uint64
 	ckptLast uint64
+	ckptSize int64 // bytes of the checkpoint's data
 	records  int
 	bytes    int64
 }
@@ -143,6 +153,8 @@ type Journal struct {
 	pubMark, pubLastKey            atomic.Uint64
 	pubRecords                     atomic.Int64
 	pubBytes                       atomic.Int64
+	pubCkptSize                    atomic.Int64
+	allocBase                      int64 // bbolt's PageAlloc counter at the end of Open
 	appends, reserves, checkpoints atomic.Uint64
 	commits, batches               atomic.Uint64
 	maxBatch                       atomic.Int64
@@ -209,6 +221,7 @@ func Open(path string, opts Options) (*Journal, error) {
 			return nil, fmt.Errorf("journal: sync directory of %s: %w", path, err)
 		}
 	}
+	j.allocBase = pageAlloc(j.db)
 	j.publish()
 	j.signalDue()
 	if fresh {
@@ -327,6 +340,7 @@ func (j *Journal) load() (fresh bool, err error) {
 		mark:     s.mark,
 		ckptKey:  s.ckpt.key,
 		ckptLast: s.ckpt.last,
+		ckptSize: int64(len(s.ckpt.data)),
 		records:  s.records,
 		bytes:    s.bytes,
 	}
@@ -456,11 +470,22 @@ func (j *Journal) Stats() Stats {
 		Commits:     j.commits.Load(),
 		Batches:     j.batches.Load(),
 		MaxBatch:    int(j.maxBatch.Load()),
+		// Read after the commits: a commit's PageAlloc is merged into
+		// bbolt's counters before the journal counts the commit.
+		CheckpointBytes: j.pubCkptSize.Load(),
 	}
+	s.PageBytes = pageAlloc(j.db) - j.allocBase + int64(s.Commits)*int64(j.db.Info().PageSize)
 	if fi, err := os.Stat(j.path); err == nil {
 		s.FileSize = fi.Size()
 	}
 	return s
+}
+
+// pageAlloc is bbolt's count of bytes of pages allocated by write
+// transactions: each commit writes every page it allocated.
+func pageAlloc(db *bolt.DB) int64 {
+	st := db.Stats()
+	return st.TxStats.GetPageAlloc()
 }
 
 // Append queues the record key with data for the next batch. key must be
@@ -604,6 +629,7 @@ func (j *Journal) publish() {
 	j.pubLastKey.Store(max(j.st.prev, j.st.ckptKey))
 	j.pubRecords.Store(int64(j.st.records))
 	j.pubBytes.Store(j.st.bytes)
+	j.pubCkptSize.Store(j.st.ckptSize)
 }
 
 // run is the committer: it takes everything queued and writes it as one
@@ -822,7 +848,7 @@ func (j *Journal) putCheckpoint(records, cb *bolt.Bucket, key uint64, data []byt
 			return fmt.Errorf("put checkpoint %s: %w", kv[0], err)
 		}
 	}
-	st.ckptKey, st.ckptLast = key, last
+	st.ckptKey, st.ckptLast, st.ckptSize = key, last, int64(len(data))
 	st.records -= n
 	st.bytes -= size
 	return nil
