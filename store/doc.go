@@ -71,5 +71,28 @@
 // enough records (R28).
 //
 // Daemon. Each snapshot is encoded once for every subscriber of the
-// server, not once per subscriber.
+// server, not once per subscriber. A connection's reader decodes each
+// request's body with one generic helper (withBody: a body that does not
+// decode is a counted bad frame and a bad_request reply) and hands it to a
+// method per message type.
+//
+// Lock order. Store has no mutex of its own (atomics and a sync.Once); the
+// registry's locks are core's (see core's Internals). In the Server:
+//   - conn.smu (a connection's subscriptions) is taken before core's locks:
+//     subscribe and the connection's teardown hold it while they create or
+//     close a core subscription. Nothing of store is taken under it.
+//   - Server.mu (listeners, connections, shutting), Server.snapMu (the
+//     encoded snapshot cache), conn.wmu (the buffered writer) and
+//     bindings.mu are leaves: nothing else is taken while one is held, and
+//     none is held while taking another. conn.wmu is held across one frame
+//     write, which the write deadline (ServerOptions.WriteTimeout) bounds;
+//     Server.mu across closing listeners and connections, which does not
+//     block; bindings.mu across writing owners.json (R35).
+//
+// In the Client, Client.wmu (the write queue) is released before the
+// socket write and before Client.mu is taken; Client.mu is released before
+// a subscription's clientSub.mu or a reply channel is touched; the one-slot
+// channel send under clientSub.mu never blocks, since the slot is emptied
+// first under the same lock. No lock is held across a blocking channel
+// send or a call into core that may wait for the journal.
 package store

@@ -414,131 +414,142 @@ func badRequest(id uint64, format string, args ...any) reply {
 // order; their outcome is awaited by the reply writer, so many can be in
 // flight and share fsyncs (R25).
 func (c *conn) handle(f wire.Frame) reply {
-	s := c.srv
-	ctx := context.Background()
-	reg := s.st
 	switch f.Type {
 	case wire.TMutate:
-		var m wire.Mutate
-		if err := wire.DecodeBody(f, &m); err != nil {
-			s.stats.badFrames.Add(1)
-			return badRequest(f.ID, "%v", err)
-		}
-		o := c.owners[m.Handle]
-		if o == nil {
-			return badRequest(f.ID, "no owner session with handle %d on this connection", m.Handle)
-		}
-		ops := make([]core.Op, len(m.Ops))
-		for i, op := range m.Ops {
-			sc := coreScope(op.Scope)
-			switch op.Kind {
-			case wire.OpPut:
-				vals, err := codec.DecodeValues(op.Values)
-				if err != nil {
-					return errReply(f.ID, fmt.Errorf("op %d: %w: %v", i, core.ErrInvalidValue, err))
-				}
-				ops[i] = core.Put(sc, vals)
-			case wire.OpDel:
-				ops[i] = core.Del(sc, op.Keys...)
-			default:
-				return badRequest(f.ID, "op %d: unknown kind %d", i, op.Kind)
-			}
-		}
-		return reply{id: f.ID, wait: o.CommitAsync(ctx, ops...)}
+		return withBody(c, f, (*conn).mutate)
 	case wire.TAttach:
-		var a wire.Attach
-		if err := wire.DecodeBody(f, &a); err != nil {
-			s.stats.badFrames.Add(1)
-			return badRequest(f.ID, "%v", err)
-		}
-		if len(c.owners) >= s.opts.MaxOwners {
-			return errReply(f.ID, fmt.Errorf("%w: %d owner sessions on this connection", core.ErrLimit, s.opts.MaxOwners))
-		}
-		if err := c.mayAttach(a.Name); err != nil {
-			return errReply(f.ID, err)
-		}
-		o, err := reg.reg.Owner(ctx, a.Name, core.OwnerOptions{KeepConfig: a.KeepConfig, MaxKeys: s.opts.MaxKeysPerOwner})
-		if err != nil {
-			return errReply(f.ID, err)
-		}
-		if c.cred {
-			s.binds.bind(o.Name(), c.uid, reg.reg.Snapshot())
-		}
-		c.nextHandle++
-		c.owners[c.nextHandle] = o
-		return reply{id: f.ID, typ: wire.TAttachOK, body: wire.AttachOK{Handle: c.nextHandle, Name: o.Name()}}
+		return withBody(c, f, (*conn).attach)
 	case wire.TDetach:
-		var d wire.Detach
-		if err := wire.DecodeBody(f, &d); err != nil {
-			s.stats.badFrames.Add(1)
-			return badRequest(f.ID, "%v", err)
-		}
-		o := c.owners[d.Handle]
-		if o == nil {
-			return badRequest(f.ID, "no owner session with handle %d on this connection", d.Handle)
-		}
-		delete(c.owners, d.Handle)
-		// Synchronous, so that a later attach of the same name in the
-		// pipeline finds the session ended.
-		if err := o.Close(); err != nil {
-			return errReply(f.ID, err)
-		}
-		return reply{id: f.ID, typ: wire.TOK}
-	case wire.TSnapshot:
-		body, err := s.encodeSnapshot(reg.reg.Snapshot())
-		if err != nil {
-			return errReply(f.ID, err)
-		}
-		// SnapshotOK and Delivery bodies have the same shape: [data].
-		return reply{id: f.ID, typ: wire.TSnapshotOK, body: cbor.RawMessage(body)}
+		return withBody(c, f, (*conn).detach)
 	case wire.TSubscribe:
-		var sr wire.Subscribe
-		if err := wire.DecodeBody(f, &sr); err != nil {
-			s.stats.badFrames.Add(1)
-			return badRequest(f.ID, "%v", err)
-		}
-		return c.subscribe(f.ID, sr)
+		return withBody(c, f, (*conn).subscribe)
 	case wire.TUnsubscribe:
-		var u wire.Unsubscribe
-		if err := wire.DecodeBody(f, &u); err != nil {
-			s.stats.badFrames.Add(1)
-			return badRequest(f.ID, "%v", err)
-		}
-		c.smu.Lock()
-		sub := c.subs[u.Sub]
-		delete(c.subs, u.Sub)
-		c.smu.Unlock()
-		if sub != nil {
-			sub.Close()
-		}
-		return reply{id: f.ID, typ: wire.TOK}
+		return withBody(c, f, (*conn).unsubscribe)
 	case wire.TEvict:
-		var e wire.Evict
-		if err := wire.DecodeBody(f, &e); err != nil {
-			s.stats.badFrames.Add(1)
-			return badRequest(f.ID, "%v", err)
-		}
-		if err := c.mayAttach(e.Name); err != nil {
-			return errReply(f.ID, err)
-		}
-		// Synchronous, like Detach: requests take effect in the order
-		// they were sent, so a later attach or write of the name in the
-		// pipeline must find the eviction done (not run it first).
-		if err := reg.Evict(ctx, e.Name); err != nil {
-			return errReply(f.ID, err)
-		}
-		return reply{id: f.ID, typ: wire.TOK}
+		return withBody(c, f, (*conn).evict)
+	case wire.TSnapshot:
+		return c.snapshot(f.ID)
 	case wire.TStats:
-		data, err := codec.EncodeValue(s.statsMap())
-		if err != nil {
-			return errReply(f.ID, err)
-		}
-		return reply{id: f.ID, typ: wire.TStatsOK, body: wire.StatsOK{Data: data}}
+		return c.stats(f.ID)
 	case wire.TPing:
 		return reply{id: f.ID, typ: wire.TOK}
 	}
-	s.stats.badFrames.Add(1)
+	c.srv.stats.badFrames.Add(1)
 	return badRequest(f.ID, "unknown request type %s", f.Type)
+}
+
+// withBody decodes f's body as a T and hands it to h. A body that does not
+// decode is a bad frame: counted, and answered with bad_request.
+func withBody[T any](c *conn, f wire.Frame, h func(c *conn, id uint64, body T) reply) reply {
+	var body T
+	if err := wire.DecodeBody(f, &body); err != nil {
+		c.srv.stats.badFrames.Add(1)
+		return badRequest(f.ID, "%v", err)
+	}
+	return h(c, f.ID, body)
+}
+
+func noOwner(id, handle uint64) reply {
+	return badRequest(id, "no owner session with handle %d on this connection", handle)
+}
+
+func (c *conn) mutate(id uint64, m wire.Mutate) reply {
+	o := c.owners[m.Handle]
+	if o == nil {
+		return noOwner(id, m.Handle)
+	}
+	ops := make([]core.Op, len(m.Ops))
+	for i, op := range m.Ops {
+		sc := coreScope(op.Scope)
+		switch op.Kind {
+		case wire.OpPut:
+			vals, err := codec.DecodeValues(op.Values)
+			if err != nil {
+				return errReply(id, fmt.Errorf("op %d: %w: %v", i, core.ErrInvalidValue, err))
+			}
+			ops[i] = core.Put(sc, vals)
+		case wire.OpDel:
+			ops[i] = core.Del(sc, op.Keys...)
+		default:
+			return badRequest(id, "op %d: unknown kind %d", i, op.Kind)
+		}
+	}
+	return reply{id: id, wait: o.CommitAsync(context.Background(), ops...)}
+}
+
+func (c *conn) attach(id uint64, a wire.Attach) reply {
+	s := c.srv
+	if len(c.owners) >= s.opts.MaxOwners {
+		return errReply(id, fmt.Errorf("%w: %d owner sessions on this connection", core.ErrLimit, s.opts.MaxOwners))
+	}
+	if err := c.mayAttach(a.Name); err != nil {
+		return errReply(id, err)
+	}
+	o, err := s.st.reg.Owner(context.Background(), a.Name, core.OwnerOptions{KeepConfig: a.KeepConfig, MaxKeys: s.opts.MaxKeysPerOwner})
+	if err != nil {
+		return errReply(id, err)
+	}
+	if c.cred {
+		s.binds.bind(o.Name(), c.uid, s.st.reg.Snapshot())
+	}
+	c.nextHandle++
+	c.owners[c.nextHandle] = o
+	return reply{id: id, typ: wire.TAttachOK, body: wire.AttachOK{Handle: c.nextHandle, Name: o.Name()}}
+}
+
+func (c *conn) detach(id uint64, d wire.Detach) reply {
+	o := c.owners[d.Handle]
+	if o == nil {
+		return noOwner(id, d.Handle)
+	}
+	delete(c.owners, d.Handle)
+	// Synchronous, so that a later attach of the same name in the
+	// pipeline finds the session ended.
+	if err := o.Close(); err != nil {
+		return errReply(id, err)
+	}
+	return reply{id: id, typ: wire.TOK}
+}
+
+func (c *conn) unsubscribe(id uint64, u wire.Unsubscribe) reply {
+	c.smu.Lock()
+	sub := c.subs[u.Sub]
+	delete(c.subs, u.Sub)
+	c.smu.Unlock()
+	if sub != nil {
+		sub.Close()
+	}
+	return reply{id: id, typ: wire.TOK}
+}
+
+func (c *conn) evict(id uint64, e wire.Evict) reply {
+	if err := c.mayAttach(e.Name); err != nil {
+		return errReply(id, err)
+	}
+	// Synchronous, like Detach: requests take effect in the order they
+	// were sent, so a later attach or write of the name in the pipeline
+	// must find the eviction done (not run it first).
+	if err := c.srv.st.Evict(context.Background(), e.Name); err != nil {
+		return errReply(id, err)
+	}
+	return reply{id: id, typ: wire.TOK}
+}
+
+func (c *conn) snapshot(id uint64) reply {
+	body, err := c.srv.encodeSnapshot(c.srv.st.reg.Snapshot())
+	if err != nil {
+		return errReply(id, err)
+	}
+	// SnapshotOK and Delivery bodies have the same shape: [data].
+	return reply{id: id, typ: wire.TSnapshotOK, body: cbor.RawMessage(body)}
+}
+
+func (c *conn) stats(id uint64) reply {
+	data, err := codec.EncodeValue(c.srv.statsMap())
+	if err != nil {
+		return errReply(id, err)
+	}
+	return reply{id: id, typ: wire.TStatsOK, body: wire.StatsOK{Data: data}}
 }
 
 // mayAttach applies R35: an owner name that holds config is bound to the
