@@ -2,11 +2,8 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"strconv"
 	"strings"
 	"time"
 
@@ -50,17 +47,13 @@ SCOPE (bucket/type/subtype) the values object of that scope ({} if it is empty).
 				return err
 			}
 			if len(args) == 0 {
-				doc, err := snap.MarshalJSON()
-				if err != nil {
-					return err
-				}
-				return out.write(cmd.OutOrStdout(), doc)
+				return out.write(cmd.OutOrStdout(), snapshotJSON(snap))
 			}
 			vals := snap.Values(scope)
 			if vals == nil {
 				vals = core.Values{}
 			}
-			return out.write(cmd.OutOrStdout(), core.ValueJSON(map[string]any(vals)))
+			return out.write(cmd.OutOrStdout(), valueJSON(map[string]any(vals)))
 		})
 	cf = addClientFlags(cmd, true)
 	out = outputFlag(cmd)
@@ -104,7 +97,9 @@ nothing on success; warnings go to stderr.`,
 				if _, dup := vals[k]; dup {
 					return usagef("set: key %q given twice", k)
 				}
-				vals[k] = parseValue(v)
+				if vals[k], err = parseValue(v); err != nil {
+					return usagef("set: %s: %v", k, err)
+				}
 			}
 
 			ctx0 := cmd.Context()
@@ -143,53 +138,6 @@ nothing on success; warnings go to stderr.`,
 	ownerName = cmd.Flags().String("owner", "", "owner name to write as (default: an anonymous owner)")
 	keep = cmd.Flags().Bool("keep-config", false, "keep the config keys this command creates after it exits (R13)")
 	return cmd
-}
-
-// parseValue reads a command line value: JSON where it is one JSON value,
-// else the string itself.
-func parseValue(s string) any {
-	dec := json.NewDecoder(strings.NewReader(s))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return s
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return s // trailing data: "1 2", "{} x"
-	}
-	return convertNumbers(v)
-}
-
-// convertNumbers turns json.Numbers into R2 integers and floats: an integer
-// is int64, or uint64 above math.MaxInt64; anything else (a fraction, an
-// exponent, an integer outside both ranges) is float64.
-func convertNumbers(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		s := string(x)
-		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-			return i
-		}
-		if u, err := strconv.ParseUint(s, 10, 64); err == nil {
-			return u
-		}
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil && !errors.Is(err, strconv.ErrRange) {
-			return s
-		}
-		return f // ±Inf for out-of-range exponents, as strconv says
-	case []any:
-		for i, e := range x {
-			x[i] = convertNumbers(e)
-		}
-		return x
-	case map[string]any:
-		for k, e := range x {
-			x[k] = convertNumbers(e)
-		}
-		return x
-	}
-	return v
 }
 
 // reservedHint adds to a *core.ReservedKeysError which owner to act as.
@@ -327,11 +275,7 @@ goes away (exit 1).`,
 						}
 						return fmt.Errorf("watch: %w: the daemon ended the subscription", store.ErrConnLost)
 					}
-					view, err := snap.MarshalJSON()
-					if err != nil {
-						return err
-					}
-					doc := fmt.Appendf(nil, `{"seq":%d,"view":%s}`, snap.Seq(), view)
+					doc := fmt.Appendf(nil, `{"seq":%d,"view":%s}`, snap.Seq(), snapshotJSON(snap))
 					if err := out.write(bw, doc); err != nil {
 						return fmt.Errorf("watch: %w", err)
 					}

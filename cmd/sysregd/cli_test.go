@@ -12,23 +12,29 @@ import (
 )
 
 // TestParseValue: set's values are JSON where they parse, with R2's
-// integer types, else the string as given (R33).
+// integer types, else the string as given (R33); a number no type holds is
+// an error, never +Inf or a float that lost digits (issue 8 item 7).
 func TestParseValue(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
-		want any
+		want any // an error when errNumberRange
 	}{
 		{"42", int64(42)},
 		{"-9223372036854775808", int64(math.MinInt64)},
 		{"9223372036854775807", int64(math.MaxInt64)},
 		{"9223372036854775808", uint64(1 << 63)},
 		{"18446744073709551615", uint64(math.MaxUint64)},
-		{"18446744073709551616", 18446744073709551616.0},
-		{"-9223372036854775809", -9223372036854775809.0},
+		{"18446744073709551616", errNumberRange},
+		{"-9223372036854775809", errNumberRange},
+		{"[1,18446744073709551616]", errNumberRange},
+		{`{"a":1e400}`, errNumberRange},
+		{"1e400", errNumberRange},
+		{"-1e400", errNumberRange},
+		{`"1e400"`, "1e400"},
 		{"1.5", 1.5},
 		{"1.0", 1.0},
 		{"2e3", 2000.0},
-		{"1e400", math.Inf(1)},
+		{"1e308", 1e308},
 		{" 7 ", int64(7)},
 		{"true", true},
 		{"null", nil},
@@ -44,9 +50,40 @@ func TestParseValue(t *testing.T) {
 		{"0x10", "0x10"},
 		{"01", "01"},
 	} {
-		got := parseValue(tc.in)
-		if fmt.Sprintf("%#v", got) != fmt.Sprintf("%#v", tc.want) {
-			t.Errorf("parseValue(%q) = %#v, want %#v", tc.in, got, tc.want)
+		got, err := parseValue(tc.in)
+		if tc.want == errNumberRange {
+			if !errors.Is(err, errNumberRange) {
+				t.Errorf("parseValue(%q) = %#v, %v; want an out-of-range error", tc.in, got, err)
+			}
+			continue
+		}
+		if err != nil || fmt.Sprintf("%#v", got) != fmt.Sprintf("%#v", tc.want) {
+			t.Errorf("parseValue(%q) = %#v, %v; want %#v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// TestValueJSON: a float always reads as a float in the output, an integer
+// as an integer, so that scripts can tell 1.0 from 1 (issue 8 item 7).
+func TestValueJSON(t *testing.T) {
+	for _, tc := range []struct {
+		in   any
+		want string
+	}{
+		{int64(1), "1"},
+		{uint64(math.MaxUint64), "18446744073709551615"},
+		{1.0, "1.0"},
+		{-3.0, "-3.0"},
+		{2.5, "2.5"},
+		{1e21, "1e+21"},
+		{1e-7, "1e-7"},
+		{math.Inf(1), `"+Inf"`},
+		{math.NaN(), `"NaN"`},
+		{[]any{1.0, int64(1)}, "[1.0,1]"},
+		{map[string]any{"f": 0.0, "i": int64(0), "s": "1.0"}, `{"f":0.0,"i":0,"s":"1.0"}`},
+	} {
+		if got := string(valueJSON(tc.in)); got != tc.want {
+			t.Errorf("valueJSON(%#v) = %s, want %s", tc.in, got, tc.want)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -34,6 +35,10 @@ import (
 // bin is the sysregd binary built by TestMain.
 var bin string
 
+// coverDir is where children built with -cover write their counters
+// (GOCOVERDIR); empty without 'go test -cover'.
+var coverDir string
+
 func TestMain(m *testing.M) {
 	os.Exit(testMain(m))
 }
@@ -56,6 +61,15 @@ func testMain(m *testing.M) int {
 	args := []string{"build", "-o", bin}
 	if raceEnabled {
 		args = append(args, "-race")
+	}
+	// Under 'go test -cover' the children are built with -cover too and
+	// write their counters where the test binary writes its own, so the
+	// coverage reported for cmd/sysregd includes what the e2e tests run
+	// through the real binary (issue 8 item 16).
+	flag.Parse()
+	if f := flag.Lookup("test.gocoverdir"); f != nil && f.Value.String() != "" && testing.CoverMode() != "" {
+		coverDir = f.Value.String()
+		args = append(args, "-cover", "-covermode="+testing.CoverMode())
 	}
 	build := exec.Command(goTool, append(args, ".")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
@@ -101,8 +115,12 @@ func shortSocket(t *testing.T) string {
 // Under -race the children are race-built too: a race report ends them
 // with exit code 66, and they skip the race runtime's 1 s sleep at exit.
 func env(t *testing.T, socket string) []string {
-	return append(os.Environ(), "SYSREG_SOCKET="+socket, "XDG_STATE_HOME="+t.TempDir(),
+	e := append(os.Environ(), "SYSREG_SOCKET="+socket, "XDG_STATE_HOME="+t.TempDir(),
 		"GORACE=atexit_sleep_ms=0 halt_on_error=1")
+	if coverDir != "" {
+		e = append(e, "GOCOVERDIR="+coverDir)
+	}
+	return e
 }
 
 // proc is a running sysregd process.
@@ -566,6 +584,20 @@ func TestSecondServeRefuses(t *testing.T) {
 	}
 }
 
+// TestSocketDirMustExist: serve refuses a socket in a directory that does
+// not exist, and creates nothing (R35, issue 8 item 11).
+func TestSocketDirMustExist(t *testing.T) {
+	parent := filepath.Join(t.TempDir(), "nonexistent")
+	socket := filepath.Join(parent, "s.sock")
+	p := start(t, socket, "serve", "--data-dir", t.TempDir(), "--socket", socket)
+	if code := p.wait(10 * time.Second); code != 1 || !strings.Contains(p.stderr.String(), "socket directory") {
+		t.Fatalf("exit %d:\n%s", code, p.stderr)
+	}
+	if _, err := os.Stat(parent); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("serve created %s: %v", parent, err)
+	}
+}
+
 // TestStaleSocket: a socket file nobody listens on is removed and serve
 // starts (R30); a path that is not a socket is left alone and refused.
 func TestStaleSocket(t *testing.T) {
@@ -683,7 +715,8 @@ func TestCLI(t *testing.T) {
 			t.Fatalf("stored\n%#v\nwant\n%#v", s, want)
 		}
 		got := jsonOf(t, ok(t, sock, "get", "config/cli/types").stdout)
-		if got["u"] != json.Number("18446744073709551615") || got["n"] != nil || path(got, "obj", "x", "y") != json.Number("2") {
+		if got["u"] != json.Number("18446744073709551615") || got["n"] != nil || path(got, "obj", "x", "y") != json.Number("2") ||
+			got["e"] != json.Number("1000.0") || got["i"] != json.Number("42") { // a float reads as a float
 			t.Fatalf("get config/cli/types: %v", got)
 		}
 		view := jsonOf(t, ok(t, sock, "get").stdout)
@@ -791,6 +824,9 @@ func TestCLI(t *testing.T) {
 		fails(t, 2, sock, "set", "config/a/b", "novalue")
 		fails(t, 2, sock, "set", "config/a/b", "=1")
 		fails(t, 2, sock, "set", "config/a/b", "x=1", "x=2")
+		fails(t, 2, sock, "set", "--keep-config", "config/a/b", "c=1e400")                // issue 8 item 7
+		fails(t, 2, sock, "set", "--keep-config", "config/a/b", "i=18446744073709551616") // not a lossy float
+		fails(t, 2, sock, "watch", "--min-interval", "100")                               // missing unit
 		fails(t, 2, sock, "delete")
 		fails(t, 2, sock, "evict")
 		fails(t, 2, sock, "watch", "--match", "nobucket/x")

@@ -124,7 +124,7 @@ func inspectJSON(rep *journal.InspectReport) *inspectOut {
 		} else {
 			seq := snap.Seq()
 			co.Seq = &seq
-			co.View, _ = snap.MarshalJSON()
+			co.View = snapshotJSON(snap)
 			co.Owners = map[string]map[string]string{}
 			snap.Walk(core.Config, func(scope core.Scope, key, owner string, _ any) error {
 				m := co.Owners[scope.String()]
@@ -153,7 +153,7 @@ func inspectJSON(rep *journal.InspectReport) *inspectOut {
 					oo.Scope = op.Scope.String()
 				}
 				if op.Kind == core.MutMerge || op.Kind == core.MutSet {
-					oo.Values = core.ValueJSON(map[string]any(op.Values))
+					oo.Values = valueJSON(map[string]any(op.Values))
 				}
 				ro.Mutation.Ops[i] = oo
 			}

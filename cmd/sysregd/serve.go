@@ -85,6 +85,16 @@ func serve(ctx context.Context, stderr io.Writer, cfg serveConfig) error {
 		JSONFormat: cfg.logJSON,
 	})
 
+	// The socket's directory must exist (the data directory, which Open
+	// creates, excepted): creating it would choose its owner and mode for
+	// the operator, and 0700 would defeat --socket-group (R35).
+	if dir := filepath.Dir(cfg.socket); dir != filepath.Clean(cfg.dataDir) {
+		if fi, err := os.Stat(dir); err != nil {
+			return fmt.Errorf("serve: socket directory %s: %w (create it first: sysregd does not, R35)", dir, err)
+		} else if !fi.IsDir() {
+			return fmt.Errorf("serve: socket directory %s is not a directory", dir)
+		}
+	}
 	st, err := store.Open(cfg.dataDir, store.Options{Logger: logger.Named("store"), NoSync: cfg.noSync})
 	if err != nil {
 		return err
@@ -139,9 +149,6 @@ func serve(ctx context.Context, stderr io.Writer, cfg serveConfig) error {
 // the group's, with group) — under a umask, so it never exists with wider
 // permissions (R30, R35).
 func listen(path, group string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
-	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode().Type() != os.ModeSocket {
 			return nil, fmt.Errorf("serve: %s exists and is not a socket", path)

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/sysreg/sysreg/core"
+)
+
+// Values on the command line and in the output.
+//
+// In: a value is JSON where it is one JSON value, else the string as given
+// (R33). A JSON integer is int64, or uint64 above the int64 range; a number
+// with a fraction or an exponent is float64. A number that fits none of
+// them exactly enough — an integer beyond uint64 or below int64, a float
+// beyond ±1.8e308 — is an error, never a silent +Inf or a float that lost
+// digits (issue 8 item 7); quote it ('"1e400"') to store the text.
+//
+// Out: JSON as core.ValueJSON writes it (keys sorted, []byte as base64, NaN
+// and ±Inf as strings), with one rule added so that scripts can tell the
+// types apart: a float always has a '.' or an exponent (1.0, 2.5, 1e+21),
+// an integer never does (1).
+
+// parseValue reads a command line value.
+func parseValue(s string) (any, error) {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return s, nil
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return s, nil // trailing data: "1 2", "{} x"
+	}
+	return convertNumbers(v)
+}
+
+// errNumberRange: a number on the command line that no value type holds.
+var errNumberRange = errors.New("out of range")
+
+// convertNumbers turns json.Numbers into R2 integers and floats, in place.
+func convertNumbers(v any) (any, error) {
+	var err error
+	switch x := v.(type) {
+	case json.Number:
+		s := string(x)
+		if !strings.ContainsAny(s, ".eE") {
+			if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+				return i, nil
+			}
+			if u, err := strconv.ParseUint(s, 10, 64); err == nil {
+				return u, nil
+			}
+			return nil, fmt.Errorf("integer %s is %w: integers are int64 or uint64 (−2^63 … 2^64−1); quote it to store it as a string", s, errNumberRange)
+		}
+		f, perr := strconv.ParseFloat(s, 64)
+		if perr != nil || math.IsInf(f, 0) {
+			return nil, fmt.Errorf("number %s is %w of float64 (±1.8e308); quote it to store it as a string", s, errNumberRange)
+		}
+		return f, nil
+	case []any:
+		for i, e := range x {
+			if x[i], err = convertNumbers(e); err != nil {
+				return nil, err
+			}
+		}
+	case map[string]any:
+		for k, e := range x {
+			if x[k], err = convertNumbers(e); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return v, nil
+}
+
+// maxValueFile bounds what set reads for one @FILE value; the registry
+// refuses updates above its limit (1 MiB by default, R2) anyway.
+const maxValueFile = 64 << 20
+
+// readValue reads the value of key=@FILE or key=@- (stdin): []byte with
+// asBytes, else the text parsed as a command line value, without one
+// trailing newline (as the shell's $(cat FILE) would drop it).
+func readValue(name string, stdin io.Reader, asBytes bool) (any, error) {
+	var r io.Reader
+	if name == "-" {
+		r = stdin
+	} else {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	data, err := io.ReadAll(io.LimitReader(r, maxValueFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxValueFile {
+		return nil, fmt.Errorf("more than %d MiB", maxValueFile>>20)
+	}
+	if asBytes {
+		return data, nil
+	}
+	data = bytes.TrimSuffix(data, []byte("\n"))
+	data = bytes.TrimSuffix(data, []byte("\r"))
+	return parseValue(string(data))
+}
+
+// valueJSON renders v (a copy the caller owns: floats are replaced in
+// place) as compact JSON with the float rule above.
+func valueJSON(v any) []byte { return core.ValueJSON(markFloats(v)) }
+
+// snapshotJSON renders a whole view (R3).
+func snapshotJSON(s core.Snapshot) []byte { return valueJSON(s.Map()) }
+
+// markFloats replaces each finite float64 in v by a json.Number that
+// reads as a float, so that core.ValueJSON writes 1.0 rather than 1.
+func markFloats(v any) any {
+	switch x := v.(type) {
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return x // core writes them as strings
+		}
+		b, _ := json.Marshal(x)
+		if !bytes.ContainsAny(b, ".eE") {
+			b = append(b, ".0"...)
+		}
+		return json.Number(b)
+	case []any:
+		for i, e := range x {
+			x[i] = markFloats(e)
+		}
+	case map[string]any:
+		for k, e := range x {
+			x[k] = markFloats(e)
+		}
+	}
+	return v
+}
