@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -63,13 +64,21 @@ SCOPE (bucket/type/subtype) the values object of that scope ({} if it is empty).
 func setCmd() *cobra.Command {
 	var cf clientFlags
 	var ownerName *string
-	var keep *bool
+	var keep, asBytes *bool
 	cmd := command("set [flags] SCOPE key=value…",
 		"update keys of a scope",
 		`Updates (deep-merges, R4) the keys of SCOPE. A value is parsed as JSON where it
 parses (42, 1.5, true, null, "text", [1,2], {"a":1}); otherwise it is the
 string as given. Integers are int64, or uint64 above the int64 range.
 A key may not start with '-' (R52): flags go anywhere before '--'.
+A number that no value type holds exactly (1e400, 2^64) is an error; quote
+it ('"1e400"') to store the text.
+
+key=@FILE takes the value from FILE, key=@- from stdin (for values too large
+for the command line, up to the registry's limit of 1 MiB per update): its
+text is read like a value on the command line, without one trailing newline;
+with --bytes the file's bytes are stored as they are, as a bytes value.
+A value that starts with '@' as text is written '@@…'.
 
 The command's owner session ends when it exits, and an owner's keys die
 with it (R13): state keys always, config keys unless --keep-config is given.
@@ -85,21 +94,9 @@ nothing on success; warnings go to stderr.`,
 			if err != nil {
 				return usagef("set: %v", err)
 			}
-			vals := core.Values{}
-			for _, kv := range args[1:] {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok || k == "" {
-					return usagef("set: %q is not key=value", kv)
-				}
-				if strings.HasPrefix(k, "-") {
-					return usagef("set: key %q starts with '-': flags go before '--', and keys may not look like flags (R52)", k)
-				}
-				if _, dup := vals[k]; dup {
-					return usagef("set: key %q given twice", k)
-				}
-				if vals[k], err = parseValue(v); err != nil {
-					return usagef("set: %s: %v", k, err)
-				}
+			vals, err := setValues(args[1:], cmd.InOrStdin(), *asBytes)
+			if err != nil {
+				return err
 			}
 
 			ctx0 := cmd.Context()
@@ -137,7 +134,55 @@ nothing on success; warnings go to stderr.`,
 	cf = addClientFlags(cmd, true)
 	ownerName = cmd.Flags().String("owner", "", "owner name to write as (default: an anonymous owner)")
 	keep = cmd.Flags().Bool("keep-config", false, "keep the config keys this command creates after it exits (R13)")
+	asBytes = cmd.Flags().Bool("bytes", false, "store key=@FILE values as bytes, exactly as read")
 	return cmd
+}
+
+// setValues parses set's key=value arguments; @FILE and @- values are read
+// from a file or stdin (once).
+func setValues(args []string, stdin io.Reader, asBytes bool) (core.Values, error) {
+	vals := core.Values{}
+	files, stdinUsed := 0, false
+	for _, kv := range args {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usagef("set: %q is not key=value", kv)
+		}
+		if strings.HasPrefix(k, "-") {
+			return nil, usagef("set: key %q starts with '-': flags go before '--', and keys may not look like flags (R52)", k)
+		}
+		if _, dup := vals[k]; dup {
+			return nil, usagef("set: key %q given twice", k)
+		}
+		var err error
+		switch {
+		case strings.HasPrefix(v, "@@"):
+			vals[k], err = parseValue(v[1:])
+		case strings.HasPrefix(v, "@"):
+			name := v[1:]
+			switch {
+			case name == "":
+				return nil, usagef("set: %s=@ names no file (use @FILE, @- for stdin, or @@ for a text starting with '@')", k)
+			case name == "-" && stdinUsed:
+				return nil, usagef("set: stdin (@-) can give only one value")
+			}
+			stdinUsed = stdinUsed || name == "-"
+			files++
+			vals[k], err = readValue(name, stdin, asBytes)
+			if err != nil && !errors.Is(err, errNumberRange) {
+				return nil, fmt.Errorf("set: %s=@%s: %w", k, name, err)
+			}
+		default:
+			vals[k], err = parseValue(v)
+		}
+		if err != nil {
+			return nil, usagef("set: %s: %v", k, err)
+		}
+	}
+	if asBytes && files == 0 {
+		return nil, usagef("set: --bytes applies to key=@FILE values, and none is given")
+	}
+	return vals, nil
 }
 
 // reservedHint adds to a *core.ReservedKeysError which owner to act as.

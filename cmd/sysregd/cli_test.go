@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -171,6 +173,59 @@ func TestDurationNeedsUnit(t *testing.T) {
 		var d durationValue
 		if err := d.Set(ok); err != nil {
 			t.Errorf("%q: %v", ok, err)
+		}
+	}
+}
+
+// TestSetValues: key=value, key=@FILE, key=@- and --bytes (R52).
+func TestSetValues(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	text := file("text", "hello world\n")
+	num := file("num", "42\n")
+	bin := file("bin", "\x00\xff\n")
+	big := strings.Repeat("x", 1<<20)
+	for _, tc := range []struct {
+		args  []string
+		stdin string
+		bytes bool
+		want  any // core.Values, or an error: usageError{} or errAny
+	}{
+		{[]string{"a=1", "b=x"}, "", false, map[string]any{"a": int64(1), "b": "x"}},
+		{[]string{"t=@" + text, "n=@" + num}, "", false, map[string]any{"t": "hello world", "n": int64(42)}},
+		{[]string{"s=@-"}, big, false, map[string]any{"s": big}},
+		{[]string{"s=@-"}, "[1, 2.5]\n", false, map[string]any{"s": []any{int64(1), 2.5}}},
+		{[]string{"b=@" + bin}, "", true, map[string]any{"b": []byte("\x00\xff\n")}},
+		{[]string{"b=@-", "x=2"}, "raw", true, map[string]any{"b": []byte("raw"), "x": int64(2)}},
+		{[]string{"at=@@home"}, "", false, map[string]any{"at": "@home"}},
+		{[]string{"a=@-", "b=@-"}, "x", false, usageError{}},
+		{[]string{"a=@"}, "", false, usageError{}},
+		{[]string{"a=1"}, "", true, usageError{}},
+		{[]string{"a=@-"}, "1e400", false, usageError{}},
+		{[]string{"a=@" + filepath.Join(dir, "missing")}, "", false, os.ErrNotExist},
+	} {
+		got, err := setValues(tc.args, strings.NewReader(tc.stdin), tc.bytes)
+		switch want := tc.want.(type) {
+		case usageError:
+			var ue usageError
+			if !errors.As(err, &ue) {
+				t.Errorf("%q: %v, want a usage error", tc.args, err)
+			}
+		case error:
+			var ue usageError
+			if !errors.Is(err, want) || errors.As(err, &ue) {
+				t.Errorf("%q: %v, want %v (exit 1)", tc.args, err, want)
+			}
+		default:
+			if err != nil || fmt.Sprintf("%#v", map[string]any(got)) != fmt.Sprintf("%#v", want) {
+				t.Errorf("%q: %.200v, %v; want %.200v", tc.args, got, err, want)
+			}
 		}
 	}
 }

@@ -1517,3 +1517,34 @@ func TestCompletion(t *testing.T) {
 		}
 	}
 }
+
+// TestSetFromStdin: a value near the 1 MiB limit, too large for argv
+// comfort, goes through key=@- to the daemon and back; bytes through
+// key=@FILE --bytes stay bytes (R2, R52).
+func TestSetFromStdin(t *testing.T) {
+	d := startDaemon(t, t.TempDir(), "--no-sync")
+	big := strings.Repeat("v", 1<<20-64) // the update's CBOR size stays under 1 MiB
+	cmd := exec.Command(bin, "set", "--owner", "big", "--keep-config", "config/big/x", "blob=@-")
+	cmd.Env = env(t, d.socket)
+	cmd.Stdin = strings.NewReader(big + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("set blob=@-: %v\n%s", err, out)
+	}
+	bfile := filepath.Join(t.TempDir(), "b")
+	must(t, os.WriteFile(bfile, []byte{0, 1, 2, 0xff}, 0o600))
+	ok(t, d.socket, "set", "--owner", "big", "--keep-config", "config/big/x", "raw=@"+bfile, "--bytes")
+	s := snapshot(t, d.dial(t))
+	if v, _ := s.Get(core.ConfigScope("big", "x"), "blob"); v != big {
+		t.Fatalf("blob: %d bytes, want %d", len(fmt.Sprint(v)), len(big))
+	}
+	if v, _ := s.Get(core.ConfigScope("big", "x"), "raw"); !bytes.Equal(v.([]byte), []byte{0, 1, 2, 0xff}) {
+		t.Fatalf("raw = %#v", v)
+	}
+	// Over the limit: the registry refuses it, and nothing changes.
+	cmd = exec.Command(bin, "set", "--owner", "big", "--keep-config", "config/big/x", "blob=@-")
+	cmd.Env = env(t, d.socket)
+	cmd.Stdin = strings.NewReader(big + strings.Repeat("w", 1<<10))
+	if out, err := cmd.CombinedOutput(); cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "too large") {
+		t.Fatalf("over the limit: %v\n%.300s", err, out)
+	}
+}
