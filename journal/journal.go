@@ -18,6 +18,7 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/sysreg/sysreg/internal/faults"
+	"github.com/sysreg/sysreg/internal/fsync"
 )
 
 // Defaults of Options.
@@ -216,7 +217,7 @@ func Open(path string, opts Options) (*Journal, error) {
 		return nil, err
 	}
 	if created || fi.Size() == 0 {
-		if err := syncDir(filepath.Dir(path)); err != nil {
+		if err := fsync.Dir(filepath.Dir(path)); err != nil {
 			_ = db.Close()
 			return nil, fmt.Errorf("journal: sync directory of %s: %w", path, err)
 		}
@@ -245,20 +246,6 @@ func openFile(path string) (f *os.File, created bool, err error) {
 	}
 	f, err = os.OpenFile(path, os.O_RDWR, 0)
 	return f, false, err
-}
-
-// syncDir fsyncs directory dir, so that a file just created in it survives
-// a crash.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // openBolt opens the bbolt DB on f (already open and locked). On error f is

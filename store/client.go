@@ -209,16 +209,10 @@ func (c *Client) send(frame []byte) error {
 	return nil
 }
 
-// roundTrip sends a request and waits for its reply frame. If ctx ends
-// first the request may still take effect.
-func (c *Client) roundTrip(ctx context.Context, t wire.Type, body any) (wire.Frame, error) {
-	if err := ctx.Err(); err != nil {
-		return wire.Frame{}, err
-	}
-	id, ch, err := c.register()
-	if err != nil {
-		return wire.Frame{}, err
-	}
+// exchange sends the request t with id (registered with its reply channel
+// ch) and waits for the reply frame. If ctx ends first the request may
+// still take effect; the id is unregistered and ctx's error returned.
+func (c *Client) exchange(ctx context.Context, id uint64, ch chan wire.Frame, t wire.Type, body any) (wire.Frame, error) {
 	frame, err := wire.AppendFrame(nil, t, id, body)
 	if err != nil {
 		c.unregister(id)
@@ -244,12 +238,10 @@ func (c *Client) roundTrip(ctx context.Context, t wire.Type, body any) (wire.Fra
 	}
 }
 
-// call is roundTrip for requests with a typed reply (want) or OK (want 0).
-func (c *Client) call(ctx context.Context, t wire.Type, body any, want wire.Type, out any) error {
-	f, err := c.roundTrip(ctx, t, body)
-	if err != nil {
-		return err
-	}
+// decodeReply turns the reply f to request t into an error: the daemon's
+// error, a reply of another type than want, or a body that does not decode
+// into out (nil: the body is not read).
+func decodeReply(t wire.Type, f wire.Frame, want wire.Type, out any) error {
 	switch f.Type {
 	case wire.TError:
 		var we wire.Error
@@ -266,6 +258,23 @@ func (c *Client) call(ctx context.Context, t wire.Type, body any, want wire.Type
 		return nil
 	}
 	return fmt.Errorf("%w: %s answered with %s", ErrProtocol, t, f.Type)
+}
+
+// call sends a request and decodes its reply: a typed reply (want) into
+// out, or OK (want TOK, out nil).
+func (c *Client) call(ctx context.Context, t wire.Type, body any, want wire.Type, out any) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	id, ch, err := c.register()
+	if err != nil {
+		return err
+	}
+	f, err := c.exchange(ctx, id, ch, t, body)
+	if err != nil {
+		return err
+	}
+	return decodeReply(t, f, want, out)
 }
 
 // Owner attaches an owner session on this connection (R8, R31).
@@ -299,6 +308,8 @@ func (c *Client) Subscribe(ctx context.Context, opts core.SubscribeOptions) (Sub
 	if err != nil {
 		return nil, err
 	}
+	// The subscription id is the request id: registered before the
+	// request goes out, so that deliveries overtaking the reply find it.
 	s := &clientSub{c: c, id: id, ch: make(chan core.Snapshot, 1)}
 	c.mu.Lock()
 	c.subs[id] = s
@@ -308,39 +319,15 @@ func (c *Client) Subscribe(ctx context.Context, opts core.SubscribeOptions) (Sub
 		Hysteresis:  int64(opts.Hysteresis),
 		Match:       wire.Scope{Bucket: uint8(opts.Match.Bucket), Type: opts.Match.Type, Subtype: opts.Match.Subtype},
 	}
-	frame, err := wire.AppendFrame(nil, wire.TSubscribe, id, body)
+	f, err := c.exchange(ctx, id, ch, wire.TSubscribe, body)
 	if err == nil {
-		err = c.send(frame)
-	}
-	if err == nil {
-		select {
-		case f, ok := <-ch:
-			switch {
-			case !ok:
-				c.mu.Lock()
-				err = c.err
-				c.mu.Unlock()
-			case f.Type == wire.TError:
-				var we wire.Error
-				if derr := wire.DecodeBody(f, &we); derr != nil {
-					err = fmt.Errorf("%w: %v", ErrProtocol, derr)
-				} else {
-					err = fromWireError(we)
-				}
-			case f.Type != wire.TSubscribeOK:
-				err = fmt.Errorf("%w: subscribe answered with %s", ErrProtocol, f.Type)
-			}
-		case <-ctx.Done():
-			err = ctx.Err()
-			// The daemon may have subscribed already: end it there too,
-			// without waiting (a lost connection ends it anyway).
-			if frame, ferr := wire.AppendFrame(nil, wire.TUnsubscribe, 0, wire.Unsubscribe{Sub: id}); ferr == nil {
-				c.send(frame)
-			}
-		}
+		err = decodeReply(wire.TSubscribe, f, wire.TSubscribeOK, nil)
+	} else if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		// The daemon may have subscribed already: end it there too,
+		// without waiting (a lost connection ends it anyway).
+		c.forget(wire.TUnsubscribe, wire.Unsubscribe{Sub: id})
 	}
 	if err != nil {
-		c.unregister(id)
 		c.mu.Lock()
 		delete(c.subs, id)
 		c.mu.Unlock()
@@ -348,6 +335,22 @@ func (c *Client) Subscribe(ctx context.Context, opts core.SubscribeOptions) (Sub
 		return nil, err
 	}
 	return s, nil
+}
+
+// forget sends a request whose reply nobody waits for (the reader drops a
+// reply for an id that is not pending).
+func (c *Client) forget(t wire.Type, body any) {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.nextID++
+	id := c.nextID
+	c.mu.Unlock()
+	if frame, err := wire.AppendFrame(nil, t, id, body); err == nil {
+		c.send(frame)
+	}
 }
 
 // Evict deletes everything name holds (R14).

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/sysreg/sysreg/core"
+	"github.com/sysreg/sysreg/internal/fsync"
 )
 
 // bindings records which uid created each owner name (R35), persisted in
@@ -95,5 +96,5 @@ func (b *bindings) save() error {
 	if err := os.Rename(tmp, b.path); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(b.path))
+	return fsync.Dir(filepath.Dir(b.path))
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -15,6 +14,7 @@ import (
 	"github.com/sysreg/sysreg/core"
 	"github.com/sysreg/sysreg/internal/codec"
 	"github.com/sysreg/sysreg/internal/faults"
+	"github.com/sysreg/sysreg/internal/fsync"
 	"github.com/sysreg/sysreg/journal"
 	"github.com/sysreg/sysreg/recovery"
 )
@@ -98,7 +98,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	if err := makeDir(dir); err != nil {
+	if err := fsync.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: data directory: %w", err)
 	}
 	path := filepath.Join(dir, JournalFile)
@@ -139,36 +139,6 @@ func Open(dir string, opts Options) (*Store, error) {
 	logger.Info("recovered", "dir", dir, "records", rep.Records, "keys", rep.Keys,
 		"owners", rep.Owners, "seq", rep.SeqFloor, "elapsed", rep.Elapsed)
 	return s, nil
-}
-
-// makeDir creates dir (0700) and its missing parents, and fsyncs the parent
-// of every directory it created so the entries survive power loss.
-func makeDir(dir string) error {
-	if fi, err := os.Stat(dir); err == nil {
-		if !fi.IsDir() {
-			return fmt.Errorf("%s is not a directory", dir)
-		}
-		return nil
-	}
-	parent := filepath.Dir(dir)
-	if parent != dir {
-		if err := makeDir(parent); err != nil {
-			return err
-		}
-	}
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-		return err
-	}
-	return syncDir(parent)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // openError maps the journal's and recovery's errors to the store's.
