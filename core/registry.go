@@ -398,7 +398,9 @@ func (o *Owner) check(ctx context.Context) error {
 	return nil
 }
 
-// Update deep-merges values into scope (R4) with R10/R11's permissions.
+// Update deep-merges values into scope (R4) with R10/R11's permissions. It
+// is Commit(Put(scope, values)), errors included; a path of its own only
+// spares the allocations of a transaction.
 func (o *Owner) Update(ctx context.Context, scope Scope, values Values) error {
 	if err := o.check(ctx); err != nil {
 		return err
@@ -412,7 +414,7 @@ func (o *Owner) Update(ctx context.Context, scope Scope, values Values) error {
 		return err
 	}
 	if size > o.r.maxBytes {
-		return fmt.Errorf("%w: %d bytes in %s, the limit is %d", ErrTooLarge, size, scope, o.r.maxBytes)
+		return tooLarge(size, o.r.maxBytes, scope, 1)
 	}
 	return o.r.mutate(func(t *txn) error {
 		if err := o.live(); err != nil {
@@ -505,14 +507,14 @@ func (o *Owner) CommitAsync(ctx context.Context, ops ...Op) (wait func() error) 
 	size := 0
 	for i, op := range ops {
 		if err := op.scope.Validate(); err != nil {
-			return failedWait(fmt.Errorf("op %d: %w", i, err))
+			return failedWait(opError(i, len(ops), err))
 		}
 		n := op
 		switch op.kind {
 		case opPut:
 			vals, sz, err := NormalizeValues(op.values)
 			if err != nil {
-				return failedWait(fmt.Errorf("op %d: %w", i, err))
+				return failedWait(opError(i, len(ops), err))
 			}
 			n.values, size = vals, size+sz
 		case opDel:
@@ -520,12 +522,16 @@ func (o *Owner) CommitAsync(ctx context.Context, ops ...Op) (wait func() error) 
 				size += headSize(uint64(len(k))) + len(k)
 			}
 		default:
-			return failedWait(fmt.Errorf("op %d: %w: zero Op", i, ErrInvalidValue))
+			return failedWait(opError(i, len(ops), fmt.Errorf("%w: zero Op", ErrInvalidValue)))
 		}
 		norm[i] = n
 	}
 	if size > o.r.maxBytes {
-		return failedWait(fmt.Errorf("%w: transaction of %d bytes, the limit is %d", ErrTooLarge, size, o.r.maxBytes))
+		var scope Scope
+		if len(ops) == 1 {
+			scope = ops[0].scope
+		}
+		return failedWait(tooLarge(size, o.r.maxBytes, scope, len(ops)))
 	}
 	return o.r.mutateAsync(func(t *txn) error {
 		if err := o.live(); err != nil {
@@ -564,6 +570,25 @@ func (o *Owner) CommitAsync(ctx context.Context, ops ...Op) (wait func() error) 
 		}
 		return nil
 	})
+}
+
+// opError is the error of op i of a transaction of n ops: it names the op
+// when there are several, and is err itself for one (so Update, Delete and
+// Commit of one op fail alike, embedded or over the socket).
+func opError(i, n int, err error) error {
+	if n == 1 {
+		return err
+	}
+	return fmt.Errorf("op %d: %w", i, err)
+}
+
+// tooLarge is the ErrTooLarge of a mutation of size bytes: one op on scope
+// (n == 1) or a transaction of n ops.
+func tooLarge(size, limit int, scope Scope, n int) error {
+	if n == 1 {
+		return fmt.Errorf("%w: %d bytes in %s, the limit is %d", ErrTooLarge, size, scope, limit)
+	}
+	return fmt.Errorf("%w: transaction of %d bytes, the limit is %d", ErrTooLarge, size, limit)
 }
 
 // Close ends the session: the owner dies (R13) and every key it owns goes,

@@ -416,7 +416,7 @@ func (o *clientOwner) Commit(ctx context.Context, ops ...core.Op) error {
 	for i, op := range ops {
 		w, err := wireOp(op)
 		if err != nil {
-			return fmt.Errorf("op %d: %w", i, err)
+			return opError(i, len(ops), err)
 		}
 		m.Ops[i] = w
 	}

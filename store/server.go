@@ -20,6 +20,18 @@ import (
 	"github.com/sysreg/sysreg/internal/wire"
 )
 
+// The defaults of ServerOptions, exported so that a command line can offer
+// them as its flags' defaults.
+const (
+	DefaultMaxFrame         = wire.DefaultMaxFrame // bytes
+	DefaultMaxOwners        = 64
+	DefaultMaxSubscriptions = 64
+	DefaultMaxKeysPerOwner  = 100_000
+	DefaultMaxInFlight      = 1024
+	DefaultWriteTimeout     = 30 * time.Second
+	DefaultServerName       = "sysregd"
+)
+
 // ServerOptions configures NewServer. The zero value is valid.
 type ServerOptions struct {
 	// Logger: nil means no logging.
@@ -51,25 +63,25 @@ func (o ServerOptions) withDefaults() ServerOptions {
 		o.Logger = hclog.NewNullLogger()
 	}
 	if o.MaxFrame <= 0 {
-		o.MaxFrame = wire.DefaultMaxFrame
+		o.MaxFrame = DefaultMaxFrame
 	}
 	if o.MaxOwners <= 0 {
-		o.MaxOwners = 64
+		o.MaxOwners = DefaultMaxOwners
 	}
 	if o.MaxSubscriptions <= 0 {
-		o.MaxSubscriptions = 64
+		o.MaxSubscriptions = DefaultMaxSubscriptions
 	}
 	if o.MaxKeysPerOwner <= 0 {
-		o.MaxKeysPerOwner = 100_000
+		o.MaxKeysPerOwner = DefaultMaxKeysPerOwner
 	}
 	if o.MaxInFlight <= 0 {
-		o.MaxInFlight = 1024
+		o.MaxInFlight = DefaultMaxInFlight
 	}
 	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = 30 * time.Second
+		o.WriteTimeout = DefaultWriteTimeout
 	}
 	if o.Name == "" {
-		o.Name = "sysregd"
+		o.Name = DefaultServerName
 	}
 	return o
 }
@@ -465,7 +477,7 @@ func (c *conn) mutate(id uint64, m wire.Mutate) reply {
 		case wire.OpPut:
 			vals, err := codec.DecodeValues(op.Values)
 			if err != nil {
-				return errReply(id, fmt.Errorf("op %d: %w: %v", i, core.ErrInvalidValue, err))
+				return errReply(id, opError(i, len(m.Ops), fmt.Errorf("%w: %v", core.ErrInvalidValue, err)))
 			}
 			ops[i] = core.Put(sc, vals)
 		case wire.OpDel:

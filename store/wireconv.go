@@ -36,6 +36,16 @@ var codeErrs = []struct {
 	{wire.CodeClosed, core.ErrClosed},
 }
 
+// opError names op i of a transaction of n ops in err, as core does: only
+// when there are several, so that one op fails alike embedded and over the
+// socket (R32).
+func opError(i, n int, err error) error {
+	if n == 1 {
+		return err
+	}
+	return fmt.Errorf("op %d: %w", i, err)
+}
+
 func wireScope(s core.Scope) wire.Scope {
 	return wire.Scope{Bucket: uint8(s.Bucket), Type: s.Type, Subtype: s.Subtype}
 }
