@@ -384,12 +384,10 @@ func runFlapSysreg(ctx context.Context, cfg FlapConfig) (FlapRun, error) {
 	}
 	startSeq := tgt.snapshot().Seq()
 
-	cpu0 := cpuTime()
-	heap0 := heapAfterGC()
-	subStart := time.Now()
+	m := startFlapMeter(cfg)
 	subs := make([]store.Subscription, cfg.Subscribers)
 	for i := range subs {
-		stagger(subStart, i, len(subs), cfg.Interval)
+		stagger(m.subStart, i, len(subs), cfg.Interval)
 		if subs[i], err = tgt.subscribe(ctx, core.SubscribeOptions{MinInterval: cfg.Interval}); err != nil {
 			return FlapRun{}, err
 		}
@@ -397,23 +395,17 @@ func runFlapSysreg(ctx context.Context, cfg FlapConfig) (FlapRun, error) {
 	var finalSeq atomic.Uint64
 	finalKnown := make(chan struct{})
 	got := make([]flapSub, cfg.Subscribers)
-	dcount := make([]counter, cfg.Subscribers)
 	var wg sync.WaitGroup
 	defer func() { // on errors: closing the store closes C, the consumers return
 		tgt.close()
 		wg.Wait()
 	}()
 	for i, s := range subs {
-		wg.Go(func() { consumeSnapshots(s, &got[i], &dcount[i], &finalSeq, finalKnown, cfg.Work) })
+		wg.Go(func() { consumeSnapshots(s, &got[i], &m.dcount[i], &finalSeq, finalKnown, cfg.Work) })
 	}
 
-	pcount := make([]counter, cfg.Producers)
-	start := time.Now()
-	smp := startSampler(cfg.SampleEvery, start, func() (uint64, float64) {
-		return sum(pcount), float64(sum(dcount)) / float64(len(dcount))
-	})
-	defer smp.stop()
-	total, took, last, err := w.runProducers(ctx, pcount, func(p, k int, v bool) error {
+	defer m.stop()
+	err = m.produce(ctx, w, func(p, k int, v bool) error {
 		b := 0
 		if v {
 			b = 1
@@ -423,6 +415,7 @@ func runFlapSysreg(ctx context.Context, cfg FlapConfig) (FlapRun, error) {
 	if err != nil {
 		return FlapRun{}, err
 	}
+	total := m.total
 	final := tgt.snapshot()
 	finalSeq.Store(final.Seq())
 	close(finalKnown)
@@ -433,11 +426,9 @@ func runFlapSysreg(ctx context.Context, cfg FlapConfig) (FlapRun, error) {
 	if err := waitGroup(ctx, &wg, cfg.Timeout); err != nil {
 		return FlapRun{}, fmt.Errorf("%w after %v: %d of %d subscribers hold seq %d", err, cfg.Timeout, countConverged(got), len(got), final.Seq())
 	}
-	peak := smp.stop()
-	heap1 := heapAfterGC()
-	cpu := cpuTime() - cpu0
+	run := m.finish()
 	for i := range got {
-		if err := w.checkSnapshot(got[i].snap, pcount); err != nil {
+		if err := w.checkSnapshot(got[i].snap, m.pcount); err != nil {
 			return FlapRun{}, fmt.Errorf("subscriber %d: %w", i, err)
 		}
 	}
@@ -445,15 +436,6 @@ func runFlapSysreg(ctx context.Context, cfg FlapConfig) (FlapRun, error) {
 		s.Close()
 	}
 
-	run := FlapRun{
-		Updates:       total,
-		ProduceS:      took.Seconds(),
-		UpdatesPerSec: float64(total) / took.Seconds(),
-		PeakHeapBytes: peak,
-		HeapPerSub:    perSub(heap1, heap0, cfg.Subscribers),
-		CPUSeconds:    cpu.Seconds(),
-		Series:        smp.series,
-	}
 	dels := make([]uint64, len(got))
 	ats := make([]time.Time, len(got))
 	for i, g := range got {
@@ -462,7 +444,7 @@ func runFlapSysreg(ctx context.Context, cfg FlapConfig) (FlapRun, error) {
 			run.Coalesced += folded - g.deliveries
 		}
 	}
-	run.summarise(dels, ats, last, subStart, cfg.Interval)
+	m.summarise(&run, dels, ats)
 	if total > 0 {
 		run.CoalescedFraction = float64(run.Coalesced) / (float64(total) * float64(cfg.Subscribers))
 	}
@@ -602,9 +584,7 @@ func runFlapNaive(ctx context.Context, cfg FlapConfig) (FlapRun, error) {
 	}
 	h := &naiveHub{state: map[string]any{}}
 
-	cpu0 := cpuTime()
-	heap0 := heapAfterGC()
-	subStart := time.Now()
+	m := startFlapMeter(cfg)
 	h.subs = make([]chan naiveEvent, cfg.Subscribers)
 	for i := range h.subs {
 		h.subs[i] = make(chan naiveEvent, cfg.Buffer)
@@ -613,15 +593,14 @@ func runFlapNaive(ctx context.Context, cfg FlapConfig) (FlapRun, error) {
 	var abort atomic.Bool  // timeout: stop working, just drain
 	states := make([]map[string]any, cfg.Subscribers)
 	ats := make([]time.Time, cfg.Subscribers)
-	dcount := make([]counter, cfg.Subscribers)
 	var wg sync.WaitGroup
 	for i, ch := range h.subs {
 		wg.Go(func() {
-			m := map[string]any{}
-			n := &dcount[i].n
+			state := map[string]any{}
+			n := &m.dcount[i].n
 			var got uint64
 			for ev := range ch {
-				m[ev.key] = ev.value
+				state[ev.key] = ev.value
 				got++
 				n.Store(got)
 				if cfg.Work > 0 && !abort.Load() {
@@ -634,20 +613,16 @@ func runFlapNaive(ctx context.Context, cfg FlapConfig) (FlapRun, error) {
 			if ats[i].IsZero() { // it had everything before the total was known
 				ats[i] = time.Now()
 			}
-			states[i] = m
+			states[i] = state
 		})
 	}
 
-	pcount := make([]counter, cfg.Producers)
-	start := time.Now()
-	smp := startSampler(cfg.SampleEvery, start, func() (uint64, float64) {
-		return sum(pcount), float64(sum(dcount)) / float64(len(dcount))
-	})
-	defer smp.stop()
-	total, took, last, err := w.runProducers(ctx, pcount, func(p, k int, v bool) error {
+	defer m.stop()
+	err := m.produce(ctx, w, func(p, k int, v bool) error {
 		h.update(names[p][k], v)
 		return nil
 	})
+	total := m.total
 	want.Store(total)
 	for _, ch := range h.subs { // no producer is left
 		close(ch)
@@ -662,43 +637,98 @@ func runFlapNaive(ctx context.Context, cfg FlapConfig) (FlapRun, error) {
 		wg.Wait()
 		return FlapRun{}, fmt.Errorf("%w after %v", err, cfg.Timeout)
 	}
-	peak := smp.stop()
-	heap1 := heapAfterGC()
-	cpu := cpuTime() - cpu0
 	// The channels (and their buffers) count as the consumers' memory
-	// until here.
+	// until the heap is measured.
+	run := m.finish()
 	for i := range h.subs {
 		h.subs[i] = nil
 	}
-
-	run := FlapRun{
-		Updates:       total,
-		ProduceS:      took.Seconds(),
-		UpdatesPerSec: float64(total) / took.Seconds(),
-		PeakHeapBytes: peak,
-		HeapPerSub:    perSub(heap1, heap0, cfg.Subscribers),
-		CPUSeconds:    cpu.Seconds(),
-		Series:        smp.series,
-	}
 	dels := make([]uint64, cfg.Subscribers)
 	for i := range dels {
-		dels[i] = dcount[i].n.Load()
-		if err := w.checkMap(states[i], names, pcount); err != nil {
+		dels[i] = m.dcount[i].n.Load()
+		if err := w.checkMap(states[i], names, m.pcount); err != nil {
 			return FlapRun{}, fmt.Errorf("consumer %d: %w", i, err)
 		}
 		if dels[i] != total {
 			return FlapRun{}, fmt.Errorf("%w: consumer %d applied %d of %d events", ErrWrongState, i, dels[i], total)
 		}
 	}
-	run.summarise(dels, ats, last, subStart, cfg.Interval)
+	m.summarise(&run, dels, ats)
 	return run, nil
 }
 
+// flapMeter is the measuring both sides of a flap run share: process CPU
+// and live heap from before the subscribers exist, the sampler while the
+// producers write, and the figures of the run.
+type flapMeter struct {
+	cfg      FlapConfig
+	cpu0     time.Duration
+	heap0    uint64
+	subStart time.Time
+	pcount   []counter // updates per producer
+	dcount   []counter // deliveries (events) per subscriber
+	smp      *sampler
+
+	// Set by produce.
+	total uint64
+	took  time.Duration
+	last  time.Time // the return of the last update
+}
+
+// startFlapMeter starts measuring; call it just before the subscribers
+// are created.
+func startFlapMeter(cfg FlapConfig) *flapMeter {
+	return &flapMeter{
+		cfg:      cfg,
+		cpu0:     cpuTime(),
+		heap0:    heapAfterGC(),
+		subStart: time.Now(),
+		pcount:   make([]counter, cfg.Producers),
+		dcount:   make([]counter, cfg.Subscribers),
+	}
+}
+
+// produce runs the producers with update, sampling updates and deliveries
+// as they go.
+func (m *flapMeter) produce(ctx context.Context, w *flapWorkload, update func(p, key int, v bool) error) error {
+	m.smp = startSampler(m.cfg.SampleEvery, time.Now(), func() (uint64, float64) {
+		return sum(m.pcount), float64(sum(m.dcount)) / float64(len(m.dcount))
+	})
+	var err error
+	m.total, m.took, m.last, err = w.runProducers(ctx, m.pcount, update)
+	return err
+}
+
+// stop stops the sampler (idempotent; for deferring on error paths).
+func (m *flapMeter) stop() {
+	if m.smp != nil {
+		m.smp.stop()
+	}
+}
+
+// finish stops measuring once every subscriber converged and returns the
+// run's producer, heap and CPU figures.
+func (m *flapMeter) finish() FlapRun {
+	peak := m.smp.stop()
+	heap1 := heapAfterGC()
+	cpu := cpuTime() - m.cpu0
+	return FlapRun{
+		Updates:       m.total,
+		ProduceS:      m.took.Seconds(),
+		UpdatesPerSec: float64(m.total) / m.took.Seconds(),
+		PeakHeapBytes: peak,
+		HeapPerSub:    perSub(heap1, m.heap0, m.cfg.Subscribers),
+		CPUSeconds:    cpu.Seconds(),
+		Series:        m.smp.series,
+	}
+}
+
 // summarise fills the per-subscriber figures of a run, for sysreg and the
-// baseline alike: deliveries, the time from the last change (last) to each
+// baseline alike: deliveries, the time from the last change to each
 // subscriber holding it (ats), and the windows of interval since the
 // subscriptions started.
-func (run *FlapRun) summarise(dels []uint64, ats []time.Time, last, subStart time.Time, interval time.Duration) {
+func (m *flapMeter) summarise(run *FlapRun, dels []uint64, ats []time.Time) {
+	last, subStart, interval := m.last, m.subStart, m.cfg.Interval
 	conv := make([]time.Duration, len(ats))
 	var end time.Time
 	for i, at := range ats {
