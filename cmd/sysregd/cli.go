@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,20 +24,45 @@ import (
 func getCmd() *cobra.Command {
 	var cf clientFlags
 	var out *outputFormat
-	cmd := command("get [flags] [SCOPE]",
-		"print the global view, or the values of one scope, as JSON",
-		`Prints the global view {"state": {…}, "config": {…}} as JSON (R3), or with
-SCOPE (bucket/type/subtype) the values object of that scope ({} if it is empty).`,
+	cmd := command("get [flags] [SCOPE [KEY] | PATTERN]",
+		"print the global view, a scope, a pattern's scopes, or one value",
+		`Prints the global view {"state": {…}, "config": {…}} as JSON (R3).
+
+  get SCOPE        the values object of that scope (bucket/type/subtype),
+                   {} if it is empty
+  get SCOPE KEY    one value, raw for shell scripts: a string without
+                   quotes, bytes as they are, anything else as JSON; exits 1
+                   (printing nothing) when the key is absent. With -o, JSON.
+  get PATTERN      the global view restricted to the scopes PATTERN matches,
+                   in the same shape: 'config/wifi' (every subtype),
+                   'config/*/wlan0', 'state' ('*' or a missing part matches
+                   any); {} when none matches
+
+JSON output: keys sorted; a float always has a '.' or an exponent (1.0), an
+integer never (1); bytes are base64, NaN and ±Inf the strings "NaN", "+Inf",
+"-Inf".`,
 		func(cmd *cobra.Command, args []string) error {
-			if len(args) > 1 {
-				return usagef("get takes at most one SCOPE, got %q", args)
+			if len(args) > 2 {
+				return usagef("get takes at most a SCOPE and a KEY, got %q", args)
 			}
 			var scope core.Scope
-			if len(args) == 1 {
-				var err error
+			var pat core.Pattern
+			pattern := len(args) > 0 && isPattern(args[0])
+			var err error
+			switch {
+			case pattern && len(args) == 2:
+				return usagef("get: a KEY needs one SCOPE (bucket/type/subtype), not the pattern %q", args[0])
+			case pattern:
+				if pat, err = core.ParsePattern(args[0]); err != nil {
+					return usagef("get: %v", err)
+				}
+			case len(args) > 0:
 				if scope, err = core.ParseScope(args[0]); err != nil {
 					return usagef("get: %v", err)
 				}
+			}
+			if len(args) == 2 && args[1] == "" {
+				return usagef("get: empty KEY")
 			}
 			c, ctx, cancel, err := cf.dial(cmd.Context())
 			if err != nil {
@@ -47,14 +74,58 @@ SCOPE (bucket/type/subtype) the values object of that scope ({} if it is empty).
 			if err != nil {
 				return err
 			}
-			if len(args) == 0 {
-				return out.write(cmd.OutOrStdout(), snapshotJSON(snap))
+			stdout := cmd.OutOrStdout()
+			switch {
+			case len(args) == 0:
+				return out.write(stdout, snapshotJSON(snap))
+			case pattern:
+				return out.write(stdout, valueJSON(patternView(snap, pat)))
+			case len(args) == 2:
+				v, ok := snap.Get(scope, args[1])
+				if !ok {
+					return errSilent
+				}
+				if cmd.Flags().Changed("output") {
+					return out.write(stdout, valueJSON(v))
+				}
+				return writeRaw(stdout, v)
 			}
 			vals := snap.Values(scope)
 			if vals == nil {
 				vals = core.Values{}
 			}
-			return out.write(cmd.OutOrStdout(), valueJSON(map[string]any(vals)))
+			return out.write(stdout, valueJSON(map[string]any(vals)))
+		})
+	cf = addClientFlags(cmd, true)
+	out = outputFlag(cmd)
+	return cmd
+}
+
+func ownersCmd() *cobra.Command {
+	var cf clientFlags
+	var out *outputFormat
+	cmd := command("owners [flags]",
+		"list the owner names that hold keys, with their key counts",
+		`Prints a JSON array with one object per owner name that holds keys, sorted by
+name: {"name": N, "state_keys": S, "config_keys": C, "scopes": K}. Config
+restored after a restart belongs to its owner's name (R27); an evicted name
+is gone (R14). Act as a name with 'set/delete --owner NAME', remove all it
+holds with 'evict NAME'.`,
+		func(cmd *cobra.Command, args []string) error {
+			if err := noArgs(cmd, args); err != nil {
+				return err
+			}
+			c, ctx, cancel, err := cf.dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			defer c.Close()
+			snap, err := c.Snapshot(ctx)
+			if err != nil {
+				return err
+			}
+			return out.writeValue(cmd.OutOrStdout(), owners(snap))
 		})
 	cf = addClientFlags(cmd, true)
 	out = outputFlag(cmd)
@@ -185,6 +256,22 @@ func setValues(args []string, stdin io.Reader, asBytes bool) (core.Values, error
 	return vals, nil
 }
 
+// keyCount is "1 key", "0 keys", "2 keys".
+func keyCount(n int) string {
+	if n == 1 {
+		return "1 key"
+	}
+	return fmt.Sprintf("%d keys", n)
+}
+
+// keyList is ": a b c" for keys, "" for none.
+func keyList(keys []string) string {
+	if len(keys) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(keys, " ")
+}
+
 // reservedHint adds to a *core.ReservedKeysError which owner to act as.
 func reservedHint(err error) error {
 	var rk *core.ReservedKeysError
@@ -200,7 +287,8 @@ func deleteCmd() *cobra.Command {
 	cmd := command("delete [flags] SCOPE [key…]",
 		"delete keys of a scope",
 		`Deletes the named keys of SCOPE, or with no keys every key the owner holds in
-SCOPE (R12). Only a key's owner may delete it (R10, R11): pass --owner with
+SCOPE (R12), and prints what it deleted ("deleted 2 keys from SCOPE: a b",
+"deleted 0 keys from SCOPE"). Only a key's owner may delete it (R10, R11): pass --owner with
 its name; this also works for config restored after a restart (R27). The
 owner must not have a live session elsewhere. The command attaches the
 owner with KeepConfig, so the owner's other config keys survive the end of
@@ -232,6 +320,20 @@ the command's session (its state keys, if any, would not: R13). Use
 			if err != nil {
 				return fmt.Errorf("delete: attach owner: %w", err)
 			}
+			// What goes: the named keys that are there, or every key the
+			// owner holds in the scope (R12), as the view shows them
+			// just before; a delete is all or nothing.
+			before, err := c.Snapshot(ctx)
+			if err != nil {
+				return err
+			}
+			var gone []string
+			for k := range before.Values(scope) {
+				own, _ := before.Owner(scope, k)
+				if len(keys) == 0 && own == o.Name() || slices.Contains(keys, k) {
+					gone = append(gone, k)
+				}
+			}
 			if err := o.Delete(ctx, scope, keys...); err != nil {
 				o.Close()
 				return fmt.Errorf("delete %s: %w", scope, reservedHint(err))
@@ -239,7 +341,9 @@ the command's session (its state keys, if any, would not: R13). Use
 			if err := o.Close(); err != nil {
 				return fmt.Errorf("delete: end owner session: %w", err)
 			}
-			return nil
+			slices.Sort(gone)
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "deleted %s from %s%s\n", keyCount(len(gone)), scope, keyList(gone))
+			return err
 		})
 	cf = addClientFlags(cmd, true)
 	ownerName = cmd.Flags().String("owner", "", "owner name to act as: the owner of the keys (default: an anonymous owner, which owns nothing)")
@@ -251,7 +355,9 @@ func evictCmd() *cobra.Command {
 	cmd := command("evict [flags] NAME",
 		"delete everything an owner name holds",
 		`Deletes everything the owner NAME holds, config included (R14): for keys left
-by an owner that never comes back. Fails while NAME has a live session.`,
+by an owner that never comes back. Fails while NAME has a live session.
+Prints what it deleted: "evicted NAME: 3 keys" and one line per scope with
+its keys ("evicted NAME: 0 keys" when the name held nothing).`,
 		func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usagef("evict needs exactly one NAME")
@@ -262,8 +368,18 @@ by an owner that never comes back. Fails while NAME has a live session.`,
 			}
 			defer cancel()
 			defer c.Close()
+			before, err := c.Snapshot(ctx)
+			if err != nil {
+				return err
+			}
+			held, n := heldBy(before, args[0])
 			if err := c.Evict(ctx, args[0]); err != nil {
 				return fmt.Errorf("evict %q: %w", args[0], err)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "evicted %s: %s\n", args[0], keyCount(n))
+			for _, sc := range slices.Sorted(maps.Keys(held)) {
+				fmt.Fprintf(w, "  %s%s\n", sc, keyList(held[sc]))
 			}
 			return nil
 		})
@@ -276,12 +392,17 @@ func watchCmd() *cobra.Command {
 	var out *outputFormat
 	var minInterval, hysteresis *time.Duration
 	var match *string
+	var whole, diff *bool
 	cmd := command("watch [flags]",
 		"print one JSON line per delivery",
 		`Subscribes and prints one line per delivery, {"seq": N, "view": {…}}: the
 current view at once, then the latest view after changes, rate limited by
-the daemon (R16–R21). Runs until interrupted (exit 0) or until the daemon
-goes away (exit 1).`,
+the daemon (R16–R21). With --match only changes in matching scopes wake it,
+and it prints only those scopes (--whole: the whole view). With --diff each
+line is {"seq": N, "changes": [{"scope", "key", "op": "add"|"change"|"delete",
+"value", "old", "owner"}, …]}: the changes since the previous delivery (the
+first: everything there is). Runs until interrupted (exit 0) or until the
+daemon goes away (exit 1).`,
 		func(cmd *cobra.Command, args []string) error {
 			if err := noArgs(cmd, args); err != nil {
 				return err
@@ -308,6 +429,7 @@ goes away (exit 1).`,
 				return fmt.Errorf("watch: %w", err)
 			}
 			defer sub.Close()
+			var last core.Snapshot // the previous delivery, for --diff
 			bw := bufio.NewWriter(cmd.OutOrStdout())
 			for {
 				select {
@@ -320,7 +442,15 @@ goes away (exit 1).`,
 						}
 						return fmt.Errorf("watch: %w: the daemon ended the subscription", store.ErrConnLost)
 					}
-					doc := fmt.Appendf(nil, `{"seq":%d,"view":%s}`, snap.Seq(), snapshotJSON(snap))
+					var doc []byte
+					switch {
+					case *diff:
+						doc, last = diffJSON(last, snap, pat, *whole), snap
+					case *whole:
+						doc = fmt.Appendf(nil, `{"seq":%d,"view":%s}`, snap.Seq(), snapshotJSON(snap))
+					default:
+						doc = fmt.Appendf(nil, `{"seq":%d,"view":%s}`, snap.Seq(), valueJSON(patternView(snap, pat)))
+					}
 					if err := out.write(bw, doc); err != nil {
 						return fmt.Errorf("watch: %w", err)
 					}
@@ -335,7 +465,9 @@ goes away (exit 1).`,
 	fs := cmd.Flags()
 	minInterval = durationFlag(fs, "min-interval", 0, "at least this long between deliveries (R17)")
 	hysteresis = durationFlag(fs, "hysteresis", 0, "wait this long after a change before delivering (R20)")
-	match = fs.String("match", "", "wake only for changes in bucket/type/subtype; '*' or a missing part matches any (R21)")
+	match = fs.String("match", "", "wake only for changes in bucket/type/subtype, and print only those scopes; '*' or a missing part matches any (R21)")
+	whole = fs.Bool("whole", false, "with --match: print the whole view (or every change), not only the matching scopes")
+	diff = fs.Bool("diff", false, "print the changes since the previous delivery instead of the view")
 	return cmd
 }
 

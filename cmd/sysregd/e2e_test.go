@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -818,8 +819,9 @@ func TestCLI(t *testing.T) {
 	})
 	t.Run("usage-errors", func(t *testing.T) {
 		fails(t, 2, sock, "get", "bogus/a/b")
-		fails(t, 2, sock, "get", "config/a")
-		fails(t, 2, sock, "get", "config/a/b", "extra")
+		fails(t, 2, sock, "get", "bogus/a")
+		fails(t, 2, sock, "get", "config/a/b", "key", "extra")
+		fails(t, 2, sock, "get", "config/*/b", "key") // a KEY needs one scope
 		fails(t, 2, sock, "set", "config/a/b")
 		fails(t, 2, sock, "set", "config/a/b", "novalue")
 		fails(t, 2, sock, "set", "config/a/b", "=1")
@@ -878,8 +880,8 @@ func TestWatch(t *testing.T) {
 		return dl
 	}
 	first := next()
-	if path(first.View, "config", "pre", "x", "a") != 1.0 {
-		t.Fatalf("first delivery is not the current view: %+v", first)
+	if fmt.Sprint(first.View) != "map[]" {
+		t.Fatalf("first delivery: %+v, want the (empty) matching part of the view", first)
 	}
 	ok(t, d.socket, "set", "--owner", "other", "--keep-config", "config/other/x", "a=1")
 	ok(t, d.socket, "set", "--owner", "w", "--keep-config", "config/watch/x", "n=1")
@@ -887,9 +889,10 @@ func TestWatch(t *testing.T) {
 	if second.Seq <= first.Seq || path(second.View, "config", "watch", "x", "n") != 1.0 {
 		t.Fatalf("second delivery %+v after %+v", second, first)
 	}
-	// config/other did not wake the watcher, but the view is whole (R21).
-	if path(second.View, "config", "other", "x", "a") != 1.0 {
-		t.Fatalf("the non-matching change is missing from the view: %+v", second)
+	// config/other did not wake the watcher (R21), and --match prints
+	// only the matching scopes (R52).
+	if path(second.View, "config", "other") != nil || path(second.View, "config", "pre") != nil {
+		t.Fatalf("non-matching scopes printed: %+v", second)
 	}
 	ok(t, d.socket, "set", "--owner", "w", "--keep-config", "config/watch/x", "n=2")
 	third := next()
@@ -905,6 +908,55 @@ func TestWatch(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("watch did not exit after SIGINT")
 	}
+
+	// watchOut starts a watch and returns its output lines.
+	watchOut := func(t *testing.T, args ...string) <-chan string {
+		w := exec.Command(bin, append([]string{"watch"}, args...)...)
+		w.Env = env(t, d.socket)
+		out, err := w.StdoutPipe()
+		must(t, err)
+		must(t, w.Start())
+		t.Cleanup(func() { w.Process.Kill(); w.Wait() })
+		return lines(out)
+	}
+	t.Run("whole", func(t *testing.T) {
+		ch := watchOut(t, "--match", "config/watch", "--whole")
+		var dl delivery
+		must(t, json.Unmarshal([]byte(nextLine(t, ch)), &dl))
+		if path(dl.View, "config", "other", "x", "a") != 1.0 || path(dl.View, "config", "watch", "x", "n") != 2.0 {
+			t.Fatalf("--whole: %+v", dl)
+		}
+	})
+	t.Run("diff", func(t *testing.T) {
+		ch := watchOut(t, "--match", "config/watch", "--diff")
+		type change struct {
+			Scope, Key, Op, Owner string
+			Value, Old            any
+		}
+		type diffLine struct {
+			Seq     uint64
+			Changes []change
+		}
+		var dl diffLine
+		must(t, json.Unmarshal([]byte(nextLine(t, ch)), &dl))
+		if len(dl.Changes) != 1 || dl.Changes[0] != (change{Scope: "config/watch/x", Key: "n", Op: "add", Owner: "w", Value: 2.0}) {
+			t.Fatalf("first --diff line: %+v", dl)
+		}
+		ok(t, d.socket, "set", "--owner", "w", "--keep-config", "config/watch/x", "n=3", "m=1.0")
+		dl = diffLine{}
+		must(t, json.Unmarshal([]byte(nextLine(t, ch)), &dl))
+		want := []change{{Scope: "config/watch/x", Key: "m", Op: "add", Owner: "w", Value: 1.0},
+			{Scope: "config/watch/x", Key: "n", Op: "change", Owner: "w", Value: 3.0, Old: 2.0}}
+		if fmt.Sprint(dl.Changes) != fmt.Sprint(want) {
+			t.Fatalf("second --diff line: %+v, want %+v", dl.Changes, want)
+		}
+		ok(t, d.socket, "delete", "--owner", "w", "config/watch/x", "m")
+		dl = diffLine{}
+		must(t, json.Unmarshal([]byte(nextLine(t, ch)), &dl))
+		if len(dl.Changes) != 1 || dl.Changes[0] != (change{Scope: "config/watch/x", Key: "m", Op: "delete", Owner: "w", Old: 1.0}) {
+			t.Fatalf("third --diff line: %+v", dl)
+		}
+	})
 
 	t.Run("daemon-goes-away", func(t *testing.T) {
 		p := start(t, d.socket, "watch", "--min-interval", "10ms", "--hysteresis", "1ms")
@@ -1546,5 +1598,133 @@ func TestSetFromStdin(t *testing.T) {
 	cmd.Stdin = strings.NewReader(big + strings.Repeat("w", 1<<10))
 	if out, err := cmd.CombinedOutput(); cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "too large") {
 		t.Fatalf("over the limit: %v\n%.300s", err, out)
+	}
+}
+
+// TestGetPatterns: get PATTERN prints the global view's shape restricted to
+// the matching scopes, get SCOPE the values, get SCOPE KEY one raw value
+// with exit 1 when absent (R52).
+func TestGetPatterns(t *testing.T) {
+	d := startDaemon(t, t.TempDir(), "--no-sync")
+	for _, sc := range []string{"config/wifi/wlan0", "config/wifi/wlan1", "config/net/wlan0", "config/net/eth0", "config/wifi/a/b"} {
+		ok(t, d.socket, "set", "--owner", "o", "--keep-config", sc, "k="+sc)
+	}
+	for _, tc := range []struct {
+		arg  string
+		want string // the scopes printed
+	}{
+		{"config/wifi", "config/wifi/a/b config/wifi/wlan0 config/wifi/wlan1"},
+		{"config/wifi/*", "config/wifi/a/b config/wifi/wlan0 config/wifi/wlan1"},
+		{"config/*/wlan0", "config/net/wlan0 config/wifi/wlan0"},
+		{"*/*/wlan0", "config/net/wlan0 config/wifi/wlan0"},
+		{"config", "config/net/eth0 config/net/wlan0 config/wifi/a/b config/wifi/wlan0 config/wifi/wlan1"},
+		{"state", ""},
+		{"config/none", ""},
+		{"config/wifi/a/*", ""}, // a subtype is matched whole: "a/*" is no glob
+	} {
+		t.Run(strings.ReplaceAll(tc.arg, "/", "_"), func(t *testing.T) {
+			view := jsonOf(t, ok(t, d.socket, "get", tc.arg).stdout)
+			var got []string
+			for b, types := range view {
+				for typ, subs := range types.(map[string]any) {
+					for sub, vals := range subs.(map[string]any) {
+						sc := b + "/" + typ + "/" + sub
+						if path(vals, "k") != sc {
+							t.Errorf("%s: values %v", sc, vals)
+						}
+						got = append(got, sc)
+					}
+				}
+			}
+			slices.Sort(got)
+			if strings.Join(got, " ") != tc.want {
+				t.Errorf("get %s: %q, want %q", tc.arg, got, tc.want)
+			}
+		})
+	}
+	if r := ok(t, d.socket, "get", "config/wifi/wlan0"); strings.TrimSpace(r.stdout) != `{"k":"config/wifi/wlan0"}` {
+		t.Errorf("get SCOPE: %s", r)
+	}
+	ok(t, d.socket, "set", "--owner", "o", "--keep-config", "config/wifi/wlan0", "n=1.0", `j={"a":[1]}`)
+	for _, tc := range []struct{ key, raw, json string }{
+		{"k", "config/wifi/wlan0\n", "\"config/wifi/wlan0\"\n"},
+		{"n", "1.0\n", "1.0\n"},
+		{"j", "{\"a\":[1]}\n", "{\n  \"a\": [\n    1\n  ]\n}\n"},
+	} {
+		if r := ok(t, d.socket, "get", "config/wifi/wlan0", tc.key); r.stdout != tc.raw {
+			t.Errorf("get SCOPE %s: %q, want %q", tc.key, r.stdout, tc.raw)
+		}
+		out := "json"
+		if tc.key == "j" {
+			out = "pretty"
+		}
+		if r := ok(t, d.socket, "get", "-o", out, "config/wifi/wlan0", tc.key); r.stdout != tc.json {
+			t.Errorf("get -o %s SCOPE %s: %q, want %q", out, tc.key, r.stdout, tc.json)
+		}
+	}
+	if r := cli(t, d.socket, "get", "config/wifi/wlan0", "absent"); r.code != 1 || r.stdout != "" || r.stderr != "" {
+		t.Errorf("absent key: %s", r)
+	}
+}
+
+// TestOwners: owners lists every name holding keys, with counts; restored
+// config keeps its owner names across a restart, and an evicted name is
+// gone; delete and evict say what they removed (R14, R27, R52).
+func TestOwners(t *testing.T) {
+	dir := t.TempDir()
+	d := startDaemon(t, dir, "--no-sync")
+	ok(t, d.socket, "set", "--owner", "netd", "--keep-config", "config/net/eth0", "a=1", "b=2")
+	ok(t, d.socket, "set", "--owner", "netd", "--keep-config", "config/net/eth1", "a=1")
+	ok(t, d.socket, "set", "--owner", "wifid", "--keep-config", "config/wifi/wlan0", "ssid=x")
+	c := d.dial(t)
+	o, err := c.Owner(t.Context(), "live", core.OwnerOptions{})
+	must(t, err)
+	must(t, o.Update(t.Context(), core.StateScope("live", "x"), core.Values{"up": true}))
+	type owner struct {
+		Name       string
+		StateKeys  int `json:"state_keys"`
+		ConfigKeys int `json:"config_keys"`
+		Scopes     int
+	}
+	list := func() []owner {
+		t.Helper()
+		var got []owner
+		r := ok(t, d.socket, "owners", "-o", "pretty")
+		if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || !strings.Contains(r.stdout, "\n  ") {
+			t.Fatalf("owners: %v\n%s", err, r)
+		}
+		return got
+	}
+	var raw []map[string]any
+	must(t, json.Unmarshal([]byte(ok(t, d.socket, "owners").stdout), &raw))
+	if len(raw) != 3 || raw[0]["state_keys"] == nil || raw[0]["config_keys"] == nil {
+		t.Fatalf("owners: %v", raw)
+	}
+	want := []owner{{"live", 1, 0, 1}, {"netd", 0, 3, 2}, {"wifid", 0, 1, 1}}
+	if got := list(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("owners %v, want %v", got, want)
+	}
+	must(t, c.Close())
+	d.stop()
+	d = startDaemonAt(t, dir, d.socket, "--no-sync")
+	want = []owner{{"netd", 0, 3, 2}, {"wifid", 0, 1, 1}}
+	if got := list(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("owners after restart %v, want %v", got, want)
+	}
+	if r := ok(t, d.socket, "evict", "wifid"); r.stdout != "evicted wifid: 1 key\n  config/wifi/wlan0: ssid\n" {
+		t.Errorf("evict: %q", r.stdout)
+	}
+	if r := ok(t, d.socket, "evict", "wifid"); r.stdout != "evicted wifid: 0 keys\n" {
+		t.Errorf("evict again: %q", r.stdout)
+	}
+	if r := ok(t, d.socket, "delete", "--owner", "netd", "config/net/eth0", "b", "zz"); r.stdout != "deleted 1 key from config/net/eth0: b\n" {
+		t.Errorf("delete: %q", r.stdout)
+	}
+	if r := ok(t, d.socket, "delete", "--owner", "netd", "config/net/eth0", "b"); r.stdout != "deleted 0 keys from config/net/eth0\n" {
+		t.Errorf("delete again: %q", r.stdout)
+	}
+	want = []owner{{"netd", 0, 2, 2}}
+	if got := list(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("owners after evict and delete %v, want %v", got, want)
 	}
 }

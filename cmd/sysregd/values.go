@@ -115,15 +115,16 @@ func readValue(name string, stdin io.Reader, asBytes bool) (any, error) {
 	return parseValue(string(data))
 }
 
-// valueJSON renders v (a copy the caller owns: floats are replaced in
-// place) as compact JSON with the float rule above.
+// valueJSON renders v as compact JSON with the float rule above. It does
+// not modify v.
 func valueJSON(v any) []byte { return core.ValueJSON(markFloats(v)) }
 
 // snapshotJSON renders a whole view (R3).
 func snapshotJSON(s core.Snapshot) []byte { return valueJSON(s.Map()) }
 
-// markFloats replaces each finite float64 in v by a json.Number that
-// reads as a float, so that core.ValueJSON writes 1.0 rather than 1.
+// markFloats returns v with each finite float64 replaced by a json.Number
+// that reads as a float, so that core.ValueJSON writes 1.0 rather than 1.
+// Maps and slices are copied, v is left alone (it may be a snapshot's).
 func markFloats(v any) any {
 	switch x := v.(type) {
 	case float64:
@@ -136,13 +137,17 @@ func markFloats(v any) any {
 		}
 		return json.Number(b)
 	case []any:
+		out := make([]any, len(x))
 		for i, e := range x {
-			x[i] = markFloats(e)
+			out[i] = markFloats(e)
 		}
+		return out
 	case map[string]any:
+		out := make(map[string]any, len(x))
 		for k, e := range x {
-			x[k] = markFloats(e)
+			out[k] = markFloats(e)
 		}
+		return out
 	}
 	return v
 }

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/sysreg/sysreg/core"
+)
+
+// What the reading commands compute from a snapshot: a view restricted to
+// a pattern, one raw value, the owners, and the changes between two views.
+
+// isPattern reports whether get's argument is a pattern rather than one
+// scope: it has a '*' or fewer than three parts ("config/wifi").
+func isPattern(arg string) bool {
+	if strings.Contains(arg, "*") {
+		return true
+	}
+	_, err := core.ParseScope(arg)
+	return err != nil
+}
+
+// patternView is the global view's shape (R3) restricted to the scopes p
+// matches: {"config": {"wifi": {"wlan0": {…}}}}; {} when none matches.
+func patternView(s core.Snapshot, p core.Pattern) map[string]any {
+	out := map[string]any{}
+	for _, sc := range s.Scopes(0) {
+		if !p.Matches(sc) {
+			continue
+		}
+		b := sc.Bucket.String()
+		types, _ := out[b].(map[string]any)
+		if types == nil {
+			types = map[string]any{}
+			out[b] = types
+		}
+		subs, _ := types[sc.Type].(map[string]any)
+		if subs == nil {
+			subs = map[string]any{}
+			types[sc.Type] = subs
+		}
+		subs[sc.Subtype] = map[string]any(s.Values(sc))
+	}
+	return out
+}
+
+// writeRaw writes one value for shell scripts (get SCOPE KEY): a string as
+// it is, bytes as they are (no newline: 'get … > file' round-trips with
+// 'set --bytes key=@file'), anything else as JSON; text ends with a
+// newline.
+func writeRaw(w io.Writer, v any) error {
+	var err error
+	switch x := v.(type) {
+	case string:
+		_, err = io.WriteString(w, x+"\n")
+	case []byte:
+		_, err = w.Write(x)
+	default:
+		_, err = w.Write(append(valueJSON(x), '\n'))
+	}
+	return err
+}
+
+// ownerInfo is one line of 'sysregd owners'. Fields the daemon cannot tell
+// yet (a live session, the uid binding, layers) are added as it learns to.
+type ownerInfo struct {
+	Name       string `json:"name"`
+	StateKeys  int    `json:"state_keys"`
+	ConfigKeys int    `json:"config_keys"`
+	Scopes     int    `json:"scopes"`
+}
+
+// owners lists every name that holds keys in s, sorted.
+func owners(s core.Snapshot) []ownerInfo {
+	idx := map[string]*ownerInfo{}
+	scopes := map[string]map[core.Scope]bool{}
+	s.Walk(0, func(sc core.Scope, _, owner string, _ any) error {
+		o := idx[owner]
+		if o == nil {
+			o = &ownerInfo{Name: owner}
+			idx[owner] = o
+			scopes[owner] = map[core.Scope]bool{}
+		}
+		if sc.Bucket == core.State {
+			o.StateKeys++
+		} else {
+			o.ConfigKeys++
+		}
+		scopes[owner][sc] = true
+		return nil
+	})
+	out := make([]ownerInfo, 0, len(idx))
+	for _, name := range s.Owners() {
+		if o := idx[name]; o != nil {
+			o.Scopes = len(scopes[name])
+			out = append(out, *o)
+		}
+	}
+	return out
+}
+
+// heldBy is what name holds in s: scope text → sorted keys, and the count.
+func heldBy(s core.Snapshot, name string) (map[string][]string, int) {
+	held, n := map[string][]string{}, 0
+	s.Walk(0, func(sc core.Scope, key, owner string, _ any) error {
+		if owner == name {
+			held[sc.String()] = append(held[sc.String()], key)
+			n++
+		}
+		return nil
+	})
+	return held, n
+}
+
+// changeOut is one change in 'watch --diff'.
+type changeOut struct {
+	Scope string `json:"scope"`
+	Key   string `json:"key"`
+	Op    string `json:"op"`              // "add", "change" or "delete"
+	Value any    `json:"value,omitempty"` // the new value (add, change)
+	Old   any    `json:"old,omitempty"`   // the old value (change, delete)
+	Owner string `json:"owner"`
+}
+
+// diffJSON renders the changes from old to new in the scopes p matches
+// (every scope with whole) as {"seq": N, "changes": […]}.
+func diffJSON(old, new core.Snapshot, p core.Pattern, whole bool) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, `{"seq":%d,"changes":[`, new.Seq())
+	n := 0
+	for _, c := range core.Diff(old, new) {
+		if !whole && !p.Matches(c.Scope) {
+			continue
+		}
+		co := changeOut{Scope: c.Scope.String(), Key: c.Key, Owner: c.NewOwner}
+		switch {
+		case !c.Existed:
+			co.Op, co.Value = "add", c.New
+		case !c.Exists:
+			co.Op, co.Old, co.Owner = "delete", c.Old, c.OldOwner
+		default:
+			co.Op, co.Value, co.Old = "change", c.New, c.Old
+		}
+		if n > 0 {
+			b.WriteByte(',')
+		}
+		n++
+		fmt.Fprintf(&b, `{"scope":%s,"key":%s,"op":"%s"`, valueJSON(co.Scope), valueJSON(co.Key), co.Op)
+		if co.Op != "delete" {
+			fmt.Fprintf(&b, `,"value":%s`, valueJSON(co.Value))
+		}
+		if co.Op != "add" {
+			fmt.Fprintf(&b, `,"old":%s`, valueJSON(co.Old))
+		}
+		fmt.Fprintf(&b, `,"owner":%s}`, valueJSON(co.Owner))
+	}
+	b.WriteString("]}")
+	return []byte(b.String())
+}
