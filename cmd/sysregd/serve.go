@@ -29,18 +29,19 @@ that must exist (R35); another daemon answering on it is refused, a stale
 socket file is removed. SIGINT or SIGTERM shut it down cleanly (in-flight
 calls finish, sessions end without owner deaths, exit 0). Logs go to stderr.`, nil)
 	fs := cmd.Flags()
-	// The limits' defaults repeat store.ServerOptions' documented defaults.
+	// The limits' defaults are store.ServerOptions' own.
 	dataDir := dataDirFlag(fs, "data directory (journal.db lives here); appliances: /var/lib/sysreg")
 	socket := fs.String("socket", "", "Unix socket path (default: sysregd.sock in the data dir; appliances: /run/sysreg.sock)")
 	group := fs.String("socket-group", "", "group allowed to use the socket (mode 0660); default: owner only (0600)")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
 	logJSON := fs.Bool("log-json", false, "log as JSON")
 	noSync := fs.Bool("no-sync", false, "UNSAFE: skip fsync (tests and benchmarks only)")
-	maxFrame := fs.Int("max-frame", 4<<20, "largest protocol frame in bytes")
-	maxOwners := fs.Int("max-owners", 64, "owner sessions per connection")
-	maxSubs := fs.Int("max-subscriptions", 64, "subscriptions per connection")
-	maxKeys := fs.Int("max-keys", 100000, "keys one remote owner may hold")
-	writeTimeout := durationFlag(fs, "write-timeout", 30*time.Second, "disconnect a client that does not read for this long")
+	maxFrame := fs.Int("max-frame", store.DefaultMaxFrame, "largest protocol frame in bytes")
+	maxOwners := fs.Int("max-owners", store.DefaultMaxOwners, "owner sessions per connection")
+	maxSubs := fs.Int("max-subscriptions", store.DefaultMaxSubscriptions, "subscriptions per connection")
+	maxKeys := fs.Int("max-keys", store.DefaultMaxKeysPerOwner, "keys one remote owner may hold")
+	maxInFlight := fs.Int("max-in-flight", store.DefaultMaxInFlight, "requests of one connection waiting for their reply")
+	writeTimeout := durationFlag(fs, "write-timeout", store.DefaultWriteTimeout, "disconnect a client that does not read for this long")
 	shutdownTimeout := durationFlag(fs, "shutdown-timeout", 10*time.Second, "how long shutdown waits for in-flight calls")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := noArgs(cmd, args); err != nil {
@@ -54,6 +55,7 @@ calls finish, sessions end without owner deaths, exit 0). Logs go to stderr.`, n
 				MaxOwners:        *maxOwners,
 				MaxSubscriptions: *maxSubs,
 				MaxKeysPerOwner:  *maxKeys,
+				MaxInFlight:      *maxInFlight,
 				WriteTimeout:     *writeTimeout,
 			},
 		})
