@@ -463,15 +463,38 @@ func TestDecodeAllocationBound(t *testing.T) {
 	}
 }
 
-// TestEncodeValueBigUint: a uint beyond int64 is normalised to uint64 (R2)
-// and comes back as one.
+// TestEncodeValueBigUint: a uint beyond int64 is normalised to uint64 and
+// comes back as one; a uint that fits int64 is an int64 like every other
+// integer (R2). On 32-bit targets the largest uint fits int64.
 func TestEncodeValueBigUint(t *testing.T) {
-	b, err := codec.EncodeValue(uint(math.MaxUint64))
-	if err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name string
+		in   any
+		want any
+	}{
+		{"uint=MaxUint32", uint(math.MaxUint32), int64(math.MaxUint32)},
+		{"uint=MaxUint", uint(math.MaxUint), bigUint(math.MaxUint)},
+		{"uintptr=MaxUint", uintptr(math.MaxUint), bigUint(math.MaxUint)},
+		{"uint64=MaxUint64", uint64(math.MaxUint64), uint64(math.MaxUint64)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := codec.EncodeValue(tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := codec.DecodeValue(b)
+			if err != nil || v != tc.want {
+				t.Fatalf("round trip of %T %v = %T %v, %v; want %T %v", tc.in, tc.in, v, v, err, tc.want, tc.want)
+			}
+		})
 	}
-	v, err := codec.DecodeValue(b)
-	if err != nil || v != uint64(math.MaxUint64) {
-		t.Fatalf("round trip of uint(MaxUint64) = %T %v, %v", v, v, err)
+}
+
+// bigUint is what a uint or uintptr u is normalised to: uint64 beyond
+// int64, int64 otherwise (R2).
+func bigUint(u uint64) any {
+	if u > math.MaxInt64 {
+		return u
 	}
+	return int64(u)
 }
