@@ -19,7 +19,8 @@ var (
 	// ErrKeyOrder: an Append key that is not greater than every key appended
 	// or checkpointed before, or a Checkpoint key below the last checkpoint.
 	ErrKeyOrder = errors.New("journal: key out of order")
-	// ErrTooLarge: a record larger than MaxRecordSize.
+	// ErrTooLarge: a record larger than MaxRecordSize or a checkpoint
+	// larger than MaxCheckpointSize; nothing is written.
 	ErrTooLarge = errors.New("journal: record too large")
 )
 

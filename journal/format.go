@@ -3,6 +3,7 @@ package journal
 import (
 	"encoding/binary"
 	"hash/crc32"
+	"math/bits"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -19,9 +20,22 @@ const formatName = "sysreg-journal"
 // 8 bytes of previous key and 4 bytes of CRC-32C.
 const recordHeaderSize = 12
 
-// MaxRecordSize is the largest data an Append accepts (bbolt's value limit
-// less the record header).
-const MaxRecordSize = bolt.MaxValueSize - recordHeaderSize
+// maxValueSize is the largest bbolt value the journal writes. Besides its
+// value limit (bolt.MaxValueSize), bbolt reads a value through an array of
+// at most MaxAllocSize bytes counted from the start of its page, and panics
+// past it: 256 MiB - 1 on 32-bit platforms, 2 GiB - 1 on 64-bit ones (its
+// internal/common). 64 KiB leave room for the page header, the elements
+// and the keys before the value.
+const maxValueSize = min(bolt.MaxValueSize, 1<<(28+3*(bits.UintSize/64))-1) - 64<<10
+
+// MaxRecordSize is the largest data an Append accepts: bbolt's limit on
+// one value less the record header. About 256 MiB on 32-bit platforms,
+// 2 GiB on 64-bit ones.
+const MaxRecordSize = maxValueSize - recordHeaderSize
+
+// MaxCheckpointSize is the largest data a Checkpoint accepts: bbolt's limit
+// on one value. About 256 MiB on 32-bit platforms, 2 GiB on 64-bit ones.
+const MaxCheckpointSize = maxValueSize
 
 var (
 	bucketMeta       = []byte("meta")

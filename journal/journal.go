@@ -541,8 +541,8 @@ func callDone(done func(error), err error) {
 // data is kept until Checkpoint returns. A failed commit puts the journal in
 // the failed state like a failed Append.
 func (j *Journal) Checkpoint(key uint64, data []byte) error {
-	if len(data) > bolt.MaxValueSize {
-		return fmt.Errorf("%w: checkpoint %d of %d bytes, limit %d", ErrTooLarge, key, len(data), bolt.MaxValueSize)
+	if len(data) > MaxCheckpointSize {
+		return fmt.Errorf("%w: checkpoint %d of %d bytes, limit %d", ErrTooLarge, key, len(data), MaxCheckpointSize)
 	}
 	res := make(chan error, 1)
 	j.mu.Lock()
