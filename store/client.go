@@ -218,7 +218,7 @@ func (c *Client) exchange(ctx context.Context, id uint64, ch chan wire.Frame, t 
 		c.unregister(id)
 		return wire.Frame{}, err
 	}
-	if max := int(c.maxFrame.Load()); len(frame) > max+4 {
+	if max := int(c.maxFrame.Load()); len(frame)-4 > max { // not max+4: it overflows a 32-bit int
 		c.unregister(id)
 		return wire.Frame{}, fmt.Errorf("%w: request of %d bytes, the daemon's frame limit is %d", core.ErrTooLarge, len(frame), max)
 	}
