@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/sysreg/sysreg/internal/testexec"
 	"github.com/sysreg/sysreg/journal"
 )
 
@@ -80,7 +80,10 @@ func TestCrash(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "j.db")
 	for round := range 3 {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$")
+		cmd, err := testexec.Reexec("-test.run=^TestCrashChild$")
+		if err != nil {
+			t.Fatal(err)
+		}
 		cmd.Env = append(os.Environ(), crashEnv+"="+path)
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {

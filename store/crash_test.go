@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/sysreg/sysreg/core"
+	"github.com/sysreg/sysreg/internal/testexec"
 	"github.com/sysreg/sysreg/store"
 )
 
@@ -331,8 +332,7 @@ func TestR24_CrashRecovery(t *testing.T) {
 	if os.Getenv(crashEnv) == "1" {
 		return
 	}
-	exe, err := os.Executable()
-	if err != nil {
+	if _, err := testexec.Reexec(); err != nil {
 		t.Skipf("cannot re-execute the test binary: %v", err)
 	}
 	rounds := 20
@@ -353,7 +353,7 @@ func TestR24_CrashRecovery(t *testing.T) {
 	start := time.Now()
 	for round := 1; round <= rounds; round++ {
 		delay := 20*time.Millisecond + time.Duration(rng.Int64N(int64(280*time.Millisecond)))
-		lines := runCrashChild(t, exe, dir, round, delay)
+		lines := runCrashChild(t, dir, round, delay)
 		r, err := parseCrashOutput(lines)
 		if err != nil {
 			t.Fatalf("round %d: child output: %v", round, err)
@@ -438,9 +438,12 @@ func matchPrefix(before, got map[string]int64, g, round, acked int) (int, bool) 
 // runCrashChild runs one child on dir, kills it with SIGKILL delay after
 // its first acknowledgement, and returns its stdout lines. The child never
 // outlives the call (nor the test, should the call fail half way).
-func runCrashChild(t *testing.T, exe, dir string, round int, delay time.Duration) []string {
+func runCrashChild(t *testing.T, dir string, round int, delay time.Duration) []string {
 	t.Helper()
-	cmd := exec.Command(exe, "-test.run=^TestCrashChild$", "-test.count=1")
+	cmd, err := testexec.Reexec("-test.run=^TestCrashChild$", "-test.count=1")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd.Env = append(os.Environ(), crashEnv+"=1", crashDirEnv+"="+dir, crashRoundEnv+"="+strconv.Itoa(round))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

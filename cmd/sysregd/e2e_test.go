@@ -29,6 +29,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/sysreg/sysreg/core"
+	"github.com/sysreg/sysreg/internal/testexec"
 	"github.com/sysreg/sysreg/internal/wire"
 	"github.com/sysreg/sysreg/store"
 )
@@ -56,12 +57,12 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	// Built for this test binary's GOARCH and run through SYSREG_TEST_EXEC,
+	// so the suite also runs under qemu-user (see internal/testexec).
 	bin = filepath.Join(dir, "sysregd")
-	// go test puts its own GOROOT/bin first in PATH.
-	goTool := "go"
-	args := []string{"build", "-o", bin}
+	var flags []string
 	if raceEnabled {
-		args = append(args, "-race")
+		flags = append(flags, "-race")
 	}
 	// Under 'go test -cover' the children are built with -cover too and
 	// write their counters where the test binary writes its own, so the
@@ -70,11 +71,9 @@ func testMain(m *testing.M) int {
 	flag.Parse()
 	if f := flag.Lookup("test.gocoverdir"); f != nil && f.Value.String() != "" && testing.CoverMode() != "" {
 		coverDir = f.Value.String()
-		args = append(args, "-cover", "-covermode="+testing.CoverMode())
+		flags = append(flags, "-cover", "-covermode="+testing.CoverMode())
 	}
-	build := exec.Command(goTool, append(args, ".")...)
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
+	if err := testexec.Build(bin, ".", flags...); err != nil {
 		fmt.Fprintln(os.Stderr, "build sysregd:", err)
 		return 1
 	}
@@ -135,7 +134,7 @@ type proc struct {
 
 func start(t *testing.T, socket string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, cmd: exec.Command(bin, args...), stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{t: t, cmd: testexec.Command(bin, args...), stderr: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Env = env(t, socket)
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -279,7 +278,7 @@ func cliAs(t *testing.T, cred *syscall.Credential, socket string, args ...string
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd := testexec.CommandContext(ctx, bin, args...)
 	cmd.Env = env(t, socket)
 	if cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
@@ -854,7 +853,7 @@ func TestWatch(t *testing.T) {
 	d := startDaemon(t, t.TempDir(), "--no-sync")
 	ok(t, d.socket, "set", "--owner", "pre", "--keep-config", "config/pre/x", "a=1")
 
-	w := exec.Command(bin, "watch", "--match", "config/watch")
+	w := testexec.Command(bin, "watch", "--match", "config/watch")
 	w.Env = env(t, d.socket)
 	var stderr syncBuffer
 	w.Stderr = &stderr
@@ -1554,7 +1553,8 @@ func TestCompletion(t *testing.T) {
 	if err != nil {
 		t.Skip("no bash")
 	}
-	out, err := exec.Command(bash, "-c", "source <("+bin+" completion bash) && complete -p sysregd").CombinedOutput()
+	script := strings.Join(testexec.Command(bin, "completion", "bash").Args, " ") // through SYSREG_TEST_EXEC
+	out, err := exec.Command(bash, "-c", "source <("+script+") && complete -p sysregd").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "sysregd") {
 		t.Fatalf("bash could not load the script: %v\n%s", err, out)
 	}
@@ -1576,7 +1576,7 @@ func TestCompletion(t *testing.T) {
 func TestSetFromStdin(t *testing.T) {
 	d := startDaemon(t, t.TempDir(), "--no-sync")
 	big := strings.Repeat("v", 1<<20-64) // the update's CBOR size stays under 1 MiB
-	cmd := exec.Command(bin, "set", "--owner", "big", "--keep-config", "config/big/x", "blob=@-")
+	cmd := testexec.Command(bin, "set", "--owner", "big", "--keep-config", "config/big/x", "blob=@-")
 	cmd.Env = env(t, d.socket)
 	cmd.Stdin = strings.NewReader(big + "\n")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -1593,7 +1593,7 @@ func TestSetFromStdin(t *testing.T) {
 		t.Fatalf("raw = %#v", v)
 	}
 	// Over the limit: the registry refuses it, and nothing changes.
-	cmd = exec.Command(bin, "set", "--owner", "big", "--keep-config", "config/big/x", "blob=@-")
+	cmd = testexec.Command(bin, "set", "--owner", "big", "--keep-config", "config/big/x", "blob=@-")
 	cmd.Env = env(t, d.socket)
 	cmd.Stdin = strings.NewReader(big + strings.Repeat("w", 1<<10))
 	if out, err := cmd.CombinedOutput(); cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "too large") {
