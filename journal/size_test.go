@@ -20,7 +20,7 @@ import (
 // test.
 func TestSizesFitAddressSpace(t *testing.T) {
 	ckptSize := 64 << 20
-	if testing.Short() {
+	if testing.Short() || raceEnabled { // the race detector makes each MiB slow; 32-bit runs have none
 		ckptSize = 16 << 20
 	}
 	path := filepath.Join(t.TempDir(), "j.db")
