@@ -25,7 +25,8 @@ type FlapConfig struct {
 	// Keys each producer toggles in turn. Default 1.
 	Keys int
 	// Subscribers consuming concurrently, each on its own goroutine.
-	// Default 1,000.
+	// Default 1,000; negative means none (the bare producers, to compare
+	// against).
 	Subscribers int
 	// Interval is the subscribers' MinInterval. Default 100 ms; negative
 	// means none (every change may be delivered).
@@ -71,8 +72,11 @@ func (c FlapConfig) withDefaults() FlapConfig {
 	if c.Keys <= 0 {
 		c.Keys = 1
 	}
-	if c.Subscribers <= 0 {
+	switch {
+	case c.Subscribers == 0:
 		c.Subscribers = 1000
+	case c.Subscribers < 0:
+		c.Subscribers = 0
 	}
 	switch {
 	case c.Interval == 0:
@@ -378,10 +382,6 @@ func runFlapSysreg(ctx context.Context, cfg FlapConfig) (FlapRun, error) {
 			return FlapRun{}, err
 		}
 	}
-	values := make([][2]core.Values, cfg.Keys) // [key][false, true]
-	for k, name := range w.keys {
-		values[k] = [2]core.Values{{name: false}, {name: true}}
-	}
 	startSeq := tgt.snapshot().Seq()
 
 	m := startFlapMeter(cfg)
@@ -406,11 +406,9 @@ func runFlapSysreg(ctx context.Context, cfg FlapConfig) (FlapRun, error) {
 
 	defer m.stop()
 	err = m.produce(ctx, w, func(p, k int, v bool) error {
-		b := 0
-		if v {
-			b = 1
-		}
-		return owners[p].Update(ctx, w.scopes[p], values[k][b])
+		// A fresh map per update, as real callers build them: its
+		// allocation and the collector's work are part of the measurement.
+		return owners[p].Update(ctx, w.scopes[p], core.Values{w.keys[k]: v})
 	})
 	if err != nil {
 		return FlapRun{}, err
@@ -739,7 +737,7 @@ func (m *flapMeter) summarise(run *FlapRun, dels []uint64, ats []time.Time) {
 	}
 	run.Deliveries = spreadOf(dels)
 	run.ConvergeMs = latencyOf(conv, time.Millisecond)
-	if interval > 0 {
+	if interval > 0 && len(ats) > 0 {
 		run.Windows = float64(end.Sub(subStart)) / float64(interval)
 	}
 }

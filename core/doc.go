@@ -47,6 +47,9 @@
 //     of that scope (R15). Invalid scopes or values fail before any op runs.
 //   - An owner whose session ends while the Log has failed loses its state
 //     keys but keeps its config keys: their deletion could not be journaled.
+//   - A delivery held back by MinInterval or Hysteresis goes out on the
+//     first 1 ms tick (counted from New) not before it is due: never early,
+//     at most 1 ms late.
 //   - Anonymous owners are named "anonymous-N", skipping names in use or
 //     holding keys.
 //   - Snapshot.MarshalJSON writes []byte as base64 and NaN/±Inf as the
@@ -79,10 +82,9 @@
 // # Concurrency
 //
 // All exported methods are safe for concurrent use. Producers never wait
-// for subscribers (R19). New starts one goroutine (the notifier); pending
-// deliveries are runtime timers. Registry.Close closes every subscription,
-// stops the notifier and waits for running timer callbacks, so nothing
-// outlives it.
+// for subscribers (R19). New starts one goroutine (the notifier), which
+// also makes the rate-limited deliveries, on one timer. Registry.Close
+// closes every subscription and stops the notifier, so nothing outlives it.
 //
 // # Internals
 //
@@ -105,24 +107,30 @@
 // published in order any more, so they all fail and the working state falls
 // back to the published one.
 //
-// Notifications. A Subscription keeps its last delivered state, the time of
-// that delivery and a one-slot channel. When idle it is "armed" in the
-// group of its pattern and owns no goroutine. Producers publish with an
-// atomic store and, only when a subscription whose pattern matches the
-// changed scope is armed (any armed one, for a mutation of several scopes),
-// a non-blocking kick to the notifier goroutine; they never wait for
-// subscribers (R19). The notifier checks each armed group once per pass by
-// comparing node pointers inside the pattern (regionChanged), re-checks
-// members individually only when the group's region changed, and schedules
-// each woken subscription at max(change + Hysteresis, last delivery +
-// MinInterval) (R17, R20): at once, or on a timer. A delivery takes the
-// latest published state at that moment, replaces any snapshot the
-// consumer has not taken (R19), and arms again. Arming happens before the
-// state is read, so no change is missed; hence every subscriber holds the
-// last change at most Hysteresis + MinInterval after it (R18).
+// Notifications. A Subscription keeps the time of its last delivery and a
+// one-slot channel; it owns no goroutine and no timer (about 260 bytes when
+// idle). When idle it is "armed": a member of a cohort of its pattern's
+// group, the cohort being the subscriptions that last saw the same state of
+// the pattern's region. Producers publish with an atomic store and then
+// read a per-bucket filter of the armed patterns (a bit per pattern kind
+// and field hash); only when it may match the changed scope (any armed
+// pattern, for a mutation of several scopes) do they make a non-blocking
+// kick to the notifier goroutine. That is a few atomic loads whatever the
+// number of subscriptions; producers never wait for subscribers (R19).
+// The notifier checks each armed cohort once per pass by comparing node
+// pointers inside the pattern (regionChanged), so subscriptions sharing a
+// pattern cost one check, and schedules each member of a changed cohort at
+// max(change + Hysteresis, last delivery + MinInterval) (R17, R20): at
+// once, or in the bucket of the first 1 ms tick not before that time, a
+// single timer waking the notifier for the earliest tick. A delivery takes
+// the latest published state at that moment, replaces any snapshot the
+// consumer has not taken (R19), and arms again. Arming publishes the
+// filter before the state is read, so no change is missed; hence every
+// subscriber holds the last change at most Hysteresis + MinInterval (+ the
+// tick) after it (R18).
 //
-// Lock order. Registry.mu is never held while taking a subscription lock;
-// Subscription.mu is taken before hub.mu. No lock is held across a blocking
+// Lock order. Registry.mu is never held while taking the notifier's lock
+// (hub.mu), which guards every subscription. No lock is held across a blocking
 // channel send or a Log call that could block (Log.Append must not block by
 // contract).
 package core

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,21 +22,28 @@ type SubscribeOptions struct {
 }
 
 // Subscription delivers snapshots of the whole view (R16). It holds at most
-// one undelivered snapshot (R19): a newer one replaces it. An idle
-// subscription owns no goroutine; a pending delivery is a timer.
+// one undelivered snapshot (R19): a newer one replaces it. A subscription
+// owns no goroutine and no timer: the registry's notifier delivers.
 type Subscription struct {
 	h    *hub
 	opts SubscribeOptions
 	ch   chan Snapshot
+	g    *group // the subscriptions sharing opts.Match
 
-	mu     sync.Mutex // guards the fields below
-	last   *state     // the state last handed over
-	lastAt time.Time  // when
-	armed  bool       // waiting for a change (registered in its group)
-	timer  *time.Timer
-	timed  bool // a timer delivery is pending
-	closed bool
+	// Guarded by h.mu.
+	lastAt int64   // when the last delivery was made, in ns since h.epoch
+	cohort *cohort // while armed: the cohort it waits in
+	idx    int32   // index in h.all
+	phase  subPhase
 }
+
+type subPhase uint8
+
+const (
+	armed   subPhase = iota // waiting for a change (in a cohort)
+	waiting                 // a change came; a delivery is scheduled
+	closed
+)
 
 // C returns the delivery channel. It is closed by Close and by the
 // registry's Close.
@@ -47,223 +55,155 @@ func (r *Registry) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subsc
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	s := &Subscription{h: r.hub, opts: opts, ch: make(chan Snapshot, 1)}
 	h := r.hub
+	s := &Subscription{h: h, opts: opts, ch: make(chan Snapshot, 1)}
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.closed {
-		h.mu.Unlock()
 		return nil, ErrClosed
 	}
-	h.subs[s] = struct{}{}
-	h.mu.Unlock()
-	s.mu.Lock()
-	closed := s.closed // the registry may have closed in between
-	if !closed {
-		s.deliverLocked(time.Now())
+	g := h.groups[opts.Match]
+	if g == nil {
+		g = newGroup(opts.Match)
+		h.groups[opts.Match] = g
 	}
-	s.mu.Unlock()
-	if closed {
-		return nil, ErrClosed
-	}
+	g.nsubs++
+	s.g = g
+	s.idx = int32(len(h.all))
+	h.all = append(h.all, s)
+	h.deliverLocked(s, h.since(time.Now()))
 	return s, nil
 }
 
 // Close ends the subscription: nothing is delivered afterwards, a snapshot
 // not yet taken is dropped, and C is closed. Idempotent.
 func (s *Subscription) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	h := s.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s.phase == closed {
 		return nil
 	}
-	s.closed = true
-	if s.timed && s.timer.Stop() {
-		s.timed = false
-		s.h.timers.Done()
+	if s.phase == armed {
+		h.leaveCohortLocked(s)
 	}
-	if s.armed {
-		s.disarmLocked()
+	// A scheduled delivery finds it closed and skips it.
+	s.phase = closed
+	last := len(h.all) - 1
+	h.all[s.idx] = h.all[last]
+	h.all[s.idx].idx = s.idx
+	h.all[last] = nil
+	h.all = h.all[:last]
+	if s.g.nsubs--; s.g.nsubs == 0 && s.g.aidx < 0 {
+		delete(h.groups, s.g.pat)
 	}
 	select {
 	case <-s.ch:
 	default:
 	}
 	close(s.ch)
-	s.mu.Unlock()
-	s.h.mu.Lock()
-	delete(s.h.subs, s)
-	s.h.mu.Unlock()
 	return nil
 }
 
-// deliverLocked hands the latest state over and arms the subscription for
-// the next change. The arm happens before the state is read, so a change
-// published in between is never missed.
-func (s *Subscription) deliverLocked(now time.Time) {
-	h := s.h
-	h.mu.Lock()
-	g := h.groups[s.opts.Match]
-	if g == nil {
-		g = &group{armed: map[*Subscription]struct{}{}}
-		h.groups[s.opts.Match] = g
-		h.patternsChangedLocked()
-	}
-	g.armed[s] = struct{}{}
-	h.narmed.Add(1)
-	s.armed = true
-	cur := h.r.pub.Load()
-	kick := false
-	if len(g.armed) == 1 {
-		g.seen, g.dirty = cur, false
-	} else if regionChanged(g.seen, cur, s.opts.Match) {
-		// The group's reference is older than this member's view: make
-		// the notifier re-check every member individually.
-		g.dirty, kick = true, true
-	}
-	h.mu.Unlock()
-
-	select {
-	case <-s.ch:
-		h.r.stats.coalesced.Add(1)
-	default:
-	}
-	s.ch <- Snapshot{cur}
-	s.last, s.lastAt = cur, now
-	h.r.stats.deliveries.Add(1)
-	if kick {
-		h.kick()
-	}
-}
-
-func (s *Subscription) disarmLocked() {
-	h := s.h
-	h.mu.Lock()
-	if g := h.groups[s.opts.Match]; g != nil {
-		delete(g.armed, s)
-		if len(g.armed) == 0 {
-			delete(h.groups, s.opts.Match)
-			h.patternsChangedLocked()
-		}
-	}
-	h.narmed.Add(-1)
-	s.armed = false
-	h.mu.Unlock()
-}
-
-// changed is called by the notifier when cur may hold a change for s.
-func (s *Subscription) changed(cur *state, now time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed || !s.armed || !regionChanged(s.last, cur, s.opts.Match) {
-		return
-	}
-	s.disarmLocked()
-	// R20: Hysteresis from the change; R17: MinInterval from the last
-	// delivery; whichever is later.
-	at := now.Add(s.opts.Hysteresis)
-	if next := s.lastAt.Add(s.opts.MinInterval); next.After(at) {
-		at = next
-	}
-	d := at.Sub(now)
-	if d <= 0 {
-		s.deliverLocked(now)
-		return
-	}
-	s.timed = true
-	s.h.timers.Add(1)
-	if s.timer == nil {
-		s.timer = time.AfterFunc(d, s.fire)
-	} else {
-		s.timer.Reset(d)
-	}
-}
-
-func (s *Subscription) fire() {
-	defer s.h.timers.Done()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.timed = false
-	if !s.closed {
-		s.deliverLocked(time.Now())
-	}
-}
-
-// hub is the notifier: one goroutine that, after each published change
-// while any subscription is armed, finds the subscriptions the change
-// concerns and schedules their deliveries. Producers only do an atomic load
-// and, when someone is armed, a non-blocking send (R19: producers never
-// block on subscribers).
+// hub is the notifier: one goroutine that, after published changes while
+// any subscription is armed, finds the cohorts the changes concern,
+// schedules their members' deliveries, and makes the deliveries when they
+// are due. Producers only do atomic loads and, when a matching subscription
+// is armed, a non-blocking send (R19: producers never block on
+// subscribers).
 type hub struct {
-	r        *Registry
-	narmed   atomic.Int64              // armed subscriptions
-	patterns atomic.Pointer[[]Pattern] // patterns of the groups with armed members
-	kickc    chan struct{}             // 1 slot: a pass is due
-	stop     chan struct{}             // closed by close
-	done     chan struct{}             // closed when the goroutine ends
-	timers   sync.WaitGroup            // pending timer deliveries
+	r     *Registry
+	epoch time.Time // times below are ns since epoch (monotonic)
 
-	mu     sync.Mutex // guards the fields below; taken after Subscription.mu
+	// What producers read. narmed counts the groups with armed members;
+	// filter says which scopes they may care about.
+	narmed atomic.Int32
+	filter [2]interest // per bucket
+
+	kickc chan struct{} // 1 slot: a pass is due
+	stop  chan struct{} // closed by close
+	done  chan struct{} // closed when the goroutine ends
+	timer *time.Timer   // the earliest scheduled tick; used by the notifier only
+	tick  int64         // the tick the timer is set for; noTick: none
+
+	mu     sync.Mutex // guards the fields below and every Subscription's
 	groups map[Pattern]*group
-	subs   map[*Subscription]struct{}
+	armed  []*group        // groups with armed members
+	all    []*Subscription // live subscriptions
+	sched  schedule        // waiting subscriptions by due tick
+	counts [2][nKinds][64]int32
+	free   []*cohort // recycled cohorts
 	closed bool
 }
 
-// group holds the armed subscriptions of one pattern. Invariant: unless
-// dirty, no armed member's last state differs from seen inside the pattern,
-// so one regionChanged(seen, cur) check covers all members.
+// group is every live subscription with one pattern; its armed members are
+// kept in cohorts by the state they last saw.
 type group struct {
-	seen  *state
-	dirty bool
-	armed map[*Subscription]struct{}
+	pat     Pattern
+	nsubs   int
+	cohorts []*cohort // oldest first
+	aidx    int       // index in hub.armed; -1 while none is armed
 }
+
+// cohort holds armed subscriptions of one group that last saw the same
+// region: no member's last delivery differs from seen inside the pattern.
+// One regionChanged(seen, cur) check therefore covers every member.
+type cohort struct {
+	g    *group
+	seen *state
+	subs []*Subscription
+	dead int // members closed while armed (left in subs)
+}
+
+func newGroup(p Pattern) *group { return &group{pat: p, aidx: -1} }
+
+const (
+	// tickNs is the granularity of scheduled deliveries: a delivery due at
+	// t goes out at the first multiple of tickNs after epoch not before t,
+	// so it is never early (R17, R20) and at most 1 ms late.
+	tickNs = int64(time.Millisecond)
+	noTick = int64(-1)
+)
 
 func newHub(r *Registry) *hub {
 	h := &hub{
 		r:      r,
+		epoch:  time.Now(),
 		kickc:  make(chan struct{}, 1),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
+		tick:   noTick,
 		groups: map[Pattern]*group{},
-		subs:   map[*Subscription]struct{}{},
 	}
+	h.timer = time.NewTimer(time.Hour)
+	h.timer.Stop()
 	go h.run()
 	return h
 }
 
-// notify is called by producers after publishing.
+func (h *hub) since(t time.Time) int64 { return int64(t.Sub(h.epoch)) }
+
+// notify is called by producers after publishing a change of several (or
+// unknown) scopes.
 func (h *hub) notify() {
 	if h.narmed.Load() > 0 {
 		h.kick()
 	}
 }
 
-// notifyScope is notify for a mutation that changed only sc: it kicks the
-// notifier only if an armed group's pattern matches sc, so scoped
-// subscriptions cost producers nothing while unrelated keys flap. The
-// patterns are published before an arming subscription reads the state,
-// and producers read them after publishing, so no change is missed.
+// notifyScope is notify for a mutation that changed only sc. It kicks the
+// notifier only if an armed group may match sc: a few atomic loads, whatever
+// the number of subscriptions and patterns, so subscriptions cost the
+// producers nothing while they are not due. The filter is published before
+// an arming subscription reads the state, and producers read it after
+// publishing, so no change is missed.
 func (h *hub) notifyScope(sc Scope) {
 	if h.narmed.Load() == 0 {
 		return
 	}
-	if ps := h.patterns.Load(); ps != nil {
-		for _, p := range *ps {
-			if p.Matches(sc) {
-				h.kick()
-				return
-			}
-		}
+	if b := int(sc.Bucket) - 1; b >= 0 && b < 2 && h.filter[b].mayMatch(sc) {
+		h.kick()
 	}
-}
-
-// patternsChangedLocked republishes the patterns of the armed groups.
-// Called with h.mu held whenever a group appears or disappears.
-func (h *hub) patternsChangedLocked() {
-	ps := make([]Pattern, 0, len(h.groups))
-	for p := range h.groups {
-		ps = append(ps, p)
-	}
-	h.patterns.Store(&ps)
 }
 
 func (h *hub) kick() {
@@ -278,40 +218,360 @@ func (h *hub) run() {
 	for {
 		select {
 		case <-h.stop:
+			h.timer.Stop()
 			return
 		case <-h.kickc:
+		case <-h.timer.C:
+			h.tick = noTick
 		}
 		h.pass()
 	}
 }
 
+// pass wakes the members of every cohort whose region changed, makes the
+// deliveries that are due, and sets the timer for the next ones. Its work
+// is one check per armed cohort plus one step per woken or delivered
+// subscription: members sharing a pattern and a last state cost one check.
 func (h *hub) pass() {
 	cur := h.r.pub.Load()
-	var fire []*Subscription
 	h.mu.Lock()
-	for pat, g := range h.groups {
-		if !g.dirty && !regionChanged(g.seen, cur, pat) {
+	now := h.since(time.Now())
+	var fired []*cohort
+	for i := 0; i < len(h.armed); {
+		g := h.armed[i]
+		keep := g.cohorts[:0]
+		for _, c := range g.cohorts {
+			if regionChanged(c.seen, cur, g.pat) {
+				fired = append(fired, c)
+			} else {
+				keep = append(keep, c)
+			}
+		}
+		clear(g.cohorts[len(keep):])
+		g.cohorts = keep
+		if len(keep) == 0 {
+			h.disarmLocked(g) // swaps the last armed group into i
 			continue
 		}
-		g.seen, g.dirty = cur, false
-		for s := range g.armed {
-			fire = append(fire, s)
+		i++
+	}
+	for _, c := range fired {
+		for _, s := range c.subs {
+			if s.phase == armed && s.cohort == c {
+				s.cohort = nil
+				h.wakeLocked(s, now)
+			}
+		}
+		h.recycle(c)
+	}
+	for {
+		subs := h.sched.due(now)
+		if subs == nil {
+			break
+		}
+		for _, s := range subs {
+			if s.phase == waiting {
+				h.deliverLocked(s, now)
+			}
+		}
+		h.sched.release(subs)
+	}
+	next := h.sched.next()
+	h.mu.Unlock()
+	if next != h.tick {
+		h.tick = next
+		if next != noTick {
+			h.timer.Reset(time.Duration(next*tickNs - h.since(time.Now())))
+		} else {
+			h.timer.Stop()
 		}
 	}
-	h.mu.Unlock()
-	now := time.Now()
-	for _, s := range fire {
-		s.changed(cur, now)
+}
+
+// wakeLocked schedules the delivery of a subscription whose region changed
+// at now: at max(now + Hysteresis, last delivery + MinInterval) (R17, R20),
+// at once if that has passed.
+func (h *hub) wakeLocked(s *Subscription, now int64) {
+	at := max(now+int64(s.opts.Hysteresis), s.lastAt+int64(s.opts.MinInterval))
+	if at <= now {
+		h.deliverLocked(s, now)
+		return
 	}
+	s.phase = waiting
+	h.sched.add((at+tickNs-1)/tickNs, s)
+}
+
+// deliverLocked hands the latest state over and arms the subscription for
+// the next change. The arm (publishing the filter) happens before the state
+// is read, so a change published in between is never missed.
+func (h *hub) deliverLocked(s *Subscription, now int64) {
+	g := s.g
+	if len(g.cohorts) == 0 {
+		h.armLocked(g)
+	}
+	cur := h.r.pub.Load()
+	var c *cohort
+	if n := len(g.cohorts); n > 0 && !regionChanged(g.cohorts[n-1].seen, cur, g.pat) {
+		c = g.cohorts[n-1]
+	} else {
+		if n > 0 {
+			// The older cohorts saw a region that cur no longer has: a
+			// pass must wake them (a producer kicked already; this is
+			// belt and braces).
+			h.kick()
+		}
+		c = h.newCohort(g, cur)
+		g.cohorts = append(g.cohorts, c)
+	}
+	c.subs = append(c.subs, s)
+	s.cohort, s.phase = c, armed
+
+	select {
+	case <-s.ch:
+		h.r.stats.coalesced.Add(1)
+	default:
+	}
+	s.ch <- Snapshot{cur} // cannot block: only senders hold h.mu, and the slot is free
+	s.lastAt = now
+	h.r.stats.deliveries.Add(1)
+}
+
+// leaveCohortLocked removes an armed subscription that is closing from its
+// cohort: lazily, compacting once half the cohort is gone.
+func (h *hub) leaveCohortLocked(s *Subscription) {
+	c := s.cohort
+	s.cohort = nil
+	c.dead++
+	if c.dead < len(c.subs) {
+		if c.dead > 16 && 2*c.dead > len(c.subs) {
+			live := c.subs[:0]
+			for _, m := range c.subs {
+				if m.cohort == c {
+					live = append(live, m)
+				}
+			}
+			clear(c.subs[len(live):])
+			c.subs, c.dead = live, 0
+		}
+		return
+	}
+	g := c.g
+	if i := slices.Index(g.cohorts, c); i >= 0 {
+		g.cohorts = slices.Delete(g.cohorts, i, i+1)
+	}
+	h.recycle(c)
+	if len(g.cohorts) == 0 {
+		h.disarmLocked(g)
+	}
+}
+
+func (h *hub) newCohort(g *group, seen *state) *cohort {
+	var c *cohort
+	if n := len(h.free); n > 0 {
+		c, h.free = h.free[n-1], h.free[:n-1]
+	} else {
+		c = &cohort{}
+	}
+	c.g, c.seen = g, seen
+	return c
+}
+
+func (h *hub) recycle(c *cohort) {
+	clear(c.subs)
+	c.g, c.seen, c.subs, c.dead = nil, nil, c.subs[:0], 0
+	if cap(c.subs) > 4096 {
+		c.subs = nil // do not keep a burst's memory for ever
+	}
+	if len(h.free) < 64 {
+		h.free = append(h.free, c)
+	}
+}
+
+// armLocked makes g armed: producers see its pattern in the filter from now
+// on.
+func (h *hub) armLocked(g *group) {
+	g.aidx = len(h.armed)
+	h.armed = append(h.armed, g)
+	h.countLocked(g.pat, 1)
+	h.narmed.Add(1)
+}
+
+// disarmLocked removes g, which has no cohort left, from the armed groups
+// (swapping the last one into its place) and from the filter.
+func (h *hub) disarmLocked(g *group) {
+	last := len(h.armed) - 1
+	h.armed[g.aidx] = h.armed[last]
+	h.armed[g.aidx].aidx = g.aidx
+	h.armed[last] = nil
+	h.armed = h.armed[:last]
+	g.aidx = -1
+	h.narmed.Add(-1)
+	h.countLocked(g.pat, -1)
+	if g.nsubs == 0 {
+		delete(h.groups, g.pat)
+	}
+}
+
+// countLocked adds d to the filter bits of pattern p in both buckets it
+// covers, publishing a bit when its count leaves or reaches zero.
+func (h *hub) countLocked(p Pattern, d int32) {
+	for b := range 2 {
+		if p.Bucket != 0 && int(p.Bucket)-1 != b {
+			continue
+		}
+		k, bit := filterBit(p)
+		n := &h.counts[b][k][bit]
+		switch *n += d; {
+		case d > 0 && *n == d:
+			h.filter[b].words[k].Or(1 << bit)
+		case d < 0 && *n == 0:
+			h.filter[b].words[k].And(^uint64(1 << bit))
+		}
+	}
+}
+
+// interest is the producers' view of the armed patterns of one bucket: a
+// bit per kind of pattern and hash of its fields. It may say yes for a
+// scope no armed pattern matches (then the notifier's pass finds nothing to
+// do), never no for one that one matches.
+type interest struct {
+	words [nKinds]atomic.Uint64
+}
+
+const (
+	kindAll     = iota // Type and Subtype wildcards: bit 0
+	kindType           // Type only: bit of the type's hash
+	kindSubtype        // Subtype only
+	kindScope          // both
+	nKinds
+)
+
+func filterBit(p Pattern) (kind int, bit uint) {
+	switch {
+	case p.Type == "" && p.Subtype == "":
+		return kindAll, 0
+	case p.Subtype == "":
+		return kindType, uint(strHash(p.Type) & 63)
+	case p.Type == "":
+		return kindSubtype, uint(strHash(p.Subtype) & 63)
+	}
+	return kindScope, scopeBit(strHash(p.Type), strHash(p.Subtype))
+}
+
+func scopeBit(ht, hs uint64) uint { return uint((ht ^ hs*0x9e3779b97f4a7c15) >> 58) }
+
+func (in *interest) mayMatch(sc Scope) bool {
+	if in.words[kindAll].Load() != 0 {
+		return true
+	}
+	wt, ws, wsc := in.words[kindType].Load(), in.words[kindSubtype].Load(), in.words[kindScope].Load()
+	if wt|ws|wsc == 0 {
+		return false
+	}
+	ht, hs := strHash(sc.Type), strHash(sc.Subtype)
+	return wt&(1<<(ht&63)) != 0 || ws&(1<<(hs&63)) != 0 || wsc&(1<<scopeBit(ht, hs)) != 0
+}
+
+// strHash is FNV-1a: short, inlinable, and good enough for a 64-bit filter.
+func strHash(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+// schedule holds waiting subscriptions by the tick their delivery is due:
+// a bucket per tick and a min-heap of the ticks, so that adding one is O(1)
+// unless it opens a new tick.
+type schedule struct {
+	buckets map[int64][]*Subscription
+	ticks   []int64 // min-heap
+	spare   [][]*Subscription
+}
+
+func (q *schedule) add(tick int64, s *Subscription) {
+	if q.buckets == nil {
+		q.buckets = map[int64][]*Subscription{}
+	}
+	b, ok := q.buckets[tick]
+	if !ok {
+		if n := len(q.spare); n > 0 {
+			b, q.spare = q.spare[n-1], q.spare[:n-1]
+		}
+		q.push(tick)
+	}
+	q.buckets[tick] = append(b, s)
+}
+
+// due removes and returns the earliest bucket if its tick is not after now.
+func (q *schedule) due(now int64) []*Subscription {
+	if len(q.ticks) == 0 || q.ticks[0]*tickNs > now {
+		return nil
+	}
+	t := q.pop()
+	b := q.buckets[t]
+	delete(q.buckets, t)
+	return b
+}
+
+// release returns a bucket's slice for reuse.
+func (q *schedule) release(b []*Subscription) {
+	clear(b)
+	if cap(b) <= 4096 && len(q.spare) < 64 {
+		q.spare = append(q.spare, b[:0])
+	}
+}
+
+func (q *schedule) next() int64 {
+	if len(q.ticks) == 0 {
+		return noTick
+	}
+	return q.ticks[0]
+}
+
+func (q *schedule) push(t int64) {
+	q.ticks = append(q.ticks, t)
+	for i := len(q.ticks) - 1; i > 0; {
+		p := (i - 1) / 2
+		if q.ticks[p] <= q.ticks[i] {
+			break
+		}
+		q.ticks[p], q.ticks[i] = q.ticks[i], q.ticks[p]
+		i = p
+	}
+}
+
+func (q *schedule) pop() int64 {
+	t := q.ticks[0]
+	last := len(q.ticks) - 1
+	q.ticks[0] = q.ticks[last]
+	q.ticks = q.ticks[:last]
+	for i := 0; ; {
+		l, m := 2*i+1, i
+		if l < last && q.ticks[l] < q.ticks[m] {
+			m = l
+		}
+		if r := l + 1; r < last && q.ticks[r] < q.ticks[m] {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		q.ticks[i], q.ticks[m] = q.ticks[m], q.ticks[i]
+		i = m
+	}
+	return t
 }
 
 func (h *hub) count() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.subs)
+	return len(h.all)
 }
 
-// close closes every subscription and stops the goroutine and timers.
+// close closes every subscription and stops the goroutine.
 func (h *hub) close() {
 	h.mu.Lock()
 	if h.closed {
@@ -319,15 +579,11 @@ func (h *hub) close() {
 		return
 	}
 	h.closed = true
-	subs := make([]*Subscription, 0, len(h.subs))
-	for s := range h.subs {
-		subs = append(subs, s)
-	}
+	subs := append([]*Subscription(nil), h.all...)
 	h.mu.Unlock()
 	for _, s := range subs {
 		s.Close()
 	}
 	close(h.stop)
 	<-h.done
-	h.timers.Wait()
 }

@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -524,5 +525,51 @@ func TestR21_MultiScopeMutationsWake(t *testing.T) {
 			t.Fatalf("R21/R13: owner death inside the pattern: %d deliveries, last view %v", len(ds), ds[len(ds)-1].snap.Map())
 		}
 		sub.Close()
+	})
+}
+
+// TestR21_SharedAndDistinctPatterns: many subscriptions sharing a pattern
+// wake together, closed ones (closed while armed) never deliver again, and
+// subscriptions with distinct exact patterns wake only for their own
+// scope, however the notifier groups and filters them.
+func TestR21_SharedAndDistinctPatterns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := core.New(core.Options{})
+		defer r.Close()
+		o := mustOwner(t, r, "o")
+		shared := core.Pattern{Bucket: core.State, Type: "net"}
+		var subs []*core.Subscription
+		for range 100 {
+			s, _ := r.Subscribe(t.Context(), core.SubscribeOptions{Match: shared})
+			<-s.C()
+			subs = append(subs, s)
+		}
+		exact := make([]*core.Subscription, 50)
+		for i := range exact {
+			exact[i], _ = r.Subscribe(t.Context(), core.SubscribeOptions{Match: core.Pattern{Bucket: core.State, Type: "net", Subtype: "eth" + strconv.Itoa(i)}})
+			<-exact[i].C()
+		}
+		for _, s := range subs[:60] { // closed while armed
+			s.Close()
+		}
+		update(t, o, core.StateScope("net", "eth7"), core.Values{"up": true})
+		synctest.Wait()
+		for i, s := range subs {
+			snap, ok := <-s.C()
+			switch {
+			case i < 60 && ok:
+				t.Fatalf("closed subscription %d delivered seq %d", i, snap.Seq())
+			case i >= 60 && (!ok || snap.Seq() != 1):
+				t.Fatalf("subscription %d: got seq %d (open %v), want the change", i, snap.Seq(), ok)
+			}
+		}
+		for i, s := range exact {
+			if got, want := len(s.C()), map[bool]int{true: 1}[i == 7]; got != want {
+				t.Errorf("R21: subscription to net/eth%d holds %d deliveries after a change of net/eth7, want %d", i, got, want)
+			}
+		}
+		if n := r.Stats().Subs; n != 90 {
+			t.Errorf("Stats.Subs = %d, want 90", n)
+		}
 	})
 }
