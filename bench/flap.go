@@ -690,7 +690,7 @@ func startFlapMeter(cfg FlapConfig) *flapMeter {
 // as they go.
 func (m *flapMeter) produce(ctx context.Context, w *flapWorkload, update func(p, key int, v bool) error) error {
 	m.smp = startSampler(m.cfg.SampleEvery, time.Now(), func() (uint64, float64) {
-		return sum(m.pcount), float64(sum(m.dcount)) / float64(len(m.dcount))
+		return sum(m.pcount), ratio(float64(sum(m.dcount)), float64(len(m.dcount)))
 	})
 	var err error
 	m.total, m.took, m.last, err = w.runProducers(ctx, m.pcount, update)
