@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -125,15 +127,16 @@ func TestCorruptFiles(t *testing.T) {
 		}, want: wantCorrupt},
 		{name: "newer version", base: true, damage: func(t *testing.T, path string) {
 			boltUpdate(t, path, func(tx *bolt.Tx) error {
-				return tx.Bucket([]byte("meta")).Put([]byte("version"), key8(2))
+				return tx.Bucket([]byte("meta")).Put([]byte("version"), key8(journal.FormatVersion+1))
 			})
 		}, want: func(t *testing.T, path string, err error) {
 			var ve *journal.VersionError
-			if !errors.As(err, &ve) || ve.Found != 2 || ve.Supported != 1 || ve.Path != path {
-				t.Fatalf("Open = %v, want *VersionError{Found: 2, Supported: 1}", err)
+			newer, cur := journal.FormatVersion+1, journal.FormatVersion
+			if !errors.As(err, &ve) || ve.Found != newer || ve.Supported != cur || ve.Path != path {
+				t.Fatalf("Open = %v, want *VersionError{Found: %d, Supported: %d}", err, newer, cur)
 			}
 			// The message names both versions (the contract of R29).
-			if msg := err.Error(); !bytes.Contains([]byte(msg), []byte("version 2")) || !bytes.Contains([]byte(msg), []byte("version 1")) {
+			if msg := err.Error(); !strings.Contains(msg, fmt.Sprintf("version %d", newer)) || !strings.Contains(msg, fmt.Sprintf("version %d", cur)) {
 				t.Errorf("message %q does not name both versions", msg)
 			}
 		}},

@@ -51,17 +51,21 @@
 // The file is a bbolt database (bbolt's own format, version 2, native byte
 // order, page size of the machine that created it). Opened with
 // NoFreelistSync and the hash-map freelist: the freelist is not written, and
-// bbolt rebuilds it when it opens the file for writing. It holds exactly
-// three top-level buckets. All integers of the journal itself are big-endian
+// bbolt rebuilds it when it opens the file for writing (a walk of every
+// page, measured within the Open time of bench.RunRecovery, whose scan of
+// every record reads the same pages). It holds exactly four top-level
+// buckets (version 1: three, no "tail"). All integers of the journal itself are big-endian
 // (so that record keys sort in key order under bbolt's byte order).
 //
 // Bucket "meta":
 //
 //	key "format"   value "sysreg-journal" (14 bytes ASCII): tells a sysreg journal from any other bbolt file
-//	key "version"  value uint64 BE, 8 bytes: the format version, 1 (FormatVersion)
+//	key "version"  value uint64 BE, 8 bytes: the format version, 2 (FormatVersion)
 //	key "mark"     value uint64 BE, 8 bytes: the high-water mark of Reserve (0 at first)
 //
-// Bucket "records", one entry per record after the checkpoint:
+// Buckets "records" and "tail" hold one entry each per record after the
+// checkpoint; every key in "tail" is above every key in "records" (the
+// log in key order is "records", then "tail"). Entries in either:
 //
 //	key    8 bytes: the record key, uint64 BE (never 0)
 //	value  bytes 0..7   uint64 BE: the key of the record appended just before this one
@@ -79,6 +83,20 @@
 //	key "crc"   uint32 BE, 4 bytes: CRC-32C (Castagnoli) of the data
 //	key "data"  the checkpoint's bytes (may be empty)
 //
+// The tail keeps a commit's page writes small (flash wear): bbolt stores a
+// bucket whose leaf fits in a quarter page inline, in the leaf of the
+// top-level buckets, so a commit that only adds to the tail rewrites that
+// leaf and a meta page, not the records bucket's root-to-leaf path. An
+// append goes to the tail while the tail's leaf (16 bytes of page header
+// plus, per record, 16 of element header, 8 of key, 12 of record header
+// and the data) stays within a quarter page; when it would not, the
+// committer first moves every tail record to "records", in the same
+// transaction, and then puts the new record in the (now empty) tail, or
+// in "records" if it is larger than a quarter page by itself. The records
+// bucket is written with FillPercent 1.0 (its keys only grow). Which
+// bucket holds a record is not part of the contract a reader relies on:
+// readers walk both in key order.
+//
 // The chain: with no checkpoint, the first record in key order has prev 0;
 // with one, it has prev == "last"; each later record has prev == the key of
 // the record before it. A checkpoint deletes the records it covers in the
@@ -88,8 +106,19 @@
 // at or below the checkpoint key is a *CorruptError ("record 42: crc
 // mismatch ..."). A "version" above FormatVersion is a *VersionError. A new
 // format version will be needed for any change to the above; readers refuse
-// versions they do not know. testdata/golden-v1.db is a version 1 file that
-// every build must keep reading (TestGoldenV1).
+// versions they do not know. Version 1 is version 2 without the "tail"
+// bucket: Open reads it and upgrades it in one transaction (creates the
+// empty tail, sets "version" to 2) before it accepts a call; a build that
+// knows only version 1 then refuses the file with a *VersionError.
+// testdata/golden-v1.db and golden-v2.db are files that every build must
+// keep reading (TestGoldenV1, TestGoldenV2).
+//
+// Page cache. On Linux the committer evicts the file's pages from the page
+// cache before its first commit and after each checkpoint (dropCache in
+// cache_linux.go), so that each page comes back in a folio of its own: the
+// kernel accounts a write to a cached page at the size of its folio, and
+// bbolt's initial 16 KiB write put both meta pages in one folio, which
+// made every commit count 16 KiB for its 4 KiB meta page.
 //
 // # Concurrency
 //

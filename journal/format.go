@@ -10,7 +10,8 @@ import (
 
 // FormatVersion is the on-disk format version this build writes and the
 // newest it reads. See the package documentation, "On-disk format".
-const FormatVersion uint64 = 1
+// Version 1 files (no tail bucket) are read, and upgraded by Open.
+const FormatVersion uint64 = 2
 
 // formatName is the value of meta/"format": it tells a sysreg journal from
 // any other bbolt file.
@@ -41,6 +42,7 @@ var (
 	bucketMeta       = []byte("meta")
 	bucketRecords    = []byte("records")
 	bucketCheckpoint = []byte("checkpoint")
+	bucketTail       = []byte("tail") // format version 2
 
 	keyFormat  = []byte("format")
 	keyVersion = []byte("version")
@@ -100,6 +102,66 @@ func decodeRecordKey(k []byte) (uint64, error) {
 		return 0, reasonf("record key of %d bytes (%x), want 8", len(k), k)
 	}
 	return binary.BigEndian.Uint64(k), nil
+}
+
+// The tail bucket is kept small enough for bbolt to store it inline, in
+// the leaf of the top-level buckets (bbolt inlines a bucket whose leaf,
+// page header and elements included, is at most a quarter page): a commit
+// that only adds to the tail then rewrites that one leaf and the meta
+// page, not the path down the records bucket's tree.
+const (
+	boltPageHeaderSize = 16 // bbolt's page header
+	boltLeafElemSize   = 16 // bbolt's leaf element header
+)
+
+// tailEntrySize is what one record adds to the tail's inline leaf.
+func tailEntrySize(data int) int { return boltLeafElemSize + 8 + recordHeaderSize + data }
+
+// logCursor walks the records of both record buckets in key order:
+// "records", then "tail", whose keys are all higher (a version 1 file,
+// before Open upgrades it, has no tail).
+type logCursor struct {
+	cs []*bolt.Cursor
+	i  int
+}
+
+func newLogCursor(tx *bolt.Tx) (*logCursor, error) {
+	rb := tx.Bucket(bucketRecords)
+	if rb == nil {
+		return nil, reasonf("bucket records missing")
+	}
+	c := &logCursor{cs: []*bolt.Cursor{rb.Cursor()}}
+	if tb := tx.Bucket(bucketTail); tb != nil {
+		c.cs = append(c.cs, tb.Cursor())
+	}
+	return c, nil
+}
+
+// seek moves to the first record with a key >= from (nil: the first
+// record) and returns it; k is nil when there is none.
+func (c *logCursor) seek(from []byte) (k, v []byte) {
+	for c.i = 0; c.i < len(c.cs); c.i++ {
+		if from == nil {
+			k, v = c.cs[c.i].First()
+		} else {
+			k, v = c.cs[c.i].Seek(from)
+		}
+		if k != nil {
+			return k, v
+		}
+	}
+	c.i = len(c.cs) - 1
+	return nil, nil
+}
+
+// next moves to the record after the current one.
+func (c *logCursor) next() (k, v []byte) {
+	k, v = c.cs[c.i].Next()
+	for k == nil && c.i+1 < len(c.cs) {
+		c.i++
+		k, v = c.cs[c.i].First()
+	}
+	return k, v
 }
 
 // checkpoint is the decoded checkpoint bucket.

@@ -55,8 +55,10 @@ func FuzzDecodeCheckpoint(f *testing.F) {
 // panicking in its own goroutines (which would kill the process) and the
 // journal reads without panicking.
 func FuzzBoltFile(f *testing.F) {
-	if golden, err := os.ReadFile("testdata/golden-v1.db"); err == nil {
-		f.Add(golden)
+	for _, name := range []string{"testdata/golden-v1.db", "testdata/golden-v2.db"} {
+		if golden, err := os.ReadFile(name); err == nil {
+			f.Add(golden)
+		}
 	}
 	f.Add([]byte("hello, world"))
 	f.Fuzz(func(t *testing.T, b []byte) {

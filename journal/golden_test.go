@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -15,14 +16,19 @@ import (
 	"github.com/sysreg/sysreg/journal"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/golden-v1.db (a format change needs a new version instead)")
+var update = flag.Bool("update", false, "rewrite testdata/golden-v2.db (a format change needs a new version instead; golden-v1.db can no longer be written)")
 
-const goldenV1 = "testdata/golden-v1.db"
+const (
+	goldenV1 = "testdata/golden-v1.db"
+	goldenV2 = "testdata/golden-v2.db"
+)
 
-// writeGoldenV1 writes the journal that testdata/golden-v1.db holds:
-// records 1..5, mark 100, a checkpoint at 6 ("checkpoint-6", covering
-// records 1..5, last 5), then records 7 ("record-7"), 8 (empty), 9 (00 ff).
-func writeGoldenV1(t *testing.T, path string) {
+// writeGolden writes the journal that the golden files hold: records 1..5,
+// mark 100, a checkpoint at 6 ("checkpoint-6", covering records 1..5,
+// last 5), then records 7 ("record-7"), 8 (empty), 9 (00 ff); with more,
+// also records 10..20 of 100 bytes each ('a'+key-10 repeated), which make
+// the tail overflow once.
+func writeGolden(t *testing.T, path string, more bool) {
 	j, err := journal.Open(path, journal.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -34,11 +40,8 @@ func writeGoldenV1(t *testing.T, path string) {
 	if err := j.Checkpoint(6, []byte("checkpoint-6")); err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range []struct {
-		key  uint64
-		data []byte
-	}{{7, []byte("record-7")}, {8, nil}, {9, []byte{0x00, 0xff}}} {
-		if err := appendWait(j, r.key, r.data); err != nil {
+	for _, r := range goldenRecords(more) {
+		if err := appendWait(j, r.Key, []byte(r.Data)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -47,25 +50,30 @@ func writeGoldenV1(t *testing.T, path string) {
 	}
 }
 
+func goldenRecords(more bool) []rec {
+	recs := []rec{{7, "record-7"}, {8, ""}, {9, "\x00\xff"}}
+	if more {
+		for k := uint64(10); k <= 20; k++ {
+			recs = append(recs, rec{k, strings.Repeat(string(rune('a'+k-10)), 100)})
+		}
+	}
+	return recs
+}
+
 // TestGoldenV1 checks that a version 1 file, written once and kept in
 // testdata, still decodes, through the API and byte by byte as doc.go
-// specifies. Never regenerate it to make this test pass: a format change
-// needs a new version (and this file must still be read).
+// specified for version 1, and that Open upgrades it to version 2 by
+// adding an empty tail bucket and changing nothing else. Never regenerate
+// it: this build cannot write version 1.
 func TestGoldenV1(t *testing.T) {
-	if *update {
-		tmp := filepath.Join(t.TempDir(), "golden.db")
-		writeGoldenV1(t, tmp)
-		if err := os.WriteFile(goldenV1, readFile(t, tmp), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("rewrote %s", goldenV1)
-	}
 	golden, err := os.ReadFile(goldenV1)
 	if err != nil {
-		t.Fatalf("%v (create it once with go test -run TestGoldenV1 -update)", err)
+		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "j.db") // Open writes: work on a copy
 	writeFile(t, path, golden)
+	untouched := filepath.Join(t.TempDir(), "v1.db")
+	writeFile(t, untouched, golden)
 
 	t.Run("api", func(t *testing.T) {
 		j := open(t, path, journal.Options{})
@@ -82,69 +90,12 @@ func TestGoldenV1(t *testing.T) {
 		}
 	})
 
-	t.Run("bytes", func(t *testing.T) {
-		db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = db.Close() }() // read-only
-		be := binary.BigEndian
-		crc := func(b []byte) []byte {
-			return be.AppendUint32(nil, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
-		}
-		u64 := func(v uint64) []byte { return be.AppendUint64(nil, v) }
-		record := func(prev uint64, data []byte) []byte {
-			return append(append(u64(prev), crc(data)...), data...)
-		}
-		want := map[string]map[string][]byte{
-			"meta": {
-				"format":  []byte("sysreg-journal"),
-				"version": {0, 0, 0, 0, 0, 0, 0, 1},
-				"mark":    u64(100),
-			},
-			"checkpoint": {
-				"key":  u64(6),
-				"last": u64(5),
-				"crc":  crc([]byte("checkpoint-6")),
-				"data": []byte("checkpoint-6"),
-			},
-			"records": {
-				string(u64(7)): record(5, []byte("record-7")),
-				string(u64(8)): record(7, nil),
-				string(u64(9)): record(8, []byte{0x00, 0xff}),
-			},
-		}
-		err = db.View(func(tx *bolt.Tx) error {
-			n := 0
-			_ = tx.ForEach(func(name []byte, b *bolt.Bucket) error {
-				n++
-				w, ok := want[string(name)]
-				if !ok {
-					t.Errorf("unexpected bucket %q", name)
-					return nil
-				}
-				got := map[string][]byte{}
-				_ = b.ForEach(func(k, v []byte) error { got[string(k)] = bytes.Clone(v); return nil })
-				if len(got) != len(w) {
-					t.Errorf("bucket %s: %d keys, want %d", name, len(got), len(w))
-				}
-				for k, wv := range w {
-					if !bytes.Equal(got[k], wv) {
-						t.Errorf("bucket %s, key %x: %x, want %x", name, k, got[k], wv)
-					}
-				}
-				return nil
-			})
-			if n != len(want) {
-				t.Errorf("%d buckets, want %d", n, len(want))
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+	v1 := goldenBuckets(1, goldenRecords(false), nil)
+	t.Run("bytes", func(t *testing.T) { checkBuckets(t, untouched, v1) })
+	t.Run("upgrade", func(t *testing.T) {
+		up := goldenBuckets(2, goldenRecords(false), nil)
+		checkBuckets(t, path, up)
 	})
-
 	t.Run("inspect", func(t *testing.T) {
 		rep, err := journal.Inspect(goldenV1) // read-only: the file itself
 		if err != nil {
@@ -165,6 +116,140 @@ func TestGoldenV1(t *testing.T) {
 		}
 		if want := []uint64{7, 5, 8, 7, 9, 8}; !slices.Equal(prevs, want) {
 			t.Errorf("records (key, prev) = %v, want %v", prevs, want)
+		}
+	})
+}
+
+// goldenBuckets is what the golden file of version holds: records in the
+// records bucket, tail in the tail bucket (version 2 only).
+func goldenBuckets(version uint64, records, tail []rec) map[string]map[string][]byte {
+	be := binary.BigEndian
+	crc := func(b []byte) []byte {
+		return be.AppendUint32(nil, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
+	}
+	u64 := func(v uint64) []byte { return be.AppendUint64(nil, v) }
+	bucket := func(prev uint64, recs []rec) (map[string][]byte, uint64) {
+		m := map[string][]byte{}
+		for _, r := range recs {
+			data := []byte(r.Data)
+			m[string(u64(r.Key))] = append(append(u64(prev), crc(data)...), data...)
+			prev = r.Key
+		}
+		return m, prev
+	}
+	want := map[string]map[string][]byte{
+		"meta": {
+			"format":  []byte("sysreg-journal"),
+			"version": u64(version),
+			"mark":    u64(100),
+		},
+		"checkpoint": {
+			"key":  u64(6),
+			"last": u64(5),
+			"crc":  crc([]byte("checkpoint-6")),
+			"data": []byte("checkpoint-6"),
+		},
+	}
+	var last uint64
+	want["records"], last = bucket(5, records)
+	if version >= 2 {
+		want["tail"], _ = bucket(last, tail)
+	}
+	return want
+}
+
+// checkBuckets checks, byte by byte, that the bbolt file at path holds
+// exactly the buckets and keys of want.
+func checkBuckets(t *testing.T, path string, want map[string]map[string][]byte) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }() // read-only
+	err = db.View(func(tx *bolt.Tx) error {
+		n := 0
+		_ = tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			n++
+			w, ok := want[string(name)]
+			if !ok {
+				t.Errorf("unexpected bucket %q", name)
+				return nil
+			}
+			got := map[string][]byte{}
+			_ = b.ForEach(func(k, v []byte) error { got[string(k)] = bytes.Clone(v); return nil })
+			if len(got) != len(w) {
+				t.Errorf("bucket %s: %d keys, want %d", name, len(got), len(w))
+			}
+			for k, wv := range w {
+				if !bytes.Equal(got[k], wv) {
+					t.Errorf("bucket %s, key %x: %x, want %x", name, k, got[k], wv)
+				}
+			}
+			return nil
+		})
+		if n != len(want) {
+			t.Errorf("%d buckets, want %d", n, len(want))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestGoldenV2 checks that the version 2 file kept in testdata decodes,
+// through the API, byte by byte as doc.go specifies (records 7..15 moved
+// from the tail to the records bucket when record 16 did not fit in the
+// tail's quarter page, 16..20 in the tail) and through Inspect. Never
+// regenerate it to make this test pass: a format change needs a new
+// version (and this file must still be read).
+func TestGoldenV2(t *testing.T) {
+	if *update {
+		tmp := filepath.Join(t.TempDir(), "golden.db")
+		writeGolden(t, tmp, true)
+		if err := os.WriteFile(goldenV2, readFile(t, tmp), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("rewrote %s", goldenV2)
+	}
+	golden, err := os.ReadFile(goldenV2)
+	if err != nil {
+		t.Fatalf("%v (create it once with go test -run TestGoldenV2 -update)", err)
+	}
+	recs := goldenRecords(true)
+	t.Run("bytes", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "j.db")
+		writeFile(t, path, golden)
+		checkBuckets(t, path, goldenBuckets(2, recs[:9], recs[9:]))
+	})
+	t.Run("api", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "j.db")
+		writeFile(t, path, golden)
+		j := open(t, path, journal.Options{})
+		key, data, ok, err := j.ReadCheckpoint()
+		if err != nil || !ok || key != 6 || string(data) != "checkpoint-6" {
+			t.Errorf("ReadCheckpoint = %d, %q, %v, %v", key, data, ok, err)
+		}
+		if got := replay(t, j, key); !equalRecs(got, recs) {
+			t.Errorf("Replay = %+v, want %+v", got, recs)
+		}
+		if j.Mark() != 100 || j.LastKey() != 20 {
+			t.Errorf("Mark %d, LastKey %d; want 100, 20", j.Mark(), j.LastKey())
+		}
+	})
+	t.Run("inspect", func(t *testing.T) {
+		rep, err := journal.Inspect(goldenV2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Version != 2 || rep.Mark != 100 || len(rep.Records) != len(recs) {
+			t.Errorf("report: version %d, mark %d, %d records", rep.Version, rep.Mark, len(rep.Records))
+		}
+		for i, r := range rep.Records {
+			if r.Err != nil || i < len(recs) && (r.Key != recs[i].Key || string(r.Data) != recs[i].Data) {
+				t.Errorf("record %d: %+v", i, r)
+			}
 		}
 	})
 }

@@ -123,7 +123,7 @@ func inspectOnce(f *os.File, path string, live bool) *InspectReport {
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		if name != string(bucketMeta) && name != string(bucketRecords) && name != string(bucketCheckpoint) {
+		if name != string(bucketMeta) && name != string(bucketRecords) && name != string(bucketCheckpoint) && name != string(bucketTail) {
 			bf.problem("unexpected bucket %q", name)
 		}
 	}
@@ -166,11 +166,19 @@ func inspectOnce(f *os.File, path string, live bool) *InspectReport {
 		rep.Checkpoint = ic
 	}
 
-	if v, ok := top[string(bucketRecords)]; !ok {
+	if _, ok := top[string(bucketRecords)]; !ok {
 		bf.problem("no %s bucket", bucketRecords)
-	} else {
-		ch := newChain(ckpt, hasCkpt)
-		bf.walkBucket(string(bucketRecords), v, func(e boltEntry) {
+	}
+	if _, ok := top[string(bucketTail)]; !ok && rep.Version >= 2 {
+		bf.problem("no %s bucket", bucketTail)
+	}
+	ch := newChain(ckpt, hasCkpt)
+	for _, name := range [][]byte{bucketRecords, bucketTail} { // in key order
+		v, ok := top[string(name)]
+		if !ok {
+			continue
+		}
+		bf.walkBucket(string(name), v, func(e boltEntry) {
 			key, err := decodeRecordKey(e.key)
 			if err != nil {
 				bf.errs = append(bf.errs, err)

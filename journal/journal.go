@@ -119,7 +119,11 @@ type durable struct {
 	ckptSize int64 // bytes of the checkpoint's data
 	records  int
 	bytes    int64
+	tail     int // size of the tail bucket's inline leaf (tailEntrySize of each record + a page header)
 }
+
+// emptyTail is the inline size of an empty tail bucket.
+const emptyTail = boltPageHeaderSize
 
 // Journal is a durable, ordered log of opaque records in one bbolt file,
 // with group commit. See the package documentation.
@@ -128,6 +132,8 @@ type durable struct {
 type Journal struct {
 	path   string
 	db     *bolt.DB
+	file   *os.File // bbolt's file (bbolt closes it)
+	pageSz int      // bbolt's page size (DB.Info races with a remap: read once at Open)
 	log    hclog.Logger
 	hooks  faults.Hooks
 	maxRec int
@@ -146,6 +152,7 @@ type Journal struct {
 	closeOnce sync.Once
 
 	// Owned by the committer goroutine.
+	cold   bool // drop the page cache before the next commit (dropCache)
 	st     durable
 	failed error // non-nil: every later op fails with it
 	spare  []op  // the other queue buffer
@@ -203,6 +210,9 @@ func Open(path string, opts Options) (*Journal, error) {
 	j := &Journal{
 		path:    path,
 		db:      db,
+		file:    f,
+		pageSz:  db.Info().PageSize,
+		cold:    true,
 		log:     opts.Logger,
 		hooks:   opts.hooks,
 		maxRec:  opts.CheckpointRecords,
@@ -299,27 +309,12 @@ func (j *Journal) load() (fresh bool, err error) {
 	if err != nil {
 		return false, corruptWrap(j.path, err)
 	}
-	if s.fresh {
-		err := j.db.Update(func(tx *bolt.Tx) error {
-			for _, name := range [][]byte{bucketMeta, bucketRecords, bucketCheckpoint} {
-				if _, err := tx.CreateBucket(name); err != nil {
-					return fmt.Errorf("create bucket %s: %w", name, err)
-				}
-			}
-			meta := tx.Bucket(bucketMeta)
-			for _, kv := range [][2][]byte{
-				{keyFormat, []byte(formatName)},
-				{keyVersion, u64(FormatVersion)},
-				{keyMark, u64(0)},
-			} {
-				if err := meta.Put(kv[0], kv[1]); err != nil {
-					return fmt.Errorf("put meta %s: %w", kv[0], err)
-				}
-			}
-			return nil
-		})
-		if err != nil {
+	if s.fresh || s.version < FormatVersion {
+		if err := j.db.Update(func(tx *bolt.Tx) error { return initialise(tx, s.fresh) }); err != nil {
 			return false, fmt.Errorf("journal: initialise %s: %w", j.path, err)
+		}
+		if !s.fresh {
+			j.log.Info("journal upgraded", "path", j.path, "from", s.version, "to", FormatVersion)
 		}
 	}
 	j.st = durable{
@@ -330,6 +325,7 @@ func (j *Journal) load() (fresh bool, err error) {
 		ckptSize: int64(len(s.ckpt.data)),
 		records:  s.records,
 		bytes:    s.bytes,
+		tail:     s.tail,
 	}
 	if s.lastRecord == 0 {
 		j.st.prev = s.ckpt.last
@@ -339,9 +335,36 @@ func (j *Journal) load() (fresh bool, err error) {
 	return s.fresh, nil
 }
 
+// initialise makes a fresh file a journal of FormatVersion, or upgrades a
+// version 1 file to it (adds the empty tail bucket), in tx.
+func initialise(tx *bolt.Tx, fresh bool) error {
+	names := [][]byte{bucketTail}
+	if fresh {
+		names = [][]byte{bucketMeta, bucketRecords, bucketCheckpoint, bucketTail}
+	}
+	for _, name := range names {
+		if _, err := tx.CreateBucket(name); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	kvs := [][2][]byte{{keyVersion, u64(FormatVersion)}}
+	if fresh {
+		kvs = append(kvs, [2][]byte{keyFormat, []byte(formatName)}, [2][]byte{keyMark, u64(0)})
+	}
+	meta := tx.Bucket(bucketMeta)
+	for _, kv := range kvs {
+		if err := meta.Put(kv[0], kv[1]); err != nil {
+			return fmt.Errorf("put meta %s: %w", kv[0], err)
+		}
+	}
+	return nil
+}
+
 // scanned is what scan found.
 type scanned struct {
 	fresh      bool // no bucket at all
+	version    uint64
+	tail       int // the tail bucket's inline size (emptyTail without one)
 	mark       uint64
 	ckpt       checkpoint
 	hasCkpt    bool
@@ -376,25 +399,36 @@ func scan(tx *bolt.Tx) (s scanned, err error) {
 	case version > FormatVersion:
 		return s, &VersionError{Found: version, Supported: FormatVersion}
 	}
+	s.version = version
 	if s.mark, err = decodeU64("meta mark", meta.Get(keyMark)); err != nil {
 		return s, err
 	}
 	if s.ckpt, s.hasCkpt, err = readCheckpoint(tx); err != nil {
 		return s, err
 	}
-	rb := tx.Bucket(bucketRecords)
-	if rb == nil {
-		return s, reasonf("bucket records missing")
+	tb := tx.Bucket(bucketTail)
+	switch {
+	case version >= 2 && tb == nil:
+		return s, reasonf("bucket tail missing")
+	case version < 2 && tb != nil:
+		return s, reasonf("version %d file with a tail bucket", version)
+	}
+	c, err := newLogCursor(tx)
+	if err != nil {
+		return s, err
 	}
 	ch := newChain(s.ckpt, s.hasCkpt)
-	c := rb.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
+	s.tail = emptyTail
+	for k, v := c.seek(nil); k != nil; k, v = c.next() {
 		_, data, err := decodeEntry(&ch, k, v)
 		if err != nil {
 			return s, err
 		}
 		s.records++
 		s.bytes += int64(len(data))
+		if c.i == 1 {
+			s.tail += tailEntrySize(len(data))
+		}
 	}
 	s.lastRecord = ch.last
 	return s, nil
@@ -461,11 +495,32 @@ func (j *Journal) Stats() Stats {
 		// bbolt's counters before the journal counts the commit.
 		CheckpointBytes: j.pubCkptSize.Load(),
 	}
-	s.PageBytes = pageAlloc(j.db) - j.allocBase + int64(s.Commits)*int64(j.db.Info().PageSize)
+	s.PageBytes = pageAlloc(j.db) - j.allocBase + int64(s.Commits)*int64(j.pageSz)
 	if fi, err := os.Stat(j.path); err == nil {
 		s.FileSize = fi.Size()
 	}
 	return s
+}
+
+// flushTail moves every record of the tail bucket to the records bucket,
+// in the committer's transaction.
+func flushTail(records, tail *bolt.Bucket) error {
+	var kvs [][]byte // key, value, key, value...: copies, the tail is emptied below
+	if err := tail.ForEach(func(k, v []byte) error {
+		kvs = append(kvs, bytes.Clone(k), bytes.Clone(v))
+		return nil
+	}); err != nil {
+		return fmt.Errorf("read tail: %w", err)
+	}
+	for i := 0; i < len(kvs); i += 2 {
+		if err := records.Put(kvs[i], kvs[i+1]); err != nil {
+			return fmt.Errorf("move record %x: %w", kvs[i], err)
+		}
+		if err := tail.Delete(kvs[i]); err != nil {
+			return fmt.Errorf("move record %x: %w", kvs[i], err)
+		}
+	}
+	return nil
 }
 
 // pageAlloc is bbolt's count of bytes of pages allocated by write
@@ -718,6 +773,10 @@ func (j *Journal) write(batch []op) error {
 		}
 	}
 	arena = make([]byte, 0, size) // keys and values of the batch's records: one allocation
+	if j.cold {
+		j.dropCache()
+		j.cold = false
+	}
 
 	err := guard(j.path, "commit", func() error {
 		tx, err := j.db.Begin(true)
@@ -727,10 +786,14 @@ func (j *Journal) write(batch []op) error {
 		// After a successful Commit, Rollback only returns bolt.ErrTxClosed;
 		// on every other path rolling back is what we want.
 		defer func() { _ = tx.Rollback() }()
-		records := tx.Bucket(bucketRecords)
-		if records == nil {
-			return reasonf("bucket records missing")
+		records, tail := tx.Bucket(bucketRecords), tx.Bucket(bucketTail)
+		if records == nil || tail == nil {
+			return reasonf("bucket records or tail missing")
 		}
+		// Keys only grow: fill the records bucket's pages completely
+		// rather than split them in half (bbolt's default).
+		records.FillPercent = 1.0
+		tailLimit := j.pageSz / 4
 		for i := range batch {
 			o := &batch[i]
 			if o.err != nil {
@@ -738,10 +801,23 @@ func (j *Journal) write(batch []op) error {
 			}
 			switch o.kind {
 			case opAppend:
+				// Into the tail while it stays inline; else the tail
+				// moves to the records bucket first (see doc.go).
+				entry := tailEntrySize(len(o.data))
+				if st.tail+entry > tailLimit && st.tail > emptyTail {
+					if err := flushTail(records, tail); err != nil {
+						return err
+					}
+					st.tail = emptyTail
+				}
+				dst := records
+				if st.tail+entry <= tailLimit {
+					dst, st.tail = tail, st.tail+entry
+				}
 				off := len(arena)
 				arena = append(arena, u64(o.key)...)
 				arena = encodeRecord(arena, st.prev, o.data)
-				if err := records.Put(arena[off:off+8], arena[off+8:]); err != nil {
+				if err := dst.Put(arena[off:off+8], arena[off+8:]); err != nil {
 					return fmt.Errorf("put record %d: %w", o.key, err)
 				}
 				st.prev = o.key
@@ -758,7 +834,7 @@ func (j *Journal) write(batch []op) error {
 				if cb == nil {
 					return reasonf("bucket checkpoint missing")
 				}
-				if err := j.putCheckpoint(records, cb, o.key, o.data, &st); err != nil {
+				if err := j.putCheckpoint([]*bolt.Bucket{records, tail}, cb, o.key, o.data, &st); err != nil {
 					return err
 				}
 				ckpts++
@@ -797,35 +873,42 @@ func (j *Journal) write(batch []op) error {
 	}
 	j.st = st
 	j.checkpoints.Add(ckpts)
+	// A checkpoint's data is written as one run of pages: see dropCache.
+	j.cold = j.cold || ckpts > 0
 	j.publish()
 	return nil
 }
 
-// putCheckpoint deletes the records up to key and stores the checkpoint, in
-// the committer's transaction.
-func (j *Journal) putCheckpoint(records, cb *bolt.Bucket, key uint64, data []byte, st *durable) error {
-	last, size := st.ckptLast, int64(0)
-	// Collect the covered keys with a cursor, then delete them: bbolt's
-	// Cursor.Next after Cursor.Delete skips an entry when the leaf is already
-	// in memory (records put in this transaction), and First after each
-	// Delete rescans the emptied leaves.
-	var covered []byte // 8 bytes per key
-	c := records.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		rk, err := decodeRecordKey(k)
-		if err != nil {
-			return err
+// putCheckpoint deletes the records up to key from buckets (records, tail)
+// and stores the checkpoint, in the committer's transaction.
+func (j *Journal) putCheckpoint(buckets []*bolt.Bucket, cb *bolt.Bucket, key uint64, data []byte, st *durable) error {
+	last, size, n := st.ckptLast, int64(0), 0
+	for bi, b := range buckets {
+		// Collect the covered keys with a cursor, then delete them: bbolt's
+		// Cursor.Next after Cursor.Delete skips an entry when the leaf is
+		// already in memory (records put in this transaction), and First
+		// after each Delete rescans the emptied leaves.
+		var covered []byte // 8 bytes per key
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			rk, err := decodeRecordKey(k)
+			if err != nil {
+				return err
+			}
+			if rk > key {
+				break
+			}
+			last, size = rk, size+int64(len(v)-recordHeaderSize)
+			if bi == 1 {
+				st.tail -= tailEntrySize(len(v) - recordHeaderSize)
+			}
+			covered = append(covered, k...)
 		}
-		if rk > key {
-			break
-		}
-		last, size = rk, size+int64(len(v)-recordHeaderSize)
-		covered = append(covered, k...)
-	}
-	n := len(covered) / 8
-	for i := 0; i < len(covered); i += 8 {
-		if err := records.Delete(covered[i : i+8]); err != nil {
-			return fmt.Errorf("delete record %d: %w", binary.BigEndian.Uint64(covered[i:]), err)
+		n += len(covered) / 8
+		for i := 0; i < len(covered); i += 8 {
+			if err := b.Delete(covered[i : i+8]); err != nil {
+				return fmt.Errorf("delete record %d: %w", binary.BigEndian.Uint64(covered[i:]), err)
+			}
 		}
 	}
 	crcField := make([]byte, 4)

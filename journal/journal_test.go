@@ -525,3 +525,30 @@ func TestStatsAndPath(t *testing.T) {
 		t.Errorf("Replay(2) keys = %v", keys)
 	}
 }
+
+// TestOneWriterPageBytes: a lone durable append rewrites the leaf of the
+// top-level buckets (where the inline tail lives) and the meta page, and
+// now and then the records bucket's path when the tail moves there; on
+// average well under three 4 KiB pages (issue 17, flash wear; R24 holds:
+// every append is its own commit).
+func TestOneWriterPageBytes(t *testing.T) {
+	j := open(t, "", journal.Options{NoSync: true})
+	data := bytes.Repeat([]byte("v"), 60)
+	appendN := func(from, n int) {
+		for k := from; k < from+n; k++ {
+			if err := appendWait(j, uint64(k), data); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	appendN(1, 2000) // the records bucket has a branch level by now
+	before := j.Stats()
+	appendN(2001, 1000)
+	after := j.Stats()
+	commits := after.Commits - before.Commits
+	perAppend := float64(after.PageBytes-before.PageBytes) / 1000
+	if commits != 1000 || perAppend > 3*4096 {
+		t.Errorf("%d commits, %.0f page bytes per append, want 1000 and at most 12 KiB", commits, perAppend)
+	}
+	t.Logf("%.0f page bytes per append", perAppend)
+}

@@ -71,17 +71,13 @@ func (j *Journal) Replay(after uint64, fn func(key uint64, data []byte) error) e
 					}
 					ch, started = newChain(c, has), true
 				}
-				rb := tx.Bucket(bucketRecords)
-				if rb == nil {
-					return reasonf("bucket records missing")
+				cur, err := newLogCursor(tx)
+				if err != nil {
+					return err
 				}
-				cur := rb.Cursor()
-				k, v := cur.First()
-				if from != nil {
-					k, v = cur.Seek(from)
-				}
+				k, v := cur.seek(from)
 				scanned, size := 0, 0
-				for ; k != nil; k, v = cur.Next() {
+				for ; k != nil; k, v = cur.next() {
 					if scanned >= replayChunkRecords || size >= replayChunkBytes {
 						from = append(from[:0], k...)
 						break

@@ -1269,7 +1269,7 @@ func TestInspectAndCheck(t *testing.T) {
 	d.stop()
 
 	ins := jsonOf(t, ok(t, "", "inspect", "--data-dir", dir).stdout)
-	if ins["format"] != "sysreg-journal" || ins["version"] != json.Number("1") || ins["live"] != false {
+	if ins["format"] != "sysreg-journal" || ins["version"] != json.Number("2") || ins["live"] != false {
 		t.Fatalf("inspect: %v", ins)
 	}
 	recs, _ := ins["records"].([]any)
