@@ -16,7 +16,7 @@ import (
 	"github.com/sysreg/sysreg/bench"
 )
 
-var benchScenarios = []string{"flap", "durable", "recovery", "daemon"}
+var benchScenarios = []string{"flap", "durable", "recovery", "daemon", "wear"}
 
 // benchReport is the JSON that "sysregd bench --json" prints: the machine,
 // then one object per scenario that ran.
@@ -26,6 +26,7 @@ type benchReport struct {
 	Durable  *bench.DurableResult  `json:"durable,omitempty"`
 	Recovery *bench.RecoveryResult `json:"recovery,omitempty"`
 	Daemon   *bench.DaemonResult   `json:"daemon,omitempty"`
+	Wear     *bench.WearResult     `json:"wear,omitempty"`
 }
 
 type benchMachine struct {
@@ -37,7 +38,7 @@ type benchMachine struct {
 }
 
 func benchCmd() *cobra.Command {
-	cmd := command("bench [flap|durable|recovery|daemon|all] [flags]",
+	cmd := command("bench [flap|durable|recovery|daemon|wear|all] [flags]",
 		"run the benchmark scenarios",
 		strings.TrimSpace(`
 Runs the benchmark scenarios of package bench (default: all) and prints a
@@ -51,7 +52,10 @@ measured beside its baseline in the same run (R36).
             fsync) beside raw bbolt, one commit per update and DB.Batch
   recovery  store.Open time after 10^4…10^6 config updates
   daemon    updates/s and round trips over the Unix socket, remote
-            subscribers' convergence`), nil)
+            subscribers' convergence
+  wear      bytes written to storage per config update (flash wear) with 1
+            and 64 writers, per checkpoint cycle and per typical appliance
+            day, beside raw bbolt appending a 64-byte record per commit`), nil)
 	cmd.ValidArgs = append([]cobra.Completion{"all"}, benchScenarios...)
 	fs := cmd.Flags()
 	asJSON := fs.Bool("json", false, "print the results as JSON on stdout instead of tables")
@@ -75,6 +79,12 @@ measured beside its baseline in the same run (R36).
 	sizes := fs.String("sizes", "10000,100000,1000000", "recovery: comma-separated update counts")
 	recKeys := fs.Int("recovery-keys", 10000, "recovery: keys the updates cycle over")
 	opens := fs.Int("opens", 3, "recovery: timed opens per size (median reported)")
+	// wear
+	wearUpdates := fs.Int("wear-updates", 2000, "wear: durable updates per writer-count row")
+	wearWriters := fs.String("wear-writers", "1,64", "wear: comma-separated writer counts")
+	ckptRecords := fs.Int("checkpoint-records", 10000, "wear: the checkpoint cycle's interval in records")
+	ckptKeys := fs.Int("checkpoint-keys", 1000, "wear: config keys the checkpoint holds")
+	dayHours := fs.Float64("day-hours", 24, "wear: hours of the typical day simulated (scaled to 24 h)")
 	// daemon
 	pipeline := fs.Int("pipeline", 64, "daemon: goroutines sharing one connection")
 	conns := fs.Int("conns", 8, "daemon: connections of the multi-connection figure")
@@ -101,10 +111,10 @@ measured beside its baseline in the same run (R36).
 			for _, s := range benchScenarios {
 				run[s] = true
 			}
-		case "flap", "durable", "recovery", "daemon":
+		case "flap", "durable", "recovery", "daemon", "wear":
 			run[scenario] = true
 		default:
-			return usagef("bench: unknown scenario %q (want flap, durable, recovery, daemon or all)", scenario)
+			return usagef("bench: unknown scenario %q (want flap, durable, recovery, daemon, wear or all)", scenario)
 		}
 		if *svg != "" && !run["flap"] {
 			return usagef("bench: --svg draws the flap scenario, which %q does not run", scenario)
@@ -117,16 +127,24 @@ measured beside its baseline in the same run (R36).
 		if err != nil {
 			return err
 		}
+		wearWriterList, err := intList("wear-writers", *wearWriters)
+		if err != nil {
+			return err
+		}
 		var progress io.Writer = stderr
 		if *quiet {
 			progress = nil
 		}
 		positive := map[string]int{"producers": *producers, "keys": *keys, "subscribers": *subscribers, "buffer": *buffer,
-			"recovery-keys": *recKeys, "opens": *opens, "pipeline": *pipeline, "conns": *conns, "round-trips": *roundTrips, "sub-conns": *subConns}
+			"recovery-keys": *recKeys, "opens": *opens, "pipeline": *pipeline, "conns": *conns, "round-trips": *roundTrips, "sub-conns": *subConns,
+			"wear-updates": *wearUpdates, "checkpoint-records": *ckptRecords, "checkpoint-keys": *ckptKeys}
 		for name, v := range positive {
 			if v <= 0 {
 				return usagef("bench: --%s must be positive, got %d", name, v)
 			}
+		}
+		if *dayHours <= 0 {
+			return usagef("bench: --day-hours must be positive, got %g", *dayHours)
 		}
 		if *duration <= 0 || *interval < 0 || *flapFor <= 0 || *rate < 0 || *work < 0 {
 			return usagef("bench: durations and rates must not be negative (and --duration, --flap-duration positive)")
@@ -189,6 +207,17 @@ measured beside its baseline in the same run (R36).
 			}
 			rep.Daemon = &r
 			writeDaemonTable(&tables, r)
+		}
+		if run["wear"] {
+			r, err := bench.RunWear(ctx, bench.WearConfig{
+				Updates: *wearUpdates, Writers: wearWriterList, CheckpointRecords: *ckptRecords, CheckpointKeys: *ckptKeys,
+				Day: bench.DayMix{Hours: *dayHours}, Dir: *dir, Progress: progress,
+			})
+			if err != nil {
+				return err
+			}
+			rep.Wear = &r
+			writeWearTable(&tables, r)
 		}
 		if *asJSON {
 			enc := json.NewEncoder(stdout)
@@ -310,6 +339,28 @@ func writeDurableTable(w io.Writer, r bench.DurableResult) {
 		t.row(strconv.Itoa(row.Writers), num(row.Sysreg.UpdatesPerSec), fmt.Sprintf("%.4f", row.Sysreg.FsyncsPerUpdate),
 			fmt.Sprintf("%.1f", row.Sysreg.LatencyUs.P99/1000), c, b, fmt.Sprintf("%.1fx", row.VsCommit), fmt.Sprintf("%.1fx", row.VsBatch))
 	}
+	t.write(w)
+}
+
+func writeWearTable(w io.Writer, r bench.WearResult) {
+	fmt.Fprintln(w, "\nwear: bytes written to storage (B: /proc/self/io write_bytes; page B: bbolt pages written)")
+	if !r.Supported {
+		fmt.Fprintf(w, "write_bytes unavailable: %s\n", r.Reason)
+	}
+	var t table
+	t.row("", "sysreg B", "sysreg page B", "bbolt B", "bbolt page B", "x bbolt")
+	for _, row := range r.Rows {
+		t.row(fmt.Sprintf("per update, %d writers", row.Writers), num(row.Sysreg.BytesPerUpdate), num(row.Sysreg.PageBytesPerUpdate),
+			num(row.Bolt.BytesPerUpdate), num(row.Bolt.PageBytesPerUpdate), fmt.Sprintf("%.2fx", row.Ratio))
+	}
+	c := r.Checkpoint
+	t.row(fmt.Sprintf("per update, cycle of %s records", num(float64(c.Records))), num(c.Sysreg.BytesPerUpdate), num(c.Sysreg.PageBytesPerUpdate),
+		num(c.Bolt.BytesPerUpdate), num(c.Bolt.PageBytesPerUpdate), "")
+	t.row(fmt.Sprintf("per checkpoint (%s B of data)", num(float64(c.DataBytes))), num(float64(c.Sysreg.CheckpointWriteBytes)), num(float64(c.Sysreg.CheckpointPageBytes)),
+		num(float64(c.Bolt.CheckpointWriteBytes)), num(float64(c.Bolt.CheckpointPageBytes)), "")
+	d := r.Day
+	t.row(fmt.Sprintf("per day (%d records)", d.Records), num(float64(d.WithCheckpointWriteBytes)), num(float64(d.Sysreg.PageBytes)),
+		num(float64(d.Bolt.WriteBytes)), num(float64(d.Bolt.PageBytes)), "")
 	t.write(w)
 }
 

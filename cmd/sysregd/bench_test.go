@@ -15,6 +15,7 @@ var tinyBench = []string{
 	"--producers", "2", "--subscribers", "10", "--interval", "20ms", "--duration", "100ms",
 	"--writers", "1,2", "--sizes", "200", "--recovery-keys", "100", "--opens", "1",
 	"--pipeline", "2", "--conns", "2", "--round-trips", "20", "--sub-conns", "2", "--flap-duration", "50ms",
+	"--wear-updates", "20", "--wear-writers", "1,4", "--checkpoint-records", "50", "--checkpoint-keys", "20", "--day-hours", "0.1",
 }
 
 func TestBenchCommandJSON(t *testing.T) {
@@ -27,7 +28,7 @@ func TestBenchCommandJSON(t *testing.T) {
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 		t.Fatalf("stdout is not JSON: %v\n%s", err, stdout.String())
 	}
-	for _, k := range []string{"machine", "flap", "durable", "recovery", "daemon"} {
+	for _, k := range []string{"machine", "flap", "durable", "recovery", "daemon", "wear"} {
 		if rep[k] == nil {
 			t.Errorf("no %q in the JSON", k)
 		}
@@ -78,6 +79,8 @@ func TestBenchCommandUsage(t *testing.T) {
 		{[]string{"bench", "flap", "durable"}, true},
 		{[]string{"bench", "durable", "--svg", "x.svg"}, true},
 		{[]string{"bench", "durable", "--writers", "1,x"}, true},
+		{[]string{"bench", "wear", "--day-hours", "0"}, true},
+		{[]string{"bench", "wear", "--wear-writers", "0"}, true},
 		{[]string{"bench", "flap", "--subscribers", "0"}, true},
 		{[]string{"bench", "--no-such-flag"}, true},
 	} {
