@@ -37,6 +37,19 @@
 // any number of subscribers copies nothing (R19).
 //
 // Decisions where the spec is silent:
+//   - A subtype may contain '/' (R1), but in the text form (ParseScope,
+//     ParsePattern) its '/'-separated segments may not be empty:
+//     "config/wifi/wlan0/" or "config/wifi//x" is ErrInvalidScope, a typo
+//     rather than a scope whose subtype is "wlan0/". Scope.Validate, which
+//     the journal's decoder applies, still accepts such a subtype, so a
+//     journal written before this rule keeps opening; write it through the
+//     Go API (Scope{…}) to delete it.
+//   - A pattern that can never match (a type with '/', NUL or invalid UTF-8
+//     in a type or subtype, an unknown bucket) is refused by
+//     Pattern.Validate and Subscribe with ErrInvalidScope.
+//   - Errors name the op ("op 2: …") only in a transaction of several ops:
+//     Update(scope, values) and Commit(Put(scope, values)) fail with the
+//     same error.
 //   - Values may nest up to MaxDepth (10,000) levels; every decoder accepts
 //     that depth, so whatever is accepted can be read back.
 //   - The size limit (R2, default 1 MiB) is the CBOR size of the values of an

@@ -90,8 +90,6 @@ func TestR1_ParseScope(t *testing.T) {
 		{"state/network_interface/eth0", core.StateScope("network_interface", "eth0")},
 		{"state/net/eth0/1", core.StateScope("net", "eth0/1")}, // subtype may contain '/'
 		{"config/a/b/c/d", core.ConfigScope("a", "b/c/d")},     // split at the first two
-		{"config/a//", core.ConfigScope("a", "/")},             // a subtype of one '/'
-		{"config/a/b/", core.ConfigScope("a", "b/")},           // trailing '/' is part of the subtype
 		{"state/ü/ß", core.StateScope("ü", "ß")},               // UTF-8
 		{"state/ /x", core.StateScope(" ", "x")},               // non-empty is all R1 asks
 	}
@@ -117,6 +115,10 @@ func TestR1_ParseScope(t *testing.T) {
 		"State/net/eth0", "STATE/net/eth0", " state/net/eth0", "states/net/eth0", "bucket/net/eth0",
 		"state/n\x00et/eth0", "state/net/eth\x000", "\x00/net/eth0",
 		"state/\xff/eth0", "state/net/\xffe", "state/net/eth0\xc3",
+		// Empty segments in the subtype's text form: a typo, not a scope
+		// (issue #8 item 8).
+		"config/wifi/wlan0/", "config/wifi/wlan0/extra/", "config/a//", "config/a///b",
+		"config/wifi//wlan0", "config/wifi/wlan0//extra",
 	}
 	for _, in := range bad {
 		t.Run("bad="+strings.ToValidUTF8(strings.ReplaceAll(in, "\x00", `\0`), "?"), func(t *testing.T) {

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -54,7 +55,10 @@ func StateScope(typ, subtype string) Scope { return Scope{State, typ, subtype} }
 func ConfigScope(typ, subtype string) Scope { return Scope{Config, typ, subtype} }
 
 // ParseScope parses the text form "bucket/type/subtype", split at the first two
-// slashes, so a subtype may contain "/" and a type may not (R1).
+// slashes, so a subtype may contain "/" and a type may not (R1). In the text
+// form a subtype's "/"-separated segments may not be empty: a leading or
+// trailing "/" or a "//" ("config/wifi/wlan0/") is ErrInvalidScope, a typo
+// rather than another scope.
 func ParseScope(s string) (Scope, error) {
 	b, rest, ok := strings.Cut(s, "/")
 	if !ok {
@@ -72,7 +76,24 @@ func ParseScope(s string) (Scope, error) {
 	if err := sc.Validate(); err != nil {
 		return Scope{}, err
 	}
+	if err := subtypeSegments(sub); err != nil {
+		return Scope{}, fmt.Errorf("%w: %q: %s", ErrInvalidScope, s, err)
+	}
 	return sc, nil
+}
+
+// subtypeSegments checks the text form's rule for a subtype: no empty
+// "/"-separated segment.
+func subtypeSegments(sub string) error {
+	switch {
+	case strings.HasPrefix(sub, "/"):
+		return errors.New("subtype starts with '/'")
+	case strings.HasSuffix(sub, "/"):
+		return errors.New("subtype ends with '/'")
+	case strings.Contains(sub, "//"):
+		return errors.New("subtype contains '//' (an empty segment)")
+	}
+	return nil
 }
 
 // String returns the text form "bucket/type/subtype".
@@ -126,6 +147,30 @@ type Pattern struct {
 	Type, Subtype string
 }
 
+// Validate returns nil or an error matching ErrInvalidScope for a pattern
+// that could never match a valid scope: an unknown bucket, a type holding
+// '/', a type or subtype holding NUL or invalid UTF-8 (R1, R21). Subscribe
+// refuses such patterns rather than wait forever.
+func (p Pattern) Validate() error {
+	if p.Bucket != 0 && !p.Bucket.valid() {
+		return fmt.Errorf("%w: pattern %s: unknown bucket", ErrInvalidScope, p)
+	}
+	if p.Type != "" {
+		if err := validName("type", p.Type); err != nil {
+			return fmt.Errorf("%w: pattern %q: %s", ErrInvalidScope, p, err)
+		}
+		if strings.Contains(p.Type, "/") {
+			return fmt.Errorf("%w: pattern %q: type contains '/'", ErrInvalidScope, p)
+		}
+	}
+	if p.Subtype != "" {
+		if err := validName("subtype", p.Subtype); err != nil {
+			return fmt.Errorf("%w: pattern %q: %s", ErrInvalidScope, p, err)
+		}
+	}
+	return nil
+}
+
 // Matches reports whether s lies inside the pattern.
 func (p Pattern) Matches(s Scope) bool {
 	return (p.Bucket == 0 || p.Bucket == s.Bucket) &&
@@ -156,9 +201,12 @@ func ParsePattern(s string) (Pattern, error) {
 	if len(parts) > 2 && parts[2] != "*" {
 		p.Subtype = parts[2]
 	}
-	for _, v := range []string{p.Type, p.Subtype} {
-		if v != "" && (!utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0) {
-			return Pattern{}, fmt.Errorf("%w: pattern %q", ErrInvalidScope, s)
+	if err := p.Validate(); err != nil {
+		return Pattern{}, err
+	}
+	if p.Subtype != "" {
+		if err := subtypeSegments(p.Subtype); err != nil {
+			return Pattern{}, fmt.Errorf("%w: pattern %q: %s", ErrInvalidScope, s, err)
 		}
 	}
 	return p, nil

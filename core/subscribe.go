@@ -55,6 +55,9 @@ func (r *Registry) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subsc
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := opts.Match.Validate(); err != nil {
+		return nil, err
+	}
 	h := r.hub
 	s := &Subscription{h: h, opts: opts, ch: make(chan Snapshot, 1)}
 	h.mu.Lock()

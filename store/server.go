@@ -379,39 +379,69 @@ func (c *conn) read() error {
 	for {
 		f, b, err := wire.ReadFrame(br, s.opts.MaxFrame, buf)
 		buf = b
-		if err != nil {
-			if errors.Is(err, wire.ErrFrameTooLarge) || errors.Is(err, wire.ErrMalformed) {
-				s.stats.badFrames.Add(1)
-				c.log.Warn("bad frame; closing connection", "error", err)
-				c.replies <- reply{typ: wire.TError, body: wire.Error{Code: wire.CodeBadRequest, Message: err.Error()}}
-			}
+		// Bodies may alias buf, which the next read reuses: handlers
+		// decode synchronously, so none outlives this iteration.
+		switch {
+		case errors.Is(err, wire.ErrMalformedBody) && hello && f.ID != 0:
+			// The frame was read whole and the stream is in step: a bad
+			// body is this request's error, not the connection's.
+			s.stats.requests.Add(1)
+			s.stats.badFrames.Add(1)
+			c.replies <- badRequest(f.ID, "%v", err)
+			continue
+		case errors.Is(err, wire.ErrFrameTooLarge) || errors.Is(err, wire.ErrMalformed):
+			return c.connError(err)
+		case err != nil:
 			return err
 		}
-		// Bodies may alias buf, which the next read reuses: copy the
-		// few that outlive this iteration (none do: handlers decode
-		// synchronously).
 		s.stats.requests.Add(1)
+		if f.ID == 0 {
+			return c.connError(fmt.Errorf("%w: request id 0 is reserved for errors about the connection", ErrProtocol))
+		}
 		if !hello {
-			if f.Type != wire.THello {
-				c.replies <- reply{id: f.ID, typ: wire.TError, body: wire.Error{Code: wire.CodeBadRequest, Message: "the first frame must be hello"}}
-				return fmt.Errorf("%w: first frame is %s", ErrProtocol, f.Type)
-			}
-			var h wire.Hello
-			if err := wire.DecodeBody(f, &h); err != nil || h.Version != wire.Version {
-				msg := fmt.Sprintf("protocol version %d is not supported; this daemon speaks version %d", h.Version, wire.Version)
-				if err != nil {
-					msg = err.Error()
-				}
-				c.replies <- reply{id: f.ID, typ: wire.TError, body: wire.Error{Code: wire.CodeBadRequest, Message: msg}}
-				return fmt.Errorf("%w: %s", ErrProtocol, msg)
+			if err := c.hello(f); err != nil {
+				return err
 			}
 			hello = true
-			c.replies <- reply{id: f.ID, typ: wire.THelloOK, body: wire.HelloOK{Version: wire.Version, Server: s.opts.Name, MaxFrame: uint64(s.opts.MaxFrame)}}
 			continue
 		}
-		r := c.handle(f)
-		c.replies <- r
+		c.replies <- c.handle(f)
 	}
+}
+
+// connError ends the connection for err, a broken frame or protocol: an
+// Error with id 0 — reserved for this — and the connection closes.
+func (c *conn) connError(err error) error {
+	c.srv.stats.badFrames.Add(1)
+	c.log.Warn("bad frame; closing connection", "error", err)
+	c.replies <- reply{typ: wire.TError, body: wire.Error{Code: wire.CodeBadRequest, Message: err.Error()}}
+	return err
+}
+
+// hello answers the first frame, which must be a hello of this version.
+// HelloOK is written before the next frame is read, so that nothing — not
+// the first delivery of a subscription pipelined behind hello — precedes it.
+func (c *conn) hello(f wire.Frame) error {
+	s := c.srv
+	if f.Type != wire.THello {
+		c.replies <- badRequest(f.ID, "the first frame must be hello")
+		return fmt.Errorf("%w: first frame is %s", ErrProtocol, f.Type)
+	}
+	var h wire.Hello
+	if err := wire.DecodeBody(f, &h); err != nil || h.Version != wire.Version {
+		msg := fmt.Sprintf("protocol version %d is not supported; this daemon speaks version %d", h.Version, wire.Version)
+		if err != nil {
+			msg = err.Error()
+		}
+		c.replies <- badRequest(f.ID, "%s", msg)
+		return fmt.Errorf("%w: %s", ErrProtocol, msg)
+	}
+	// Nothing else is queued yet: writing here keeps the reply order.
+	body, err := wire.EncodeBody(wire.THelloOK, wire.HelloOK{Version: wire.Version, Server: s.opts.Name, MaxFrame: uint64(s.opts.MaxFrame)})
+	if err == nil {
+		err = c.writeFrame(wire.THelloOK, f.ID, body, true)
+	}
+	return err
 }
 
 func errReply(id uint64, err error) reply {
@@ -445,6 +475,9 @@ func (c *conn) handle(f wire.Frame) reply {
 		return c.stats(f.ID)
 	case wire.TPing:
 		return reply{id: f.ID, typ: wire.TOK}
+	case wire.THello:
+		c.srv.stats.badFrames.Add(1)
+		return badRequest(f.ID, "hello after the handshake")
 	}
 	c.srv.stats.badFrames.Add(1)
 	return badRequest(f.ID, "unknown request type %s", f.Type)
@@ -582,9 +615,6 @@ func (c *conn) subscribe(id uint64, sr wire.Subscribe) reply {
 		return badRequest(id, "negative interval")
 	}
 	pat := core.Pattern{Bucket: core.Bucket(sr.Match.Bucket), Type: sr.Match.Type, Subtype: sr.Match.Subtype}
-	if pat.Bucket > core.Config {
-		return errReply(id, fmt.Errorf("%w: bucket %d", core.ErrInvalidScope, pat.Bucket))
-	}
 	c.smu.Lock()
 	defer c.smu.Unlock()
 	if len(c.subs) >= s.opts.MaxSubscriptions {

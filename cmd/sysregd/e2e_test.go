@@ -1458,7 +1458,7 @@ func TestRestartDuringSlowShutdown(t *testing.T) {
 	}
 	var pings []byte
 	for i := range 1000 {
-		pings, _ = wire.AppendFrame(pings, wire.TPing, uint64(i), nil)
+		pings, _ = wire.AppendFrame(pings, wire.TPing, uint64(i+1), nil) // id 0 is reserved
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
 	for {

@@ -7,6 +7,8 @@ import (
 	"io"
 
 	"github.com/fxamacker/cbor/v2"
+
+	"github.com/sysreg/sysreg/core"
 )
 
 // Version is the protocol version this build speaks (see PROTOCOL.md).
@@ -87,7 +89,18 @@ var (
 	ErrFrameTooLarge = errors.New("wire: frame too large")
 	// ErrMalformed: a frame or body that does not decode.
 	ErrMalformed = errors.New("wire: malformed frame")
+	// ErrMalformedBody: a frame whose [type, id] decode but whose body is
+	// not one well-formed item (an indefinite length, nesting deeper than
+	// MaxNesting, trailing bytes, …). It also matches ErrMalformed; the
+	// frame returned with it carries the type and id, so that the request
+	// can be answered on a connection that is still in step.
+	ErrMalformedBody = errors.New("wire: malformed body")
 )
+
+// MaxNesting is the deepest nesting of arrays and maps a frame may have,
+// counted from the body: a value may nest core.MaxDepth deep (R2) inside
+// the few levels of its message.
+const MaxNesting = core.MaxDepth + 8
 
 var (
 	encMode cbor.EncMode
@@ -104,7 +117,7 @@ func init() {
 		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
 		IndefLength:       cbor.IndefLengthForbidden,
 		TagsMd:            cbor.TagsAllowed, // values carry core.Uint64Tag; codec checks them
-		MaxNestedLevels:   64,
+		MaxNestedLevels:   MaxNesting,
 		MaxArrayElements:  1 << 20,
 		MaxMapPairs:       1 << 20,
 		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
@@ -199,6 +212,8 @@ func ReadFrame(r io.Reader, max int, buf []byte) (Frame, []byte, error) {
 // array head and the two integers are read directly (every request passes
 // here, and reflection was a sixth of the daemon's profile); the body is
 // checked to be exactly one well-formed CBOR item and left for DecodeBody.
+// A body that is not is ErrMalformedBody, returned with the frame's type
+// and id.
 func DecodeFrame(payload []byte) (Frame, error) {
 	if len(payload) == 0 || payload[0] != 0x83 {
 		return Frame{}, fmt.Errorf("%w: not an array of 3 items", ErrMalformed)
@@ -219,7 +234,7 @@ func DecodeFrame(payload []byte) (Frame, error) {
 		return Frame{}, fmt.Errorf("%w: no body", ErrMalformed)
 	}
 	if err := decMode.Wellformed(body); err != nil {
-		return Frame{}, fmt.Errorf("%w: body: %v", ErrMalformed, err)
+		return Frame{Type: Type(t), ID: id, Body: body}, fmt.Errorf("%w: %w: %v", ErrMalformed, ErrMalformedBody, err)
 	}
 	return Frame{Type: Type(t), ID: id, Body: body}, nil
 }

@@ -210,7 +210,7 @@ func TestDecodeFrameRejects(t *testing.T) {
 		{"indefinite-frame", "9f 01 01 f6 ff"},
 		{"trailing-byte", "83 01 01 f6 00"},
 		{"truncated-body", "83 01 01 82 01"},
-		{"too-deep", "83 01 01 " + strings.Repeat("81", 100) + "00"},
+		{"too-deep", "83 01 01 " + strings.Repeat("81", wire.MaxNesting+1) + "00"},
 		{"reserved-simple", "83 01 01 f8 10"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
