@@ -394,3 +394,62 @@ func TestWearScenario(t *testing.T) {
 		t.Errorf("day: %+v", d)
 	}
 }
+
+// TestFlapSweepScenario: a sweep runs every point beside the bare
+// producers, with the counts and ratios consistent, and draws it as SVG
+// (R36: each figure beside its baseline).
+func TestFlapSweepScenario(t *testing.T) {
+	cfg := bench.FlapSweepConfig{Flap: tinyFlap(true), Subscribers: []int{5, 50}}
+	r, err := bench.RunFlapSweep(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Points) != 2 {
+		t.Fatalf("%d points, want 2", len(r.Points))
+	}
+	total := uint64(cfg.Flap.Producers * cfg.Flap.Updates)
+	for i, pt := range r.Points {
+		if pt.Subscribers != cfg.Subscribers[i] || pt.IntervalMs != 100 {
+			t.Errorf("point %d: %d subscribers @%v ms, want %d @100 ms", i, pt.Subscribers, pt.IntervalMs, cfg.Subscribers[i])
+		}
+		if pt.Bare.Updates != total || pt.Subs.Updates != total {
+			t.Errorf("point %d: updates bare %d, subs %d, want %d", i, pt.Bare.Updates, pt.Subs.Updates, total)
+		}
+		if pt.Bare.Deliveries.Max != 0 || pt.Subs.Deliveries.Min < 1 {
+			t.Errorf("point %d: deliveries bare %+v, subs %+v", i, pt.Bare.Deliveries, pt.Subs.Deliveries)
+		}
+		if want := pt.Subs.UpdatesPerSec / pt.Bare.UpdatesPerSec; math.Abs(pt.VsBare-want) > 1e-9 || pt.Subs.UpdatesPerCPUSec <= 0 {
+			t.Errorf("point %d: vs bare %v, want %v; per CPU-s %v", i, pt.VsBare, want, pt.Subs.UpdatesPerCPUSec)
+		}
+		if pt.Subs.Series != nil {
+			t.Errorf("point %d keeps its series", i)
+		}
+	}
+	if bench.SweepInterval(100_000) != time.Second || bench.SweepInterval(10_000) != 100*time.Millisecond {
+		t.Error("SweepInterval: want 1 s at 100,000 subscribers, 100 ms below")
+	}
+	var buf bytes.Buffer
+	if err := r.WriteSVG(&buf); err != nil {
+		t.Fatal(err)
+	}
+	dec := xml.NewDecoder(bytes.NewReader(buf.Bytes()))
+	lines := 0
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("SVG is not XML: %v\n%s", err, buf.Bytes())
+		}
+		if el, ok := tok.(xml.StartElement); ok && el.Name.Local == "polyline" {
+			lines++
+		}
+	}
+	if lines != 4 { // two panels × two lines
+		t.Errorf("%d polylines, want 4", lines)
+	}
+	if _, err := bench.RunFlapSweep(t.Context(), bench.FlapSweepConfig{Flap: tinyFlap(true), Subscribers: []int{0}}); err == nil {
+		t.Error("a sweep point of 0 subscribers was accepted")
+	}
+}

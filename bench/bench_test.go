@@ -53,12 +53,47 @@ func BenchmarkFlap(b *testing.B) {
 			b.ReportMetric(s.ConvergeMs.P99, "converge-p99-ms")
 			b.ReportMetric(s.HeapPerSub, "B/sub")
 			b.ReportMetric(s.CPUSeconds, "cpu-s")
+			b.ReportMetric(s.UpdatesPerCPUSec, "updates/cpu-s")
 			if base := r.Baseline; base != nil {
 				b.ReportMetric(r.ThroughputRatio, "x-baseline")
 				b.ReportMetric(base.UpdatesPerSec, "baseline-updates/s")
 				b.ReportMetric(base.ConvergeMs.Max, "baseline-converge-ms")
 				b.ReportMetric(base.HeapPerSub, "baseline-B/sub")
 			}
+		})
+	}
+}
+
+// BenchmarkFlapSweep: the flap scenario against the number of subscribers
+// (issue #14's curve), each point beside the same producers without
+// subscribers in the same run: x-bare is the throughput ratio,
+// x-bare-cpu the same per CPU second. 100,000 subscribers only with -full.
+func BenchmarkFlapSweep(b *testing.B) {
+	counts := []int{10, 100, 1000, 10_000}
+	if *full {
+		counts = append(counts, 100_000)
+	}
+	for _, n := range counts {
+		b.Run(fmt.Sprintf("subscribers=%d/interval=%v", n, bench.SweepInterval(n)), func(b *testing.B) {
+			cfg := bench.FlapSweepConfig{Flap: bench.FlapConfig{Duration: measure(time.Second, 2*time.Second)}, Subscribers: []int{n}}
+			b.ReportAllocs()
+			var r bench.FlapSweepResult
+			for b.Loop() {
+				var err error
+				if r, err = bench.RunFlapSweep(b.Context(), cfg); err != nil {
+					b.Fatal(err)
+				}
+			}
+			pt := r.Points[0]
+			b.ReportMetric(pt.Subs.UpdatesPerSec, "updates/s")
+			b.ReportMetric(pt.Bare.UpdatesPerSec, "bare-updates/s")
+			b.ReportMetric(pt.VsBare, "x-bare")
+			b.ReportMetric(pt.VsBareCPU, "x-bare-cpu")
+			b.ReportMetric(pt.Subs.ConvergeMs.Max, "converge-ms")
+			b.ReportMetric(pt.LateMs, "late-ms")
+			b.ReportMetric(pt.Subs.Deliveries.Max, "deliveries/sub")
+			b.ReportMetric(pt.Subs.Windows, "windows")
+			b.ReportMetric(pt.Subs.HeapPerSub, "B/sub")
 		})
 	}
 }

@@ -151,6 +151,11 @@ type FlapRun struct {
 	HeapPerSub    float64 `json:"heap_bytes_per_sub"`
 	// CPUSeconds: process user + system time for the phase.
 	CPUSeconds float64 `json:"cpu_s"`
+	// UpdatesPerCPUSec is Updates over the process CPU time (all
+	// goroutines) while the producers wrote: on a shared machine, where the
+	// CPU this process gets varies from run to run, it is the steadier
+	// measure of what subscribers cost.
+	UpdatesPerCPUSec float64 `json:"updates_per_cpu_s"`
 	// Series samples cumulative updates and deliveries every SampleEvery.
 	Series []Sample `json:"series"`
 }
@@ -671,6 +676,8 @@ type flapMeter struct {
 	total uint64
 	took  time.Duration
 	last  time.Time // the return of the last update
+
+	produceCPU time.Duration // process CPU while the producers wrote
 }
 
 // startFlapMeter starts measuring; call it just before the subscribers
@@ -693,7 +700,9 @@ func (m *flapMeter) produce(ctx context.Context, w *flapWorkload, update func(p,
 		return sum(m.pcount), ratio(float64(sum(m.dcount)), float64(len(m.dcount)))
 	})
 	var err error
+	cpu := cpuTime()
 	m.total, m.took, m.last, err = w.runProducers(ctx, m.pcount, update)
+	m.produceCPU = cpuTime() - cpu
 	return err
 }
 
@@ -718,6 +727,8 @@ func (m *flapMeter) finish() FlapRun {
 		HeapPerSub:    perSub(heap1, m.heap0, m.cfg.Subscribers),
 		CPUSeconds:    cpu.Seconds(),
 		Series:        m.smp.series,
+
+		UpdatesPerCPUSec: ratio(float64(m.total), m.produceCPU.Seconds()),
 	}
 }
 

@@ -23,6 +23,7 @@ var benchScenarios = []string{"flap", "durable", "recovery", "daemon", "wear"}
 type benchReport struct {
 	Machine  benchMachine          `json:"machine"`
 	Flap     *bench.FlapResult     `json:"flap,omitempty"`
+	Sweep    *bench.FlapSweepResult `json:"flap_sweep,omitempty"`
 	Durable  *bench.DurableResult  `json:"durable,omitempty"`
 	Recovery *bench.RecoveryResult `json:"recovery,omitempty"`
 	Daemon   *bench.DaemonResult   `json:"daemon,omitempty"`
@@ -73,6 +74,8 @@ measured beside its baseline in the same run (R36).
 	useCore := fs.Bool("core", false, "flap: run on a bare core.Registry instead of an embedded store")
 	noBaseline := fs.Bool("no-baseline", false, "flap and durable: skip the baselines")
 	buffer := fs.Int("buffer", 1024, "flap: channel capacity of each baseline consumer")
+	sweep := fs.String("sweep", "", "flap: `subs` runs the scenario for each of --sweep-subs subscribers beside the same producers without subscribers (no naive baseline); --svg then draws that curve")
+	sweepSubs := fs.String("sweep-subs", "10,100,1000,10000,100000", "flap --sweep subs: comma-separated subscriber counts (MinInterval 100 ms, 1 s from 100,000, unless --interval is given)")
 	// durable
 	writers := fs.String("writers", "1,8,64,256", "durable: comma-separated concurrent writer counts")
 	// recovery
@@ -131,6 +134,16 @@ measured beside its baseline in the same run (R36).
 		if err != nil {
 			return err
 		}
+		sweepList, err := intList("sweep-subs", *sweepSubs)
+		if err != nil {
+			return err
+		}
+		switch {
+		case *sweep != "" && *sweep != "subs":
+			return usagef("bench: --sweep %q: the only sweep is subs", *sweep)
+		case *sweep != "" && !run["flap"]:
+			return usagef("bench: --sweep sweeps the flap scenario, which %q does not run", scenario)
+		}
 		var progress io.Writer = stderr
 		if *quiet {
 			progress = nil
@@ -155,7 +168,33 @@ measured beside its baseline in the same run (R36).
 			Start: time.Now().UTC().Format(time.RFC3339),
 		}}
 		var tables strings.Builder
-		if run["flap"] {
+		if run["flap"] && *sweep != "" {
+			var iv time.Duration // per point
+			if cmd.Flags().Changed("interval") {
+				iv = *interval
+				if iv == 0 {
+					iv = -1
+				}
+			}
+			r, err := bench.RunFlapSweep(ctx, bench.FlapSweepConfig{
+				Flap: bench.FlapConfig{
+					Producers: *producers, Keys: *keys, Duration: *duration, Rate: *rate, Work: *work,
+					Core: *useCore, Dir: *dir, Progress: progress,
+				},
+				Subscribers: sweepList,
+				Interval:    iv,
+			})
+			if err != nil {
+				return err
+			}
+			rep.Sweep = &r
+			writeSweepTable(&tables, r)
+			if *svg != "" {
+				if err := writeSVGFile(*svg, r); err != nil {
+					return err
+				}
+			}
+		} else if run["flap"] {
 			iv := *interval
 			if iv == 0 {
 				iv = -1 // FlapConfig: negative is none, zero the default
@@ -243,7 +282,7 @@ func intList(name, s string) ([]int, error) {
 	return out, nil
 }
 
-func writeSVGFile(path string, r bench.FlapResult) error {
+func writeSVGFile(path string, r interface{ WriteSVG(io.Writer) error }) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("bench: --svg: %w", err)
@@ -288,6 +327,20 @@ func (t *table) write(w io.Writer) {
 	}
 }
 
+func writeSweepTable(w io.Writer, r bench.FlapSweepResult) {
+	fmt.Fprintf(w, "\nflap sweep: %d producers, %.3g s per run, on %s; each point beside the same producers without subscribers\n",
+		r.Producers, r.DurationS, r.Target)
+	var t table
+	t.row("subscribers", "MinInterval", "updates/s", "bare updates/s", "vs bare", "vs bare per CPU-s", "converge worst (ms)", "beyond MinInterval (ms)", "deliveries/sub max", "windows", "heap/sub (B)")
+	for _, pt := range r.Points {
+		t.row(num(float64(pt.Subscribers)), msStr(pt.IntervalMs), num(pt.Subs.UpdatesPerSec), num(pt.Bare.UpdatesPerSec),
+			fmt.Sprintf("%.2fx", pt.VsBare), fmt.Sprintf("%.2fx", pt.VsBareCPU),
+			fmt.Sprintf("%.1f", pt.Subs.ConvergeMs.Max), fmt.Sprintf("%.1f", pt.LateMs),
+			count(pt.Subs.Deliveries.Max), fmt.Sprintf("%.1f", pt.Subs.Windows), num(pt.Subs.HeapPerSub))
+	}
+	t.write(w)
+}
+
 func writeFlapTable(w io.Writer, r bench.FlapResult) {
 	what := fmt.Sprintf("%.3g s", r.DurationS)
 	if r.Updates > 0 {
@@ -317,6 +370,7 @@ func writeFlapTable(w io.Writer, r bench.FlapResult) {
 	t.row("peak heap (MiB)", fmt.Sprintf("%.1f", mib(s.PeakHeapBytes)), fmt.Sprintf("%.1f", mib(b.PeakHeapBytes)))
 	t.row("live heap per subscriber (B)", num(s.HeapPerSub), num(b.HeapPerSub))
 	t.row("CPU seconds", fmt.Sprintf("%.2f", s.CPUSeconds), fmt.Sprintf("%.2f", b.CPUSeconds))
+	t.row("updates per CPU second", num(s.UpdatesPerCPUSec), num(b.UpdatesPerCPUSec))
 	t.write(w)
 }
 

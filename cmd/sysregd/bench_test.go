@@ -69,6 +69,28 @@ func TestBenchCommandTableAndSVG(t *testing.T) {
 	}
 }
 
+func TestBenchCommandSweep(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	svg := filepath.Join(t.TempDir(), "sweep.svg")
+	args := []string{"bench", "flap", "--sweep", "subs", "--sweep-subs", "3,30", "--duration", "100ms", "--interval", "20ms", "--svg", svg, "--quiet", "--core"}
+	if err := run(t.Context(), args, &stdout, &stderr); err != nil {
+		t.Fatalf("bench: %v\n%s", err, stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{"flap sweep:", "bare updates/s", "vs bare", "beyond MinInterval (ms)", "30 "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	data, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(data, []byte("subscribers (log scale)")) {
+		t.Errorf("not the sweep plot: %.200s", data)
+	}
+}
+
 func TestBenchCommandUsage(t *testing.T) {
 	for _, tc := range []struct {
 		args  []string
@@ -82,6 +104,9 @@ func TestBenchCommandUsage(t *testing.T) {
 		{[]string{"bench", "wear", "--day-hours", "0"}, true},
 		{[]string{"bench", "wear", "--wear-writers", "0"}, true},
 		{[]string{"bench", "flap", "--subscribers", "0"}, true},
+		{[]string{"bench", "flap", "--sweep", "producers"}, true},
+		{[]string{"bench", "durable", "--sweep", "subs"}, true},
+		{[]string{"bench", "flap", "--sweep", "subs", "--sweep-subs", "10,0"}, true},
 		{[]string{"bench", "--no-such-flag"}, true},
 	} {
 		var stdout, stderr bytes.Buffer
