@@ -21,13 +21,13 @@ var benchScenarios = []string{"flap", "durable", "recovery", "daemon", "wear"}
 // benchReport is the JSON that "sysregd bench --json" prints: the machine,
 // then one object per scenario that ran.
 type benchReport struct {
-	Machine  benchMachine          `json:"machine"`
-	Flap     *bench.FlapResult     `json:"flap,omitempty"`
+	Machine  benchMachine           `json:"machine"`
+	Flap     *bench.FlapResult      `json:"flap,omitempty"`
 	Sweep    *bench.FlapSweepResult `json:"flap_sweep,omitempty"`
-	Durable  *bench.DurableResult  `json:"durable,omitempty"`
-	Recovery *bench.RecoveryResult `json:"recovery,omitempty"`
-	Daemon   *bench.DaemonResult   `json:"daemon,omitempty"`
-	Wear     *bench.WearResult     `json:"wear,omitempty"`
+	Durable  *bench.DurableResult   `json:"durable,omitempty"`
+	Recovery *bench.RecoveryResult  `json:"recovery,omitempty"`
+	Daemon   *bench.DaemonResult    `json:"daemon,omitempty"`
+	Wear     *bench.WearResult      `json:"wear,omitempty"`
 }
 
 type benchMachine struct {
@@ -74,7 +74,7 @@ measured beside its baseline in the same run (R36).
 	useCore := fs.Bool("core", false, "flap: run on a bare core.Registry instead of an embedded store")
 	noBaseline := fs.Bool("no-baseline", false, "flap and durable: skip the baselines")
 	buffer := fs.Int("buffer", 1024, "flap: channel capacity of each baseline consumer")
-	sweep := fs.String("sweep", "", "flap: `subs` runs the scenario for each of --sweep-subs subscribers beside the same producers without subscribers (no naive baseline); --svg then draws that curve")
+	sweep := fs.String("sweep", "", "flap: subs runs the scenario for each of --sweep-subs subscribers beside the same producers without subscribers (no naive baseline); --svg then draws that curve")
 	sweepSubs := fs.String("sweep-subs", "10,100,1000,10000,100000", "flap --sweep subs: comma-separated subscriber counts (MinInterval 100 ms, 1 s from 100,000, unless --interval is given)")
 	// durable
 	writers := fs.String("writers", "1,8,64,256", "durable: comma-separated concurrent writer counts")
