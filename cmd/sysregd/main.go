@@ -133,7 +133,7 @@ its command line client. Flags go anywhere before '--' (R52).`,
 	root.SuggestionsMinimumDistance = 2
 	root.AddCommand(
 		serveCmd(),
-		getCmd(), setCmd(), ownersCmd(), deleteCmd(), evictCmd(), watchCmd(), statsCmd(),
+		getCmd(), setCmd(), ownersCmd(), deleteCmd(), evictCmd(), watchCmd(), waitCmd(), statsCmd(),
 		inspectCmd(), checkCmd(),
 		benchCmd(),
 		versionCmd(), manCmd(root),
