@@ -353,7 +353,7 @@ func TestR24_CrashRecovery(t *testing.T) {
 	start := time.Now()
 	for round := 1; round <= rounds; round++ {
 		delay := 20*time.Millisecond + time.Duration(rng.Int64N(int64(280*time.Millisecond)))
-		lines := runCrashChild(t, dir, round, delay)
+		lines := runChild(t, "TestCrashChild", []string{crashEnv + "=1", crashDirEnv + "=" + dir, crashRoundEnv + "=" + strconv.Itoa(round)}, round, delay, nil)
 		r, err := parseCrashOutput(lines)
 		if err != nil {
 			t.Fatalf("round %d: child output: %v", round, err)
@@ -435,16 +435,20 @@ func matchPrefix(before, got map[string]int64, g, round, acked int) (int, bool) 
 	return acked, at
 }
 
-// runCrashChild runs one child on dir, kills it with SIGKILL delay after
-// its first acknowledgement, and returns its stdout lines. The child never
-// outlives the call (nor the test, should the call fail half way).
-func runCrashChild(t *testing.T, dir string, round int, delay time.Duration) []string {
+// runChild re-executes the test binary (through testexec) to run only the
+// test named child, with env added to its environment; kills it with
+// SIGKILL delay after its first acknowledgement (a line starting "A ") —
+// or, if killed is not nil, after killed is closed (a crash point: the
+// child is being killed) — and returns its stdout lines. The child never
+// outlives the call (nor the test, should the call fail half way). Every
+// crash test of this package starts its children here.
+func runChild(t *testing.T, child string, env []string, round int, delay time.Duration, killed <-chan struct{}) []string {
 	t.Helper()
-	cmd, err := testexec.Reexec("-test.run=^TestCrashChild$", "-test.count=1")
+	cmd, err := testexec.Reexec("-test.run=^"+child+"$", "-test.count=1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Env = append(os.Environ(), crashEnv+"=1", crashDirEnv+"="+dir, crashRoundEnv+"="+strconv.Itoa(round))
+	cmd.Env = append(os.Environ(), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdin, err := cmd.StdinPipe()
@@ -485,8 +489,12 @@ func runCrashChild(t *testing.T, dir string, round int, delay time.Duration) []s
 			}
 		}
 	}()
+	ready := (<-chan struct{})(firstAck)
+	if killed != nil {
+		ready = killed
+	}
 	select {
-	case <-firstAck:
+	case <-ready:
 	case <-eof:
 		err := wait()
 		t.Fatalf("round %d: child exited before acknowledging anything (%v): %s\n%s", round, err, lines, stderr.String())

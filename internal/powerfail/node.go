@@ -119,7 +119,7 @@ func (n *node) truncatePath(path string, size int64) syscall.Errno {
 func (n *node) wrap(fh gofs.FileHandle) gofs.FileHandle {
 	lf := fh.(*gofs.LoopbackFile)
 	fd, _ := lf.PassthroughFd()
-	return &file{LoopbackFile: lf, fd: fd, pf: n.pf}
+	return &file{LoopbackFile: lf, fd: fd, pf: n.pf, n: n}
 }
 
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
@@ -132,8 +132,7 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle
 
 func (n *node) Fsync(ctx context.Context, fh gofs.FileHandle, flags uint32) syscall.Errno {
 	if n.IsDir() {
-		n.pf.syncDir(n.backing())
-		return 0
+		return n.pf.syncDir(n.backing(), caller(ctx))
 	}
 	if f, ok := fh.(*file); ok {
 		return f.Fsync(ctx, flags)
@@ -143,7 +142,7 @@ func (n *node) Fsync(ctx context.Context, fh gofs.FileHandle, flags uint32) sysc
 		return gofs.ToErrno(err)
 	}
 	defer unix.Close(fd)
-	return gofs.ToErrno(n.pf.syncFile(fd))
+	return gofs.ToErrno(n.pf.syncFile(fd, n.backing(), caller(ctx)))
 }
 
 func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
@@ -286,6 +285,7 @@ type file struct {
 	*gofs.LoopbackFile
 	fd int
 	pf *FS
+	n  *node
 }
 
 var (
@@ -306,8 +306,8 @@ func (f *file) Write(_ context.Context, data []byte, off int64) (uint32, syscall
 
 // Fsync makes the file's contents durable; the backing file is not synced
 // (the machine never loses power: the model does).
-func (f *file) Fsync(context.Context, uint32) syscall.Errno {
-	return gofs.ToErrno(f.pf.syncFile(f.fd))
+func (f *file) Fsync(ctx context.Context, _ uint32) syscall.Errno {
+	return gofs.ToErrno(f.pf.syncFile(f.fd, f.n.backing(), caller(ctx)))
 }
 
 func (f *file) Setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
@@ -357,7 +357,14 @@ func (d *dir) Releasedir(ctx context.Context, flags uint32) {
 	}
 }
 
-func (d *dir) Fsyncdir(context.Context, uint32) syscall.Errno {
-	d.n.pf.syncDir(d.n.backing())
+func (d *dir) Fsyncdir(ctx context.Context, _ uint32) syscall.Errno {
+	return d.n.pf.syncDir(d.n.backing(), caller(ctx))
+}
+
+// caller is the thread that made the request (0 if unknown).
+func caller(ctx context.Context) uint32 {
+	if c, ok := ctx.(*fuse.Context); ok {
+		return c.Caller.Pid
+	}
 	return 0
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -31,6 +33,18 @@ type Options struct {
 	Torn bool
 	// Seed seeds the random choices of Reorder and Torn.
 	Seed uint64
+	// KillAt, if set, is called before every fsync of a file or directory;
+	// if it returns true, the calling process is SIGKILLed and that fsync
+	// does not take effect: a crash point inside a sync. (A process blocked
+	// in a FUSE request cannot die until the request is answered, so the
+	// filesystem kills it and then answers.)
+	KillAt func(s Sync) bool
+}
+
+// Sync is an fsync or fdatasync the filesystem received.
+type Sync struct {
+	Dir  bool   // a directory's fsync
+	Path string // in the backing directory
 }
 
 // Sector is the unit of a torn write.
@@ -55,12 +69,13 @@ type FS struct {
 
 // Stats count what the filesystem saw while mounted.
 type Stats struct {
-	Writes, Truncates     int // data changes recorded
-	FileSyncs, DirSyncs   int // fsync/fdatasync of files, fsync of directories
-	Creates, Removes      int // directory entries created, removed
-	Renames               int
-	Unsupported           int // operations refused because the model cannot undo them
-	BytesWritten, Retired int64
+	Writes, Truncates   int // data changes recorded
+	FileSyncs, DirSyncs int // fsync/fdatasync of files, fsync of directories
+	Creates, Removes    int // directory entries created, removed
+	Renames             int
+	Unsupported         int // operations refused because the model cannot undo them
+	BytesWritten        int64
+	Synced              int64 // recorded changes made durable by a sync
 }
 
 // Report says what a power cut undid.
@@ -448,8 +463,35 @@ func (f *FS) truncate(fd int, size int64) error {
 	return nil
 }
 
+// killed reports whether the sync s is a crash point (Options.KillAt):
+// then it has SIGKILLed the caller, thread tid.
+func (f *FS) killed(s Sync, tid uint32) bool {
+	if f.opts.KillAt == nil || !f.opts.KillAt(s) {
+		return false
+	}
+	if tid == 0 {
+		return true // no caller to kill (kill(0) would be our own group)
+	}
+	// FUSE names the calling thread; kill its whole process.
+	pid := int(tid)
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", tid)); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Tgid:"); ok {
+				if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+					pid = n
+				}
+			}
+		}
+	}
+	_ = unix.Kill(pid, unix.SIGKILL) // already gone: nothing to do
+	return true
+}
+
 // syncFile makes the file's contents durable (fsync and fdatasync alike).
-func (f *FS) syncFile(fd int) error {
+func (f *FS) syncFile(fd int, path string, tid uint32) error {
+	if f.killed(Sync{Path: path}, tid) {
+		return syscall.EIO
+	}
 	key, _, err := keyOf(fd)
 	if err != nil {
 		return err
@@ -457,7 +499,7 @@ func (f *FS) syncFile(fd int) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if lg := f.files[key]; lg != nil {
-		f.stats.Retired += int64(len(lg.ops))
+		f.stats.Synced += int64(len(lg.ops))
 		delete(f.files, key)
 	}
 	f.stats.FileSyncs++
@@ -465,7 +507,10 @@ func (f *FS) syncFile(fd int) error {
 }
 
 // syncDir makes the entry changes of directory dir durable.
-func (f *FS) syncDir(dir string) {
+func (f *FS) syncDir(dir string, tid uint32) syscall.Errno {
+	if f.killed(Sync{Dir: true, Path: dir}, tid) {
+		return syscall.EIO
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.stats.DirSyncs++
@@ -478,6 +523,7 @@ func (f *FS) syncDir(dir string) {
 		}
 		return true
 	})
+	return 0
 }
 
 // stashEntry hard-links the file at path into the stash (a directory:
