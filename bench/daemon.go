@@ -328,7 +328,6 @@ func daemonSubscribers(ctx context.Context, cfg DaemonConfig, st *store.Store, s
 		}
 	}
 	var finalSeq atomic.Uint64
-	finalKnown := make(chan struct{})
 	got := make([]flapSub, cfg.Subscribers)
 	dcount := make([]counter, cfg.Subscribers)
 	var wg sync.WaitGroup
@@ -337,7 +336,7 @@ func daemonSubscribers(ctx context.Context, cfg DaemonConfig, st *store.Store, s
 		wg.Wait()
 	}()
 	for i, s := range subs {
-		wg.Go(func() { consumeSnapshots(s, &got[i], &dcount[i], &finalSeq, finalKnown, 0) })
+		wg.Go(func() { consumeSnapshots(s, &got[i], &dcount[i], &finalSeq, 0) })
 	}
 
 	var n atomic.Uint64
@@ -377,7 +376,7 @@ func daemonSubscribers(ctx context.Context, cfg DaemonConfig, st *store.Store, s
 		return run, err
 	}
 	finalSeq.Store(final.Seq())
-	close(finalKnown)
+	endHolders(subs, got, final.Seq())
 	run.Updates = n.Load()
 	run.UpdatesPerSec = float64(run.Updates) / took.Seconds()
 	if err := waitGroup(ctx, &wg, cfg.Timeout); err != nil {
@@ -387,7 +386,8 @@ func daemonSubscribers(ctx context.Context, cfg DaemonConfig, st *store.Store, s
 	dels := make([]uint64, len(got))
 	conv := make([]time.Duration, len(got))
 	var end time.Time
-	for i, g := range got {
+	for i := range got {
+		g := &got[i]
 		if v, _ := g.snap.Get(sc, "n"); v != want {
 			return run, fmt.Errorf("%w: remote subscriber %d holds n=%v, want %v", ErrWrongState, i, v, want)
 		}

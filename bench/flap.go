@@ -363,6 +363,7 @@ func openFlapTarget(cfg FlapConfig) (*flapTarget, error) {
 
 // flapSub is what one sysreg subscriber's goroutine records.
 type flapSub struct {
+	seq        atomic.Uint64 // of the last delivery, for the main goroutine
 	deliveries uint64
 	at         time.Time     // receipt of the final state
 	snap       core.Snapshot // the final state as received
@@ -398,7 +399,6 @@ func runFlapSysreg(ctx context.Context, cfg FlapConfig) (FlapRun, error) {
 		}
 	}
 	var finalSeq atomic.Uint64
-	finalKnown := make(chan struct{})
 	got := make([]flapSub, cfg.Subscribers)
 	var wg sync.WaitGroup
 	defer func() { // on errors: closing the store closes C, the consumers return
@@ -406,7 +406,7 @@ func runFlapSysreg(ctx context.Context, cfg FlapConfig) (FlapRun, error) {
 		wg.Wait()
 	}()
 	for i, s := range subs {
-		wg.Go(func() { consumeSnapshots(s, &got[i], &m.dcount[i], &finalSeq, finalKnown, cfg.Work) })
+		wg.Go(func() { consumeSnapshots(s, &got[i], &m.dcount[i], &finalSeq, cfg.Work) })
 	}
 
 	defer m.stop()
@@ -421,7 +421,7 @@ func runFlapSysreg(ctx context.Context, cfg FlapConfig) (FlapRun, error) {
 	total := m.total
 	final := tgt.snapshot()
 	finalSeq.Store(final.Seq())
-	close(finalKnown)
+	endHolders(subs, got, final.Seq())
 	if got := final.Seq() - startSeq; got != total {
 		return FlapRun{}, fmt.Errorf("%w: %d updates made %d sequence numbers", ErrWrongState, total, got)
 	}
@@ -441,14 +441,15 @@ func runFlapSysreg(ctx context.Context, cfg FlapConfig) (FlapRun, error) {
 
 	dels := make([]uint64, len(got))
 	ats := make([]time.Time, len(got))
-	for i, g := range got {
+	for i := range got {
+		g := &got[i]
 		dels[i], ats[i] = g.deliveries, g.at
 		if folded := total + 1; folded > g.deliveries {
 			run.Coalesced += folded - g.deliveries
 		}
 	}
 	m.summarise(&run, dels, ats)
-	if total > 0 {
+	if total > 0 && cfg.Subscribers > 0 {
 		run.CoalescedFraction = float64(run.Coalesced) / (float64(total) * float64(cfg.Subscribers))
 	}
 	return run, nil
@@ -464,36 +465,37 @@ func stagger(start time.Time, i, n int, interval time.Duration) {
 	}
 }
 
-// consumeSnapshots is one sysreg subscriber: it takes deliveries until it
-// holds a snapshot at finalSeq or later.
-func consumeSnapshots(s store.Subscription, out *flapSub, n *counter, finalSeq *atomic.Uint64, finalKnown <-chan struct{}, work time.Duration) {
+// endHolders closes the subscriptions whose consumer already holds the
+// final state (at seq final or later), which get no more deliveries, so
+// that their loops end. Call it after storing the final seq.
+func endHolders(subs []store.Subscription, got []flapSub, final uint64) {
+	for i := range got {
+		if got[i].seq.Load() >= final {
+			subs[i].Close()
+		}
+	}
+}
+
+// consumeSnapshots is one sysreg subscriber, written as users write them:
+// a range over C. It takes deliveries until it holds a snapshot at
+// finalSeq or later, or until C is closed (the main goroutine closes the
+// subscriptions that already held the final state when it became known).
+func consumeSnapshots(s store.Subscription, out *flapSub, n *counter, finalSeq *atomic.Uint64, work time.Duration) {
 	var last core.Snapshot
 	var lastAt time.Time
-	for {
-		select {
-		case snap, ok := <-s.C():
-			if !ok {
-				return
-			}
-			now := time.Now()
-			out.deliveries++
-			n.n.Store(out.deliveries)
-			last, lastAt = snap, now
-			if f := finalSeq.Load(); f != 0 && snap.Seq() >= f {
-				out.at, out.snap, out.ok = now, snap, true
-				spin(work)
-				return
-			}
-			spin(work)
-		case <-finalKnown:
-			finalKnown = nil
-			if last.Seq() >= finalSeq.Load() {
-				// It already held the final state when the producers
-				// stopped.
-				out.at, out.snap, out.ok = lastAt, last, true
-				return
-			}
+	for snap := range s.C() {
+		last, lastAt = snap, time.Now()
+		out.deliveries++
+		n.n.Store(out.deliveries)
+		out.seq.Store(snap.Seq())
+		if f := finalSeq.Load(); f != 0 && snap.Seq() >= f {
+			break
 		}
+		spin(work)
+	}
+	if f := finalSeq.Load(); f != 0 && last.Seq() >= f {
+		out.at, out.snap, out.ok = lastAt, last, true
+		spin(work)
 	}
 }
 
@@ -514,7 +516,8 @@ func (w *flapWorkload) checkSnapshot(snap core.Snapshot, counts []counter) error
 
 func countConverged(got []flapSub) int {
 	n := 0
-	for _, g := range got {
+	for i := range got {
+		g := &got[i]
 		if g.ok {
 			n++
 		}
