@@ -397,6 +397,13 @@ func equalValue(a, b any) bool {
 	return false
 }
 
+// MergeValues deep-merges over into base as an update merges into a scope
+// (R4) and returns the result; neither input is modified and the result may
+// share unchanged parts with both. The values must be in normal form.
+func MergeValues(base, over Values) Values {
+	return mergeValue(map[string]any(base), map[string]any(over)).(map[string]any)
+}
+
 // mergeValue deep-merges nv into old (R4): where both are maps they merge
 // recursively, otherwise nv replaces old. Neither input is modified; the
 // result shares unchanged parts with both.
