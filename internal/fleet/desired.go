@@ -44,7 +44,8 @@ type desired struct {
 	// mergeRefused: scopes whose keys are valid alone but whose merge is
 	// not (too large); they keep their fleet values until it fits.
 	mergeRefused map[core.Scope]Refusal
-	rev          uint64 // highest revision seen
+	rev          uint64            // highest revision seen
+	revs         map[string]uint64 // by key: the revision taken in
 }
 
 func newDesired(device string, maxBytes int) *desired {
@@ -55,6 +56,7 @@ func newDesired(device string, maxBytes int) *desired {
 		all:      map[core.Scope]core.Values{},
 		refused:  map[string]Refusal{},
 		held:     map[string]core.Scope{},
+		revs:     map[string]uint64{},
 
 		mergeRefused: map[core.Scope]Refusal{},
 	}
@@ -78,6 +80,12 @@ func (d *desired) holds(sc core.Scope) bool {
 // the entry changes nothing that could be applied (a refused value keeps the
 // key's previous value: a bad push never takes good config away).
 func (d *desired) add(e entry) (sc core.Scope, ok bool) {
+	if e.rev <= d.revs[e.key] {
+		// Already taken in at this or a newer revision (a direct read
+		// during a resync can overtake the watcher).
+		return core.Scope{}, false
+	}
+	d.revs[e.key] = e.rev
 	d.rev = max(d.rev, e.rev)
 	dev, sc, err := ParseDesiredKey(e.key)
 	if err == nil && dev != d.device && dev != AllDevices {
