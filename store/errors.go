@@ -22,7 +22,14 @@ var (
 // CorruptError reports a damaged or foreign data file: Open refuses to start
 // on it rather than start empty (R29). Path names the file, Reason what is
 // wrong with it.
-type CorruptError struct{ Path, Reason string }
+type CorruptError struct {
+	Path, Reason string
+	Err          error // the cause (the journal's *CorruptError, and through it bbolt's error); may be nil
+}
+
+// Unwrap returns the cause, so that errors.Is and errors.As reach the
+// journal's error and bbolt's below it.
+func (e *CorruptError) Unwrap() error { return e.Err }
 
 func (e *CorruptError) Error() string {
 	return fmt.Sprintf("store: corrupt data file %s: %s", e.Path, e.Reason)

@@ -145,7 +145,7 @@ func Open(dir string, opts Options) (*Store, error) {
 func openError(err error) error {
 	var ce *journal.CorruptError
 	if errors.As(err, &ce) {
-		return &CorruptError{Path: ce.Path, Reason: ce.Reason}
+		return &CorruptError{Path: ce.Path, Reason: ce.Reason, Err: ce}
 	}
 	if errors.Is(err, journal.ErrLocked) {
 		return fmt.Errorf("%w (%v)", ErrLocked, err)
