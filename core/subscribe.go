@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,7 @@ type Subscription struct {
 	cohort *cohort // while armed: the cohort it waits in
 	idx    int32   // index in h.all
 	phase  subPhase
+	err    error // why C was closed (Err)
 }
 
 type subPhase uint8
@@ -78,15 +80,36 @@ func (r *Registry) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subsc
 	return s, nil
 }
 
+// errSubClosed and errRegistryClosed are what Err reports after Close and
+// after the registry's Close.
+var (
+	errSubClosed      = fmt.Errorf("%w: subscription closed", ErrClosed)
+	errRegistryClosed = fmt.Errorf("%w: registry closed", ErrClosed)
+)
+
+// Err says why C was closed: nil while the subscription is open; an error
+// matching ErrClosed after its Close ("subscription closed") or the
+// registry's ("registry closed"). The ctx given to Subscribe bounds only
+// that call, so it never closes C.
+func (s *Subscription) Err() error {
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	return s.err
+}
+
 // Close ends the subscription: nothing is delivered afterwards, a snapshot
 // not yet taken is dropped, and C is closed. Idempotent.
-func (s *Subscription) Close() error {
+func (s *Subscription) Close() error { return s.closeWith(errSubClosed) }
+
+// closeWith is Close, with the reason Err will report.
+func (s *Subscription) closeWith(why error) error {
 	h := s.h
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if s.phase == closed {
 		return nil
 	}
+	s.err = why
 	if s.phase == armed {
 		h.leaveCohortLocked(s)
 	}
@@ -585,7 +608,7 @@ func (h *hub) close() {
 	subs := append([]*Subscription(nil), h.all...)
 	h.mu.Unlock()
 	for _, s := range subs {
-		s.Close()
+		s.closeWith(errRegistryClosed)
 	}
 	close(h.stop)
 	<-h.done

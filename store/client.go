@@ -78,6 +78,20 @@ func (c *Client) Close() error {
 	return nil
 }
 
+// closeReason is why the client's subscriptions end with its connection:
+// its Close, or the connection lost.
+func (c *Client) closeReason() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if errors.Is(c.err, ErrClosed) {
+		return fmt.Errorf("%w: client closed", ErrClosed)
+	}
+	return c.err
+}
+
+// errSubClosed is what Err reports after a subscription's Close.
+var errSubClosed = fmt.Errorf("%w: subscription closed", ErrClosed)
+
 // fail marks the client unusable with err (the first error wins) and
 // closes the connection; the reader then wakes every waiter.
 func (c *Client) fail(err error) {
@@ -112,7 +126,7 @@ func (c *Client) read() {
 			delete(c.subs, f.ID)
 			c.mu.Unlock()
 			if s != nil {
-				s.closeLocal()
+				s.closeLocal(ErrSubscriptionEnded)
 			}
 			continue
 		}
@@ -136,7 +150,7 @@ func (c *Client) read() {
 		close(ch)
 	}
 	for _, s := range subs {
-		s.closeLocal()
+		s.closeLocal(c.closeReason())
 	}
 }
 
@@ -331,7 +345,7 @@ func (c *Client) Subscribe(ctx context.Context, opts core.SubscribeOptions) (Sub
 		c.mu.Lock()
 		delete(c.subs, id)
 		c.mu.Unlock()
-		s.closeLocal()
+		s.closeLocal(err)
 		return nil, err
 	}
 	return s, nil
@@ -463,11 +477,19 @@ type clientSub struct {
 	id uint64
 	ch chan core.Snapshot
 
-	mu     sync.Mutex // guards closed and sends on ch
+	mu     sync.Mutex // guards closed, err and sends on ch
 	closed bool
+	err    error // why ch was closed
 }
 
 func (s *clientSub) C() <-chan core.Snapshot { return s.ch }
+
+// Err says why C was closed (see Subscription).
+func (s *clientSub) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
 
 func (s *clientSub) put(snap core.Snapshot) {
 	s.mu.Lock()
@@ -482,13 +504,13 @@ func (s *clientSub) put(snap core.Snapshot) {
 	s.ch <- snap
 }
 
-func (s *clientSub) closeLocal() {
+func (s *clientSub) closeLocal(why error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return
 	}
-	s.closed = true
+	s.closed, s.err = true, why
 	select {
 	case <-s.ch:
 	default:
@@ -502,7 +524,7 @@ func (s *clientSub) Close() error {
 	_, live := s.c.subs[s.id]
 	delete(s.c.subs, s.id)
 	s.c.mu.Unlock()
-	s.closeLocal()
+	s.closeLocal(errSubClosed)
 	if !live {
 		return nil
 	}

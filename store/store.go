@@ -42,6 +42,11 @@ type Owner interface {
 type Subscription interface {
 	C() <-chan core.Snapshot
 	Close() error
+	// Err says why C was closed: nil while it is open; an error matching
+	// core.ErrClosed after Close or after the Store or Client closed;
+	// over a Client, one matching ErrConnLost when the daemon went away
+	// (and ErrSubscriptionEnded if the daemon ended it).
+	Err() error
 }
 
 // JournalFile is the name of the journal inside the data directory.

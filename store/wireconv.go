@@ -15,6 +15,10 @@ var ErrPermission = errors.New("store: permission denied")
 // unknown frame, a bad request).
 var ErrProtocol = errors.New("store: protocol error")
 
+// ErrSubscriptionEnded: the daemon ended a subscription (a sub_closed
+// push); Subscription.Err reports it.
+var ErrSubscriptionEnded = errors.New("store: the daemon ended the subscription")
+
 // ErrConnLost: the connection to the daemon is gone; every call on the
 // client fails with it, and owners do not re-attach by themselves.
 var ErrConnLost = errors.New("store: connection to sysregd lost")
