@@ -219,7 +219,7 @@ func durableSysreg(ctx context.Context, cfg DurableConfig, w int) (DurableRun, e
 			return DurableRun{}, err
 		}
 	}
-	before := st.Stats().Journal
+	before := storeStats(st).Journal
 	io0 := writeBytes()
 	run, err := runWriters(ctx, cfg, w, func(g, i int) error {
 		return owners[g].Update(ctx, scopes[g], core.Values{"n": int64(i)})
@@ -227,7 +227,7 @@ func durableSysreg(ctx context.Context, cfg DurableConfig, w int) (DurableRun, e
 	if err != nil {
 		return run, err
 	}
-	after := st.Stats().Journal
+	after := storeStats(st).Journal
 	run.wearOf(writeBytes()-io0, after.PageBytes-before.PageBytes)
 	run.Fsyncs = after.Commits - before.Commits
 	run.FsyncsPerUpdate = ratio(float64(run.Fsyncs), float64(run.Updates))

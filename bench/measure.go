@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sysreg/sysreg/store"
 )
 
 // Spread summarises a count over subscribers.
@@ -216,4 +219,11 @@ func ratio(a, b float64) float64 {
 		return 0
 	}
 	return a / b
+}
+
+// storeStats returns an embedded store's figures (in process: it cannot
+// fail).
+func storeStats(st *store.Store) store.Stats {
+	s, _ := st.Stats(context.Background())
+	return s
 }

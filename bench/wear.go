@@ -322,8 +322,8 @@ func wearCheckpoint(ctx context.Context, cfg WearConfig) (WearCheckpoint, error)
 		scope := core.ConfigScope("wear", "writer-"+strconv.Itoa(g))
 		return owners[g].Update(ctx, scope, core.Values{"k" + strconv.Itoa(i%perWriter): int64(i)})
 	}
-	mark := func() wearMark { return wearMark{writeBytes(), st.Stats().Journal.PageBytes} }
-	js := st.Stats().Journal
+	mark := func() wearMark { return wearMark{writeBytes(), storeStats(st).Journal.PageBytes} }
+	js := storeStats(st).Journal
 	fill := cfg.CheckpointRecords - js.Records - 1
 	if fill < 0 {
 		return res, fmt.Errorf("%w: %d records before the cycle", ErrWrongState, js.Records)
@@ -336,11 +336,11 @@ func wearCheckpoint(ctx context.Context, cfg WearConfig) (WearCheckpoint, error)
 	if err := update(0, fill); err != nil {
 		return res, err
 	}
-	if err := waitFor(ctx, 30*time.Second, func() bool { return st.Stats().Journal.Checkpoints > js.Checkpoints }); err != nil {
+	if err := waitFor(ctx, 30*time.Second, func() bool { return storeStats(st).Journal.Checkpoints > js.Checkpoints }); err != nil {
 		return res, fmt.Errorf("checkpoint: %w", err)
 	}
 	end := mark()
-	res.DataBytes = st.Stats().Journal.CheckpointBytes
+	res.DataBytes = storeStats(st).Journal.CheckpointBytes
 	res.Sysreg = cycleOf(start.to(end), before.to(end), cfg.CheckpointRecords)
 
 	res.Bolt, err = boltCycle(ctx, cfg, res.DataBytes)
@@ -497,7 +497,7 @@ func wearDay(ctx context.Context, cfg WearConfig) (WearDay, error) {
 	eth0 := core.StateScope("link", "eth0")
 	config, state, sessions := mix.counts()
 	minutes := int(mix.Hours * 60)
-	js0 := st.Stats().Journal
+	js0 := storeStats(st).Journal
 	m0 := wearMark{writeBytes(), js0.PageBytes}
 	n, s, sess := 0, 0, 0
 	for m := range minutes {
@@ -523,7 +523,7 @@ func wearDay(ctx context.Context, cfg WearConfig) (WearDay, error) {
 			}
 		}
 	}
-	js := st.Stats().Journal
+	js := storeStats(st).Journal
 	day := m0.to(wearMark{writeBytes(), js.PageBytes})
 	scale := 24 / mix.Hours
 	per := func(v int) int { return int(float64(v)*scale + 0.5) }
@@ -541,8 +541,8 @@ func wearDay(ctx context.Context, cfg WearConfig) (WearDay, error) {
 	if err != nil {
 		return res, err
 	}
-	err = waitFor(ctx, 30*time.Second, func() bool { return st2.Stats().Journal.Checkpoints > 0 })
-	js2 := st2.Stats().Journal
+	err = waitFor(ctx, 30*time.Second, func() bool { return storeStats(st2).Journal.Checkpoints > 0 })
+	js2 := storeStats(st2).Journal
 	res.CheckpointWriteBytes, res.CheckpointPageBytes = writeBytes()-before, js2.PageBytes
 	if cerr := st2.Close(); err == nil {
 		err = cerr

@@ -72,24 +72,24 @@ func (o Options) withDefaults() Options {
 // Stats are counters of a Journal, kept in memory (reading them touches no
 // transaction).
 type Stats struct {
-	Records     int    // records in the file after the last checkpoint (durable)
-	Bytes       int64  // data bytes of those records
-	Appends     uint64 // Append calls since Open, failed ones included
-	Reserves    uint64 // Reserve calls since Open, failed ones included
-	Checkpoints uint64 // checkpoints written since Open
-	Commits     uint64 // bbolt commits since Open: one fsync pair each (none with NoSync)
-	Batches     uint64 // batches the committer took from its queue (one commit each unless all failed)
-	MaxBatch    int    // most operations in one batch
-	FileSize    int64  // size of the file in bytes (os.Stat), 0 if unknown
+	Records     int    `json:"records"`     // records in the file after the last checkpoint (durable)
+	Bytes       int64  `json:"bytes"`       // data bytes of those records
+	Appends     uint64 `json:"appends"`     // Append calls since Open, failed ones included
+	Reserves    uint64 `json:"reserves"`    // Reserve calls since Open, failed ones included
+	Checkpoints uint64 `json:"checkpoints"` // checkpoints written since Open
+	Commits     uint64 `json:"commits"`     // bbolt commits since Open: one fsync pair each (none with NoSync)
+	Batches     uint64 `json:"batches"`     // batches the committer took from its queue (one commit each unless all failed)
+	MaxBatch    int    `json:"max_batch"`   // most operations in one batch
+	FileSize    int64  `json:"file_size"`   // size of the file in bytes (os.Stat), 0 if unknown
 	// PageBytes is what the commits since Open wrote to the file, in
 	// bytes: the bbolt pages each commit allocated (every dirty page is
 	// written to a fresh page) plus one meta page per commit. It is the
 	// journal's write volume before the filesystem: what a flash medium
 	// has to take at least (flash wear, see the package documentation).
-	PageBytes int64
+	PageBytes int64 `json:"page_bytes"`
 	// CheckpointBytes is the size of the data of the newest durable
 	// checkpoint, 0 if none (in this file since Open or before).
-	CheckpointBytes int64
+	CheckpointBytes int64 `json:"checkpoint_bytes"`
 }
 
 type opKind uint8

@@ -24,14 +24,14 @@ type Source interface {
 
 // Report says what recovery did.
 type Report struct {
-	CheckpointSeq  uint64        // sequence number of the checkpoint, 0 if none
-	CheckpointKeys int           // config keys in the checkpoint
-	Records        int           // journal records replayed after it
-	Keys           int           // config keys restored
-	Owners         int           // owner names holding restored config
-	Seq            uint64        // last sequence number of the restored config
-	SeqFloor       uint64        // new sequence numbers start above this
-	Elapsed        time.Duration // time taken
+	CheckpointSeq  uint64        `json:"checkpoint_seq"`  // sequence number of the checkpoint, 0 if none
+	CheckpointKeys int           `json:"checkpoint_keys"` // config keys in the checkpoint
+	Records        int           `json:"records"`         // journal records replayed after it
+	Keys           int           `json:"keys"`            // config keys restored
+	Owners         int           `json:"owners"`          // owner names holding restored config
+	Seq            uint64        `json:"seq"`             // last sequence number of the restored config
+	SeqFloor       uint64        `json:"seq_floor"`       // new sequence numbers start above this
+	Elapsed        time.Duration `json:"elapsed_ns"`      // time taken
 }
 
 // Result is the recovered state.

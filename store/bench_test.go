@@ -74,7 +74,7 @@ func benchDurable(b *testing.B, writers int) {
 		})
 	}
 	warm.Wait()
-	before := s.Stats().Journal.Commits
+	before := statsOf(b, s).Journal.Commits
 	b.ReportAllocs()
 	n := 0
 	start := time.Now()
@@ -90,7 +90,7 @@ func benchDurable(b *testing.B, writers int) {
 		b.Fatal(err)
 	default:
 	}
-	st := s.Stats().Journal
+	st := statsOf(b, s).Journal
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "updates/s")
 	b.ReportMetric(float64(st.Commits-before)/float64(n), "fsyncs/op")
 	b.ReportMetric(float64(st.MaxBatch), "max-batch")
@@ -248,7 +248,7 @@ func buildRecoveryDir(b *testing.B, dir string, updates, keys int) {
 		b.Fatal(err)
 	default:
 	}
-	if got := s.Stats().ConfigKeys; got != min(keys, updates) {
+	if got := statsOf(b, s).ConfigKeys; got != min(keys, updates) {
 		b.Fatalf("built %d keys, want %d", got, min(keys, updates))
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fxamacker/cbor/v2"
+
 	"github.com/sysreg/sysreg/core"
 	"github.com/sysreg/sysreg/internal/codec"
 	"github.com/sysreg/sysreg/internal/wire"
@@ -372,18 +374,18 @@ func (c *Client) Evict(ctx context.Context, name string) error {
 	return c.call(ctx, wire.TEvict, wire.Evict{Name: name}, wire.TOK, nil)
 }
 
-// Stats returns the daemon's counters (sysregd stats).
-func (c *Client) Stats(ctx context.Context) (map[string]any, error) {
+// Stats returns the daemon's figures (sysregd stats), with its server's
+// counters in Server.
+func (c *Client) Stats(ctx context.Context) (Stats, error) {
 	var ok wire.StatsOK
 	if err := c.call(ctx, wire.TStats, nil, wire.TStatsOK, &ok); err != nil {
-		return nil, err
+		return Stats{}, err
 	}
-	v, err := codec.DecodeValue(ok.Data)
-	if err != nil {
-		return nil, fmt.Errorf("%w: stats: %v", ErrProtocol, err)
+	var st Stats
+	if err := cbor.Unmarshal(ok.Data, &st); err != nil {
+		return Stats{}, fmt.Errorf("%w: stats: %v", ErrProtocol, err)
 	}
-	m, _ := v.(map[string]any)
-	return m, nil
+	return st, nil
 }
 
 // Ping measures a round trip to the daemon.

@@ -49,3 +49,37 @@ func TestR32_SameErrorMessages(t *testing.T) {
 		})
 	}
 }
+
+// TestR32_StatsTyped: Stats is one typed struct for *Store and *Client; over
+// the socket it carries the daemon's store figures and its server's
+// counters (issue #8 item 10).
+func TestR32_StatsTyped(t *testing.T) {
+	d := startDaemon(t, t.TempDir(), store.ServerOptions{})
+	c := dial(t, d)
+	o, err := c.Owner(t.Context(), "o", core.OwnerOptions{})
+	must(t, err)
+	must(t, o.Update(t.Context(), core.ConfigScope("net", "eth0"), core.Values{"up": true}))
+	must(t, o.Update(t.Context(), core.StateScope("net", "eth0"), core.Values{"up": true}))
+	sub, err := c.Subscribe(t.Context(), core.SubscribeOptions{})
+	must(t, err)
+	defer sub.Close()
+
+	var reg store.Registry = c
+	remote, err := reg.Stats(t.Context())
+	must(t, err)
+	embedded, err := d.st.Stats(t.Context())
+	must(t, err)
+	if remote.Server == nil || remote.Server.Connections != 1 || remote.Server.Requests == 0 {
+		t.Errorf("Server over the client: %+v", remote.Server)
+	}
+	if embedded.Server != nil {
+		t.Errorf("Server of an embedded store: %+v, want nil", embedded.Server)
+	}
+	remote.Server = nil
+	// Between the two calls only the stats request itself happened.
+	if remote.Seq != embedded.Seq || remote.ConfigKeys != 1 || remote.StateKeys != 1 ||
+		remote.Mutations != 2 || remote.ConfigMutations != 1 || remote.Subscriptions != 1 || remote.Sessions != 1 ||
+		remote.Journal.Appends != embedded.Journal.Appends || remote.Recovery != embedded.Recovery {
+		t.Errorf("client %+v\nstore  %+v", remote, embedded)
+	}
+}

@@ -546,9 +546,9 @@ func TestR28_CheckpointCompaction(t *testing.T) {
 			model[sc] = core.Values{}
 		}
 		model[sc][k] = v[k]
-		maxRecords = max(maxRecords, s.Stats().Journal.Records)
+		maxRecords = max(maxRecords, statsOf(t, s).Journal.Records)
 	}
-	st := s.Stats().Journal
+	st := statsOf(t, s).Journal
 	t.Logf("journal after %d updates: %+v; most records between checkpoints %d", updates, st, maxRecords)
 	if st.Checkpoints < updates/every/2 {
 		t.Errorf("R28: %d checkpoints for %d updates at one per %d records", st.Checkpoints, updates, every)

@@ -244,12 +244,12 @@ func (s *Server) encodeSnapshot(snap core.Snapshot) ([]byte, error) {
 
 // ServerStats are the server's counters.
 type ServerStats struct {
-	Connections    int    // open now
-	ConnsTotal     uint64 // accepted since start
-	Requests       uint64
-	Deliveries     uint64 // snapshots pushed to remote subscribers
-	BadFrames      uint64 // malformed, oversized or unknown frames
-	BoundOwnerUIDs int    // owner names bound to a uid (R35)
+	Connections    int    `json:"connections"`      // open now
+	ConnsTotal     uint64 `json:"connections_all"`  // accepted since start
+	Requests       uint64 `json:"requests"`         // frames read
+	Deliveries     uint64 `json:"deliveries"`       // snapshots pushed to remote subscribers
+	BadFrames      uint64 `json:"bad_frames"`       // rejected frames: malformed, oversized or unknown (R34)
+	BoundOwnerUIDs int    `json:"bound_owner_uids"` // owner names bound to a uid (R35)
 }
 
 // Stats returns the server's counters.
@@ -590,7 +590,7 @@ func (c *conn) snapshot(id uint64) reply {
 }
 
 func (c *conn) stats(id uint64) reply {
-	data, err := codec.EncodeValue(c.srv.statsMap())
+	data, err := c.srv.statsBody()
 	if err != nil {
 		return errReply(id, err)
 	}
@@ -713,41 +713,11 @@ func (c *conn) writeReplies() {
 	}
 }
 
-func (s *Server) statsMap() map[string]any {
-	st := s.st.Stats()
+// statsBody is the data of stats_ok: the store's Stats with the server's
+// counters, as a CBOR map keyed by their JSON names.
+func (s *Server) statsBody() ([]byte, error) {
+	st := s.st.stats()
 	srv := s.Stats()
-	return map[string]any{
-		"seq":           st.Core.Seq,
-		"sessions":      int64(st.Core.Sessions),
-		"owners":        int64(st.Owners),
-		"state_keys":    int64(st.StateKeys),
-		"config_keys":   int64(st.ConfigKeys),
-		"updates":       st.Core.Mutations,
-		"deliveries":    st.Core.Deliveries,
-		"coalesced":     st.Core.Coalesced,
-		"subscriptions": int64(st.Core.Subs),
-		"journal": map[string]any{
-			"records":     int64(st.Journal.Records),
-			"bytes":       st.Journal.Bytes,
-			"appends":     st.Journal.Appends,
-			"fsyncs":      st.Journal.Commits,
-			"batches":     st.Journal.Batches,
-			"max_batch":   int64(st.Journal.MaxBatch),
-			"checkpoints": st.Journal.Checkpoints,
-			"file_size":   st.Journal.FileSize,
-		},
-		"last_recovery": map[string]any{
-			"records":    int64(st.Recovery.Records),
-			"keys":       int64(st.Recovery.Keys),
-			"owners":     int64(st.Recovery.Owners),
-			"elapsed_ms": float64(st.Recovery.Elapsed.Microseconds()) / 1000,
-		},
-		"server": map[string]any{
-			"connections":     int64(srv.Connections),
-			"connections_all": srv.ConnsTotal,
-			"requests":        srv.Requests,
-			"deliveries":      srv.Deliveries,
-			"bad_frames":      srv.BadFrames,
-		},
-	}
+	st.Server = &srv
+	return cbor.Marshal(st)
 }

@@ -80,7 +80,7 @@ func TestR19_StalledSubscriberBounded(t *testing.T) {
 	}
 	// Wait for the stalled subscription to exist before flapping.
 	deadline := time.Now().Add(10 * time.Second)
-	for st.Stats().Core.Subs < 1 {
+	for statsOf(t, st).Subscriptions < 1 {
 		if time.Now().After(deadline) {
 			t.Fatal("the stalled client's subscription never appeared")
 		}
@@ -148,7 +148,7 @@ func TestR19_StalledSubscriberBounded(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	growth := int64(after.HeapAlloc) - int64(before.HeapAlloc)
 	peakGrowth := int64(peak.Load()) - int64(before.HeapInuse)
-	stats := st.Stats().Core
+	stats := statsOf(t, st)
 	t.Logf("%d flaps in %v (slowest update %v); heap %+d KiB after, peak in use %+d KiB; deliveries %d, coalesced %d",
 		flaps, elapsed, time.Duration(maxLatency.Load()), growth>>10, peakGrowth>>10, stats.Deliveries, stats.Coalesced)
 	if growth > 16<<20 || peakGrowth > 16<<20 {

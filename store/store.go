@@ -27,6 +27,8 @@ type Registry interface {
 	Subscribe(ctx context.Context, opts core.SubscribeOptions) (Subscription, error)
 	Evict(ctx context.Context, name string) error
 	Close() error
+	// Stats returns the registry's figures; see Stats.
+	Stats(ctx context.Context) (Stats, error)
 }
 
 // Owner is a live owner session (R8–R15).
@@ -236,25 +238,58 @@ func (s *Store) Subscribe(ctx context.Context, opts core.SubscribeOptions) (Subs
 // Evict deletes everything name holds (R14).
 func (s *Store) Evict(ctx context.Context, name string) error { return s.reg.Evict(ctx, name) }
 
-// Stats are the store's counters.
+// Stats are a registry's figures, the same for an embedded *Store and a
+// *Client, which asks the daemon (R50 lists what a metrics exporter makes
+// of them). Counters count since the store was opened (the daemon
+// started). The JSON names are stable: sysregd stats prints them, and they
+// are the keys of the protocol's stats_ok map.
 type Stats struct {
-	Core     core.Stats
-	Journal  journal.Stats
-	Recovery recovery.Report
-	// Keys per bucket and owners holding keys, from the current view.
-	StateKeys, ConfigKeys, Owners int
+	Seq             uint64 `json:"seq"`              // the last sequence number handed out (R7)
+	Mutations       uint64 `json:"mutations"`        // effective mutations, both buckets (R6)
+	ConfigMutations uint64 `json:"config_mutations"` // of those, the ones journaled (config changed): one record each
+	Sessions        int    `json:"sessions"`         // live owner sessions
+	Owners          int    `json:"owners"`           // owner names holding keys
+	StateKeys       int    `json:"state_keys"`       // keys in the state bucket now
+	ConfigKeys      int    `json:"config_keys"`      // keys in the config bucket now
+	Subscriptions   int    `json:"subscriptions"`    // live subscriptions
+	Deliveries      uint64 `json:"deliveries"`       // snapshots handed to subscriptions
+	Coalesced       uint64 `json:"coalesced"`        // snapshots replaced before they were taken (R19)
+
+	// Journal: appends, commits (one fsync pair each), batches and the
+	// largest batch (group commit, R25), checkpoints (R28), file size.
+	Journal journal.Stats `json:"journal"`
+	// Recovery: what Open recovered and how long it took (R27).
+	Recovery recovery.Report `json:"recovery"`
+	// Server holds the daemon's counters (connections, rejected frames,
+	// …) when the figures come over a Client; nil for an embedded Store.
+	Server *ServerStats `json:"server,omitempty"`
 }
 
-// Stats returns current counters.
-func (s *Store) Stats() Stats {
+// Stats returns the store's figures. Its error is ctx's.
+func (s *Store) Stats(ctx context.Context) (Stats, error) {
+	if err := ctx.Err(); err != nil {
+		return Stats{}, err
+	}
+	return s.stats(), nil
+}
+
+func (s *Store) stats() Stats {
 	snap := s.reg.Snapshot()
+	c := s.reg.Stats()
+	js := s.j.Stats()
 	return Stats{
-		Core:       s.reg.Stats(),
-		Journal:    s.j.Stats(),
-		Recovery:   s.report,
-		StateKeys:  snap.Len(core.State),
-		ConfigKeys: snap.Len(core.Config),
-		Owners:     len(snap.Owners()),
+		Seq:             c.Seq,
+		Mutations:       c.Mutations,
+		ConfigMutations: js.Appends,
+		Sessions:        c.Sessions,
+		Owners:          len(snap.Owners()),
+		StateKeys:       snap.Len(core.State),
+		ConfigKeys:      snap.Len(core.Config),
+		Subscriptions:   c.Subs,
+		Deliveries:      c.Deliveries,
+		Coalesced:       c.Coalesced,
+		Journal:         js,
+		Recovery:        s.report,
 	}
 }
 

@@ -157,3 +157,13 @@ func equalJSON(a, b core.Values) bool {
 }
 
 var _ = context.Background
+
+// statsOf returns an embedded store's figures.
+func statsOf(t testing.TB, s *store.Store) store.Stats {
+	t.Helper()
+	st, err := s.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}

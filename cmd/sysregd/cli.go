@@ -488,11 +488,11 @@ func statsCmd() *cobra.Command {
 			}
 			defer cancel()
 			defer c.Close()
-			m, err := c.Stats(ctx)
+			st, err := c.Stats(ctx)
 			if err != nil {
 				return err
 			}
-			return out.write(cmd.OutOrStdout(), core.ValueJSON(m))
+			return out.writeValue(cmd.OutOrStdout(), st)
 		})
 	cf = addClientFlags(cmd, true)
 	out = outputFlag(cmd)
