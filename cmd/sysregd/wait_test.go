@@ -72,7 +72,7 @@ func TestWait(t *testing.T) {
 		c := d.dial(t)
 		poll(t, 10*time.Second, "the wait's subscription", func() bool {
 			m, err := c.Stats(t.Context())
-			return err == nil && m["subscriptions"] == int64(1)
+			return err == nil && m.Subscriptions == 1
 		})
 		if code := p.signal(syscall.SIGINT); code != 1 {
 			t.Fatalf("interrupted wait: exit %d, want 1\n%s", code, p.stderr)
