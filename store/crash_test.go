@@ -489,23 +489,29 @@ func runChild(t *testing.T, child string, env []string, round int, delay time.Du
 			}
 		}
 	}()
-	ready := (<-chan struct{})(firstAck)
 	if killed != nil {
-		ready = killed
-	}
-	select {
-	case <-ready:
-	case <-eof:
-		err := wait()
-		t.Fatalf("round %d: child exited before acknowledging anything (%v): %s\n%s", round, err, lines, stderr.String())
-	case <-time.After(30 * time.Second): // a deadline, not synchronisation
-		t.Fatalf("round %d: child acknowledged nothing in 30s: %s", round, stderr.String())
-	}
-	select {
-	case <-time.After(delay): // the crash moment, chosen at random
-	case <-eof:
-		err := wait()
-		t.Fatalf("round %d: child died before it was killed (%v): %s\n%s", round, err, lines, stderr.String())
+		// The crash point: the child is being killed, and may be gone
+		// before we look; its own death is the one expected.
+		select {
+		case <-killed:
+		case <-time.After(30 * time.Second): // a deadline, not synchronisation
+			t.Fatalf("round %d: child did not reach its crash point in 30s: %s", round, stderr.String())
+		}
+	} else {
+		select {
+		case <-firstAck:
+		case <-eof:
+			err := wait()
+			t.Fatalf("round %d: child exited before acknowledging anything (%v): %s\n%s", round, err, lines, stderr.String())
+		case <-time.After(30 * time.Second): // a deadline, not synchronisation
+			t.Fatalf("round %d: child acknowledged nothing in 30s: %s", round, stderr.String())
+		}
+		select {
+		case <-time.After(delay): // the crash moment, chosen at random
+		case <-eof:
+			err := wait()
+			t.Fatalf("round %d: child died before it was killed (%v): %s\n%s", round, err, lines, stderr.String())
+		}
 	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatalf("round %d: kill: %v", round, err)

@@ -2,7 +2,9 @@ package powerfail_test
 
 import (
 	"bytes"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sysreg/sysreg/internal/powerfail"
+	"github.com/sysreg/sysreg/internal/testexec"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -316,5 +319,52 @@ func TestMmapSeesWrites(t *testing.T) {
 	}
 	if st := f.Stats(); st.Writes < 2 {
 		t.Fatalf("stats %+v: the kernel did not forward the writes", st)
+	}
+}
+
+// TestKillAtChild is the child of TestKillAtKillsInsideTheSync: it writes
+// a file in the mount and fsyncs it; it must die in that fsync.
+func TestKillAtChild(t *testing.T) {
+	path := os.Getenv("POWERFAIL_KILLAT_FILE")
+	if path == "" {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		os.Exit(3)
+	}
+	f.WriteAt([]byte("unsynced"), 0)
+	f.Sync()
+	os.Exit(4) // not reached: killed in Sync
+}
+
+// KillAt: the process that calls the chosen fsync dies of SIGKILL inside
+// it, and the fsync does not count: its write is lost at the cut.
+func TestKillAtKillsInsideTheSync(t *testing.T) {
+	var asked []powerfail.Sync
+	f := powerfail.ForTest(t, powerfail.Options{KillAt: func(s powerfail.Sync) bool {
+		asked = append(asked, s) // the child's syncs come one at a time
+		return !s.Dir
+	}})
+	disk, mnt := f.Backing(), f.Mountpoint()
+	if err := os.WriteFile(filepath.Join(disk, "f"), []byte("durable!"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := testexec.Reexec("-test.run=^TestKillAtChild$", "-test.count=1")
+	if err != nil {
+		t.Skipf("cannot re-execute the test binary: %v", err)
+	}
+	cmd.Env = append(os.Environ(), "POWERFAIL_KILLAT_FILE="+filepath.Join(mnt, "f"))
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("child: %v, want death by SIGKILL", err)
+	}
+	cut(t, f)
+	if got := content(t, filepath.Join(disk, "f")); got != "durable!" {
+		t.Fatalf("after the cut: %q; the fsync the child was killed in must not count", got)
+	}
+	if len(asked) != 1 || asked[0].Path != filepath.Join(disk, "f") {
+		t.Fatalf("KillAt asked about %+v, want the one fsync of %s", asked, filepath.Join(disk, "f"))
 	}
 }
