@@ -453,3 +453,28 @@ func TestFlapSweepScenario(t *testing.T) {
 		t.Error("a sweep point of 0 subscribers was accepted")
 	}
 }
+
+// TestFleetScenario: a small fleet run measures every figure, and reported
+// writes stay within one per interval per device (R53, R54).
+func TestFleetScenario(t *testing.T) {
+	r, err := bench.RunFleet(t.Context(), bench.FleetConfig{
+		Devices:  20,
+		Pushes:   2,
+		Interval: 200 * time.Millisecond,
+		FlapFor:  time.Second,
+		LocalFor: 100 * time.Millisecond,
+		Rounds:   1,
+		Timeout:  30 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", r)
+	if r.PushMs.Max <= 0 || r.LocalOn <= 0 || r.LocalOff <= 0 || r.FlapUpdatesPerDeviceSec <= 0 {
+		t.Errorf("missing figures: %+v", r)
+	}
+	// One write per interval per device, plus the leading one: 6 in 1 s.
+	if limit := 6.0; r.ReportedWritesPerDeviceSec > limit {
+		t.Errorf("%.1f reported writes per device per second, want ≤ %.1f", r.ReportedWritesPerDeviceSec, limit)
+	}
+}

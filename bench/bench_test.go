@@ -211,3 +211,31 @@ func BenchmarkWear(b *testing.B) {
 	b.ReportMetric(float64(d.WithCheckpointWriteBytes)/(1<<20), "MiB/day")
 	b.ReportMetric(float64(d.Bolt.WriteBytes)/(1<<20), "bbolt-MiB/day")
 }
+
+// BenchmarkFleet (R54): 1,000 in-process devices on one NATS server: the
+// time from a fleet-wide push until every device applied it, reported
+// writes per device per second while every device flaps a state key, and
+// one device's flapping throughput with its bridge on and off.
+func BenchmarkFleet(b *testing.B) {
+	devices := 1000
+	if !*full {
+		devices = 200
+	}
+	b.Run(fmt.Sprintf("devices=%d/interval=1s", devices), func(b *testing.B) {
+		cfg := bench.FleetConfig{Devices: devices, FlapFor: measure(2*time.Second, 5*time.Second)}
+		var r bench.FleetResult
+		for b.Loop() {
+			var err error
+			if r, err = bench.RunFleet(b.Context(), cfg); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(r.PushMs.P50, "push-p50-ms")
+		b.ReportMetric(r.PushMs.P99, "push-p99-ms")
+		b.ReportMetric(r.PushMs.Max, "push-max-ms")
+		b.ReportMetric(r.ReportedWritesPerDeviceSec, "reported-writes/device/s")
+		b.ReportMetric(r.FlapUpdatesPerDeviceSec, "flap-updates/device/s")
+		b.ReportMetric(r.LocalRatio, "x-local-bridge-off")
+		b.ReportMetric(r.StartSeconds, "start-s")
+	})
+}

@@ -28,6 +28,14 @@
 //     state updates over one and over several connections, the round trip
 //     of one synchronous update, and remote subscribers' convergence on a
 //     flapping key.
+//   - RunFleet: Devices in-process devices (registry and fleet bridge,
+//     each its own NATS connection) on one in-process NATS server with
+//     JetStream: the time from a fleet-wide push until each device applied
+//     it, the writes to sysreg_reported per device per second while every
+//     device flaps a state key, and one device's flapping throughput with
+//     its bridge connected beside the same device with no bridge,
+//     alternating rounds. The devices are core registries behind
+//     fleettest.Target until the store runs the bridge itself.
 //
 // # Flap layout
 //

@@ -1,0 +1,427 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sysreg/sysreg/core"
+	"github.com/sysreg/sysreg/internal/codec"
+	"github.com/sysreg/sysreg/internal/fleet"
+	"github.com/sysreg/sysreg/internal/fleet/fleettest"
+)
+
+// FleetConfig configures RunFleet. The zero value gives the defaults of
+// the published figures.
+type FleetConfig struct {
+	// Devices on the one server. Default 1,000.
+	Devices int
+	// Pushes: fleet-wide pushes timed, one after the other. Default 5.
+	Pushes int
+	// Interval is every device's reported-state interval. Default 1 s.
+	Interval time.Duration
+	// FlapFor: how long every device flaps a state key while the reported
+	// writes are counted. Default 5 s.
+	FlapFor time.Duration
+	// LocalFor: each side of one round of the local flapping throughput
+	// comparison (bridge on, bridge off). Default 1 s.
+	LocalFor time.Duration
+	// Rounds of that comparison. Default 3.
+	Rounds int
+	// Timeout bounds every wait (all devices started, a push applied by
+	// all). Default 2 min.
+	Timeout time.Duration
+}
+
+func (c FleetConfig) withDefaults() FleetConfig {
+	if c.Devices <= 0 {
+		c.Devices = 1000
+	}
+	if c.Pushes <= 0 {
+		c.Pushes = 5
+	}
+	if c.Interval <= 0 {
+		c.Interval = time.Second
+	}
+	if c.FlapFor <= 0 {
+		c.FlapFor = 5 * time.Second
+	}
+	if c.LocalFor <= 0 {
+		c.LocalFor = time.Second
+	}
+	if c.Rounds <= 0 {
+		c.Rounds = 3
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 2 * time.Minute
+	}
+	return c
+}
+
+// FleetResult is what RunFleet measured.
+type FleetResult struct {
+	Devices  int           `json:"devices"`
+	Interval time.Duration `json:"interval_ns"`
+	// StartSeconds: from starting the devices until every one had applied
+	// a first push (connected, watching, resynced).
+	StartSeconds float64 `json:"start_s"`
+	// PushMs: per device and push, from just before the fleet-wide put to
+	// the device's view holding the pushed value.
+	PushMs Latency `json:"push_ms"`
+	// ReportedWritesPerDeviceSec: writes to sysreg_reported (the stream's
+	// sequence numbers) per device per second while every device flaps one
+	// state key; FlapUpdatesPerDeviceSec is how fast each one flapped.
+	ReportedWritesPerDeviceSec float64 `json:"reported_writes_per_device_s"`
+	FlapUpdatesPerDeviceSec    float64 `json:"flap_updates_per_device_s"`
+	// LocalOn and LocalOff: one device's flapping throughput (updates/s,
+	// the median of Rounds) with its bridge connected and without a bridge,
+	// alternating; LocalRatio = LocalOn / LocalOff.
+	LocalOn    float64 `json:"local_on_updates_s"`
+	LocalOff   float64 `json:"local_off_updates_s"`
+	LocalRatio float64 `json:"local_ratio"`
+}
+
+// fleetDevice is one in-process device: a registry and its bridge.
+type fleetDevice struct {
+	target *fleettest.Target
+	bridge *fleet.Bridge
+}
+
+func (d *fleetDevice) close() {
+	if d.bridge != nil {
+		d.bridge.Close()
+	}
+	d.target.Close()
+}
+
+func startFleetDevice(url, id string, interval time.Duration) (*fleetDevice, error) {
+	tg, err := fleettest.NewTarget(nil)
+	if err != nil {
+		return nil, err
+	}
+	d := &fleetDevice{target: tg}
+	if url == "" {
+		return d, nil
+	}
+	d.bridge, err = fleet.Start(tg, fleet.Options{URL: url, Device: id, Interval: interval, ReconnectWait: 100 * time.Millisecond})
+	if err != nil {
+		tg.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// RunFleet runs the fleet scenario (R54) on an in-process NATS server with
+// JetStream in a temporary directory: Devices devices, each its own
+// registry and bridge with its own connection.
+func RunFleet(ctx context.Context, cfg FleetConfig) (res FleetResult, err error) {
+	cfg = cfg.withDefaults()
+	res.Devices, res.Interval = cfg.Devices, cfg.Interval
+	dir, err := os.MkdirTemp("", "sysreg-bench-fleet-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+	srv, err := fleettest.NewServer(dir)
+	if err != nil {
+		return res, err
+	}
+	defer srv.Stop()
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		return res, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return res, err
+	}
+	desired, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: fleet.DesiredBucket})
+	if err != nil {
+		return res, err
+	}
+	reported, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: fleet.ReportedBucket})
+	if err != nil {
+		return res, err
+	}
+
+	devs := make([]*fleetDevice, 0, cfg.Devices)
+	defer func() {
+		var wg sync.WaitGroup
+		for _, d := range devs {
+			wg.Go(d.close)
+		}
+		wg.Wait()
+	}()
+	start := time.Now()
+	for i := range cfg.Devices {
+		d, err := startFleetDevice(srv.URL(), fmt.Sprintf("dev-%d", i), cfg.Interval)
+		if err != nil {
+			return res, err
+		}
+		devs = append(devs, d)
+	}
+	// Push 0 tells when every device is up; pushes 1… are timed.
+	var lat []time.Duration
+	for gen := 0; gen <= cfg.Pushes; gen++ {
+		ds, err := pushAndWait(ctx, desired, devs, int64(gen), cfg.Timeout)
+		if err != nil {
+			return res, err
+		}
+		if gen == 0 {
+			res.StartSeconds = time.Since(start).Seconds()
+		} else {
+			lat = append(lat, ds...)
+		}
+	}
+	res.PushMs = latencyOf(lat, time.Millisecond)
+
+	if err := fleetFlap(ctx, cfg, devs, js, reported, &res); err != nil {
+		return res, err
+	}
+	// The local comparison runs alone: the other devices go first.
+	var wg sync.WaitGroup
+	for _, d := range devs {
+		wg.Go(d.close)
+	}
+	wg.Wait()
+	devs = devs[:0]
+	return res, fleetLocal(ctx, cfg, srv.URL(), &res)
+}
+
+var pushScope = core.ConfigScope("bench", "push")
+
+// pushAndWait puts all.bench.push = {gen: gen} and returns, per device, the
+// time until its view held it.
+func pushAndWait(ctx context.Context, desired jetstream.KeyValue, devs []*fleetDevice, gen int64, timeout time.Duration) ([]time.Duration, error) {
+	want := core.Values{"gen": gen}
+	subs := make([]*core.Subscription, len(devs))
+	for i, d := range devs {
+		s, err := d.target.Reg.Subscribe(ctx, core.SubscribeOptions{Match: core.Pattern{Bucket: core.Config, Type: "bench"}})
+		if err != nil {
+			for _, s := range subs[:i] {
+				s.Close()
+			}
+			return nil, err
+		}
+		subs[i] = s
+	}
+	defer func() {
+		for _, s := range subs {
+			s.Close()
+		}
+	}()
+	data, err := codec.EncodeValues(want)
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	if _, err := desired.Put(ctx, fleet.DesiredKey(fleet.AllDevices, pushScope.Type, pushScope.Subtype), data); err != nil {
+		return nil, err
+	}
+	out := make([]time.Duration, len(devs))
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	done := make(chan struct{})
+	for i, s := range subs {
+		wg.Go(func() {
+			for {
+				select {
+				case snap := <-s.C():
+					if v, ok := snap.Get(pushScope, "gen"); ok && v == any(gen) {
+						out[i] = time.Since(t0)
+						return
+					}
+				case <-done:
+					failed.Add(1)
+					return
+				}
+			}
+		})
+	}
+	waitErr := make(chan struct{})
+	go func() { wg.Wait(); close(waitErr) }()
+	select {
+	case <-waitErr:
+	case <-deadline.C:
+		close(done)
+		<-waitErr
+		return nil, fmt.Errorf("bench: push %d: %d of %d devices did not apply it within %v", gen, failed.Load(), len(devs), timeout)
+	case <-ctx.Done():
+		close(done)
+		<-waitErr
+		return nil, ctx.Err()
+	}
+	return out, nil
+}
+
+var flapScope = core.StateScope("bench", "flap")
+
+// fleetFlap has every device flap one state key for FlapFor and counts the
+// writes to the reported bucket meanwhile.
+func fleetFlap(ctx context.Context, cfg FleetConfig, devs []*fleetDevice, js jetstream.JetStream, reported jetstream.KeyValue, res *FleetResult) error {
+	owners := make([]*core.Owner, len(devs))
+	for i, d := range devs {
+		o, err := d.target.Reg.Owner(ctx, "flapper", core.OwnerOptions{})
+		if err != nil {
+			return err
+		}
+		owners[i] = o
+	}
+	defer func() {
+		for _, o := range owners {
+			o.Close()
+		}
+	}()
+	stream, err := js.Stream(ctx, "KV_"+reported.Bucket())
+	if err != nil {
+		return err
+	}
+	lastSeq := func() (uint64, error) {
+		info, err := stream.Info(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return info.State.LastSeq, nil
+	}
+	// The last push's reported writes land within one interval: wait them
+	// out so that only the flapping is counted.
+	select {
+	case <-time.After(cfg.Interval + cfg.Interval/2):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	before, err := lastSeq()
+	if err != nil {
+		return err
+	}
+	var updates atomic.Uint64
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	workers := runtime.GOMAXPROCS(0)
+	errc := make(chan error, workers)
+	t0 := time.Now()
+	for w := range workers {
+		wg.Go(func() {
+			var n uint64
+			for i := int64(0); !stop.Load(); i++ {
+				for j := w; j < len(owners); j += workers {
+					if err := owners[j].Update(ctx, flapScope, core.Values{"v": i}); err != nil {
+						errc <- err
+						return
+					}
+					n++
+				}
+			}
+			updates.Add(n)
+		})
+	}
+	select {
+	case <-time.After(cfg.FlapFor):
+	case <-ctx.Done():
+	}
+	stop.Store(true)
+	wg.Wait()
+	took := time.Since(t0)
+	select {
+	case err := <-errc:
+		return err
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Writes still due from the flapping land within one interval.
+	select {
+	case <-time.After(cfg.Interval + cfg.Interval/2):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	after, err := lastSeq()
+	if err != nil {
+		return err
+	}
+	secs := took.Seconds()
+	res.ReportedWritesPerDeviceSec = float64(after-before) / float64(len(devs)) / secs
+	res.FlapUpdatesPerDeviceSec = float64(updates.Load()) / float64(len(devs)) / secs
+	return nil
+}
+
+// fleetLocal measures one device's flapping throughput with its bridge on
+// and with no bridge, alternating Rounds times.
+func fleetLocal(ctx context.Context, cfg FleetConfig, url string, res *FleetResult) error {
+	var on, off []float64
+	for range cfg.Rounds {
+		for _, withBridge := range []bool{true, false} {
+			u := ""
+			if withBridge {
+				u = url
+			}
+			d, err := startFleetDevice(u, "local", cfg.Interval)
+			if err != nil {
+				return err
+			}
+			rate, err := localFlap(ctx, d, cfg.LocalFor)
+			d.close()
+			if err != nil {
+				return err
+			}
+			if withBridge {
+				on = append(on, rate)
+			} else {
+				off = append(off, rate)
+			}
+		}
+	}
+	res.LocalOn, res.LocalOff = median(on), median(off)
+	if res.LocalOff > 0 {
+		res.LocalRatio = res.LocalOn / res.LocalOff
+	}
+	return nil
+}
+
+func localFlap(ctx context.Context, d *fleetDevice, dur time.Duration) (float64, error) {
+	o, err := d.target.Reg.Owner(ctx, "flapper", core.OwnerOptions{})
+	if err != nil {
+		return 0, err
+	}
+	defer o.Close()
+	if d.bridge != nil {
+		// Measure with the bridge connected and reporting.
+		deadline := time.Now().Add(30 * time.Second)
+		for !d.bridge.Status().Connected {
+			if time.Now().After(deadline) {
+				return 0, errors.New("bench: local device never connected")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	t0 := time.Now()
+	var n int64
+	for time.Since(t0) < dur {
+		if err := o.Update(ctx, flapScope, core.Values{"v": n}); err != nil {
+			return 0, err
+		}
+		n++
+	}
+	return float64(n) / time.Since(t0).Seconds(), nil
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	slices.Sort(xs)
+	return xs[len(xs)/2]
+}
