@@ -295,7 +295,7 @@ func (h *hub) pass() {
 		if subs == nil {
 			break
 		}
-		for _, s := range subs {
+		for _, s := range *subs {
 			if s.phase == waiting {
 				h.deliverLocked(s, now)
 			}
@@ -509,44 +509,63 @@ func strHash(s string) uint64 {
 }
 
 // schedule holds waiting subscriptions by the tick their delivery is due:
-// a bucket per tick and a min-heap of the ticks, so that adding one is O(1)
-// unless it opens a new tick.
+// a bucket per tick and a min-heap of the ticks. Members of a cohort woken
+// together were mostly delivered together, so they fall into one tick: the
+// last bucket used is kept at hand, and adding to it is an append.
 type schedule struct {
-	buckets map[int64][]*Subscription
+	buckets map[int64]*[]*Subscription
 	ticks   []int64 // min-heap
-	spare   [][]*Subscription
+	spare   []*[]*Subscription
+	last    int64 // the tick of lastB
+	lastB   *[]*Subscription
 }
 
 func (q *schedule) add(tick int64, s *Subscription) {
-	if q.buckets == nil {
-		q.buckets = map[int64][]*Subscription{}
+	if q.lastB != nil && q.last == tick {
+		*q.lastB = append(*q.lastB, s)
+		return
 	}
-	b, ok := q.buckets[tick]
-	if !ok {
+	if q.buckets == nil {
+		q.buckets = map[int64]*[]*Subscription{}
+	}
+	b := q.buckets[tick]
+	if b == nil {
 		if n := len(q.spare); n > 0 {
 			b, q.spare = q.spare[n-1], q.spare[:n-1]
+		} else {
+			b = new([]*Subscription)
 		}
+		q.buckets[tick] = b
 		q.push(tick)
 	}
-	q.buckets[tick] = append(b, s)
+	*b = append(*b, s)
+	q.last, q.lastB = tick, b
 }
 
-// due removes and returns the earliest bucket if its tick is not after now.
-func (q *schedule) due(now int64) []*Subscription {
+// due removes and returns the earliest bucket if its tick is not after now;
+// hand it back with release.
+func (q *schedule) due(now int64) *[]*Subscription {
 	if len(q.ticks) == 0 || q.ticks[0]*tickNs > now {
 		return nil
 	}
 	t := q.pop()
 	b := q.buckets[t]
 	delete(q.buckets, t)
+	if q.lastB == b {
+		q.lastB = nil
+	}
 	return b
 }
 
-// release returns a bucket's slice for reuse.
-func (q *schedule) release(b []*Subscription) {
-	clear(b)
-	if cap(b) <= 4096 && len(q.spare) < 64 {
-		q.spare = append(q.spare, b[:0])
+// release returns a bucket for reuse.
+func (q *schedule) release(b *[]*Subscription) {
+	clear(*b)
+	*b = (*b)[:0]
+	if cap(*b) > 4096 {
+		*b = nil // do not keep a burst's memory for ever
+	}
+	if len(q.spare) < 64 {
+		q.spare = append(q.spare, b)
 	}
 }
 
