@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"slices"
@@ -40,6 +41,11 @@ type FleetConfig struct {
 	// Timeout bounds every wait (all devices started, a push applied by
 	// all). Default 2 min.
 	Timeout time.Duration
+	// Dir is where the server's JetStream directory goes (default: the
+	// system temp dir).
+	Dir string
+	// Progress receives a line per phase. nil: none.
+	Progress io.Writer
 }
 
 func (c FleetConfig) withDefaults() FleetConfig {
@@ -126,7 +132,8 @@ func startFleetDevice(url, id string, interval time.Duration) (*fleetDevice, err
 func RunFleet(ctx context.Context, cfg FleetConfig) (res FleetResult, err error) {
 	cfg = cfg.withDefaults()
 	res.Devices, res.Interval = cfg.Devices, cfg.Interval
-	dir, err := os.MkdirTemp("", "sysreg-bench-fleet-")
+	p := &progress{w: cfg.Progress}
+	dir, err := tempDir(cfg.Dir, "sysreg-bench-fleet-")
 	if err != nil {
 		return res, err
 	}
@@ -162,6 +169,7 @@ func RunFleet(ctx context.Context, cfg FleetConfig) (res FleetResult, err error)
 		}
 		wg.Wait()
 	}()
+	p.printf("fleet: starting %d devices", cfg.Devices)
 	start := time.Now()
 	for i := range cfg.Devices {
 		d, err := startFleetDevice(srv.URL(), fmt.Sprintf("dev-%d", i), cfg.Interval)
@@ -179,11 +187,13 @@ func RunFleet(ctx context.Context, cfg FleetConfig) (res FleetResult, err error)
 		}
 		if gen == 0 {
 			res.StartSeconds = time.Since(start).Seconds()
+			p.printf("fleet: %d devices up in %.1f s", cfg.Devices, res.StartSeconds)
 		} else {
 			lat = append(lat, ds...)
 		}
 	}
 	res.PushMs = latencyOf(lat, time.Millisecond)
+	p.printf("fleet: %d pushes: p50 %.0f ms, p99 %.0f ms, worst %.0f ms", cfg.Pushes, res.PushMs.P50, res.PushMs.P99, res.PushMs.Max)
 
 	if err := fleetFlap(ctx, cfg, devs, js, reported, &res); err != nil {
 		return res, err
@@ -195,6 +205,7 @@ func RunFleet(ctx context.Context, cfg FleetConfig) (res FleetResult, err error)
 	}
 	wg.Wait()
 	devs = devs[:0]
+	p.printf("fleet: flapping: %.2f reported writes per device per second", res.ReportedWritesPerDeviceSec)
 	return res, fleetLocal(ctx, cfg, srv.URL(), &res)
 }
 

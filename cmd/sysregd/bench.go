@@ -16,7 +16,7 @@ import (
 	"github.com/sysreg/sysreg/bench"
 )
 
-var benchScenarios = []string{"flap", "durable", "recovery", "daemon", "wear"}
+var benchScenarios = []string{"flap", "durable", "recovery", "daemon", "wear", "fleet"}
 
 // benchReport is the JSON that "sysregd bench --json" prints: the machine,
 // then one object per scenario that ran.
@@ -28,6 +28,7 @@ type benchReport struct {
 	Recovery *bench.RecoveryResult  `json:"recovery,omitempty"`
 	Daemon   *bench.DaemonResult    `json:"daemon,omitempty"`
 	Wear     *bench.WearResult      `json:"wear,omitempty"`
+	Fleet    *bench.FleetResult     `json:"fleet,omitempty"`
 }
 
 type benchMachine struct {
@@ -39,7 +40,7 @@ type benchMachine struct {
 }
 
 func benchCmd() *cobra.Command {
-	cmd := command("bench [flap|durable|recovery|daemon|wear|all] [flags]",
+	cmd := command("bench [flap|durable|recovery|daemon|wear|fleet|all] [flags]",
 		"run the benchmark scenarios",
 		strings.TrimSpace(`
 Runs the benchmark scenarios of package bench (default: all) and prints a
@@ -56,7 +57,11 @@ measured beside its baseline in the same run (R36).
             subscribers' convergence
   wear      bytes written to storage per config update (flash wear) with 1
             and 64 writers, per checkpoint cycle and per typical appliance
-            day, beside raw bbolt appending a 64-byte record per commit`), nil)
+            day, beside raw bbolt appending a 64-byte record per commit
+  fleet     devices on one in-process NATS server with JetStream: time
+            from a fleet-wide push until every device applied it, reported
+            writes per device per second while all flap a state key, one
+            device's flapping throughput with its bridge on and off`), nil)
 	cmd.ValidArgs = append([]cobra.Completion{"all"}, benchScenarios...)
 	fs := cmd.Flags()
 	asJSON := fs.Bool("json", false, "print the results as JSON on stdout instead of tables")
@@ -94,6 +99,11 @@ measured beside its baseline in the same run (R36).
 	roundTrips := fs.Int("round-trips", 10000, "daemon: synchronous round trips timed")
 	subConns := fs.Int("sub-conns", 20, "daemon: connections carrying the remote subscribers")
 	flapFor := durationFlag(fs, "flap-duration", time.Second, "daemon: how long the key flaps under the remote subscribers")
+	// fleet
+	devices := fs.Int("devices", 1000, "fleet: in-process devices, each a registry with its own bridge and connection")
+	pushes := fs.Int("pushes", 5, "fleet: fleet-wide pushes timed")
+	fleetInterval := durationFlag(fs, "fleet-interval", time.Second, "fleet: every device's reported-state interval")
+	fleetFlap := durationFlag(fs, "fleet-flap", 5*time.Second, "fleet: how long every device flaps a state key while reported writes are counted")
 
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx, stdout, stderr := cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr()
@@ -114,10 +124,10 @@ measured beside its baseline in the same run (R36).
 			for _, s := range benchScenarios {
 				run[s] = true
 			}
-		case "flap", "durable", "recovery", "daemon", "wear":
+		case "flap", "durable", "recovery", "daemon", "wear", "fleet":
 			run[scenario] = true
 		default:
-			return usagef("bench: unknown scenario %q (want flap, durable, recovery, daemon, wear or all)", scenario)
+			return usagef("bench: unknown scenario %q (want flap, durable, recovery, daemon, wear, fleet or all)", scenario)
 		}
 		if *svg != "" && !run["flap"] {
 			return usagef("bench: --svg draws the flap scenario, which %q does not run", scenario)
@@ -150,7 +160,8 @@ measured beside its baseline in the same run (R36).
 		}
 		positive := map[string]int{"producers": *producers, "keys": *keys, "subscribers": *subscribers, "buffer": *buffer,
 			"recovery-keys": *recKeys, "opens": *opens, "pipeline": *pipeline, "conns": *conns, "round-trips": *roundTrips, "sub-conns": *subConns,
-			"wear-updates": *wearUpdates, "checkpoint-records": *ckptRecords, "checkpoint-keys": *ckptKeys}
+			"wear-updates": *wearUpdates, "checkpoint-records": *ckptRecords, "checkpoint-keys": *ckptKeys,
+			"devices": *devices, "pushes": *pushes}
 		for name, v := range positive {
 			if v <= 0 {
 				return usagef("bench: --%s must be positive, got %d", name, v)
@@ -159,8 +170,8 @@ measured beside its baseline in the same run (R36).
 		if *dayHours <= 0 {
 			return usagef("bench: --day-hours must be positive, got %g", *dayHours)
 		}
-		if *duration <= 0 || *interval < 0 || *flapFor <= 0 || *rate < 0 || *work < 0 {
-			return usagef("bench: durations and rates must not be negative (and --duration, --flap-duration positive)")
+		if *duration <= 0 || *interval < 0 || *flapFor <= 0 || *rate < 0 || *work < 0 || *fleetInterval <= 0 || *fleetFlap <= 0 {
+			return usagef("bench: durations and rates must not be negative (and --duration, --flap-duration, --fleet-interval, --fleet-flap positive)")
 		}
 
 		rep := benchReport{Machine: benchMachine{
@@ -257,6 +268,17 @@ measured beside its baseline in the same run (R36).
 			}
 			rep.Wear = &r
 			writeWearTable(&tables, r)
+		}
+		if run["fleet"] {
+			r, err := bench.RunFleet(ctx, bench.FleetConfig{
+				Devices: *devices, Pushes: *pushes, Interval: *fleetInterval, FlapFor: *fleetFlap,
+				LocalFor: *duration, Dir: *dir, Progress: progress,
+			})
+			if err != nil {
+				return err
+			}
+			rep.Fleet = &r
+			writeFleetTable(&tables, r)
 		}
 		if *asJSON {
 			enc := json.NewEncoder(stdout)
@@ -394,6 +416,21 @@ func writeDurableTable(w io.Writer, r bench.DurableResult) {
 			fmt.Sprintf("%.1f", row.Sysreg.LatencyUs.P99/1000), c, b, fmt.Sprintf("%.1fx", row.VsCommit), fmt.Sprintf("%.1fx", row.VsBatch))
 	}
 	t.write(w)
+}
+
+func writeFleetTable(w io.Writer, r bench.FleetResult) {
+	fmt.Fprintf(w, "\nfleet: %d devices on one NATS server, reported interval %v, all up in %.1f s\n", r.Devices, r.Interval, r.StartSeconds)
+	var t table
+	t.row("push applied by every device (ms)", "p50", "p99", "worst")
+	t.row("", fmt.Sprintf("%.0f", r.PushMs.P50), fmt.Sprintf("%.0f", r.PushMs.P99), fmt.Sprintf("%.0f", r.PushMs.Max))
+	t.write(w)
+	var u table
+	u.row("flap updates per device per second", num(r.FlapUpdatesPerDeviceSec))
+	u.row("reported writes per device per second", fmt.Sprintf("%.2f", r.ReportedWritesPerDeviceSec))
+	u.row("one device flapping, bridge on (updates/s)", num(r.LocalOn))
+	u.row("same, no bridge (updates/s)", num(r.LocalOff))
+	u.row("bridge on / off", fmt.Sprintf("%.2fx", r.LocalRatio))
+	u.write(w)
 }
 
 func writeWearTable(w io.Writer, r bench.WearResult) {

@@ -16,6 +16,7 @@ var tinyBench = []string{
 	"--writers", "1,2", "--sizes", "200", "--recovery-keys", "100", "--opens", "1",
 	"--pipeline", "2", "--conns", "2", "--round-trips", "20", "--sub-conns", "2", "--flap-duration", "50ms",
 	"--wear-updates", "20", "--wear-writers", "1,4", "--checkpoint-records", "50", "--checkpoint-keys", "20", "--day-hours", "0.1",
+	"--devices", "5", "--pushes", "1", "--fleet-interval", "100ms", "--fleet-flap", "200ms",
 }
 
 func TestBenchCommandJSON(t *testing.T) {
@@ -28,7 +29,7 @@ func TestBenchCommandJSON(t *testing.T) {
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 		t.Fatalf("stdout is not JSON: %v\n%s", err, stdout.String())
 	}
-	for _, k := range []string{"machine", "flap", "durable", "recovery", "daemon", "wear"} {
+	for _, k := range []string{"machine", "flap", "durable", "recovery", "daemon", "wear", "fleet"} {
 		if rep[k] == nil {
 			t.Errorf("no %q in the JSON", k)
 		}
@@ -108,6 +109,8 @@ func TestBenchCommandUsage(t *testing.T) {
 		{[]string{"bench", "durable", "--sweep", "subs"}, true},
 		{[]string{"bench", "flap", "--sweep", "subs", "--sweep-subs", "10,0"}, true},
 		{[]string{"bench", "--no-such-flag"}, true},
+		{[]string{"bench", "fleet", "--devices", "0"}, true},
+		{[]string{"bench", "fleet", "--fleet-interval", "0s"}, true},
 	} {
 		var stdout, stderr bytes.Buffer
 		err := run(t.Context(), tc.args, &stdout, &stderr)
