@@ -113,6 +113,7 @@ type Server struct {
 	stats struct {
 		conns, requests, deliveries, badFrames atomic.Uint64
 	}
+	health serverHealth // R50, R51
 }
 
 // NewServer returns a server for st. It does not own st: close the store
@@ -250,6 +251,8 @@ type ServerStats struct {
 	Deliveries     uint64 `json:"deliveries"`       // snapshots pushed to remote subscribers
 	BadFrames      uint64 `json:"bad_frames"`       // rejected frames: malformed, oversized or unknown (R34)
 	BoundOwnerUIDs int    `json:"bound_owner_uids"` // owner names bound to a uid (R35)
+	SlowClients    uint64 `json:"slow_clients"`     // clients disconnected for not reading (R51)
+	LaggingPushes  uint64 `json:"lagging_pushes"`   // deliveries that waited past the subscriber's lag threshold (R51)
 }
 
 // Stats returns the server's counters.
@@ -264,6 +267,8 @@ func (s *Server) Stats() ServerStats {
 		Deliveries:     s.stats.deliveries.Load(),
 		BadFrames:      s.stats.badFrames.Load(),
 		BoundOwnerUIDs: s.binds.len(),
+		SlowClients:    s.health.dropped.Load(),
+		LaggingPushes:  s.health.lagging.Load(),
 	}
 }
 
@@ -635,7 +640,7 @@ func (c *conn) subscribe(id uint64, sr wire.Subscribe) reply {
 	}
 	c.subs[id] = sub
 	c.subWG.Add(1)
-	go c.push(id, sub)
+	go c.push(id, sub, lagThreshold(time.Duration(sr.MinInterval)))
 	// The subscription id is the request id, so deliveries that overtake
 	// this reply still find their subscription at the client.
 	return reply{id: id, typ: wire.TSubscribeOK, body: wire.SubscribeOK{Sub: id}}
@@ -643,16 +648,18 @@ func (c *conn) subscribe(id uint64, sr wire.Subscribe) reply {
 
 // push writes the deliveries of one subscription. While a write blocks on a
 // slow client, the subscription keeps coalescing (R19).
-func (c *conn) push(id uint64, sub *core.Subscription) {
+func (c *conn) push(id uint64, sub *core.Subscription, lag time.Duration) {
 	defer c.subWG.Done()
 	for snap := range sub.C() {
 		body, err := c.srv.encodeSnapshot(snap)
 		if err == nil {
+			t := c.srv.health.watchLag(c.log, id, lag)
 			err = c.writeFrame(wire.TDelivery, id, body, true)
+			t.Stop()
 		}
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				c.log.Warn("client does not read; disconnecting", "timeout", c.srv.opts.WriteTimeout)
+				c.srv.health.drop(c.log, c.srv.opts.WriteTimeout)
 			}
 			c.nc.Close()
 			return
@@ -700,7 +707,7 @@ func (c *conn) writeReplies() {
 		}
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				c.log.Warn("client does not read; disconnecting", "timeout", c.srv.opts.WriteTimeout)
+				c.srv.health.drop(c.log, c.srv.opts.WriteTimeout)
 			}
 			broken = true
 			c.nc.Close()

@@ -86,6 +86,7 @@ type Store struct {
 	reg    *core.Registry
 	logger hclog.Logger
 	report recovery.Report
+	health *health // R50, R51
 
 	stop, stopped chan struct{}
 	closed        atomic.Bool
@@ -132,11 +133,12 @@ func Open(dir string, opts Options) (*Store, error) {
 		j:       j,
 		logger:  logger,
 		report:  rep,
+		health:  newHealth(logger),
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
 	s.reg = core.New(core.Options{
-		Log:            journalLog{j},
+		Log:            journalLog{j, s.health},
 		Initial:        res.Config,
 		SeqFloor:       rep.SeqFloor,
 		MaxUpdateBytes: opts.MaxUpdateBytes,
@@ -162,14 +164,17 @@ func openError(err error) error {
 
 // journalLog is core's Log on the journal: records are CBOR mutations
 // keyed by their sequence number.
-type journalLog struct{ j *journal.Journal }
+type journalLog struct {
+	j *journal.Journal
+	h *health
+}
 
 func (l journalLog) Append(m *core.Mutation, done func(error)) error {
 	data, err := codec.EncodeMutation(m)
 	if err != nil {
 		return fmt.Errorf("store: encode mutation %d: %w", m.Seq, err)
 	}
-	l.j.Append(m.Seq, data, done)
+	l.j.Append(m.Seq, data, l.h.timeAppend(done))
 	return nil
 }
 
@@ -263,6 +268,10 @@ type Stats struct {
 	// Server holds the daemon's counters (connections, rejected frames,
 	// …) when the figures come over a Client; nil for an embedded Store.
 	Server *ServerStats `json:"server,omitempty"`
+	// Append is the time from a config mutation's journal append to its
+	// outcome: queueing, the group commit and its fsync (R50). Over a
+	// Client it is the daemon's.
+	Append Histogram `json:"append"`
 }
 
 // Stats returns the store's figures. Its error is ctx's.
@@ -290,6 +299,7 @@ func (s *Store) stats() Stats {
 		Coalesced:       c.Coalesced,
 		Journal:         js,
 		Recovery:        s.report,
+		Append:          s.health.append.snapshot(),
 	}
 }
 

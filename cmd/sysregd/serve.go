@@ -42,6 +42,7 @@ calls finish, sessions end without owner deaths, exit 0). Logs go to stderr.`, n
 	maxKeys := fs.Int("max-keys", store.DefaultMaxKeysPerOwner, "keys one remote owner may hold")
 	maxInFlight := fs.Int("max-in-flight", store.DefaultMaxInFlight, "requests of one connection waiting for their reply")
 	writeTimeout := durationFlag(fs, "write-timeout", store.DefaultWriteTimeout, "disconnect a client that does not read for this long")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics on http://`ADDR`/metrics (host:port; off by default, R50)")
 	shutdownTimeout := durationFlag(fs, "shutdown-timeout", 10*time.Second, "how long shutdown waits for in-flight calls")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := noArgs(cmd, args); err != nil {
@@ -49,7 +50,7 @@ calls finish, sessions end without owner deaths, exit 0). Logs go to stderr.`, n
 		}
 		return serve(cmd.Context(), cmd.ErrOrStderr(), serveConfig{
 			dataDir: *dataDir, socket: *socket, group: *group, logLevel: *logLevel, logJSON: *logJSON,
-			noSync: *noSync, shutdownTimeout: *shutdownTimeout,
+			noSync: *noSync, shutdownTimeout: *shutdownTimeout, metrics: *metricsAddr,
 			server: store.ServerOptions{
 				MaxFrame:         *maxFrame,
 				MaxOwners:        *maxOwners,
@@ -66,6 +67,7 @@ calls finish, sessions end without owner deaths, exit 0). Logs go to stderr.`, n
 // serveConfig is what serve's flags say.
 type serveConfig struct {
 	dataDir, socket, group, logLevel string
+	metrics                          string // address of /metrics, "" for none
 	logJSON, noSync                  bool
 	shutdownTimeout                  time.Duration
 	server                           store.ServerOptions // without Logger
@@ -109,6 +111,15 @@ func serve(ctx context.Context, stderr io.Writer, cfg serveConfig) error {
 	sopts := cfg.server
 	sopts.Logger = logger.Named("server")
 	srv := store.NewServer(st, sopts)
+	if cfg.metrics != "" {
+		addr, stop, err := serveMetrics(cfg.metrics, newCollector(st, srv), logger.Named("metrics"))
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("serve: --metrics: %w", err)
+		}
+		defer stop()
+		logger.Info("metrics listening", "addr", addr.String(), "path", "/metrics")
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	rep := st.Recovery()
