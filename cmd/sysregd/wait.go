@@ -57,7 +57,7 @@ examples:
 		defer cancel()
 		defer c.Close()
 		sub, err := c.Subscribe(ctx, core.SubscribeOptions{
-			Match: core.Pattern{Bucket: scope.Bucket, Type: scope.Type, Subtype: scope.Subtype},
+			Match: core.Pattern(scope),
 		})
 		if err != nil {
 			if ctx.Err() != nil {
