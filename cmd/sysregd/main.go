@@ -68,7 +68,8 @@ const (
   1  failure (the daemon refused, is not running, a key is absent, a file is damaged)
   2  usage error (unknown command or flag, a malformed argument)`
 	envText = `environment:
-  SYSREG_SOCKET    the daemon's socket (default: sysregd.sock in the data directory)
+  SYSREG_SOCKET    the daemon's socket, for serve and the clients
+                   (default: sysregd.sock in the data directory)
   SYSREG_DATA_DIR  the data directory of serve, inspect and check
                    (default: $XDG_STATE_HOME/sysreg or ~/.local/state/sysreg)`
 )

@@ -31,7 +31,7 @@ calls finish, sessions end without owner deaths, exit 0). Logs go to stderr.`, n
 	fs := cmd.Flags()
 	// The limits' defaults are store.ServerOptions' own.
 	dataDir := dataDirFlag(fs, "data directory (journal.db lives here); appliances: /var/lib/sysreg")
-	socket := fs.String("socket", "", "Unix socket path (default: sysregd.sock in the data dir; appliances: /run/sysreg.sock)")
+	socket := fs.String("socket", os.Getenv("SYSREG_SOCKET"), "Unix socket path ($SYSREG_SOCKET; default: sysregd.sock in the data dir; appliances: /run/sysreg.sock)")
 	group := fs.String("socket-group", "", "group allowed to use the socket (mode 0660); default: owner only (0600)")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
 	logJSON := fs.Bool("log-json", false, "log as JSON")
