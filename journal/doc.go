@@ -12,6 +12,13 @@
 // and drop the records it covers, and ReadCheckpoint and Replay at the next
 // start. Inspect reads a file without opening it for writing.
 //
+// History. With Options.Retain, a checkpoint keeps the newest Retain
+// records (those above it counted) in the file although it covers them,
+// and Read returns the records after any key from Oldest on, at any time,
+// beside appends and checkpoints: the store's change feed (R47) is built
+// on it. The history held is at least Retain records and at most Retain +
+// CheckpointRecords; a Read from below Oldest is a *CompactedError.
+//
 // # Durability
 //
 // A record (or mark, or checkpoint) is durable when its done callback gets
@@ -60,7 +67,7 @@
 // Bucket "meta":
 //
 //	key "format"   value "sysreg-journal" (14 bytes ASCII): tells a sysreg journal from any other bbolt file
-//	key "version"  value uint64 BE, 8 bytes: the format version, 2 (FormatVersion)
+//	key "version"  value uint64 BE, 8 bytes: the format version, 3 (FormatVersion)
 //	key "mark"     value uint64 BE, 8 bytes: the high-water mark of Reserve (0 at first)
 //
 // Buckets "records" and "tail" hold one entry each per record after the
@@ -82,6 +89,9 @@
 //	            or 0 if none; always <= "key"
 //	key "crc"   uint32 BE, 4 bytes: CRC-32C (Castagnoli) of the data
 //	key "data"  the checkpoint's bytes (may be empty)
+//	key "base"  uint64 BE, 8 bytes (version 3; optional): the key of the last record
+//	            deleted, the prev of the first record in the file, 0 if none was;
+//	            <= "last". Absent: equal to "last" (every covered record deleted)
 //
 // The tail keeps a commit's page writes small (flash wear): bbolt stores a
 // bucket whose leaf fits in a quarter page inline, in the leaf of the
@@ -98,20 +108,24 @@
 // readers walk both in key order.
 //
 // The chain: with no checkpoint, the first record in key order has prev 0;
-// with one, it has prev == "last"; each later record has prev == the key of
-// the record before it. A checkpoint deletes the records it covers in the
-// same transaction that stores it, so every remaining record has a key above
-// "key". A break in the chain, a CRC mismatch, a value shorter than 12
-// bytes, a key that is not 8 bytes, a missing bucket or field, or a record
-// at or below the checkpoint key is a *CorruptError ("record 42: crc
-// mismatch ..."). A "version" above FormatVersion is a *VersionError. A new
-// format version will be needed for any change to the above; readers refuse
-// versions they do not know. Version 1 is version 2 without the "tail"
-// bucket: Open reads it and upgrades it in one transaction (creates the
-// empty tail, sets "version" to 2) before it accepts a call; a build that
-// knows only version 1 then refuses the file with a *VersionError.
-// testdata/golden-v1.db and golden-v2.db are files that every build must
-// keep reading (TestGoldenV1, TestGoldenV2).
+// with one, it has prev == "base"; each later record has prev == the key of
+// the record before it. A checkpoint deletes the records it covers, but for
+// the newest ones that Options.Retain keeps, in the same transaction that
+// stores it: the records at or below "key" are the retained history, and
+// the last of them is "last" (or, with none, "base" == "last"); recovery
+// replays only the records above "key". A break in the chain, a CRC
+// mismatch, a value shorter than 12 bytes, a key that is not 8 bytes, a
+// missing bucket or field, or retained records that do not end at "last"
+// is a *CorruptError ("record 42: crc mismatch ..."). A "version" above
+// FormatVersion is a *VersionError. A new format version will be needed
+// for any change to the above; readers refuse versions they do not know.
+// Version 1 is version 2 without the "tail" bucket; version 2 is version 3
+// without "base". Open reads both and upgrades them in one transaction
+// (creates the empty tail, sets "version" to 3) before it accepts a call;
+// a build that knows only an older version then refuses the file with a
+// *VersionError. testdata/golden-v1.db, golden-v2.db and golden-v3.db
+// (written with Retain 2) are files that every build must keep reading
+// (TestGoldenV1, TestGoldenV2, TestGoldenV3).
 //
 // Page cache. On Linux the committer evicts the file's pages from the page
 // cache before its first commit and after each checkpoint (dropCache in
@@ -126,8 +140,9 @@
 // committer; Close stops it and waits for it. Append and Reserve never
 // block on I/O; Checkpoint blocks until its batch is durable. Concurrent
 // appends share one commit and one fsync pair (group commit). ReadCheckpoint
-// and Replay are meant for startup, before the first Append. Stats and
-// Mark read counters kept in memory.
+// and Replay are meant for startup, before the first Append; Read may run
+// at any time, from any number of goroutines. Stats, Mark and Oldest read
+// counters kept in memory.
 //
 // The journal logs lifecycle events (opened, created, closed) at Info,
 // checkpoints at Debug and batches at Trace. It returns errors, it does not
@@ -157,8 +172,8 @@
 // into two alternating halves.
 //
 // Reads. The journal never holds a read transaction while it writes:
-// ReadCheckpoint and Replay read in short read transactions (Replay in
-// chunks) and call nothing of the caller's inside them, since a read
+// ReadCheckpoint, Replay and Read read in short read transactions (Replay
+// and Read in chunks) and call nothing of the caller's inside them, since a read
 // transaction held across a write can deadlock bbolt when it grows its
 // mmap.
 package journal

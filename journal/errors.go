@@ -22,7 +22,26 @@ var (
 	// ErrTooLarge: a record larger than MaxRecordSize or a checkpoint
 	// larger than MaxCheckpointSize; nothing is written.
 	ErrTooLarge = errors.New("journal: record too large")
+	// ErrCompacted: Read was asked for records after a key below Oldest:
+	// a checkpoint has deleted some of them. The error is a
+	// *CompactedError.
+	ErrCompacted = errors.New("journal: records compacted")
 )
+
+// CompactedError is Read's error when records it should return were
+// deleted by a checkpoint (Options.Retain kept fewer).
+type CompactedError struct {
+	Path   string
+	After  uint64 // where Read stood: records above it were asked for
+	Oldest uint64 // the lowest after Read accepts now (Journal.Oldest)
+}
+
+func (e *CompactedError) Error() string {
+	return fmt.Sprintf("journal: %s: records after %d were deleted by a checkpoint; the oldest readable point is %d", e.Path, e.After, e.Oldest)
+}
+
+// Is makes a *CompactedError match ErrCompacted.
+func (e *CompactedError) Is(target error) bool { return target == ErrCompacted }
 
 // CorruptError reports a file that is not a readable sysreg journal: bytes
 // that are not a bbolt file, a truncated or damaged bbolt file, a bbolt file

@@ -10,8 +10,9 @@ import (
 
 // FormatVersion is the on-disk format version this build writes and the
 // newest it reads. See the package documentation, "On-disk format".
-// Version 1 files (no tail bucket) are read, and upgraded by Open.
-const FormatVersion uint64 = 2
+// Version 1 files (no tail bucket) and version 2 files (no checkpoint
+// "base") are read, and upgraded by Open.
+const FormatVersion uint64 = 3
 
 // formatName is the value of meta/"format": it tells a sysreg journal from
 // any other bbolt file.
@@ -52,6 +53,7 @@ var (
 	keyCkptLast = []byte("last")
 	keyCkptCRC  = []byte("crc")
 	keyCkptData = []byte("data")
+	keyCkptBase = []byte("base") // format version 3
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -168,14 +170,19 @@ func (c *logCursor) next() (k, v []byte) {
 type checkpoint struct {
 	key  uint64 // every record with a key <= key is covered
 	last uint64 // key of the last record covered (the chain goes on from it); 0: none ever
+	// base is the key of the last record deleted (the prev of the first
+	// record in the file), 0 if none ever was; base <= last. Records
+	// between base and last are covered but retained (Options.Retain).
+	base uint64
 	data []byte
 }
 
-// decodeCheckpoint decodes the four fields of the checkpoint bucket (nil for
+// decodeCheckpoint decodes the fields of the checkpoint bucket (nil for
 // an absent field). ok is false when the bucket holds no checkpoint at all.
-// data is a sub-slice of dataField.
-func decodeCheckpoint(keyField, lastField, crcField, dataField []byte) (c checkpoint, ok bool, err error) {
-	if keyField == nil && lastField == nil && crcField == nil && dataField == nil {
+// data is a sub-slice of dataField. An absent base (a file of version 2 or
+// older, or upgraded from one) is last: every covered record was deleted.
+func decodeCheckpoint(keyField, lastField, crcField, dataField, baseField []byte) (c checkpoint, ok bool, err error) {
+	if keyField == nil && lastField == nil && crcField == nil && dataField == nil && baseField == nil {
 		return checkpoint{}, false, nil
 	}
 	if keyField == nil || lastField == nil || crcField == nil || dataField == nil {
@@ -190,6 +197,15 @@ func decodeCheckpoint(keyField, lastField, crcField, dataField []byte) (c checkp
 	if c.last > c.key {
 		return checkpoint{}, false, reasonf("checkpoint %d: last covered record %d is above its key", c.key, c.last)
 	}
+	c.base = c.last
+	if baseField != nil {
+		if c.base, err = decodeU64("checkpoint base", baseField); err != nil {
+			return checkpoint{}, false, err
+		}
+		if c.base > c.last {
+			return checkpoint{}, false, reasonf("checkpoint %d: base %d is above its last covered record %d", c.key, c.base, c.last)
+		}
+	}
 	if len(crcField) != 4 {
 		return checkpoint{}, false, reasonf("checkpoint %d: crc of %d bytes, want 4", c.key, len(crcField))
 	}
@@ -201,19 +217,23 @@ func decodeCheckpoint(keyField, lastField, crcField, dataField []byte) (c checkp
 	return c, true, nil
 }
 
-// chain checks that records, met in key order, form an unbroken chain after
-// the checkpoint: each record names the record before it.
+// chain checks that records, met in key order, form an unbroken chain from
+// the checkpoint's base: each record names the record before it, and the
+// records at or below the checkpoint key (retained history) end at the
+// checkpoint's last covered record.
 type chain struct {
-	ckptKey uint64 // records must have keys above it
-	want    uint64 // the prev the next record must carry
-	last    uint64 // the last key seen (0: none)
+	ckptKey  uint64 // records above it are replayed at startup
+	ckptLast uint64 // the last record at or below ckptKey (or the base)
+	want     uint64 // the prev the next record must carry
+	last     uint64 // the last key seen (0: none)
+	crossed  bool   // a record above ckptKey was met (or there is no checkpoint)
 }
 
 func newChain(c checkpoint, hasCkpt bool) chain {
 	if !hasCkpt {
-		return chain{}
+		return chain{crossed: true}
 	}
-	return chain{ckptKey: c.key, want: c.last}
+	return chain{ckptKey: c.key, ckptLast: c.last, want: c.base}
 }
 
 func (c *chain) next(key, prev uint64) error {
@@ -222,12 +242,37 @@ func (c *chain) next(key, prev uint64) error {
 		return reasonf("record 0: key 0 is never written")
 	case key <= c.last:
 		return reasonf("record %d: key not above the record before it (%d)", key, c.last)
-	case key <= c.ckptKey:
-		return reasonf("record %d: covered by checkpoint %d but not deleted", key, c.ckptKey)
-	case prev != c.want:
+	}
+	if !c.crossed && key > c.ckptKey {
+		if err := c.cross(); err != nil {
+			return err
+		}
+	}
+	if prev != c.want {
 		return reasonf("record %d: chain broken: previous record is %d, record names %d", key, c.want, prev)
 	}
 	c.want, c.last = key, key
+	return nil
+}
+
+// cross checks, where the records pass the checkpoint key, that the
+// retained records at or below it end with the checkpoint's last one.
+func (c *chain) cross() error {
+	c.crossed = true
+	if c.want != c.ckptLast {
+		if c.want < c.ckptLast {
+			return reasonf("checkpoint %d: last covered record %d missing (the records at or below it end at %d)", c.ckptKey, c.ckptLast, c.want)
+		}
+		return reasonf("record %d: covered by checkpoint %d whose last covered record is %d", c.want, c.ckptKey, c.ckptLast)
+	}
+	return nil
+}
+
+// end checks the chain after the last record.
+func (c *chain) end() error {
+	if !c.crossed {
+		return c.cross()
+	}
 	return nil
 }
 

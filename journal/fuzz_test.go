@@ -36,16 +36,22 @@ func FuzzDecodeRecord(f *testing.F) {
 // only fields it could have written.
 func FuzzDecodeCheckpoint(f *testing.F) {
 	data := []byte("checkpoint-6")
-	f.Add(u64(6), u64(5), binary.BigEndian.AppendUint32(nil, crc(data)), data)
-	f.Add([]byte{1}, u64(5), []byte{1, 2, 3, 4}, data)
-	f.Fuzz(func(t *testing.T, key, last, crcField, dataField []byte) {
-		c, ok, err := decodeCheckpoint(key, last, crcField, dataField)
+	f.Add(u64(6), u64(5), binary.BigEndian.AppendUint32(nil, crc(data)), data, []byte(nil))
+	f.Add(u64(6), u64(5), binary.BigEndian.AppendUint32(nil, crc(data)), data, u64(3))
+	f.Add([]byte{1}, u64(5), []byte{1, 2, 3, 4}, data, u64(9))
+	f.Fuzz(func(t *testing.T, key, last, crcField, dataField, base []byte) {
+		c, ok, err := decodeCheckpoint(key, last, crcField, dataField, base)
 		if err != nil || !ok {
 			return
 		}
+		wantBase := base
+		if base == nil {
+			wantBase = last
+		}
 		if !bytes.Equal(u64(c.key), key) || !bytes.Equal(u64(c.last), last) || c.last > c.key ||
+			!bytes.Equal(u64(c.base), wantBase) || c.base > c.last ||
 			!bytes.Equal(binary.BigEndian.AppendUint32(nil, crc(c.data)), crcField) || !bytes.Equal(c.data, dataField) {
-			t.Fatalf("decoded %+v from %x %x %x %x", c, key, last, crcField, dataField)
+			t.Fatalf("decoded %+v from %x %x %x %x %x", c, key, last, crcField, dataField, base)
 		}
 	})
 }

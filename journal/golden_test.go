@@ -3,6 +3,7 @@ package journal_test
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"flag"
 	"hash/crc32"
 	"os"
@@ -16,11 +17,12 @@ import (
 	"github.com/sysreg/sysreg/journal"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/golden-v2.db (a format change needs a new version instead; golden-v1.db can no longer be written)")
+var update = flag.Bool("update", false, "rewrite testdata/golden-v3.db (a format change needs a new version instead; golden-v1.db and golden-v2.db can no longer be written)")
 
 const (
 	goldenV1 = "testdata/golden-v1.db"
 	goldenV2 = "testdata/golden-v2.db"
+	goldenV3 = "testdata/golden-v3.db"
 )
 
 // writeGolden writes the journal that the golden files hold: records 1..5,
@@ -28,8 +30,11 @@ const (
 // last 5), then records 7 ("record-7"), 8 (empty), 9 (00 ff); with more,
 // also records 10..20 of 100 bytes each ('a'+key-10 repeated), which make
 // the tail overflow once.
-func writeGolden(t *testing.T, path string, more bool) {
-	j, err := journal.Open(path, journal.Options{})
+//
+// Version 3 is written with Retain 2: the checkpoint keeps records 4 and 5
+// (base 3).
+func writeGolden(t *testing.T, path string, more bool, retain int) {
+	j, err := journal.Open(path, journal.Options{Retain: retain})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +98,7 @@ func TestGoldenV1(t *testing.T) {
 	v1 := goldenBuckets(1, goldenRecords(false), nil)
 	t.Run("bytes", func(t *testing.T) { checkBuckets(t, untouched, v1) })
 	t.Run("upgrade", func(t *testing.T) {
-		up := goldenBuckets(2, goldenRecords(false), nil)
+		up := goldenBuckets(journal.FormatVersion, goldenRecords(false), nil)
 		checkBuckets(t, path, up)
 	})
 	t.Run("inspect", func(t *testing.T) {
@@ -121,8 +126,15 @@ func TestGoldenV1(t *testing.T) {
 }
 
 // goldenBuckets is what the golden file of version holds: records in the
-// records bucket, tail in the tail bucket (version 2 only).
+// records bucket, tail in the tail bucket (version 2 and later).
 func goldenBuckets(version uint64, records, tail []rec) map[string]map[string][]byte {
+	return goldenBucketsBase(version, 5, records, tail)
+}
+
+// goldenBucketsBase is goldenBuckets with the checkpoint's base: the prev
+// of the first record (5 when the checkpoint deleted every record it
+// covers; version 3 stores it when it is not 5).
+func goldenBucketsBase(version, base uint64, records, tail []rec) map[string]map[string][]byte {
 	be := binary.BigEndian
 	crc := func(b []byte) []byte {
 		return be.AppendUint32(nil, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
@@ -150,8 +162,11 @@ func goldenBuckets(version uint64, records, tail []rec) map[string]map[string][]
 			"data": []byte("checkpoint-6"),
 		},
 	}
+	if base != 5 {
+		want["checkpoint"]["base"] = u64(base)
+	}
 	var last uint64
-	want["records"], last = bucket(5, records)
+	want["records"], last = bucket(base, records)
 	if version >= 2 {
 		want["tail"], _ = bucket(last, tail)
 	}
@@ -205,17 +220,9 @@ func checkBuckets(t *testing.T, path string, want map[string]map[string][]byte) 
 // regenerate it to make this test pass: a format change needs a new
 // version (and this file must still be read).
 func TestGoldenV2(t *testing.T) {
-	if *update {
-		tmp := filepath.Join(t.TempDir(), "golden.db")
-		writeGolden(t, tmp, true)
-		if err := os.WriteFile(goldenV2, readFile(t, tmp), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("rewrote %s", goldenV2)
-	}
 	golden, err := os.ReadFile(goldenV2)
 	if err != nil {
-		t.Fatalf("%v (create it once with go test -run TestGoldenV2 -update)", err)
+		t.Fatal(err)
 	}
 	recs := goldenRecords(true)
 	t.Run("bytes", func(t *testing.T) {
@@ -248,6 +255,83 @@ func TestGoldenV2(t *testing.T) {
 		}
 		for i, r := range rep.Records {
 			if r.Err != nil || i < len(recs) && (r.Key != recs[i].Key || string(r.Data) != recs[i].Data) {
+				t.Errorf("record %d: %+v", i, r)
+			}
+		}
+	})
+	t.Run("upgrade", func(t *testing.T) {
+		// Open raises the version to 3 and changes nothing else: a
+		// checkpoint without "base" deleted every record it covered.
+		path := filepath.Join(t.TempDir(), "j.db")
+		writeFile(t, path, golden)
+		j := open(t, path, journal.Options{})
+		if err := j.Close(); err != nil {
+			t.Fatal(err)
+		}
+		checkBuckets(t, path, goldenBuckets(3, recs[:9], recs[9:]))
+	})
+}
+
+// retainedRecs are the records 4 and 5 that golden-v3.db's checkpoint keeps.
+var retainedRecs = []rec{{4, "record-4"}, {5, "record-5"}}
+
+// TestGoldenV3 checks the version 3 file kept in testdata, written with
+// Retain 2: the checkpoint at 6 deleted records 1..3 (base 3) and kept 4
+// and 5, which moved with 7..15 from the tail to the records bucket.
+// Replay from the checkpoint yields 7..20, Read from 3 yields 4..20, and
+// Read from below 3 is a *CompactedError. Never regenerate it to make this
+// test pass: a format change needs a new version.
+func TestGoldenV3(t *testing.T) {
+	if *update {
+		tmp := filepath.Join(t.TempDir(), "golden.db")
+		writeGolden(t, tmp, true, 2)
+		if err := os.WriteFile(goldenV3, readFile(t, tmp), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("rewrote %s", goldenV3)
+	}
+	golden, err := os.ReadFile(goldenV3)
+	if err != nil {
+		t.Fatalf("%v (create it once with go test -run TestGoldenV3 -update)", err)
+	}
+	recs := goldenRecords(true)
+	all := append(slices.Clone(retainedRecs), recs...)
+	t.Run("bytes", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "j.db")
+		writeFile(t, path, golden)
+		checkBuckets(t, path, goldenBucketsBase(3, 3, all[:11], all[11:]))
+	})
+	t.Run("api", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "j.db")
+		writeFile(t, path, golden)
+		j := open(t, path, journal.Options{Retain: 2})
+		key, data, ok, err := j.ReadCheckpoint()
+		if err != nil || !ok || key != 6 || string(data) != "checkpoint-6" {
+			t.Errorf("ReadCheckpoint = %d, %q, %v, %v", key, data, ok, err)
+		}
+		if got := replay(t, j, key); !equalRecs(got, recs) {
+			t.Errorf("Replay = %+v, want %+v", got, recs)
+		}
+		if got := read(t, j, 3); !equalRecs(got, all) {
+			t.Errorf("Read(3) = %+v, want %+v", got, all)
+		}
+		if _, err := j.Read(2, func(uint64, []byte) error { return nil }); !errors.Is(err, journal.ErrCompacted) {
+			t.Errorf("Read(2) = %v, want ErrCompacted", err)
+		}
+		if st := j.Stats(); j.Oldest() != 3 || st.Oldest != 3 || st.Retained != 2 || st.Records != len(recs) {
+			t.Errorf("Oldest %d, stats %+v", j.Oldest(), st)
+		}
+	})
+	t.Run("inspect", func(t *testing.T) {
+		rep, err := journal.Inspect(goldenV3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Version != 3 || rep.Checkpoint == nil || rep.Checkpoint.Base != 3 || len(rep.Records) != len(all) || len(rep.Problems) != 0 {
+			t.Errorf("report: %+v", rep)
+		}
+		for i, r := range rep.Records {
+			if r.Err != nil || i < len(all) && (r.Key != all[i].Key || string(r.Data) != all[i].Data) {
 				t.Errorf("record %d: %+v", i, r)
 			}
 		}

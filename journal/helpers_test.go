@@ -85,3 +85,16 @@ func wantRecords(from, to uint64) []rec {
 }
 
 func equalRecs(a, b []rec) bool { return slices.Equal(a, b) }
+
+// read returns the records Read passes after after.
+func read(t testing.TB, j *journal.Journal, after uint64) []rec {
+	t.Helper()
+	var got []rec
+	if _, err := j.Read(after, func(k uint64, d []byte) error {
+		got = append(got, rec{k, string(d)})
+		return nil
+	}); err != nil {
+		t.Fatalf("Read(%d): %v", after, err)
+	}
+	return got
+}

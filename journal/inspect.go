@@ -30,6 +30,7 @@ type InspectReport struct {
 // InspectCheckpoint is the checkpoint as Inspect read it.
 type InspectCheckpoint struct {
 	Key, Last uint64
+	Base      uint64 // the last record deleted; records above it are in the file
 	CRC       uint32 // as stored
 	Data      []byte
 	Err       error // what is wrong with it, nil if sound
@@ -147,7 +148,7 @@ func inspectOnce(f *os.File, path string, live bool) *InspectReport {
 	var ckpt checkpoint
 	var hasCkpt bool
 	if cb := read(bucketCheckpoint); len(cb) > 0 {
-		fields := [4][]byte{cb[string(keyCkptKey)], cb[string(keyCkptLast)], cb[string(keyCkptCRC)], cb[string(keyCkptData)]}
+		fields := [5][]byte{cb[string(keyCkptKey)], cb[string(keyCkptLast)], cb[string(keyCkptCRC)], cb[string(keyCkptData)], cb[string(keyCkptBase)]}
 		ic := &InspectCheckpoint{Data: fields[3]}
 		if len(fields[0]) == 8 {
 			ic.Key = binary.BigEndian.Uint64(fields[0])
@@ -158,10 +159,15 @@ func inspectOnce(f *os.File, path string, live bool) *InspectReport {
 		if len(fields[2]) == 4 {
 			ic.CRC = binary.BigEndian.Uint32(fields[2])
 		}
-		ckpt, hasCkpt, ic.Err = decodeCheckpoint(fields[0], fields[1], fields[2], fields[3])
+		ckpt, hasCkpt, ic.Err = decodeCheckpoint(fields[0], fields[1], fields[2], fields[3], fields[4])
+		ic.Base = ckpt.base
 		if ic.Err != nil {
 			bf.errs = append(bf.errs, ic.Err)
-			ckpt, hasCkpt = checkpoint{key: ic.Key, last: ic.Last}, true // best effort, for the chain
+			ckpt, hasCkpt = checkpoint{key: ic.Key, last: ic.Last, base: ic.Last}, true // best effort, for the chain
+			if len(fields[4]) == 8 {
+				ckpt.base = binary.BigEndian.Uint64(fields[4])
+			}
+			ic.Base = ckpt.base
 		}
 		rep.Checkpoint = ic
 	}
@@ -205,6 +211,9 @@ func inspectOnce(f *os.File, path string, live bool) *InspectReport {
 			}
 			rep.Records = append(rep.Records, r)
 		})
+	}
+	if err := ch.end(); err != nil {
+		bf.errs = append(bf.errs, err)
 	}
 	for _, err := range bf.errs {
 		problem(err)

@@ -45,6 +45,13 @@ type Options struct {
 	// CheckpointBytes: Due fires once the data of the records appended since
 	// the last checkpoint reaches this many bytes. Zero means 16 MiB.
 	CheckpointBytes int64
+	// Retain is how many of the newest records a checkpoint keeps in the
+	// file although it covers them: history for Read (a change feed),
+	// counting the records above the checkpoint too, so that at least
+	// the newest Retain records are always there, and at most Retain +
+	// CheckpointRecords (older ones go with the next checkpoint). Zero:
+	// a checkpoint deletes every record it covers.
+	Retain int
 
 	hooks faults.Hooks // fault injection, set by tests (internal/faults)
 }
@@ -74,6 +81,8 @@ func (o Options) withDefaults() Options {
 type Stats struct {
 	Records     int    `json:"records"`     // records in the file after the last checkpoint (durable)
 	Bytes       int64  `json:"bytes"`       // data bytes of those records
+	Retained    int    `json:"retained"`    // records at or below the last checkpoint kept for Read (Options.Retain)
+	Oldest      uint64 `json:"oldest"`      // Read accepts an after of at least this (see Oldest)
 	Appends     uint64 `json:"appends"`     // Append calls since Open, failed ones included
 	Reserves    uint64 `json:"reserves"`    // Reserve calls since Open, failed ones included
 	Checkpoints uint64 `json:"checkpoints"` // checkpoints written since Open
@@ -116,10 +125,13 @@ type durable struct {
 	mark     uint64
 	ckptKey  uint64
 	ckptLast uint64
-	ckptSize int64 // bytes of the checkpoint's data
-	records  int
+	ckptSize int64  // bytes of the checkpoint's data
+	base     uint64 // key of the last record deleted (checkpoint "base")
+	records  int    // records above the checkpoint key
 	bytes    int64
-	tail     int // size of the tail bucket's inline leaf (tailEntrySize of each record + a page header)
+	retained int   // records at or below the checkpoint key (kept history)
+	retBytes int64 // their data bytes
+	tail     int   // size of the tail bucket's inline leaf (tailEntrySize of each record + a page header)
 }
 
 // emptyTail is the inline size of an empty tail bucket.
@@ -138,6 +150,7 @@ type Journal struct {
 	hooks  faults.Hooks
 	maxRec int
 	maxB   int64
+	retain int
 
 	mu           sync.Mutex // guards the fields below
 	queue        []op       // ops waiting for the committer, in call order
@@ -162,6 +175,8 @@ type Journal struct {
 	pubRecords                     atomic.Int64
 	pubBytes                       atomic.Int64
 	pubCkptSize                    atomic.Int64
+	pubBase                        atomic.Uint64
+	pubRetained                    atomic.Int64
 	allocBase                      int64 // bbolt's PageAlloc counter at the end of Open
 	appends, reserves, checkpoints atomic.Uint64
 	commits, batches               atomic.Uint64
@@ -217,6 +232,7 @@ func Open(path string, opts Options) (*Journal, error) {
 		hooks:   opts.hooks,
 		maxRec:  opts.CheckpointRecords,
 		maxB:    opts.CheckpointBytes,
+		retain:  max(opts.Retain, 0),
 		wake:    make(chan struct{}, 1),
 		stopped: make(chan struct{}),
 		due:     make(chan struct{}, 1),
@@ -312,7 +328,7 @@ func (j *Journal) load() (fresh bool, err error) {
 		return false, corruptWrap(j.path, err)
 	}
 	if s.fresh || s.version < FormatVersion {
-		if err := j.db.Update(func(tx *bolt.Tx) error { return initialise(tx, s.fresh) }); err != nil {
+		if err := j.db.Update(func(tx *bolt.Tx) error { return initialise(tx, s.fresh, s.version) }); err != nil {
 			return false, fmt.Errorf("journal: initialise %s: %w", j.path, err)
 		}
 		if !s.fresh {
@@ -325,8 +341,11 @@ func (j *Journal) load() (fresh bool, err error) {
 		ckptKey:  s.ckpt.key,
 		ckptLast: s.ckpt.last,
 		ckptSize: int64(len(s.ckpt.data)),
+		base:     s.ckpt.base,
 		records:  s.records,
 		bytes:    s.bytes,
+		retained: s.retained,
+		retBytes: s.retBytes,
 		tail:     s.tail,
 	}
 	if s.lastRecord == 0 {
@@ -338,11 +357,16 @@ func (j *Journal) load() (fresh bool, err error) {
 }
 
 // initialise makes a fresh file a journal of FormatVersion, or upgrades a
-// version 1 file to it (adds the empty tail bucket), in tx.
-func initialise(tx *bolt.Tx, fresh bool) error {
-	names := [][]byte{bucketTail}
-	if fresh {
+// file of version from to it, in tx: version 1 gets the empty tail bucket;
+// versions 1 and 2 only change their number (a checkpoint without "base"
+// deleted every record it covers, which version 3 reads as base == last).
+func initialise(tx *bolt.Tx, fresh bool, from uint64) error {
+	var names [][]byte
+	switch {
+	case fresh:
 		names = [][]byte{bucketMeta, bucketRecords, bucketCheckpoint, bucketTail}
+	case from < 2:
+		names = [][]byte{bucketTail}
 	}
 	for _, name := range names {
 		if _, err := tx.CreateBucket(name); err != nil {
@@ -370,8 +394,10 @@ type scanned struct {
 	mark       uint64
 	ckpt       checkpoint
 	hasCkpt    bool
-	records    int
-	bytes      int64
+	records    int   // records above the checkpoint key
+	bytes      int64 // their data bytes
+	retained   int   // records at or below it
+	retBytes   int64
 	lastRecord uint64 // 0: no record
 }
 
@@ -422,15 +448,23 @@ func scan(tx *bolt.Tx) (s scanned, err error) {
 	ch := newChain(s.ckpt, s.hasCkpt)
 	s.tail = emptyTail
 	for k, v := c.seek(nil); k != nil; k, v = c.next() {
-		_, data, err := decodeEntry(&ch, k, v)
+		key, data, err := decodeEntry(&ch, k, v)
 		if err != nil {
 			return s, err
 		}
-		s.records++
-		s.bytes += int64(len(data))
+		if s.hasCkpt && key <= s.ckpt.key {
+			s.retained++
+			s.retBytes += int64(len(data))
+		} else {
+			s.records++
+			s.bytes += int64(len(data))
+		}
 		if c.i == 1 {
 			s.tail += tailEntrySize(len(data))
 		}
+	}
+	if err := ch.end(); err != nil {
+		return s, err
 	}
 	s.lastRecord = ch.last
 	return s, nil
@@ -461,7 +495,7 @@ func readCheckpoint(tx *bolt.Tx) (checkpoint, bool, error) {
 	if cb == nil {
 		return checkpoint{}, false, reasonf("bucket checkpoint missing")
 	}
-	return decodeCheckpoint(cb.Get(keyCkptKey), cb.Get(keyCkptLast), cb.Get(keyCkptCRC), cb.Get(keyCkptData))
+	return decodeCheckpoint(cb.Get(keyCkptKey), cb.Get(keyCkptLast), cb.Get(keyCkptCRC), cb.Get(keyCkptData), cb.Get(keyCkptBase))
 }
 
 // Path returns the file's path.
@@ -496,6 +530,8 @@ func (j *Journal) Stats() Stats {
 		// Read after the commits: a commit's PageAlloc is merged into
 		// bbolt's counters before the journal counts the commit.
 		CheckpointBytes: j.pubCkptSize.Load(),
+		Retained:        int(j.pubRetained.Load()),
+		Oldest:          j.pubBase.Load(),
 	}
 	s.PageBytes = pageAlloc(j.db) - j.allocBase + int64(s.Commits)*int64(j.pageSz)
 	if fi, err := os.Stat(j.path); err == nil {
@@ -674,6 +710,8 @@ func (j *Journal) publish() {
 	j.pubRecords.Store(int64(j.st.records))
 	j.pubBytes.Store(j.st.bytes)
 	j.pubCkptSize.Store(j.st.ckptSize)
+	j.pubRetained.Store(int64(j.st.retained))
+	j.pubBase.Store(j.st.base)
 }
 
 // run is the committer: it takes everything queued and writes it as one
@@ -871,7 +909,7 @@ func (j *Journal) write(batch []op) error {
 		return err
 	}
 	if ckpts > 0 {
-		j.log.Debug("checkpoint written", "key", st.ckptKey, "deleted", j.st.records+appended-st.records)
+		j.log.Debug("checkpoint written", "key", st.ckptKey, "deleted", j.st.records+j.st.retained+appended-st.records-st.retained)
 	}
 	j.st = st
 	j.checkpoints.Add(ckpts)
@@ -881,16 +919,22 @@ func (j *Journal) write(batch []op) error {
 	return nil
 }
 
-// putCheckpoint deletes the records up to key from buckets (records, tail)
-// and stores the checkpoint, in the committer's transaction.
+// putCheckpoint stores the checkpoint and deletes the records up to key
+// from buckets (records, tail) but the newest ones that Options.Retain
+// keeps, in the committer's transaction.
 func (j *Journal) putCheckpoint(buckets []*bolt.Bucket, cb *bolt.Bucket, key uint64, data []byte, st *durable) error {
-	last, size, n := st.ckptLast, int64(0), 0
+	type covered struct {
+		key  []byte
+		size int64
+		tail bool
+	}
+	var cov []covered // in key order
+	var covBytes int64
 	for bi, b := range buckets {
 		// Collect the covered keys with a cursor, then delete them: bbolt's
 		// Cursor.Next after Cursor.Delete skips an entry when the leaf is
 		// already in memory (records put in this transaction), and First
 		// after each Delete rescans the emptied leaves.
-		var covered []byte // 8 bytes per key
 		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			rk, err := decodeRecordKey(k)
@@ -900,28 +944,45 @@ func (j *Journal) putCheckpoint(buckets []*bolt.Bucket, cb *bolt.Bucket, key uin
 			if rk > key {
 				break
 			}
-			last, size = rk, size+int64(len(v)-recordHeaderSize)
-			if bi == 1 {
-				st.tail -= tailEntrySize(len(v) - recordHeaderSize)
-			}
-			covered = append(covered, k...)
+			size := int64(len(v) - recordHeaderSize)
+			cov = append(cov, covered{key: k, size: size, tail: bi == 1})
+			covBytes += size
 		}
-		n += len(covered) / 8
-		for i := 0; i < len(covered); i += 8 {
-			if err := b.Delete(covered[i : i+8]); err != nil {
-				return fmt.Errorf("delete record %d: %w", binary.BigEndian.Uint64(covered[i:]), err)
-			}
+	}
+	last, base := st.ckptLast, st.base
+	if len(cov) > 0 {
+		last = binary.BigEndian.Uint64(cov[len(cov)-1].key)
+	}
+	// Keep the newest Retain records, counting those above key.
+	above := st.records + st.retained - len(cov)
+	keep := min(len(cov), max(0, j.retain-above))
+	var keptBytes int64
+	for i, r := range cov {
+		if i >= len(cov)-keep {
+			keptBytes += r.size
+			continue
 		}
+		if r.tail {
+			st.tail -= tailEntrySize(int(r.size))
+		}
+		b := buckets[0]
+		if r.tail {
+			b = buckets[1]
+		}
+		if err := b.Delete(r.key); err != nil {
+			return fmt.Errorf("delete record %d: %w", binary.BigEndian.Uint64(r.key), err)
+		}
+		base = binary.BigEndian.Uint64(r.key)
 	}
 	crcField := make([]byte, 4)
 	putU32(crcField, crc(data))
-	for _, kv := range [][2][]byte{{keyCkptKey, u64(key)}, {keyCkptLast, u64(last)}, {keyCkptCRC, crcField}, {keyCkptData, data}} {
+	for _, kv := range [][2][]byte{{keyCkptKey, u64(key)}, {keyCkptLast, u64(last)}, {keyCkptBase, u64(base)}, {keyCkptCRC, crcField}, {keyCkptData, data}} {
 		if err := cb.Put(kv[0], kv[1]); err != nil {
 			return fmt.Errorf("put checkpoint %s: %w", kv[0], err)
 		}
 	}
-	st.ckptKey, st.ckptLast, st.ckptSize = key, last, int64(len(data))
-	st.records -= n
-	st.bytes -= size
+	st.ckptKey, st.ckptLast, st.ckptSize, st.base = key, last, int64(len(data)), base
+	st.bytes = st.bytes + st.retBytes - covBytes
+	st.records, st.retained, st.retBytes = above, keep, keptBytes
 	return nil
 }

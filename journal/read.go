@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"errors"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -46,30 +47,102 @@ func (j *Journal) ReadCheckpoint() (key uint64, data []byte, ok bool, err error)
 // meant for startup, before the first Append or Checkpoint: a checkpoint
 // taken between two chunks would show as a broken chain.
 func (j *Journal) Replay(after uint64, fn func(key uint64, data []byte) error) error {
+	var (
+		ch      chain
+		started bool
+	)
+	begin := func(tx *bolt.Tx, _ uint64) error {
+		if started {
+			return nil
+		}
+		c, has, err := readCheckpoint(tx)
+		if err != nil {
+			return err
+		}
+		ch, started = newChain(c, has), true
+		return nil
+	}
+	decode := func(k, v []byte) (uint64, []byte, error) { return decodeEntry(&ch, k, v) }
+	_, err := j.chunks(nil, after, begin, decode, fn)
+	if err == nil {
+		err = j.guardedEnd(&ch)
+	}
+	return err
+}
+
+func (j *Journal) guardedEnd(ch *chain) error {
+	if err := ch.end(); err != nil {
+		return corruptWrap(j.path, err)
+	}
+	return nil
+}
+
+// Read calls fn for each record with a key above after, in key order, with
+// data the caller owns, up to the newest durable record (records committed
+// while Read runs are included until it catches up), and returns the key
+// of the last record it passed to fn (after if none). It is the history
+// behind a change feed: it may run at any time, beside appends and
+// checkpoints. If a checkpoint has deleted a record above after — after
+// is below Oldest, now or by the time Read gets there — it fails with a
+// *CompactedError (matching ErrCompacted) and calls fn for no record past
+// the gap. Each record's CRC is checked (a mismatch is a *CorruptError);
+// the chain was checked by Open. fn runs outside any read transaction, so
+// a slow fn holds no lock and no pages of the file; its error stops Read
+// and is returned wrapped.
+func (j *Journal) Read(after uint64, fn func(key uint64, data []byte) error) (last uint64, err error) {
+	begin := func(tx *bolt.Tx, pos uint64) error {
+		c, has, err := readCheckpoint(tx)
+		if err != nil {
+			return err
+		}
+		if has && c.base > pos {
+			return &CompactedError{Path: j.path, After: pos, Oldest: c.base}
+		}
+		return nil
+	}
+	decode := func(k, v []byte) (uint64, []byte, error) {
+		key, err := decodeRecordKey(k)
+		if err != nil {
+			return 0, nil, err
+		}
+		if v == nil {
+			return 0, nil, reasonf("record %d: a bucket, not a record", key)
+		}
+		_, data, err := decodeRecord(key, v)
+		return key, data, err
+	}
+	return j.chunks(u64(after+1), after, begin, decode, fn)
+}
+
+// Oldest returns the lowest after that Read accepts: the key of the last
+// record a checkpoint deleted (0 if none ever was). Every record with a
+// key above it is in the file.
+func (j *Journal) Oldest() uint64 { return j.pubBase.Load() }
+
+// chunks reads the records from the key from (nil: the first) in chunks
+// of at most replayChunkRecords records or replayChunkBytes bytes, one
+// read transaction each, and calls fn outside them for those with a key
+// above after. begin runs first in each transaction with the key of the
+// last record passed to fn (after at first); decode checks and splits a
+// record. It returns the key of the last record passed to fn.
+func (j *Journal) chunks(from []byte, after uint64, begin func(tx *bolt.Tx, pos uint64) error,
+	decode func(k, v []byte) (uint64, []byte, error), fn func(key uint64, data []byte) error) (uint64, error) {
 	if j.isClosed() {
-		return ErrClosed
+		return after, ErrClosed
 	}
 	type rec struct {
 		key  uint64
 		data []byte
 	}
-	var (
-		ch      chain
-		started bool
-		from    []byte // key to resume from; nil: start
-		recs    []rec
-	)
+	var recs []rec
+	pos := after
 	for {
 		recs = recs[:0]
 		finished := false
-		err := guard(j.path, "replay", func() error {
+		err := guard(j.path, "read", func() error {
 			return j.db.View(func(tx *bolt.Tx) error {
-				if !started {
-					c, has, err := readCheckpoint(tx)
-					if err != nil {
-						return err
-					}
-					ch, started = newChain(c, has), true
+				if err := begin(tx, pos); err != nil {
+					return err
 				}
 				cur, err := newLogCursor(tx)
 				if err != nil {
@@ -79,10 +152,10 @@ func (j *Journal) Replay(after uint64, fn func(key uint64, data []byte) error) e
 				scanned, size := 0, 0
 				for ; k != nil; k, v = cur.next() {
 					if scanned >= replayChunkRecords || size >= replayChunkBytes {
-						from = append(from[:0], k...)
+						from = append(from[:0:0], k...)
 						break
 					}
-					key, data, err := decodeEntry(&ch, k, v)
+					key, data, err := decode(k, v)
 					if err != nil {
 						return err
 					}
@@ -104,15 +177,20 @@ func (j *Journal) Replay(after uint64, fn func(key uint64, data []byte) error) e
 			})
 		})
 		if err != nil {
-			return corruptWrap(j.path, err)
+			var ce *CompactedError
+			if errors.As(err, &ce) {
+				return pos, err
+			}
+			return pos, corruptWrap(j.path, err)
 		}
 		for _, r := range recs {
 			if err := fn(r.key, r.data); err != nil {
-				return fmt.Errorf("journal: replay record %d: %w", r.key, err)
+				return pos, fmt.Errorf("journal: record %d: %w", r.key, err)
 			}
+			pos = r.key
 		}
 		if finished {
-			return nil
+			return pos, nil
 		}
 	}
 }

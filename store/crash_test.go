@@ -538,7 +538,9 @@ func TestR28_CheckpointCompaction(t *testing.T) {
 	)
 	ctx := t.Context()
 	dir := t.TempDir()
-	s := open(t, dir, store.Options{NoSync: true, CheckpointRecords: every})
+	// The feed's history (R47) is kept too, FeedRetention records: bounded
+	// by its own setting, not by the history.
+	s := open(t, dir, store.Options{NoSync: true, CheckpointRecords: every, FeedRetention: every})
 	o, err := s.Owner(ctx, "cfg", core.OwnerOptions{})
 	must(t, err)
 	model := map[core.Scope]core.Values{}
@@ -556,6 +558,9 @@ func TestR28_CheckpointCompaction(t *testing.T) {
 	}
 	st := statsOf(t, s).Journal
 	t.Logf("journal after %d updates: %+v; most records between checkpoints %d", updates, st, maxRecords)
+	if st.Retained > every {
+		t.Errorf("R28, R47: %d records retained for the feed, want at most FeedRetention %d", st.Retained, every)
+	}
 	if st.Checkpoints < updates/every/2 {
 		t.Errorf("R28: %d checkpoints for %d updates at one per %d records", st.Checkpoints, updates, every)
 	}

@@ -54,6 +54,20 @@ type Subscription interface {
 // JournalFile is the name of the journal inside the data directory.
 const JournalFile = "journal.db"
 
+// DefaultFeedRetention is the default of Options.FeedRetention.
+const DefaultFeedRetention = 10000
+
+// feedRetention is the journal's Retain for Options.FeedRetention n.
+func feedRetention(n int) int {
+	switch {
+	case n == 0:
+		return DefaultFeedRetention
+	case n < 0:
+		return 0
+	}
+	return n
+}
+
 // Options configures Open. The zero value is valid.
 type Options struct {
 	// Logger receives lifecycle logs (opened, recovered, checkpoints,
@@ -73,6 +87,13 @@ type Options struct {
 	// LockTimeout is how long Open waits for a data directory that another
 	// process holds before failing with ErrLocked. Default 1 s.
 	LockTimeout time.Duration
+	// FeedRetention is how many of the newest journaled mutations the
+	// journal keeps for the change feed (R47), across checkpoints and
+	// restarts: a feed can resume from any sequence number of the last
+	// FeedRetention config mutations (at most FeedRetention +
+	// CheckpointRecords are kept). Default 10,000 (DefaultFeedRetention);
+	// negative: none beyond the last checkpoint.
+	FeedRetention int
 
 	hooks faults.Hooks // fault injection, set by tests (export_test.go)
 }
@@ -116,6 +137,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		LockTimeout:       opts.LockTimeout,
 		CheckpointRecords: opts.CheckpointRecords,
 		CheckpointBytes:   opts.CheckpointBytes,
+		Retain:            feedRetention(opts.FeedRetention),
 	}
 	faults.SetJournal(&jopts, opts.hooks)
 	j, err := journal.Open(path, jopts)

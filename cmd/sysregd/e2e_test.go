@@ -31,6 +31,7 @@ import (
 	"github.com/sysreg/sysreg/core"
 	"github.com/sysreg/sysreg/internal/testexec"
 	"github.com/sysreg/sysreg/internal/wire"
+	"github.com/sysreg/sysreg/journal"
 	"github.com/sysreg/sysreg/store"
 )
 
@@ -1269,7 +1270,7 @@ func TestInspectAndCheck(t *testing.T) {
 	d.stop()
 
 	ins := jsonOf(t, ok(t, "", "inspect", "--data-dir", dir).stdout)
-	if ins["format"] != "sysreg-journal" || ins["version"] != json.Number("2") || ins["live"] != false {
+	if ins["format"] != "sysreg-journal" || ins["version"] != json.Number(fmt.Sprint(journal.FormatVersion)) || ins["live"] != false {
 		t.Fatalf("inspect: %v", ins)
 	}
 	recs, _ := ins["records"].([]any)

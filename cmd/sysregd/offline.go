@@ -71,6 +71,7 @@ type inspectOut struct {
 type checkpointOut struct {
 	Key    uint64                       `json:"key"`
 	Last   uint64                       `json:"last"`
+	Base   uint64                       `json:"base"` // records above it are in the file (feed history, R47)
 	CRC    uint32                       `json:"crc"`
 	Bytes  int                          `json:"bytes"`
 	Seq    *uint64                      `json:"seq,omitempty"`
@@ -115,7 +116,7 @@ func inspectJSON(rep *journal.InspectReport) *inspectOut {
 		out.Problems = append(out.Problems, p.Error())
 	}
 	if ic := rep.Checkpoint; ic != nil {
-		co := &checkpointOut{Key: ic.Key, Last: ic.Last, CRC: ic.CRC, Bytes: len(ic.Data)}
+		co := &checkpointOut{Key: ic.Key, Last: ic.Last, Base: ic.Base, CRC: ic.CRC, Bytes: len(ic.Data)}
 		if ic.Err != nil {
 			co.Error = ic.Err.Error() // already among the problems
 		} else if snap, err := codec.DecodeSnapshot(ic.Data); err != nil {
