@@ -236,6 +236,7 @@ func BenchmarkFleet(b *testing.B) {
 		b.ReportMetric(r.ReportedWritesPerDeviceSec, "reported-writes/device/s")
 		b.ReportMetric(r.FlapUpdatesPerDeviceSec, "flap-updates/device/s")
 		b.ReportMetric(r.LocalRatio, "x-local-bridge-off")
+		b.ReportMetric(r.LocalCPURatio, "x-local-bridge-off-cpu")
 		b.ReportMetric(r.StartSeconds, "start-s")
 	})
 }

@@ -34,9 +34,9 @@ type FleetConfig struct {
 	// writes are counted. Default 5 s.
 	FlapFor time.Duration
 	// LocalFor: each side of one round of the local flapping throughput
-	// comparison (bridge on, bridge off). Default 1 s.
+	// comparison (bridge on, bridge off). Default 500 ms.
 	LocalFor time.Duration
-	// Rounds of that comparison. Default 3.
+	// Rounds of that comparison (each measures both sides). Default 5.
 	Rounds int
 	// Timeout bounds every wait (all devices started, a push applied by
 	// all). Default 2 min.
@@ -62,10 +62,10 @@ func (c FleetConfig) withDefaults() FleetConfig {
 		c.FlapFor = 5 * time.Second
 	}
 	if c.LocalFor <= 0 {
-		c.LocalFor = time.Second
+		c.LocalFor = 500 * time.Millisecond
 	}
 	if c.Rounds <= 0 {
-		c.Rounds = 3
+		c.Rounds = 10
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = 2 * time.Minute
@@ -94,6 +94,9 @@ type FleetResult struct {
 	LocalOn    float64 `json:"local_on_updates_s"`
 	LocalOff   float64 `json:"local_off_updates_s"`
 	LocalRatio float64 `json:"local_ratio"`
+	// LocalCPURatio is the same comparison per CPU second of the whole
+	// process (getrusage), which other load on the machine disturbs less.
+	LocalCPURatio float64 `json:"local_cpu_ratio"`
 }
 
 // fleetDevice is one in-process device: a registry and its bridge.
@@ -370,63 +373,80 @@ func fleetFlap(ctx context.Context, cfg FleetConfig, devs []*fleetDevice, js jet
 }
 
 // fleetLocal measures one device's flapping throughput with its bridge on
-// and with no bridge, alternating Rounds times.
+// and with no bridge: both devices exist for the whole comparison, the
+// bridge has connected and reported before it starts, and the rounds
+// alternate on, off, off, on… so that drifts of the machine hit both alike.
 func fleetLocal(ctx context.Context, cfg FleetConfig, url string, res *FleetResult) error {
-	var on, off []float64
-	for range cfg.Rounds {
-		for _, withBridge := range []bool{true, false} {
-			u := ""
-			if withBridge {
-				u = url
-			}
-			d, err := startFleetDevice(u, "local", cfg.Interval)
-			if err != nil {
-				return err
-			}
-			rate, err := localFlap(ctx, d, cfg.LocalFor)
-			d.close()
-			if err != nil {
-				return err
-			}
-			if withBridge {
-				on = append(on, rate)
-			} else {
-				off = append(off, rate)
-			}
+	on, err := startFleetDevice(url, "local", cfg.Interval)
+	if err != nil {
+		return err
+	}
+	defer on.close()
+	off, err := startFleetDevice("", "local", cfg.Interval)
+	if err != nil {
+		return err
+	}
+	defer off.close()
+	deadline := time.Now().Add(cfg.Timeout)
+	for st := on.bridge.Status(); !st.Connected || st.ReportedSeq == 0; st = on.bridge.Status() {
+		if time.Now().After(deadline) {
+			return errors.New("bench: local device never connected and reported")
+		}
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
-	res.LocalOn, res.LocalOff = median(on), median(off)
+	runtime.GC()
+	var rOn, rOff []float64
+	var cpuOn, cpuOff [2]float64 // updates, CPU seconds
+	for i := range 2 * cfg.Rounds {
+		withBridge := i%4 == 0 || i%4 == 3
+		d := off
+		if withBridge {
+			d = on
+		}
+		c0 := cpuTime()
+		n, rate, err := localFlap(ctx, d, cfg.LocalFor)
+		cpu := (cpuTime() - c0).Seconds()
+		if err != nil {
+			return err
+		}
+		if withBridge {
+			rOn = append(rOn, rate)
+			cpuOn[0] += float64(n)
+			cpuOn[1] += cpu
+		} else {
+			rOff = append(rOff, rate)
+			cpuOff[0] += float64(n)
+			cpuOff[1] += cpu
+		}
+	}
+	res.LocalOn, res.LocalOff = median(rOn), median(rOff)
 	if res.LocalOff > 0 {
 		res.LocalRatio = res.LocalOn / res.LocalOff
+	}
+	if cpuOn[1] > 0 && cpuOff[1] > 0 && cpuOff[0] > 0 {
+		res.LocalCPURatio = (cpuOn[0] / cpuOn[1]) / (cpuOff[0] / cpuOff[1])
 	}
 	return nil
 }
 
-func localFlap(ctx context.Context, d *fleetDevice, dur time.Duration) (float64, error) {
+func localFlap(ctx context.Context, d *fleetDevice, dur time.Duration) (n int64, rate float64, err error) {
 	o, err := d.target.Reg.Owner(ctx, "flapper", core.OwnerOptions{})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer o.Close()
-	if d.bridge != nil {
-		// Measure with the bridge connected and reporting.
-		deadline := time.Now().Add(30 * time.Second)
-		for !d.bridge.Status().Connected {
-			if time.Now().After(deadline) {
-				return 0, errors.New("bench: local device never connected")
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
 	t0 := time.Now()
-	var n int64
 	for time.Since(t0) < dur {
 		if err := o.Update(ctx, flapScope, core.Values{"v": n}); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		n++
 	}
-	return float64(n) / time.Since(t0).Seconds(), nil
+	return n, float64(n) / time.Since(t0).Seconds(), nil
 }
 
 func median(xs []float64) float64 {

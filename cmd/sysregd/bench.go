@@ -272,7 +272,7 @@ measured beside its baseline in the same run (R36).
 		if run["fleet"] {
 			r, err := bench.RunFleet(ctx, bench.FleetConfig{
 				Devices: *devices, Pushes: *pushes, Interval: *fleetInterval, FlapFor: *fleetFlap,
-				LocalFor: *duration, Dir: *dir, Progress: progress,
+				Dir: *dir, Progress: progress,
 			})
 			if err != nil {
 				return err
@@ -430,6 +430,7 @@ func writeFleetTable(w io.Writer, r bench.FleetResult) {
 	u.row("one device flapping, bridge on (updates/s)", num(r.LocalOn))
 	u.row("same, no bridge (updates/s)", num(r.LocalOff))
 	u.row("bridge on / off", fmt.Sprintf("%.2fx", r.LocalRatio))
+	u.row("bridge on / off, per CPU second", fmt.Sprintf("%.2fx", r.LocalCPURatio))
 	u.write(w)
 }
 
