@@ -74,6 +74,14 @@
 //
 // # Sequence numbers and failures
 //
+// What a sequence number means to a user: a position in the registry's
+// history. A Snapshot's Seq says which changes it reflects: a snapshot with
+// a higher Seq reflects every change a lower one does, and more. Numbers
+// are never reused, also across restarts and crashes, but they are not a
+// count of changes: they skip numbers at a restart (see below), and state
+// changes take numbers too although they are not journaled. Compare them,
+// do not subtract them.
+//
 // Every effective mutation takes the next sequence number; a mutation that
 // changes nothing takes none (R6, R7). With a Log, a config change becomes
 // visible to Snapshot and subscribers only once it is durable, and changes
@@ -84,13 +92,19 @@
 // writes fail with ErrLog from then on until the registry is rebuilt (in
 // the store: reopened); state writes keep working (R29). Keeping state
 // working has a price: sequence numbers can no longer be reserved durably,
-// so if the process then hands out more than half a reservation block
-// (2^19 by default) before it is restarted, numbers seen before the restart
-// can be handed out again after it. A failed journal calls for a prompt
-// reopen anyway.
+// so if the process then hands out more than what is left of the last
+// reservation block before it is restarted, numbers seen before the
+// restart can be handed out again after it. A failed journal calls for a
+// prompt reopen anyway.
 //
-// Every New reserves a fresh block, so sequence numbers jump by up to
-// ReserveBlock across a restart; they never go back.
+// Since state mutations are not journaled, the Log durably reserves
+// sequence numbers in blocks ahead of use, and a restart starts above the
+// last reserved mark. The block adapts: 256 numbers while the registry is
+// idle, growing fourfold per reservation while reservations come less than
+// a second apart (a burst of state updates), up to ReserveBlock (2^20 by
+// default), and small again after a quiet second. So an idle restart skips
+// at most a few hundred numbers; one right after a burst of state updates
+// may skip up to ReserveBlock. Numbers never go back.
 //
 // # Concurrency
 //

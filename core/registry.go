@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -30,8 +31,9 @@ type Options struct {
 	// MaxUpdateBytes limits the CBOR size of one update or transaction
 	// (R2). Default DefaultMaxUpdateBytes (1 MiB).
 	MaxUpdateBytes int
-	// ReserveBlock is how many sequence numbers are reserved in the Log at a
+	// ReserveBlock is the most sequence numbers reserved in the Log at a
 	// time for state mutations, which are not journaled (R7). Default 1<<20.
+	// The block adapts to the load below that: see Registry.
 	ReserveBlock uint64
 	// Logger: nil means no logging.
 	Logger hclog.Logger
@@ -43,7 +45,7 @@ type Options struct {
 type Registry struct {
 	log      Log
 	maxBytes int
-	block    uint64
+	maxBlock uint64 // Options.ReserveBlock
 	logger   hclog.Logger
 
 	// mu guards the write path: everything below up to pub. It is never held
@@ -59,6 +61,10 @@ type Registry struct {
 	anon     uint64            // counter for anonymous owner names
 	scratch  txn               // the working copy of the mutation in progress
 	closed   bool
+
+	// The last reservation (reserveLocked), also guarded by mu.
+	block      uint64    // its size
+	reservedAt time.Time // when it was asked
 
 	pub atomic.Pointer[state] // the published state: what readers see
 	hub *hub
@@ -83,15 +89,15 @@ func New(opts Options) *Registry {
 	r := &Registry{
 		log:      opts.Log,
 		maxBytes: opts.MaxUpdateBytes,
-		block:    opts.ReserveBlock,
+		maxBlock: opts.ReserveBlock,
 		logger:   opts.Logger,
 		sessions: map[string]*Owner{},
 	}
 	if r.maxBytes <= 0 {
 		r.maxBytes = DefaultMaxUpdateBytes
 	}
-	if r.block == 0 {
-		r.block = 1 << 20
+	if r.maxBlock == 0 {
+		r.maxBlock = 1 << 20
 	}
 	if r.logger == nil {
 		r.logger = hclog.NewNullLogger()
@@ -294,12 +300,29 @@ func (r *Registry) mutateAsync(fn func(t *txn) error) func() error {
 	}
 }
 
+// minReserveBlock is the block reserved while the registry is idle: a
+// restart, which starts above the reserved mark, skips at most about this
+// many sequence numbers (R7).
+const minReserveBlock = 256
+
 // reserveLocked asks the Log to reserve the next block of sequence numbers
-// once less than half of the current one is left.
+// once less than half of the last one is left. The block adapts to the
+// load: it grows fourfold (up to Options.ReserveBlock) while reservations
+// come less than a second apart — state updates at a high rate, which then
+// cost few Log.Reserve calls (an fsync each in a store) — and is back to
+// minReserveBlock after a quiet second, so that an idle registry leaves
+// only a small gap in the numbers at a restart.
 func (r *Registry) reserveLocked() {
 	if r.seq+r.block/2 <= r.reserved {
 		return
 	}
+	now := time.Now()
+	if r.block > 0 && now.Sub(r.reservedAt) < time.Second {
+		r.block = min(4*r.block, r.maxBlock)
+	} else {
+		r.block = min(minReserveBlock, r.maxBlock)
+	}
+	r.reservedAt = now
 	r.reserved = r.seq + r.block
 	mark := r.reserved
 	r.log.Reserve(mark, func(err error) {

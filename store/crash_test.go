@@ -372,6 +372,9 @@ func TestR24_CrashRecovery(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: reopen after SIGKILL: %v", round, err)
 		}
+		if p := s.PreviousRun(); p != store.PreviousRunUnclean {
+			t.Fatalf("round %d: R51: the run killed by SIGKILL ended %q, want %q", round, p, store.PreviousRunUnclean)
+		}
 		snap, _ := s.Snapshot(t.Context())
 		rep := s.Recovery()
 		if err := s.Close(); err != nil {

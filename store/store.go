@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -109,6 +110,9 @@ type Store struct {
 	report recovery.Report
 	health *health // R50, R51
 
+	prev    string      // PreviousRun
+	jfailed atomic.Bool // the journal failed an operation (journalLog)
+
 	stop, stopped chan struct{}
 	closed        atomic.Bool
 	closeOnce     sync.Once
@@ -150,17 +154,23 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, openError(err)
 	}
 	rep := res.Report
+	prev, err := takeCleanMark(dir, rep)
+	if err != nil {
+		j.Close()
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
 	s := &Store{
 		dir:     dir,
 		j:       j,
 		logger:  logger,
 		report:  rep,
 		health:  newHealth(logger),
+		prev:    prev,
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
 	s.reg = core.New(core.Options{
-		Log:            journalLog{j, s.health},
+		Log:            journalLog{j, s.health, &s.jfailed},
 		Initial:        res.Config,
 		SeqFloor:       rep.SeqFloor,
 		MaxUpdateBytes: opts.MaxUpdateBytes,
@@ -168,9 +178,63 @@ func Open(dir string, opts Options) (*Store, error) {
 	})
 	go s.checkpointer()
 	logger.Info("recovered", "dir", dir, "records", rep.Records, "keys", rep.Keys,
-		"owners", rep.Owners, "seq", rep.SeqFloor, "elapsed", rep.Elapsed)
+		"owners", rep.Owners, "seq", rep.SeqFloor, "previous_run", prev, "elapsed", rep.Elapsed)
 	return s, nil
 }
+
+// CleanFile marks a data directory whose store was closed cleanly (R51):
+// Close creates it, after every call has finished and just before it
+// closes the journal; Open removes it (and fsyncs the directory) before it
+// accepts a call, so that a crash afterwards leaves no mark.
+const CleanFile = "clean-shutdown"
+
+// How the previous run of a data directory ended (Store.PreviousRun, R51).
+const (
+	PreviousRunNone    = "none"    // a new data directory: there was none
+	PreviousRunClean   = "clean"   // Store.Close (a clean daemon shutdown) completed
+	PreviousRunUnclean = "unclean" // a crash, kill -9, power loss, or a failed journal
+)
+
+// takeCleanMark reports how the previous run of dir ended and removes the
+// clean mark. The journal is open (its lock held), so no other store of
+// dir can be running.
+func takeCleanMark(dir string, rep recovery.Report) (string, error) {
+	mark := filepath.Join(dir, CleanFile)
+	err := os.Remove(mark)
+	switch {
+	case err == nil:
+		if err := fsync.Dir(dir); err != nil {
+			return "", fmt.Errorf("remove clean mark: %w", err)
+		}
+		return PreviousRunClean, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return "", fmt.Errorf("remove clean mark: %w", err)
+	case rep.Records == 0 && rep.CheckpointSeq == 0 && rep.SeqFloor == 0:
+		return PreviousRunNone, nil
+	}
+	return PreviousRunUnclean, nil
+}
+
+// putCleanMark creates the clean mark durably.
+func putCleanMark(dir string) error {
+	f, err := os.OpenFile(filepath.Join(dir, CleanFile), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = fsync.Dir(dir)
+	}
+	return err
+}
+
+// PreviousRun says how the previous run of the data directory ended:
+// PreviousRunClean, PreviousRunUnclean or PreviousRunNone (R51). The
+// daemon prints it in its start line.
+func (s *Store) PreviousRun() string { return s.prev }
 
 // openError maps the journal's and recovery's errors to the store's.
 func openError(err error) error {
@@ -185,10 +249,12 @@ func openError(err error) error {
 }
 
 // journalLog is core's Log on the journal: records are CBOR mutations
-// keyed by their sequence number.
+// keyed by their sequence number. failed is set once the journal fails an
+// operation: the run can no longer end cleanly.
 type journalLog struct {
-	j *journal.Journal
-	h *health
+	j      *journal.Journal
+	h      *health
+	failed *atomic.Bool
 }
 
 func (l journalLog) Append(m *core.Mutation, done func(error)) error {
@@ -196,11 +262,20 @@ func (l journalLog) Append(m *core.Mutation, done func(error)) error {
 	if err != nil {
 		return fmt.Errorf("store: encode mutation %d: %w", m.Seq, err)
 	}
-	l.j.Append(m.Seq, data, l.h.timeAppend(done))
+	l.j.Append(m.Seq, data, l.h.timeAppend(l.watch(done)))
 	return nil
 }
 
-func (l journalLog) Reserve(seq uint64, done func(error)) { l.j.Reserve(seq, done) }
+func (l journalLog) Reserve(seq uint64, done func(error)) { l.j.Reserve(seq, l.watch(done)) }
+
+func (l journalLog) watch(done func(error)) func(error) {
+	return func(err error) {
+		if err != nil {
+			l.failed.Store(true)
+		}
+		done(err)
+	}
+}
 
 // checkpointer writes a checkpoint of the published config whenever the
 // journal says one is due (R28). The encoding runs here, off the write path;
@@ -294,6 +369,9 @@ type Stats struct {
 	// outcome: queueing, the group commit and its fsync (R50). Over a
 	// Client it is the daemon's.
 	Append Histogram `json:"append"`
+	// PreviousRun says how the run before this one ended: "clean",
+	// "unclean" or "none" (a new data directory), R51.
+	PreviousRun string `json:"previous_run"`
 }
 
 // Stats returns the store's figures. Its error is ctx's.
@@ -322,6 +400,7 @@ func (s *Store) stats() Stats {
 		Journal:         js,
 		Recovery:        s.report,
 		Append:          s.health.append.snapshot(),
+		PreviousRun:     s.prev,
 	}
 }
 
@@ -334,7 +413,20 @@ func (s *Store) Close() error {
 		s.reg.Close()
 		close(s.stop)
 		<-s.stopped
+		// Every call has finished: mark the run clean, unless the journal
+		// failed, while the journal's lock still keeps other stores out.
+		marked := false
+		if !s.jfailed.Load() {
+			if err := putCleanMark(s.dir); err != nil {
+				s.logger.Warn("cannot mark the shutdown clean", "dir", s.dir, "error", err)
+			} else {
+				marked = true
+			}
+		}
 		s.closeErr = s.j.Close()
+		if s.closeErr != nil && marked {
+			_ = os.Remove(filepath.Join(s.dir, CleanFile)) // best effort: the next Open says unclean
+		}
 		s.logger.Info("closed", "dir", s.dir)
 	})
 	return s.closeErr

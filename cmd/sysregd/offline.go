@@ -201,8 +201,10 @@ or {"ok": false, "problems": […]} and exits 1 when not ok. It never writes.`,
 					res.Problems = append(res.Problems, err.Error())
 				} else {
 					r := rr.Report
-					res.Records, res.Keys, res.Owners, res.Seq = r.Records, r.Keys, r.Owners, r.Seq
-					res.SeqFloor, res.CheckpointSeq = r.SeqFloor, r.CheckpointSeq
+					// seq is what the daemon's stats and start log
+					// report after Open: the last number handed out.
+					res.Records, res.Keys, res.Owners, res.Seq = r.Records, r.Keys, r.Owners, r.SeqFloor
+					res.ConfigSeq, res.SeqFloor, res.CheckpointSeq = r.Seq, r.SeqFloor, r.CheckpointSeq
 				}
 			}
 			if len(res.Problems) > 0 {
@@ -234,7 +236,8 @@ type checkOut struct {
 	Records       int      `json:"records"`
 	Keys          int      `json:"keys"`
 	Owners        int      `json:"owners"`
-	Seq           uint64   `json:"seq"`
+	Seq           uint64   `json:"seq"`        // as the daemon reports it after Open (R7)
+	ConfigSeq     uint64   `json:"config_seq"` // of the last config mutation
 	SeqFloor      uint64   `json:"seq_floor"`
 	CheckpointSeq uint64   `json:"checkpoint_seq"`
 	Problems      []string `json:"-"`
