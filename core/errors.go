@@ -26,6 +26,11 @@ var (
 	ErrLimit = errors.New("core: limit exceeded")
 	// ErrClosed: the registry, owner or subscription is closed.
 	ErrClosed = errors.New("core: closed")
+	// ErrReadOnlyLayer: an owner may not write the default or fleet layer
+	// (R39); they are written by SetDefaults and SetFleet only.
+	ErrReadOnlyLayer = errors.New("core: layer is read-only for owners")
+	// ErrInvalidLayer: a layer name or number that is not one of R37's five.
+	ErrInvalidLayer = errors.New("core: invalid layer")
 )
 
 // ReservedKeysError reports the keys of one scope that a mutation may not touch

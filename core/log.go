@@ -1,5 +1,7 @@
 package core
 
+import "time"
+
 // Log is the durability that core needs for config mutations (R24, R25). The
 // store package implements it on top of the journal; core never sees files.
 //
@@ -33,12 +35,20 @@ const (
 	MutMerge MutationKind = iota + 1
 	// MutDelete removes Keys from Scope; missing keys are ignored.
 	MutDelete
-	// MutDrop removes every key in bucket Scope.Bucket owned by Owner
-	// (Scope.Type and Scope.Subtype are empty): an owner's death or eviction.
+	// MutDrop removes every key in bucket Scope.Bucket (in config: in
+	// Layer) owned by Owner (Scope.Type and Scope.Subtype are empty): an
+	// owner's death or eviction.
 	MutDrop
 	// MutSet stores Values in Scope exactly as given (no merge), all owned by
-	// Owner: how checkpoints and wire snapshots are rebuilt.
+	// Owner: how checkpoints and wire snapshots are rebuilt, and how the
+	// fleet layer is written (Owner "" in Default and Fleet).
 	MutSet
+	// MutMeta sets the metadata (R42) of keys the view of Scope holds, as
+	// recorded in Meta (CreateSeq, ModSeq, Version, Modified; Layer and
+	// Owner follow from the layers and are ignored); Keys lists keys whose recorded value depended on a
+	// layer that is not journaled (their metadata is stale after a
+	// restart). Only checkpoints and wire snapshots use it; Layer is 0.
+	MutMeta
 )
 
 // String names the kind: "merge", "delete", "drop", "set".
@@ -52,6 +62,8 @@ func (k MutationKind) String() string {
 		return "drop"
 	case MutSet:
 		return "set"
+	case MutMeta:
+		return "meta"
 	}
 	return "invalid"
 }
@@ -61,17 +73,22 @@ func (k MutationKind) String() string {
 // lists exactly the keys it removes.
 type MutationOp struct {
 	Kind   MutationKind
+	Layer  Layer // config: the layer written (R37); state and MutMeta: 0
 	Scope  Scope
 	Owner  string   // MutMerge, MutSet: owner of new keys; MutDrop: whose keys go
 	Values Values   // MutMerge, MutSet (normalised; shared, never modified)
-	Keys   []string // MutDelete
+	Keys   []string // MutDelete; MutMeta: stale keys
+	// Meta: MutMeta only, by key.
+	Meta map[string]KeyMeta
 }
 
 // Mutation is the durable description of one effective mutation: its
-// sequence number and its config ops, in order. Replaying the mutations of a
-// journal onto the checkpoint they follow with Snapshot.Apply rebuilds the
-// config exactly.
+// sequence number, its wall-clock time (R42) and its config ops of
+// journaled layers (R41), in order. Replaying the mutations of a journal
+// onto the checkpoint they follow with Snapshot.Apply rebuilds the
+// journaled layers and the metadata exactly.
 type Mutation struct {
-	Seq uint64
-	Ops []MutationOp
+	Seq  uint64
+	Time time.Time // zero: unknown (records of format version 1)
+	Ops  []MutationOp
 }

@@ -154,9 +154,9 @@ func (l *recLog) Records() []*core.Mutation {
 // cloneMutation deep-copies m so that the test notices if the registry
 // changes a mutation (or its values) after handing it over.
 func mtCloneMutation(m *core.Mutation) *core.Mutation {
-	c := &core.Mutation{Seq: m.Seq, Ops: make([]core.MutationOp, len(m.Ops))}
+	c := &core.Mutation{Seq: m.Seq, Time: m.Time, Ops: make([]core.MutationOp, len(m.Ops))}
 	for i, op := range m.Ops {
-		c.Ops[i] = core.MutationOp{Kind: op.Kind, Scope: op.Scope, Owner: op.Owner, Keys: slices.Clone(op.Keys)}
+		c.Ops[i] = core.MutationOp{Kind: op.Kind, Layer: op.Layer, Scope: op.Scope, Owner: op.Owner, Keys: slices.Clone(op.Keys)}
 		if op.Values != nil {
 			c.Ops[i].Values = mtDeepCopy(op.Values).(map[string]any)
 		}
@@ -185,96 +185,184 @@ func mtDeepCopy(v any) any {
 }
 
 // ---------------------------------------------------------------------------
-// The model: a plain map per scope, owners per key, live sessions and a
-// sequence counter, with the rules written out from SPEC.md.
+// The model: a plain map per place — a state scope, or a config scope in
+// one layer (R37) — owners per key, live sessions and a sequence counter,
+// with the rules written out from SPEC.md. The effective config view (R38)
+// and the per-key metadata (R42) are computed here from the layers, without
+// core's merge.
 
 type mtEntry struct {
 	val   any // normalised; never modified once stored
 	owner string
 }
 
+// mtPlace is where a write lands: a state scope (layer 0) or a config
+// scope in one layer.
+type mtPlace struct {
+	scope core.Scope
+	layer core.Layer
+}
+
+func (p mtPlace) String() string {
+	if p.layer == 0 {
+		return p.scope.String()
+	}
+	return p.scope.String() + "@" + p.layer.String()
+}
+
+// mtEff is one key of the effective view: its value and origin.
+type mtEff struct {
+	val   any
+	owner string
+	layer core.Layer
+}
+
+// mtMeta is R42's metadata as the model tracks it (Modified is not modelled).
+type mtMeta struct {
+	create, mod, version uint64
+}
+
 type mtModel struct {
-	data map[core.Scope]map[string]mtEntry
-	live map[string]bool // live session names → KeepConfig
+	data map[mtPlace]map[string]mtEntry
+	live map[string]core.Layer // live session names → the layer they write
 	seq  uint64
+	meta map[core.Scope]map[string]mtMeta
+	// effCache is eff's result; reset by every change of data.
+	effCache map[core.Scope]map[string]mtEff
 }
 
 func newMtModel() *mtModel {
-	return &mtModel{data: map[core.Scope]map[string]mtEntry{}, live: map[string]bool{}}
+	return &mtModel{data: map[mtPlace]map[string]mtEntry{}, live: map[string]core.Layer{}, meta: map[core.Scope]map[string]mtMeta{}}
 }
 
 func (m *mtModel) clone() *mtModel {
-	c := &mtModel{data: make(map[core.Scope]map[string]mtEntry, len(m.data)), live: make(map[string]bool, len(m.live)), seq: m.seq}
-	for sc, keys := range m.data {
-		c.data[sc] = make(map[string]mtEntry, len(keys))
+	c := &mtModel{data: make(map[mtPlace]map[string]mtEntry, len(m.data)), live: make(map[string]core.Layer, len(m.live)), seq: m.seq,
+		meta: make(map[core.Scope]map[string]mtMeta, len(m.meta))}
+	for p, keys := range m.data {
+		c.data[p] = make(map[string]mtEntry, len(keys))
 		for k, e := range keys {
-			c.data[sc][k] = e
+			c.data[p][k] = e
 		}
 	}
 	for n, k := range m.live {
 		c.live[n] = k
 	}
+	for sc, keys := range m.meta {
+		c.meta[sc] = make(map[string]mtMeta, len(keys))
+		for k, e := range keys {
+			c.meta[sc][k] = e
+		}
+	}
 	return c
 }
 
-func (m *mtModel) get(sc core.Scope, key string) (mtEntry, bool) {
-	e, ok := m.data[sc][key]
+func (m *mtModel) get(p mtPlace, key string) (mtEntry, bool) {
+	e, ok := m.data[p][key]
 	return e, ok
 }
 
-func (m *mtModel) put(sc core.Scope, key string, e mtEntry) {
-	if m.data[sc] == nil {
-		m.data[sc] = map[string]mtEntry{}
+func (m *mtModel) put(p mtPlace, key string, e mtEntry) {
+	m.effCache = nil
+	if m.data[p] == nil {
+		m.data[p] = map[string]mtEntry{}
 	}
-	m.data[sc][key] = e
+	m.data[p][key] = e
 }
 
-func (m *mtModel) del(sc core.Scope, key string) {
-	delete(m.data[sc], key)
-	if len(m.data[sc]) == 0 {
-		delete(m.data, sc) // R5
+func (m *mtModel) del(p mtPlace, key string) {
+	m.effCache = nil
+	delete(m.data[p], key)
+	if len(m.data[p]) == 0 {
+		delete(m.data, p) // R5
 	}
+}
+
+// eff computes the view: state scopes as they are, config scopes as the
+// layers deep-merged lowest first (R38): a key's value folds every layer
+// that holds it with R4's merge; its owner and layer are the highest one's.
+func (m *mtModel) eff() map[core.Scope]map[string]mtEff {
+	if m.effCache != nil {
+		return m.effCache
+	}
+	out := map[core.Scope]map[string]mtEff{}
+	defer func() { m.effCache = out }()
+	for _, l := range []core.Layer{0, core.Default, core.Fleet, core.Saved, core.Runtime, core.Override} {
+		for p, keys := range m.data {
+			if p.layer != l {
+				continue
+			}
+			if out[p.scope] == nil {
+				out[p.scope] = map[string]mtEff{}
+			}
+			for k, e := range keys {
+				if old, ok := out[p.scope][k]; ok {
+					out[p.scope][k] = mtEff{mtMerge(old.val, e.val), e.owner, l}
+				} else {
+					out[p.scope][k] = mtEff{e.val, e.owner, l}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// settleMeta is R42 for a mutation with sequence number m.seq from prev:
+// every key whose value, layer or owner differs from prev's gets ModSeq
+// m.seq and its Version grows by one (a new key: CreateSeq m.seq, Version 1).
+func (m *mtModel) settleMeta(prev *mtModel) {
+	pe, ne := prev.eff(), m.eff()
+	meta := map[core.Scope]map[string]mtMeta{}
+	for sc, keys := range ne {
+		meta[sc] = map[string]mtMeta{}
+		for k, e := range keys {
+			old, had := pe[sc][k]
+			om := prev.meta[sc][k]
+			switch {
+			case had && old.owner == e.owner && old.layer == e.layer && reflect.DeepEqual(old.val, e.val):
+				meta[sc][k] = om
+			case had:
+				meta[sc][k] = mtMeta{om.create, m.seq, om.version + 1}
+			default:
+				meta[sc][k] = mtMeta{m.seq, m.seq, 1}
+			}
+		}
+	}
+	m.meta = meta
 }
 
 // sameData reports whether two models hold the same keys, values (types
-// included) and owners: R6's "changes nothing (same values, same owners)".
+// included) and owners in every place: R6's "changes nothing (same
+// values, same owners)".
 func mtSameData(a, b *mtModel) bool {
-	if len(a.data) != len(b.data) {
-		return false
-	}
-	for sc, ka := range a.data {
-		kb, ok := b.data[sc]
-		if !ok || len(ka) != len(kb) {
-			return false
-		}
-		for k, ea := range ka {
-			eb, ok := kb[k]
-			if !ok || ea.owner != eb.owner || !reflect.DeepEqual(ea.val, eb.val) {
+	return mtSameWhere(a, b, func(mtPlace) bool { return true })
+}
+
+func mtSameWhere(a, b *mtModel, in func(mtPlace) bool) bool {
+	for _, pair := range [][2]*mtModel{{a, b}, {b, a}} {
+		for p, ka := range pair[0].data {
+			if !in(p) {
+				continue
+			}
+			kb := pair[1].data[p]
+			if len(ka) != len(kb) {
 				return false
+			}
+			for k, ea := range ka {
+				eb, ok := kb[k]
+				if !ok || ea.owner != eb.owner || !reflect.DeepEqual(ea.val, eb.val) {
+					return false
+				}
 			}
 		}
 	}
 	return true
 }
 
-func mtSameBucket(a, b *mtModel, bk core.Bucket) bool {
-	return mtSameData(a.only(bk), b.only(bk))
-}
-
-func (m *mtModel) only(bk core.Bucket) *mtModel {
-	c := newMtModel()
-	for sc, keys := range m.data {
-		if sc.Bucket == bk {
-			c.data[sc] = keys
-		}
-	}
-	return c
-}
-
-// view renders the model as R3's nested map, without empty levels (R5).
+// view renders the model's effective view as R3's nested map, without
+// empty levels (R5).
 func (m *mtModel) view() map[string]any {
 	out := map[string]any{}
-	for sc, keys := range m.data {
+	for sc, keys := range m.eff() {
 		if len(keys) == 0 {
 			panic("model keeps an empty scope")
 		}
@@ -301,7 +389,9 @@ func (m *mtModel) holders() []string {
 	set := map[string]bool{}
 	for _, keys := range m.data {
 		for _, e := range keys {
-			set[e.owner] = true
+			if e.owner != "" {
+				set[e.owner] = true
+			}
 		}
 	}
 	out := make([]string, 0, len(set))
@@ -312,16 +402,7 @@ func (m *mtModel) holders() []string {
 	return out
 }
 
-func (m *mtModel) holds(name string) bool {
-	for _, keys := range m.data {
-		for _, e := range keys {
-			if e.owner == name {
-				return true
-			}
-		}
-	}
-	return false
-}
+func (m *mtModel) holds(name string) bool { return slices.Contains(m.holders(), name) }
 
 // mergeModel is R4: maps merge recursively, anything else replaces.
 func mtMerge(old, nv any) any {
@@ -344,23 +425,32 @@ func mtMerge(old, nv any) any {
 	return out
 }
 
-// update merges vals into sc for owner; new keys are owner's (R9), existing
+// update merges vals into p for owner; new keys are owner's (R9), existing
 // keys keep their owner (R11). No permission check.
-func (m *mtModel) update(owner string, sc core.Scope, vals core.Values) {
+func (m *mtModel) update(owner string, p mtPlace, vals core.Values) {
 	for k, v := range vals {
-		if e, ok := m.get(sc, k); ok {
-			m.put(sc, k, mtEntry{mtMerge(e.val, v), e.owner})
+		if e, ok := m.get(p, k); ok {
+			m.put(p, k, mtEntry{mtMerge(e.val, v), e.owner})
 		} else {
-			m.put(sc, k, mtEntry{v, owner})
+			m.put(p, k, mtEntry{v, owner})
 		}
 	}
 }
 
-// foreignKeys lists the keys among keys that exist in sc with another owner.
-func (m *mtModel) foreignKeys(owner string, sc core.Scope, keys []string) []string {
+// replace makes p hold exactly vals, owned by owner (SetFleet, SetDefaults).
+func (m *mtModel) replace(owner string, p mtPlace, vals core.Values) {
+	m.effCache = nil
+	delete(m.data, p)
+	for k, v := range vals {
+		m.put(p, k, mtEntry{v, owner})
+	}
+}
+
+// foreignKeys lists the keys among keys that exist in p with another owner.
+func (m *mtModel) foreignKeys(owner string, p mtPlace, keys []string) []string {
 	var out []string
 	for _, k := range keys {
-		if e, ok := m.get(sc, k); ok && e.owner != owner && !slices.Contains(out, k) {
+		if e, ok := m.get(p, k); ok && e.owner != owner && !slices.Contains(out, k) {
 			out = append(out, k)
 		}
 	}
@@ -368,9 +458,9 @@ func (m *mtModel) foreignKeys(owner string, sc core.Scope, keys []string) []stri
 	return out
 }
 
-func (m *mtModel) ownKeys(owner string, sc core.Scope) []string {
+func (m *mtModel) ownKeys(owner string, p mtPlace) []string {
 	var out []string
-	for k, e := range m.data[sc] {
+	for k, e := range m.data[p] {
 		if e.owner == owner {
 			out = append(out, k)
 		}
@@ -378,15 +468,16 @@ func (m *mtModel) ownKeys(owner string, sc core.Scope) []string {
 	return out
 }
 
-// drop deletes every key of owner in bucket bk (R13, R14).
-func (m *mtModel) drop(owner string, bk core.Bucket) {
-	for sc, keys := range m.data {
-		if sc.Bucket != bk {
+// drop deletes every key of owner in the state bucket and in the given
+// config layers (R13: runtime and override; R14: every writable layer).
+func (m *mtModel) drop(owner string, layers ...core.Layer) {
+	for p, keys := range m.data {
+		if p.layer != 0 && !slices.Contains(layers, p.layer) {
 			continue
 		}
 		for k, e := range keys {
 			if e.owner == owner {
-				m.del(sc, k)
+				m.del(p, k)
 			}
 		}
 	}
@@ -404,6 +495,8 @@ const (
 	mtOpen
 	mtClose
 	mtEvict
+	mtDefaults // Registry.SetDefaults (R40)
+	mtFleet    // Registry.SetFleet (R37)
 )
 
 type mtTxOp struct {
@@ -420,17 +513,20 @@ type mtOp struct {
 	name   string
 	anon   bool // mtOpen: name was generated for an anonymous owner
 	keep   bool
+	layer  core.Layer // mtOpen: OwnerOptions.Layer
 	scope  core.Scope
 	in     core.Values
 	norm   core.Values
 	keys   []string
 	txn    []mtTxOp
+	// mtDefaults, mtFleet: the scopes written (in: as passed; norm: stored).
+	layerIn, layerNorm map[core.Scope]core.Values
 }
 
 func (o mtOp) String(hs []*mtHandle) string {
 	who := func() string {
 		if o.handle < len(hs) {
-			return fmt.Sprintf("#%d(%s)", o.handle, hs[o.handle].name)
+			return fmt.Sprintf("#%d(%s@%s)", o.handle, hs[o.handle].name, hs[o.handle].layer)
 		}
 		return fmt.Sprintf("#%d", o.handle)
 	}
@@ -451,13 +547,17 @@ func (o mtOp) String(hs []*mtHandle) string {
 		return fmt.Sprintf("%s.Commit(%s)", who(), strings.Join(parts, ", "))
 	case mtOpen:
 		if o.anon {
-			return fmt.Sprintf("Owner(\"\", KeepConfig=%v) → %q", o.keep, o.name)
+			return fmt.Sprintf("Owner(\"\", KeepConfig=%v, Layer=%d) → %q", o.keep, o.layer, o.name)
 		}
-		return fmt.Sprintf("Owner(%q, KeepConfig=%v)", o.name, o.keep)
+		return fmt.Sprintf("Owner(%q, KeepConfig=%v, Layer=%d)", o.name, o.keep, o.layer)
 	case mtClose:
 		return fmt.Sprintf("%s.Close()", who())
 	case mtEvict:
 		return fmt.Sprintf("Evict(%q)", o.name)
+	case mtDefaults:
+		return fmt.Sprintf("SetDefaults(%v)", o.layerIn)
+	case mtFleet:
+		return fmt.Sprintf("SetFleet(%v)", o.layerIn)
 	}
 	return "?"
 }
@@ -467,8 +567,16 @@ func (o mtOp) String(hs []*mtHandle) string {
 type mtHandle struct {
 	o      *core.Owner
 	name   string
-	keep   bool
+	layer  core.Layer // where its config writes go (R39)
 	closed bool
+}
+
+// place is where h's writes to sc land (R39).
+func (h *mtHandle) place(sc core.Scope) mtPlace {
+	if sc.Bucket == core.Config {
+		return mtPlace{sc, h.layer}
+	}
+	return mtPlace{sc, 0}
 }
 
 // mtWant is the expected outcome of one operation.
@@ -492,6 +600,31 @@ func mtReserved(sc core.Scope, keys []string) mtWant {
 	return mtWant{err: core.ErrReservedKeys, scope: sc, keys: keys}
 }
 
+// mtLayerOf is R39's choice of layer, written from the spec.
+func mtLayerOf(keep bool, l core.Layer) (core.Layer, error) {
+	switch {
+	case l == 0 && keep:
+		return core.Saved, nil
+	case l == 0:
+		return core.Runtime, nil
+	case l == core.Saved || l == core.Runtime || l == core.Override:
+		return l, nil
+	case l == core.Default || l == core.Fleet:
+		return 0, core.ErrReadOnlyLayer
+	}
+	return 0, core.ErrInvalidLayer
+}
+
+// effective finishes a mutation of the model: R6 (no net effect, no
+// sequence number) and R42 (metadata).
+func (m *mtModel) effective(work *mtModel) *mtModel {
+	if !mtSameData(m, work) {
+		work.seq++
+		work.settleMeta(m)
+	}
+	return work
+}
+
 // step applies o to a copy of m and returns the copy and the expected
 // outcome; the returned model is m itself (unchanged) on failure.
 func (m *mtModel) step(o mtOp, hs []*mtHandle) (*mtModel, mtWant) {
@@ -512,28 +645,30 @@ func (m *mtModel) step(o mtOp, hs []*mtHandle) (*mtModel, mtWant) {
 			txn = o.txn
 		}
 		// R10/R11/R15: each op is checked against the working copy as it
-		// stands; all foreign keys are collected per scope, and the error
-		// names the first such scope in text order.
+		// stands, in the writer's layer (R39); all foreign keys are
+		// collected per scope, and the error names the first such scope
+		// in text order.
 		foreign := map[core.Scope][]string{}
 		for _, t := range txn {
 			var f []string
+			p := h.place(t.scope)
 			if t.put {
 				if t.scope.Bucket == core.State {
-					f = work.foreignKeys(h.name, t.scope, slices.Collect(mtKeys(t.norm)))
+					f = work.foreignKeys(h.name, p, slices.Collect(mtKeys(t.norm)))
 				}
 				if len(f) == 0 {
-					work.update(h.name, t.scope, t.norm)
+					work.update(h.name, p, t.norm)
 				}
 			} else {
 				keys := t.keys
 				if len(keys) == 0 {
-					keys = work.ownKeys(h.name, t.scope) // R12
+					keys = work.ownKeys(h.name, p) // R12
 				} else {
-					f = work.foreignKeys(h.name, t.scope, keys)
+					f = work.foreignKeys(h.name, p, keys)
 				}
 				if len(f) == 0 {
 					for _, k := range keys {
-						work.del(t.scope, k)
+						work.del(p, k)
 					}
 				}
 			}
@@ -548,16 +683,16 @@ func (m *mtModel) step(o mtOp, hs []*mtHandle) (*mtModel, mtWant) {
 			slices.Sort(keys)
 			return m, mtReserved(scopes[0], slices.Compact(keys))
 		}
-		if !mtSameData(m, work) { // R6: no net effect, no sequence number
-			work.seq++
-		}
-		return work, mtWant{}
+		return m.effective(work), mtWant{}
 	case mtOpen:
+		if _, err := mtLayerOf(o.keep, o.layer); err != nil {
+			return m, mtWant{err: err}
+		}
 		if _, live := m.live[o.name]; live {
 			return m, mtWant{err: core.ErrOwnerInUse}
 		}
 		work := m.clone()
-		work.live[o.name] = o.keep
+		work.live[o.name], _ = mtLayerOf(o.keep, o.layer)
 		return work, mtWant{}
 	case mtClose:
 		h := hs[o.handle]
@@ -566,14 +701,10 @@ func (m *mtModel) step(o mtOp, hs []*mtHandle) (*mtModel, mtWant) {
 		}
 		work := m.clone()
 		delete(work.live, h.name)
-		work.drop(h.name, core.State)
-		if !h.keep {
-			work.drop(h.name, core.Config)
-		}
-		if !mtSameData(m, work) {
-			work.seq++
-		}
-		return work, mtWant{}
+		// R13: state, runtime and override go; saved stays, whatever
+		// layer this session wrote.
+		work.drop(h.name, core.Runtime, core.Override)
+		return m.effective(work), mtWant{}
 	case mtEvict:
 		if o.name == "" {
 			return m, mtWant{err: core.ErrInvalidOwner}
@@ -582,12 +713,26 @@ func (m *mtModel) step(o mtOp, hs []*mtHandle) (*mtModel, mtWant) {
 			return m, mtWant{err: core.ErrOwnerInUse}
 		}
 		work := m.clone()
-		work.drop(o.name, core.State)
-		work.drop(o.name, core.Config)
-		if !mtSameData(m, work) {
-			work.seq++
+		work.drop(o.name, core.Saved, core.Runtime, core.Override) // R14
+		return m.effective(work), mtWant{}
+	case mtDefaults:
+		work := m.clone()
+		for p := range work.data {
+			if p.layer == core.Default {
+				delete(work.data, p)
+				work.effCache = nil
+			}
 		}
-		return work, mtWant{}
+		for sc, vals := range o.layerNorm {
+			work.replace("", mtPlace{sc, core.Default}, vals)
+		}
+		return m.effective(work), mtWant{}
+	case mtFleet:
+		work := m.clone()
+		for sc, vals := range o.layerNorm {
+			work.replace("", mtPlace{sc, core.Fleet}, vals)
+		}
+		return m.effective(work), mtWant{}
 	}
 	panic("unknown op")
 }
@@ -602,10 +747,12 @@ func mtKeys[K comparable, V any](m map[K]V) func(yield func(K) bool) {
 	}
 }
 
-// modelDiff is R22 computed from two models: every (scope, key) whose
-// presence, value or owner differs, sorted by scope text, then key.
+// modelDiff is R22 computed from two models' views: every (scope, key)
+// whose presence, value, owner or layer differs, sorted by scope text,
+// then key. Layer is the new origin's (the old one's for a key gone).
 func mtDiff(a, b *mtModel) []core.Change {
 	var out []core.Change
+	va, vb := a.eff(), b.eff()
 	seen := map[core.Scope]map[string]bool{}
 	visit := func(sc core.Scope, k string) {
 		if seen[sc] == nil {
@@ -615,15 +762,19 @@ func mtDiff(a, b *mtModel) []core.Change {
 			return
 		}
 		seen[sc][k] = true
-		ea, okA := a.get(sc, k)
-		eb, okB := b.get(sc, k)
-		if okA == okB && (!okA || (ea.owner == eb.owner && reflect.DeepEqual(ea.val, eb.val))) {
+		ea, okA := va[sc][k]
+		eb, okB := vb[sc][k]
+		if okA == okB && (!okA || (ea.owner == eb.owner && ea.layer == eb.layer && reflect.DeepEqual(ea.val, eb.val))) {
 			return
 		}
-		out = append(out, core.Change{Scope: sc, Key: k, Old: ea.val, New: eb.val, Existed: okA, Exists: okB, OldOwner: ea.owner, NewOwner: eb.owner})
+		l := ea.layer
+		if okB {
+			l = eb.layer
+		}
+		out = append(out, core.Change{Scope: sc, Key: k, Old: ea.val, New: eb.val, Existed: okA, Exists: okB, OldOwner: ea.owner, NewOwner: eb.owner, Layer: l})
 	}
-	for _, m := range []*mtModel{a, b} {
-		for sc, keys := range m.data {
+	for _, v := range []map[core.Scope]map[string]mtEff{va, vb} {
+		for sc, keys := range v {
 			for k := range keys {
 				visit(sc, k)
 			}
@@ -795,7 +946,7 @@ func (g mtGen) handleIdx(hs []*mtHandle) int {
 
 func (g mtGen) op(m *mtModel, hs []*mtHandle, last *mtOp, names []string) mtOp {
 	if len(hs) == 0 {
-		return mtOp{kind: mtOpen, name: modelNames[g.pick(len(modelNames))], keep: g.chance(0.3)}
+		return mtOp{kind: mtOpen, name: modelNames[g.pick(len(modelNames))], keep: g.chance(0.3), layer: g.layer()}
 	}
 	switch p := g.pick(100); {
 	case p < 6 && last != nil: // exact repeat: R6 no-op (or the same error)
@@ -815,9 +966,20 @@ func (g mtGen) op(m *mtModel, hs []*mtHandle, last *mtOp, names []string) mtOp {
 		case q < 7 && len(names) > len(modelNames):
 			name = names[g.pick(len(names))] // re-open a generated name
 		}
-		return mtOp{kind: mtOpen, name: name, keep: g.chance(0.35)}
-	case p < 95:
+		return mtOp{kind: mtOpen, name: name, keep: g.chance(0.35), layer: g.layer()}
+	case p < 93:
 		return mtOp{kind: mtClose, handle: g.handleIdx(hs)}
+	case p < 95:
+		o := mtOp{kind: mtDefaults}
+		if g.chance(0.2) && last != nil && last.kind == mtDefaults {
+			return *last // the same defaults again: R6
+		}
+		o.layerIn, o.layerNorm = g.layerValues()
+		return o
+	case p < 97:
+		o := mtOp{kind: mtFleet}
+		o.layerIn, o.layerNorm = g.layerValues()
+		return o
 	default:
 		name := ""
 		if g.chance(0.95) {
@@ -825,6 +987,36 @@ func (g mtGen) op(m *mtModel, hs []*mtHandle, last *mtOp, names []string) mtOp {
 		}
 		return mtOp{kind: mtEvict, name: name}
 	}
+}
+
+// layer picks OwnerOptions.Layer: mostly 0 (from KeepConfig), sometimes a
+// writable layer, rarely a read-only or invalid one (R39).
+func (g mtGen) layer() core.Layer {
+	switch p := g.pick(20); {
+	case p < 10:
+		return 0
+	case p < 13:
+		return core.Saved
+	case p < 15:
+		return core.Runtime
+	case p < 18:
+		return core.Override
+	case p < 19:
+		return []core.Layer{core.Default, core.Fleet}[g.pick(2)]
+	}
+	return 9
+}
+
+// layerValues picks config scopes and values for SetDefaults/SetFleet;
+// an empty values map removes the scope from the layer.
+func (g mtGen) layerValues() (in, norm map[core.Scope]core.Values) {
+	in, norm = map[core.Scope]core.Values{}, map[core.Scope]core.Values{}
+	for _, sc := range modelScopes {
+		if sc.Bucket == core.Config && g.chance(0.5) {
+			in[sc], norm[sc] = g.values()
+		}
+	}
+	return in, norm
 }
 
 func (g mtGen) txn(m *mtModel) []mtTxOp {
@@ -837,11 +1029,12 @@ func (g mtGen) txn(m *mtModel) []mtTxOp {
 			out = append(out, mtTxOp{put: true, scope: sc, in: core.Values{k: in}, norm: core.Values{k: norm}},
 				mtTxOp{scope: sc, keys: []string{k}})
 		case p < 3 && len(m.data) > 0: // change a key and put its value back: no net effect
-			scopes := slices.SortedFunc(mtKeys(m.data), func(a, b core.Scope) int { return strings.Compare(a.String(), b.String()) })
-			sc := scopes[g.pick(len(scopes))]
-			keys := slices.Sorted(mtKeys(m.data[sc]))
+			places := slices.SortedFunc(mtKeys(m.data), func(a, b mtPlace) int { return strings.Compare(a.String(), b.String()) })
+			pl := places[g.pick(len(places))]
+			sc := pl.scope
+			keys := slices.Sorted(mtKeys(m.data[pl]))
 			k := keys[g.pick(len(keys))]
-			old := m.data[sc][k].val
+			old := m.data[pl][k].val
 			out = append(out,
 				mtTxOp{put: true, scope: sc, in: core.Values{k: "tmp"}, norm: core.Values{k: "tmp"}},
 				mtTxOp{put: true, scope: sc, in: core.Values{k: mtDeepCopy(old)}, norm: core.Values{k: old}})
@@ -923,19 +1116,22 @@ func runModel(t *testing.T, seed uint64, steps int) bool {
 	if seed%3 == 0 {
 		// A restored registry (R27): config left by "b" and by a name that
 		// looks generated (R8: anonymous names must not clash with it).
-		init, err := core.Snapshot{}.Apply(&core.Mutation{Seq: 5, Ops: []core.MutationOp{
-			{Kind: core.MutSet, Scope: core.ConfigScope("net", "eth0"), Owner: "anonymous-1", Values: core.Values{"k1": int64(1), "k2": map[string]any{"x": "y"}}},
-			{Kind: core.MutSet, Scope: core.ConfigScope("net-x", "eth0"), Owner: "b", Values: core.Values{"k2": "x"}},
-			{Kind: core.MutSet, Scope: core.ConfigScope("net-x", "eth0"), Owner: "anonymous-2", Values: core.Values{"k3": nil}},
+		init, err := core.Snapshot{}.Apply(&core.Mutation{Seq: 5, Time: time.Unix(1700000000, 0), Ops: []core.MutationOp{
+			{Kind: core.MutSet, Layer: core.Runtime, Scope: core.ConfigScope("net", "eth0"), Owner: "anonymous-1", Values: core.Values{"k1": int64(1), "k2": map[string]any{"x": "y"}}},
+			{Kind: core.MutSet, Layer: core.Saved, Scope: core.ConfigScope("net-x", "eth0"), Owner: "b", Values: core.Values{"k2": "x"}},
+			{Kind: core.MutSet, Layer: core.Saved, Scope: core.ConfigScope("net-x", "eth0"), Owner: "anonymous-2", Values: core.Values{"k3": nil}},
+			{Kind: core.MutSet, Layer: core.Fleet, Scope: core.ConfigScope("net", "eth0"), Values: core.Values{"k2": map[string]any{"z": "f"}, "k3": true}},
 		}})
 		if err != nil {
 			t.Fatalf("seed %d: building the initial snapshot: %v", seed, err)
 		}
 		opts.Initial = init
-		m.update("anonymous-1", core.ConfigScope("net", "eth0"), core.Values{"k1": int64(1), "k2": map[string]any{"x": "y"}})
-		m.update("b", core.ConfigScope("net-x", "eth0"), core.Values{"k2": "x"})
-		m.update("anonymous-2", core.ConfigScope("net-x", "eth0"), core.Values{"k3": nil})
+		m.update("anonymous-1", mtPlace{core.ConfigScope("net", "eth0"), core.Runtime}, core.Values{"k1": int64(1), "k2": map[string]any{"x": "y"}})
+		m.update("b", mtPlace{core.ConfigScope("net-x", "eth0"), core.Saved}, core.Values{"k2": "x"})
+		m.update("anonymous-2", mtPlace{core.ConfigScope("net-x", "eth0"), core.Saved}, core.Values{"k3": nil})
+		m.update("", mtPlace{core.ConfigScope("net", "eth0"), core.Fleet}, core.Values{"k2": map[string]any{"z": "f"}, "k3": true})
 		m.seq = 5
+		m.settleMeta(newMtModel())
 		if seed%2 == 0 {
 			opts.SeqFloor = 9 // R7: numbers continue above the durable mark
 			m.seq = 9
@@ -1001,14 +1197,14 @@ func runModel(t *testing.T, seed uint64, steps int) bool {
 			err = hs[o.handle].o.Commit(ctx, ops...)
 		case mtOpen:
 			var ow *core.Owner
-			ow, err = r.Owner(ctx, o.name, core.OwnerOptions{KeepConfig: o.keep})
+			ow, err = r.Owner(ctx, o.name, core.OwnerOptions{KeepConfig: o.keep, Layer: o.layer})
 			name := o.name
 			if name == "" && err == nil {
 				// R8: a generated name clashes with no live session and
 				// no name that holds keys, restored ones included.
 				name = ow.Name()
 				o.anon = true
-				trace[len(trace)-1] = mtOp{kind: mtOpen, name: name, keep: o.keep, anon: true}
+				trace[len(trace)-1] = mtOp{kind: mtOpen, name: name, keep: o.keep, layer: o.layer, anon: true}
 				if name == "" || len(name) > 128 || !utf8.ValidString(name) || strings.IndexByte(name, 0) >= 0 {
 					return fail("anonymous owner got invalid name %q", name)
 				}
@@ -1022,7 +1218,7 @@ func runModel(t *testing.T, seed uint64, steps int) bool {
 			o.name = name
 			m, w = m.step(o, hs)
 			if err == nil {
-				hs = append(hs, &mtHandle{o: ow, name: name, keep: o.keep})
+				hs = append(hs, &mtHandle{o: ow, name: name, layer: m.live[name]})
 			}
 		case mtClose:
 			m, w = m.step(o, hs)
@@ -1031,6 +1227,13 @@ func runModel(t *testing.T, seed uint64, steps int) bool {
 		case mtEvict:
 			m, w = m.step(o, hs)
 			err = r.Evict(ctx, o.name)
+		case mtDefaults:
+			m, w = m.step(o, hs)
+			err = r.SetDefaults(ctx, o.layerIn)
+			last = &o
+		case mtFleet:
+			m, w = m.step(o, hs)
+			err = r.SetFleet(ctx, o.layerIn)
 		}
 
 		if !mtCheckErr(err, w, fail) {
@@ -1086,32 +1289,28 @@ func runModel(t *testing.T, seed uint64, steps int) bool {
 			return fail("%d log records for one step", len(fresh))
 		case len(fresh) == 1 && !effective:
 			return fail("R6: a no-op wrote log record %+v", fresh[0])
-		case len(fresh) == 0 && !mtSameBucket(prevModel, m, core.Config):
-			return fail("config changed without a log record")
+		case len(fresh) == 0 && !mtSameWhere(prevModel, m, func(p mtPlace) bool { return p.layer.Journaled() }):
+			return fail("R41: a journaled layer changed without a log record")
 		}
 		for _, rec := range fresh {
 			if rec.Seq != m.seq || rec.Seq <= lastRec {
 				return fail("log record has seq %d, want %d (previous record %d)", rec.Seq, m.seq, lastRec)
 			}
 			lastRec = rec.Seq
+			if rec.Time.IsZero() {
+				return fail("R42: log record %d without a time", rec.Seq)
+			}
 			for _, op := range rec.Ops {
-				if op.Scope.Bucket != core.Config {
-					return fail("log record carries a %s op on %s", op.Kind, op.Scope)
+				if op.Scope.Bucket != core.Config || !op.Layer.Journaled() {
+					return fail("R41: log record carries a %s op on %s layer %s", op.Kind, op.Scope, op.Layer)
 				}
 			}
 			if replay, err = replay.Apply(rec); err != nil {
 				return fail("Apply(record %d): %v", rec.Seq, err)
 			}
 		}
-		if len(fresh) > 0 {
-			// The replayed config must show exactly the live config,
-			// values and owners (the full Map/Walk comparison runs at the
-			// end of the sequence).
-			for _, c := range core.Diff(replay, snap) {
-				if c.Scope.Bucket == core.Config {
-					return fail("config replayed from the log differs: %+v", c)
-				}
-			}
+		if len(fresh) > 0 && !mtCheckConfigReplay(replay, snap, fail) {
+			return false
 		}
 	}
 	if log != nil {
@@ -1150,8 +1349,8 @@ func mtCheckErr(err error, w mtWant, fail func(string, ...any) bool) bool {
 	return true
 }
 
-// checkView compares the whole view, every key's owner, the holders and the
-// sequence number.
+// checkView compares the whole view, every key's owner, origin and
+// metadata, every layer's own values, the holders and the sequence number.
 func mtCheckView(snap core.Snapshot, m *mtModel, fail func(string, ...any) bool) bool {
 	if got := snap.Seq(); got != m.seq {
 		return fail("R7 Seq = %d, want %d", got, m.seq)
@@ -1159,12 +1358,44 @@ func mtCheckView(snap core.Snapshot, m *mtModel, fail func(string, ...any) bool)
 	if got, want := snap.Map(), m.view(); !reflect.DeepEqual(got, want) {
 		return fail("view:\n got  %v\n want %v", got, want)
 	}
+	eff := m.eff()
 	for _, sc := range append(slices.Clone(modelScopes), modelMissingScopes...) {
 		for _, k := range append(slices.Clone(modelKeys), "missing") {
-			e, ok := m.get(sc, k)
+			e, ok := eff[sc][k]
 			owner, got := snap.Owner(sc, k)
 			if got != ok || owner != e.owner {
 				return fail("Owner(%s, %s) = %q, %v; want %q, %v", sc, k, owner, got, e.owner, ok)
+			}
+			l, owner, got := snap.Origin(sc, k)
+			if got != ok || owner != e.owner || l != e.layer {
+				return fail("R38 Origin(%s, %s) = %s %q %v; want %s %q %v", sc, k, l, owner, got, e.layer, e.owner, ok)
+			}
+			km, got := snap.Meta(sc, k)
+			mm := m.meta[sc][k]
+			if got != ok || (ok && (km.Layer != e.layer || km.Owner != e.owner || km.CreateSeq != mm.create || km.ModSeq != mm.mod || km.Version != mm.version)) {
+				return fail("R42 Meta(%s, %s) = %+v %v; want layer %s owner %q %+v", sc, k, km, got, e.layer, e.owner, mm)
+			}
+			if ok && km.ModSeq == mm.mod && km.Modified.IsZero() {
+				return fail("R42 Meta(%s, %s): no Modified time", sc, k)
+			}
+		}
+		if sc.Bucket != core.Config {
+			continue
+		}
+		for _, l := range core.Layers {
+			want := core.Values{}
+			for k, e := range m.data[mtPlace{sc, l}] {
+				want[k] = e.val
+				if o, _ := snap.LayerOwner(l, sc, k); o != e.owner {
+					return fail("R37 LayerOwner(%s, %s, %s) = %q, want %q", l, sc, k, o, e.owner)
+				}
+			}
+			got := snap.LayerValues(l, sc)
+			if len(want) == 0 {
+				want = nil
+			}
+			if !reflect.DeepEqual(got, want) {
+				return fail("R38 LayerValues(%s, %s) = %v, want %v", l, sc, got, want)
 			}
 		}
 	}
@@ -1174,26 +1405,26 @@ func mtCheckView(snap core.Snapshot, m *mtModel, fail func(string, ...any) bool)
 	return true
 }
 
-// checkConfigReplay compares the config bucket, with owners, of a snapshot
-// rebuilt from log records against the live one.
+// checkConfigReplay compares the journaled layers (R41), with owners, of a
+// snapshot rebuilt from log records against the live one.
 func mtCheckConfigReplay(replay, live core.Snapshot, fail func(string, ...any) bool) bool {
-	if got, want := replay.Map()["config"], live.Map()["config"]; !reflect.DeepEqual(got, want) {
-		return fail("config replayed from the log:\n got  %v\n want %v", got, want)
-	}
 	type row struct {
 		scope      core.Scope
 		key, owner string
+		value      any
 	}
-	walk := func(s core.Snapshot) []row {
+	walk := func(s core.Snapshot, l core.Layer) []row {
 		var out []row
-		s.Walk(core.Config, func(sc core.Scope, key, owner string, _ any) error {
-			out = append(out, row{sc, key, owner})
+		s.WalkLayer(l, func(sc core.Scope, key, owner string, v any) error {
+			out = append(out, row{sc, key, owner, v})
 			return nil
 		})
 		return out
 	}
-	if got, want := walk(replay), walk(live); !slices.Equal(got, want) {
-		return fail("config owners replayed from the log:\n got  %v\n want %v", got, want)
+	for _, l := range []core.Layer{core.Fleet, core.Saved, core.Runtime} {
+		if got, want := walk(replay, l), walk(live, l); !reflect.DeepEqual(got, want) {
+			return fail("R41 layer %s replayed from the log:\n got  %v\n want %v", l, got, want)
+		}
 	}
 	return true
 }

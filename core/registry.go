@@ -179,6 +179,10 @@ func (r *Registry) Owner(ctx context.Context, name string, opts OwnerOptions) (*
 			return nil, err
 		}
 	}
+	layer, err := opts.layer()
+	if err != nil {
+		return nil, err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -196,13 +200,14 @@ func (r *Registry) Owner(ctx context.Context, name string, opts OwnerOptions) (*
 	if _, live := r.sessions[name]; live {
 		return nil, fmt.Errorf("%w: %q", ErrOwnerInUse, name)
 	}
-	o := &Owner{r: r, name: name, keepConfig: opts.KeepConfig, maxKeys: opts.MaxKeys}
+	o := &Owner{r: r, name: name, layer: layer, maxKeys: opts.MaxKeys}
 	r.sessions[name] = o
 	return o, nil
 }
 
-// Evict deletes everything that name holds, in both buckets, as one mutation
-// (R14). It fails with ErrOwnerInUse while name has a live session.
+// Evict deletes everything that name holds, in the state bucket and every
+// writable config layer (saved, runtime, override), as one mutation (R14).
+// It fails with ErrOwnerInUse while name has a live session.
 func (r *Registry) Evict(ctx context.Context, name string) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -215,7 +220,9 @@ func (r *Registry) Evict(ctx context.Context, name string) error {
 			return fmt.Errorf("%w: %q has a live session", ErrOwnerInUse, name)
 		}
 		t.drop(name, State)
-		t.drop(name, Config)
+		// With a failed Log, an eviction that touches journaled layers
+		// fails with ErrLog as a whole (mutateAsync).
+		t.drop(name, Config, Saved, Runtime, Override)
 		return nil
 	})
 }
@@ -241,7 +248,7 @@ func (r *Registry) mutateAsync(fn func(t *txn) error) func() error {
 		return failedWait(ErrClosed)
 	}
 	t := &r.scratch
-	*t = txn{st: *r.work, record: r.log != nil}
+	*t = txn{st: *r.work, base: r.work, record: r.log != nil, seq: r.seq + 1}
 	if err := fn(t); err != nil {
 		r.mu.Unlock()
 		return failedWait(err)
@@ -260,7 +267,7 @@ func (r *Registry) mutateAsync(fn func(t *txn) error) func() error {
 	var p *pending
 	if logged {
 		lp := &pending{logged: true, done: make(chan struct{})} // not p: a captured p would be heap-allocated on every call
-		err := r.log.Append(&Mutation{Seq: seq, Ops: t.ops}, func(err error) { r.logDone(lp, err) })
+		err := r.log.Append(&Mutation{Seq: seq, Time: time.Unix(0, t.clock()), Ops: t.ops}, func(err error) { r.logDone(lp, err) })
 		if err != nil { // nothing queued: the mutation never happened
 			r.mu.Unlock()
 			return failedWait(err)
@@ -390,26 +397,65 @@ func (r *Registry) failLocked(cause error) {
 
 // OwnerOptions configures an owner session.
 type OwnerOptions struct {
-	KeepConfig bool // R13: config keys outlive the session
+	// KeepConfig is shorthand for Layer: Saved (R13, R39): config keys
+	// outlive the session.
+	KeepConfig bool
+	// Layer is the config layer that the owner's config writes and deletes
+	// go to (R39): Saved, Runtime or Override. 0: Saved if KeepConfig, else
+	// Runtime; when both are set, Layer wins. Default and Fleet are
+	// ErrReadOnlyLayer.
+	Layer Layer
+	// Grace is how long the owner's keys outlive a session that ended by a
+	// dropped connection or a dead process (R48; 0: the daemon's default).
+	// The registry itself does not use it yet.
+	Grace time.Duration
 	// MaxKeys limits how many keys (both buckets, all scopes) the owner name
 	// may hold; an update that would insert more fails with ErrLimit.
 	// Zero: no limit. The daemon sets it per session (R35).
 	MaxKeys int
 }
 
+// layer resolves the layer of an owner's config writes (R39).
+func (o OwnerOptions) layer() (Layer, error) {
+	switch l := o.Layer; {
+	case l == 0 && o.KeepConfig:
+		return Saved, nil
+	case l == 0:
+		return Runtime, nil
+	case l.Writable():
+		return l, nil
+	case l.Valid():
+		return 0, fmt.Errorf("%w: %s cannot be written by an owner", ErrReadOnlyLayer, l)
+	default:
+		return 0, fmt.Errorf("%w: %d", ErrInvalidLayer, uint8(l))
+	}
+}
+
 // Owner is a live owner session (R8). Its methods are safe for concurrent
 // use; mutations of one owner are applied in the order they are sequenced.
 type Owner struct {
-	r          *Registry
-	name       string
-	keepConfig bool
-	maxKeys    int
-	closed     atomic.Bool // Close was called
-	ended      bool        // the session is over; guarded by r.mu
+	r       *Registry
+	name    string
+	layer   Layer // where config writes go (R39)
+	maxKeys int
+	closed  atomic.Bool // Close was called
+	ended   bool        // the session is over; guarded by r.mu
 }
 
 // Name returns the owner's name (generated for anonymous owners).
 func (o *Owner) Name() string { return o.name }
+
+// Layer returns the config layer the owner writes (R39).
+func (o *Owner) Layer() Layer { return o.layer }
+
+// layerOf is the layer of the owner's writes to sc: its layer for config,
+// 0 for state.
+func (o *Owner) layerOf(sc Scope) Layer {
+	if sc.Bucket == Config {
+		return o.layer
+	}
+	return 0
+}
 
 func (o *Owner) check(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
@@ -466,17 +512,18 @@ func (o *Owner) update(t *txn, scope Scope, vals Values) error {
 func (o *Owner) updatePairs(t *txn, scope Scope, ps []pair) error {
 	k := scopeKey(scope.Type, scope.Subtype)
 	h := hashKey(k)
-	km := t.st.scopeAt(scope.Bucket, k, h)
+	l := o.layerOf(scope)
+	km := scopeIn(t.st.tree(scope.Bucket, l), k, h)
 	var buf [8]lookup
 	ls := lookupAll(km, ps, buf[:0])
 	var reserved []string
 	added := 0
-	for _, l := range ls {
+	for _, lk := range ls {
 		switch {
-		case !l.exists:
+		case !lk.exists:
 			added++
-		case scope.Bucket == State && l.old.owner != o.name:
-			reserved = append(reserved, l.key)
+		case scope.Bucket == State && lk.old.owner != o.name:
+			reserved = append(reserved, lk.key)
 		}
 	}
 	if len(reserved) > 0 {
@@ -488,7 +535,7 @@ func (o *Owner) updatePairs(t *txn, scope Scope, ps []pair) error {
 			return fmt.Errorf("%w: owner %q would hold %d keys, the limit is %d", ErrLimit, o.name, om.len()+added, o.maxKeys)
 		}
 	}
-	t.mergeLookups(o.name, scope, k, h, km, ls)
+	t.mergeLookups(o.name, scope, l, k, h, km, ls)
 	return nil
 }
 
@@ -499,14 +546,17 @@ func (o *Owner) Delete(ctx context.Context, scope Scope, keys ...string) error {
 	return o.CommitAsync(ctx, Del(scope, keys...))()
 }
 
+// delete removes keys from the owner's layer of scope only (R39).
 func (o *Owner) delete(t *txn, scope Scope, keys []string) error {
-	km := t.st.scope(scope)
+	l := o.layerOf(scope)
+	k := scopeKey(scope.Type, scope.Subtype)
+	km := scopeIn(t.st.tree(scope.Bucket, l), k, hashKey(k))
 	if len(keys) == 0 {
 		keys = ownedKeys(km, o.name)
 	} else if f := foreign(km, o.name, keys); len(f) > 0 {
 		return &ReservedKeysError{Scope: scope, Keys: f}
 	}
-	t.remove(scope, keys)
+	t.remove(scope, l, keys)
 	return nil
 }
 
@@ -614,9 +664,11 @@ func tooLarge(size, limit int, scope Scope, n int) error {
 	return fmt.Errorf("%w: transaction of %d bytes, the limit is %d", ErrTooLarge, size, limit)
 }
 
-// Close ends the session: the owner dies (R13) and every key it owns goes,
-// in both buckets, as one mutation — except config keys when the session was
-// opened with KeepConfig. Close is idempotent; later calls return nil.
+// Close ends the session: the owner dies (R13) and every key its name holds
+// in the state bucket and in the runtime and override layers goes, as one
+// mutation — whichever session wrote them. Its saved keys stay: retention
+// belongs to the layer, not to the session. Close is idempotent; later
+// calls return nil.
 func (o *Owner) Close() error {
 	if o.closed.Swap(true) {
 		return nil
@@ -628,11 +680,12 @@ func (o *Owner) Close() error {
 		o.ended = true
 		delete(o.r.sessions, o.name)
 		t.drop(o.name, State)
-		if !o.keepConfig {
-			if o.r.failed != nil {
-				return nil // cannot journal the death; config stays until reopen
-			}
-			t.drop(o.name, Config)
+		if o.r.failed != nil {
+			// The runtime drop cannot be journaled: runtime config stays
+			// until reopen; override is never journaled and goes.
+			t.drop(o.name, Config, Override)
+		} else {
+			t.drop(o.name, Config, Runtime, Override)
 		}
 		return nil
 	})

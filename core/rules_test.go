@@ -704,7 +704,7 @@ func TestR7_Sequence(t *testing.T) {
 
 func TestR7_SeqFloorAndInitial(t *testing.T) {
 	init, err := core.Snapshot{}.Apply(&core.Mutation{Seq: 40, Ops: []core.MutationOp{
-		{Kind: core.MutSet, Scope: rtC0, Owner: "x", Values: core.Values{"k": int64(1)}},
+		{Kind: core.MutSet, Layer: core.Saved, Scope: rtC0, Owner: "x", Values: core.Values{"k": int64(1)}},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -796,8 +796,8 @@ func TestR8_Anonymous(t *testing.T) {
 	ctx := t.Context()
 	// Restored config held by names that look generated (R27 + R8).
 	init, err := core.Snapshot{}.Apply(&core.Mutation{Seq: 3, Ops: []core.MutationOp{
-		{Kind: core.MutSet, Scope: rtC0, Owner: "anonymous-1", Values: core.Values{"k": int64(1)}},
-		{Kind: core.MutSet, Scope: rtC1, Owner: "anonymous-3", Values: core.Values{"k": int64(1)}},
+		{Kind: core.MutSet, Layer: core.Runtime, Scope: rtC0, Owner: "anonymous-1", Values: core.Values{"k": int64(1)}},
+		{Kind: core.MutSet, Layer: core.Runtime, Scope: rtC1, Owner: "anonymous-3", Values: core.Values{"k": int64(1)}},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -1002,8 +1002,11 @@ func TestR13_KeepConfig(t *testing.T) {
 	if o, ok := snap.Owner(rtC0, "c"); !ok || o != "tool" {
 		t.Fatalf("KeepConfig: config key %q %v", o, ok)
 	}
+	if l, _, _ := snap.Origin(rtC0, "c"); l != core.Saved {
+		t.Fatalf("R39: KeepConfig wrote to %s, want saved", l)
+	}
 	// Another owner still may not delete it (R11).
-	x := rtOwner(t, r, "x", core.OwnerOptions{})
+	x := rtOwner(t, r, "x", core.OwnerOptions{Layer: core.Saved})
 	rtWantReserved(t, x.Delete(ctx, rtC0, "c"), rtC0, "c")
 
 	// A later session with KeepConfig again keeps it.
@@ -1015,15 +1018,21 @@ func TestR13_KeepConfig(t *testing.T) {
 	if r.Snapshot().Len(core.Config) != 2 {
 		t.Fatalf("config after the second KeepConfig session: %v", r.Snapshot().Map())
 	}
-	// A later session without it takes everything the name owns with it,
-	// the kept config included, although it never touched it.
+	// R13 revised (issue #8 item 1): a later session without KeepConfig
+	// takes only its own runtime keys with it; the kept config stays,
+	// although the name is the same.
 	tool = rtOwner(t, r, "tool", core.OwnerOptions{})
+	rtUpdate(t, tool, rtC1, core.Values{"r": 3})
 	seq := r.Snapshot().Seq()
 	if err := tool.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := r.Snapshot(); got.Len(0) != 0 || got.Seq() != seq+1 {
-		t.Fatalf("after the plain session: Seq %d (want %d), view %v", got.Seq(), seq+1, got.Map())
+	got := r.Snapshot()
+	want := map[string]any{"config": map[string]any{
+		"net": map[string]any{"eth0": map[string]any{"c": int64(1)}, "eth1": map[string]any{"c": int64(2)}},
+	}}
+	if !reflect.DeepEqual(got.Map(), want) || got.Seq() != seq+1 {
+		t.Fatalf("after the plain session: Seq %d (want %d), view %v, want %v", got.Seq(), seq+1, got.Map(), want)
 	}
 }
 
@@ -1233,8 +1242,8 @@ func TestR22_Diff(t *testing.T) {
 	rtUpdate(t, b, cnetx, core.Values{"z": []byte{1}})
 	s2 := r.Snapshot()
 	want := []core.Change{
-		{Scope: cnetx, Key: "z", New: []byte{1}, Exists: true, NewOwner: "b"},
-		{Scope: rtC0, Key: "n", Old: map[string]any{"x": int64(1)}, New: map[string]any{"x": int64(1), "y": int64(2)}, Existed: true, Exists: true, OldOwner: "a", NewOwner: "a"},
+		{Scope: cnetx, Key: "z", New: []byte{1}, Exists: true, NewOwner: "b", Layer: core.Runtime},
+		{Scope: rtC0, Key: "n", Old: map[string]any{"x": int64(1)}, New: map[string]any{"x": int64(1), "y": int64(2)}, Existed: true, Exists: true, OldOwner: "a", NewOwner: "a", Layer: core.Runtime},
 		{Scope: rtS0, Key: "change", Old: int64(1), New: int64(2), Existed: true, Exists: true, OldOwner: "a", NewOwner: "a"},
 		{Scope: rtS0, Key: "gone", Old: "x", Existed: true, OldOwner: "a"},
 		{Scope: rtS0, Key: "nil", New: nil, Exists: true, NewOwner: "a"},

@@ -55,7 +55,10 @@ func (s Snapshot) Values(scope Scope) Values {
 	if !scope.Bucket.valid() {
 		return nil
 	}
-	km := s.st().scope(scope)
+	return valuesOf(s.st().scope(scope))
+}
+
+func valuesOf(km keysMap) Values {
 	if km.len() == 0 {
 		return nil
 	}
@@ -121,32 +124,145 @@ func (s Snapshot) Map() map[string]any {
 	return out
 }
 
-// Walk calls fn for every key of bucket b (0: both buckets), scopes in text
-// order and keys sorted within a scope. value is shared with the snapshot and
-// must not be modified (copy it to keep it). fn's error stops the walk and is
-// returned.
+// Walk calls fn for every key of bucket b (0: both buckets) of the
+// effective view, scopes in text order and keys sorted within a scope.
+// value is shared with the snapshot and must not be modified (copy it to
+// keep it). fn's error stops the walk and is returned.
 func (s Snapshot) Walk(b Bucket, fn func(scope Scope, key, owner string, value any) error) error {
 	st := s.st()
 	for _, bk := range bucketsOf(b) {
-		for _, sc := range st.scopesOf(bk) {
-			for _, l := range st.scope(sc).sorted() {
-				if err := fn(sc, l.key, l.val.owner, l.val.val); err != nil {
-					return err
-				}
+		if err := walkScopes(st.bucket(bk), bk, func(sc Scope, l *hleaf[entry]) error {
+			return fn(sc, l.key, l.val.owner, l.val.val)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WalkLayer is Walk over config layer l's own keys (R37), or the state
+// bucket for l = 0.
+func (s Snapshot) WalkLayer(l Layer, fn func(scope Scope, key, owner string, value any) error) error {
+	if l != 0 && !l.Valid() {
+		return fmt.Errorf("%w: %d", ErrInvalidLayer, uint8(l))
+	}
+	b := Config
+	if l == 0 {
+		b = State
+	}
+	return walkScopes(s.st().tree(b, l), b, func(sc Scope, lf *hleaf[entry]) error {
+		return fn(sc, lf.key, lf.val.owner, lf.val.val)
+	})
+}
+
+// WalkMeta calls fn with the metadata (R42) of every key of bucket b (0:
+// both) of the effective view, in Walk's order. volatile reports that the
+// value depends on a layer that is never journaled (default or override),
+// so that after a restart it may differ: a checkpoint records it.
+func (s Snapshot) WalkMeta(b Bucket, fn func(scope Scope, key string, m KeyMeta, volatile bool) error) error {
+	st := s.st()
+	for _, bk := range bucketsOf(b) {
+		if err := walkScopes(st.bucket(bk), bk, func(sc Scope, l *hleaf[entry]) error {
+			return fn(sc, l.key, l.val.keyMeta(), l.val.meta.vol || l.val.meta.stale)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func walkScopes(m scopesMap, b Bucket, fn func(Scope, *hleaf[entry]) error) error {
+	type scopeKeys struct {
+		sc Scope
+		km keysMap
+	}
+	scopes := make([]scopeKeys, 0, m.len())
+	m.each(func(l *hleaf[keysMap]) bool {
+		scopes = append(scopes, scopeKeys{splitScopeKey(b, l.key), l.val})
+		return true
+	})
+	slices.SortFunc(scopes, func(x, y scopeKeys) int { return compareScopes(x.sc, y.sc) })
+	for _, sl := range scopes {
+		sc := sl.sc
+		for _, l := range sl.km.sorted() {
+			if err := fn(sc, l); err != nil {
+				return err
 			}
 		}
 	}
 	return nil
 }
 
+// Meta returns the metadata of key in scope (R42).
+func (s Snapshot) Meta(scope Scope, key string) (KeyMeta, bool) {
+	if !scope.Bucket.valid() {
+		return KeyMeta{}, false
+	}
+	e, ok := s.st().scope(scope).get(key)
+	if !ok {
+		return KeyMeta{}, false
+	}
+	return e.keyMeta(), true
+}
+
+// Origin returns the layer and owner that supply the effective value of
+// key in scope (R38): the highest layer holding it. State keys have layer
+// 0; keys of default and fleet the owner "".
+func (s Snapshot) Origin(scope Scope, key string) (Layer, string, bool) {
+	if !scope.Bucket.valid() {
+		return 0, "", false
+	}
+	e, ok := s.st().scope(scope).get(key)
+	return e.meta.layer, e.owner, ok
+}
+
+// LayerValues returns a copy of layer l's own values of config scope scope
+// (R38), nil when the layer holds none there (or scope is not config).
+func (s Snapshot) LayerValues(l Layer, scope Scope) Values {
+	if scope.Bucket != Config || !l.Valid() {
+		return nil
+	}
+	return valuesOf(s.st().layerScope(l, scope))
+}
+
+// LayerOwner returns the owner of key in layer l of config scope scope.
+func (s Snapshot) LayerOwner(l Layer, scope Scope, key string) (string, bool) {
+	if scope.Bucket != Config || !l.Valid() {
+		return "", false
+	}
+	e, ok := s.st().layerScope(l, scope).get(key)
+	return e.owner, ok
+}
+
+// LayerScopes returns the config scopes that layer l holds keys in, in
+// text order.
+func (s Snapshot) LayerScopes(l Layer) []Scope {
+	if !l.Valid() {
+		return nil
+	}
+	var out []Scope
+	s.st().layers[l-1].each(func(lf *hleaf[keysMap]) bool {
+		out = append(out, splitScopeKey(Config, lf.key))
+		return true
+	})
+	slices.SortFunc(out, compareScopes)
+	return out
+}
+
 // Apply returns the snapshot with m applied, without permission checks, and
 // sequence number m.Seq: how recovery replays the journal and how a client
-// rebuilds a snapshot from the wire. Ops are checked for shape (valid scope,
-// kind, non-empty owner where one is needed, normalised values) and an error
-// matching ErrInvalidScope or ErrInvalidValue names the first bad op; s is
-// never modified.
+// rebuilds a snapshot from the wire. Metadata of the keys it changes takes
+// m.Seq and m.Time (R42), so replaying a journal restores it. Ops are
+// checked for shape (valid scope, layer and kind, an owner where one is
+// needed and none in Default and Fleet, normalised values) and an error
+// matching ErrInvalidScope, ErrInvalidLayer, ErrInvalidOwner or
+// ErrInvalidValue names the first bad op; s is never modified.
 func (s Snapshot) Apply(m *Mutation) (Snapshot, error) {
-	t := newTxn(s.st(), false)
+	t := newTxn(s.st(), false, m.Seq, 0)
+	t.fixed = true
+	if !m.Time.IsZero() {
+		t.now = m.Time.UnixNano()
+	}
 	for i, op := range m.Ops {
 		if err := applyOp(t, op); err != nil {
 			return s, fmt.Errorf("op %d (%s): %w", i, op.Kind, err)
@@ -163,9 +279,24 @@ func applyOp(t *txn, op MutationOp) error {
 	} else if err := op.Scope.Validate(); err != nil {
 		return err
 	}
+	switch {
+	case op.Kind == MutMeta || op.Scope.Bucket == State:
+		if op.Layer != 0 {
+			return fmt.Errorf("%w: %s op in %s names layer %d", ErrInvalidLayer, op.Kind, op.Scope.Bucket, uint8(op.Layer))
+		}
+	case !op.Layer.Valid():
+		return fmt.Errorf("%w: %d", ErrInvalidLayer, uint8(op.Layer))
+	case (op.Kind == MutMerge || op.Kind == MutDrop) && !op.Layer.Writable():
+		return fmt.Errorf("%w: %s op in layer %s", ErrReadOnlyLayer, op.Kind, op.Layer)
+	}
+	ownerless := op.Scope.Bucket == Config && (op.Layer == Default || op.Layer == Fleet)
 	switch op.Kind {
 	case MutMerge, MutSet:
-		if err := validOwner(op.Owner); err != nil {
+		if ownerless {
+			if op.Owner != "" {
+				return fmt.Errorf("%w: %s keys have no owner, got %q", ErrInvalidOwner, op.Layer, op.Owner)
+			}
+		} else if err := validOwner(op.Owner); err != nil {
 			return err
 		}
 		vals, _, err := NormalizeValues(op.Values)
@@ -173,17 +304,19 @@ func applyOp(t *txn, op MutationOp) error {
 			return err
 		}
 		if op.Kind == MutMerge {
-			t.merge(op.Owner, op.Scope, vals)
+			t.merge(op.Owner, op.Scope, op.Layer, vals)
 		} else {
-			t.set(op.Owner, op.Scope, vals)
+			t.set(op.Owner, op.Scope, op.Layer, vals)
 		}
 	case MutDelete:
-		t.remove(op.Scope, op.Keys)
+		t.remove(op.Scope, op.Layer, op.Keys)
 	case MutDrop:
 		if err := validOwner(op.Owner); err != nil {
 			return err
 		}
-		t.drop(op.Owner, op.Scope.Bucket)
+		t.drop(op.Owner, op.Scope.Bucket, op.Layer)
+	case MutMeta:
+		return t.setMeta(op.Scope, op.Meta, op.Keys)
 	default:
 		return fmt.Errorf("%w: unknown op kind %d", ErrInvalidValue, op.Kind)
 	}
@@ -212,6 +345,9 @@ type Change struct {
 	Old, New           any  // nil when absent
 	Existed, Exists    bool // Old/New present
 	OldOwner, NewOwner string
+	// Layer: in Diff, the layer that supplies New (Old's when the key is
+	// gone; 0 in the state bucket). In a change feed, the layer written.
+	Layer Layer
 }
 
 // Diff lists what changed from old to new, sorted by scope text, then key.
@@ -228,15 +364,15 @@ func Diff(old, new Snapshot) []Change {
 			}
 			sc := splitScopeKey(bk, k)
 			diffMaps(ka, kb, func(x, y *hleaf[entry]) bool {
-				if x != nil && y != nil && x.val.owner == y.val.owner && equalValue(x.val.val, y.val.val) {
+				if x != nil && y != nil && x.val.owner == y.val.owner && x.val.meta.layer == y.val.meta.layer && equalValue(x.val.val, y.val.val) {
 					return true // same leaf, copied along with a changed node
 				}
 				c := Change{Scope: sc}
 				if x != nil {
-					c.Key, c.Old, c.Existed, c.OldOwner = x.key, copyValue(x.val.val), true, x.val.owner
+					c.Key, c.Old, c.Existed, c.OldOwner, c.Layer = x.key, copyValue(x.val.val), true, x.val.owner, x.val.meta.layer
 				}
 				if y != nil {
-					c.Key, c.New, c.Exists, c.NewOwner = y.key, copyValue(y.val.val), true, y.val.owner
+					c.Key, c.New, c.Exists, c.NewOwner, c.Layer = y.key, copyValue(y.val.val), true, y.val.owner, y.val.meta.layer
 				}
 				out = append(out, c)
 				return true

@@ -1,23 +1,32 @@
 package core
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
+	"time"
 )
 
 // The global view is, per bucket, a persistent map from scope (type and
 // subtype, see scopeKey) to the scope's persistent map of keys. A scope that
 // loses its last key is removed (R5); types exist only through their scopes,
 // so no empty type is ever left either.
+//
+// The config bucket is kept twice: each layer (R37) has its own map of
+// scopes, written by owners and by SetDefaults/SetFleet, and the effective
+// view (R38) is a materialised map of the merged values with their
+// metadata (R42), recomputed for exactly the keys a mutation touched. Readers,
+// Diff and subscriptions look at the effective view only.
 type (
 	entry struct {
 		val   any    // normalised, immutable
-		owner string // owner name (R9)
+		owner string // owner name (R9); "" in Default and Fleet
+		meta  meta   // effective view and state only; zero in layers
 	}
 	keysMap   = hmap[entry]
 	scopesMap = hmap[keysMap]
-	// ownedMap indexes what one owner holds: ownedIndexKey(scope, key) → where.
+	// ownedMap indexes what one owner holds: ownedIndexKey(scope, layer, key) → where.
 	ownedMap  = hmap[ownedKey]
 	ownersMap = hmap[ownedMap]
 )
@@ -33,21 +42,33 @@ func splitScopeKey(b Bucket, k string) Scope {
 
 type ownedKey struct {
 	scope Scope
+	layer Layer // 0 for state
 	key   string
 }
 
-// state is one immutable version of the registry: both buckets, the owner
-// index and the sequence number it reflects. Published states are shared
-// by every snapshot and subscriber that holds them and are never modified.
+// state is one immutable version of the registry: the state bucket, the
+// config layers and effective view, the owner index and the sequence
+// number it reflects. Published states are shared by every snapshot and
+// subscriber that holds them and are never modified.
 type state struct {
 	seq     uint64
-	buckets [2]scopesMap
+	buckets [2]scopesMap         // [State-1]: state keys; [Config-1]: the effective config view
+	layers  [NumLayers]scopesMap // config layer l at [l-1]
 	owners  ownersMap
+	stale   int // effective keys whose meta.stale is set
 }
 
 var emptyState = &state{}
 
 func (s *state) bucket(b Bucket) scopesMap { return s.buckets[b-1] }
+
+// tree returns the map that writes of bucket b and layer l go to.
+func (s *state) tree(b Bucket, l Layer) scopesMap {
+	if b == State {
+		return s.buckets[State-1]
+	}
+	return s.layers[l-1]
+}
 
 func (s *state) scope(sc Scope) keysMap {
 	k := scopeKey(sc.Type, sc.Subtype)
@@ -56,16 +77,24 @@ func (s *state) scope(sc Scope) keysMap {
 
 // scopeAt is scope by scope key and its hash, for callers that look the
 // same scope up and then set it.
-func (s *state) scopeAt(b Bucket, k string, h uint64) keysMap {
-	if l := s.bucket(b).leafH(k, h); l != nil {
+func (s *state) scopeAt(b Bucket, k string, h uint64) keysMap { return scopeIn(s.bucket(b), k, h) }
+
+func scopeIn(m scopesMap, k string, h uint64) keysMap {
+	if l := m.leafH(k, h); l != nil {
 		return l.val
 	}
 	return keysMap{}
 }
 
-// ownedIndexKey is unique per (scope, key): type and subtype contain no NUL.
-func ownedIndexKey(sc Scope, key string) string {
-	return string(rune('0'+sc.Bucket)) + sc.Type + "\x00" + sc.Subtype + "\x00" + key
+// layerScope returns layer l's keys of config scope sc.
+func (s *state) layerScope(l Layer, sc Scope) keysMap {
+	k := scopeKey(sc.Type, sc.Subtype)
+	return scopeIn(s.layers[l-1], k, hashKey(k))
+}
+
+// ownedIndexKey is unique per (scope, layer, key): type and subtype contain no NUL.
+func ownedIndexKey(sc Scope, l Layer, key string) string {
+	return string([]byte{'0' + byte(sc.Bucket), '0' + byte(l)}) + sc.Type + "\x00" + sc.Subtype + "\x00" + key
 }
 
 // txn is a working copy of a state being mutated. It collects the config ops
@@ -73,10 +102,16 @@ func ownedIndexKey(sc Scope, key string) string {
 // publishes the state that finish returns.
 type txn struct {
 	st      state
+	base    *state // the state before this mutation
 	ops     []MutationOp
 	changed bool
 	// record says whether config ops are collected (only when a log is attached).
 	record bool
+	// seq is the sequence number the mutation gets if it is effective;
+	// now its wall-clock time in Unix nanoseconds, read on first use (R42).
+	seq   uint64
+	now   int64
+	fixed bool // replay: now is the record's time, never the clock
 	// The scopes changed, for the notifier: one (if !many) or several.
 	one           Scope
 	touched, many bool
@@ -92,7 +127,9 @@ func (t *txn) touch(sc Scope) {
 	}
 }
 
-func newTxn(base *state, record bool) *txn { return &txn{st: *base, record: record} }
+func newTxn(base *state, record bool, seq uint64, now int64) *txn {
+	return &txn{st: *base, base: base, record: record, seq: seq, now: now}
+}
 
 func (t *txn) finish(seq uint64) *state {
 	st := t.st
@@ -100,35 +137,73 @@ func (t *txn) finish(seq uint64) *state {
 	return &st
 }
 
-func (t *txn) setScope(sc Scope, km keysMap) {
-	t.touch(sc)
-	k := scopeKey(sc.Type, sc.Subtype)
-	t.setScopeAt(sc.Bucket, k, hashKey(k), km)
+// clock returns the mutation's time, reading the wall clock once.
+func (t *txn) clock() int64 {
+	if t.now == 0 && !t.fixed {
+		t.now = time.Now().UnixNano()
+	}
+	return t.now
 }
 
-// setScopeAt is setScope by scope key and hash. k may live on the caller's
-// stack: the map keeps the key it already stores, or a copy.
-func (t *txn) setScopeAt(b Bucket, k string, h uint64, km keysMap) {
-	scopes := t.st.buckets[b-1]
-	switch l := scopes.leafH(k, h); {
+// metaOf returns the metadata (R42) of key of scope k (hash h) in bucket b
+// (the state bucket or the effective config view) whose new entry is ne;
+// cur is what the working copy holds for it, if hadCur. Only the net
+// effect of the mutation counts: if the key is as it was before the
+// mutation (same value, layer and owner), its metadata stays; otherwise
+// ModSeq becomes this mutation's and Version grows by one, however often
+// a transaction touched the key.
+func (t *txn) metaOf(b Bucket, k string, h uint64, key string, ne *entry, cur *entry, hadCur bool) meta {
+	orig, had := *cur, hadCur
+	if !hadCur || cur.meta.mod == t.seq { // changed earlier in this mutation: look at the base
+		orig, had = scopeIn(t.base.bucket(b), k, h).get(key)
+	}
+	if had && !orig.meta.stale && orig.owner == ne.owner && orig.meta.layer == ne.meta.layer && equalValue(orig.val, ne.val) {
+		m := orig.meta
+		m.vol = ne.meta.vol
+		return m
+	}
+	m := meta{create: t.seq, mod: t.seq, version: 1, modified: t.clock(), layer: ne.meta.layer, vol: ne.meta.vol}
+	if had {
+		m.create, m.version = orig.meta.create, orig.meta.version+1
+	}
+	return m
+}
+
+// setTree stores km as scope k (hash h) of the map of bucket b, layer l
+// (the state bucket, a config layer, or with l = 0 in Config the effective
+// view). k may live on the caller's stack: the map keeps the key it already
+// stores, or a copy.
+func (t *txn) setTree(b Bucket, l Layer, k string, h uint64, km keysMap) {
+	p := &t.st.buckets[b-1]
+	if b == Config && l != 0 {
+		p = &t.st.layers[l-1]
+	}
+	scopes := *p
+	switch lf := scopes.leafH(k, h); {
 	case km.len() == 0:
 		scopes = scopes.delH(k, h)
-	case l != nil:
-		scopes = scopes.setH(l.key, h, km)
+	case lf != nil:
+		scopes = scopes.setH(lf.key, h, km)
 	default:
 		scopes = scopes.setH(strings.Clone(k), h, km)
 	}
-	t.st.buckets[b-1] = scopes
+	*p = scopes
 }
 
-func (t *txn) ownerAdd(owner string, sc Scope, key string) {
+func (t *txn) ownerAdd(owner string, sc Scope, l Layer, key string) {
+	if owner == "" { // Default and Fleet keys have no owner
+		return
+	}
 	om, _ := t.st.owners.get(owner)
-	t.st.owners = t.st.owners.set(owner, om.set(ownedIndexKey(sc, key), ownedKey{sc, key}))
+	t.st.owners = t.st.owners.set(owner, om.set(ownedIndexKey(sc, l, key), ownedKey{sc, l, key}))
 }
 
-func (t *txn) ownerDel(owner string, sc Scope, key string) {
+func (t *txn) ownerDel(owner string, sc Scope, l Layer, key string) {
+	if owner == "" {
+		return
+	}
 	om, _ := t.st.owners.get(owner)
-	om = om.del(ownedIndexKey(sc, key))
+	om = om.del(ownedIndexKey(sc, l, key))
 	if om.len() == 0 {
 		t.st.owners = t.st.owners.del(owner)
 	} else {
@@ -136,14 +211,102 @@ func (t *txn) ownerDel(owner string, sc Scope, key string) {
 	}
 }
 
+// log collects op for the Log: config ops of journaled layers only (R41).
 func (t *txn) log(op MutationOp) {
-	if t.record && op.Scope.Bucket == Config {
+	if t.record && op.Scope.Bucket == Config && op.Layer.Journaled() {
 		if op.Values != nil {
 			// The caller's top-level map may be passed through by
 			// NormalizeValues; the record gets its own.
 			op.Values = maps.Clone(op.Values)
 		}
 		t.ops = append(t.ops, op)
+	}
+}
+
+// effective computes the effective entry of key from the layers' keys of
+// its scope (R38): the highest layer holding it supplies layer and owner;
+// where it and the layers below hold maps, they deep-merge (R4).
+func effective(lms *[NumLayers]keysMap, key string) (entry, bool) {
+	top := -1
+	var e entry
+	for i := NumLayers - 1; i >= 0; i-- {
+		if x, ok := lms[i].get(key); ok {
+			top, e = i, x
+			break
+		}
+	}
+	if top < 0 {
+		return entry{}, false
+	}
+	out := entry{val: e.val, owner: e.owner}
+	out.meta.layer = Layer(top + 1)
+	out.meta.vol = out.meta.layer.volatile()
+	if _, isMap := e.val.(map[string]any); isMap {
+		// Fold the layers below that hold maps, lowest first. A non-map
+		// below a map is replaced by everything above it.
+		first := top
+		for i := top - 1; i >= 0; i-- {
+			x, ok := lms[i].get(key)
+			if !ok {
+				continue
+			}
+			if _, m := x.val.(map[string]any); !m {
+				break
+			}
+			first = i
+		}
+		if first < top {
+			v := any(nil)
+			for i := first; i <= top; i++ {
+				if x, ok := lms[i].get(key); ok {
+					if v == nil {
+						v = x.val
+					} else {
+						v = mergeValue(v, x.val)
+					}
+					if Layer(i + 1).volatile() {
+						out.meta.vol = true
+					}
+				}
+			}
+			out.val = v
+		}
+	}
+	return out, true
+}
+
+// settle recomputes the effective entries of keys of config scope sc
+// (scope key k, hash h) after their layers changed (R38, R42).
+func (t *txn) settle(sc Scope, k string, h uint64, keys []string) {
+	var lms [NumLayers]keysMap
+	for i := range lms {
+		lms[i] = scopeIn(t.st.layers[i], k, h)
+	}
+	eff := scopeIn(t.st.buckets[Config-1], k, h)
+	changed := false
+	for _, key := range keys {
+		ne, ok := effective(&lms, key)
+		cur, had := eff.get(key)
+		if had && cur.meta.stale {
+			t.st.stale--
+		}
+		if !ok {
+			if had {
+				eff = eff.del(key)
+				changed = true
+			}
+			continue
+		}
+		ne.meta = t.metaOf(Config, k, h, key, &ne, &cur, had)
+		if had && cur.meta == ne.meta && cur.owner == ne.owner && equalValue(cur.val, ne.val) {
+			continue
+		}
+		eff = eff.set(key, ne)
+		changed = true
+	}
+	if changed {
+		t.touch(sc)
+		t.setTree(Config, 0, k, h, eff)
 	}
 }
 
@@ -190,31 +353,41 @@ func lookupAll(km keysMap, ps []pair, buf []lookup) []lookup {
 	return buf
 }
 
-// merge deep-merges vals into sc (R4); new keys belong to owner. It does no
-// permission check.
-func (t *txn) merge(owner string, sc Scope, vals Values) {
+// merge deep-merges vals into sc (R4) in layer l (0 for state); new keys
+// belong to owner. It does no permission check.
+func (t *txn) merge(owner string, sc Scope, l Layer, vals Values) {
 	k := scopeKey(sc.Type, sc.Subtype)
 	h := hashKey(k)
-	km := t.st.scopeAt(sc.Bucket, k, h)
+	km := scopeIn(t.st.tree(sc.Bucket, l), k, h)
 	var pbuf [8]pair
 	var lbuf [8]lookup
-	t.mergeLookups(owner, sc, k, h, km, lookupAll(km, pairsOf(vals, pbuf[:0]), lbuf[:0]))
+	t.mergeLookups(owner, sc, l, k, h, km, lookupAll(km, pairsOf(vals, pbuf[:0]), lbuf[:0]))
 }
 
 // mergeLookups is merge with the update's keys already looked up in km, the
-// current keys of the scope sc (scope key k, hash h).
-func (t *txn) mergeLookups(owner string, sc Scope, k string, h uint64, km keysMap, ls []lookup) {
+// current keys of the scope sc (scope key k, hash h) in layer l.
+func (t *txn) mergeLookups(owner string, sc Scope, l Layer, k string, h uint64, km keysMap, ls []lookup) {
 	changed := false
-	for _, l := range ls {
-		if l.exists {
-			nv := mergeValue(l.old.val, l.val)
-			if equalValue(nv, l.old.val) {
+	var kbuf [8]string
+	keys := kbuf[:0]
+	for _, lk := range ls {
+		var e entry
+		if lk.exists {
+			nv := mergeValue(lk.old.val, lk.val)
+			if equalValue(nv, lk.old.val) {
 				continue
 			}
-			km = km.set(l.key, entry{nv, l.old.owner})
+			e = entry{val: nv, owner: lk.old.owner}
 		} else {
-			km = km.set(l.key, entry{l.val, owner})
-			t.ownerAdd(owner, sc, l.key)
+			e = entry{val: lk.val, owner: owner}
+			t.ownerAdd(owner, sc, l, lk.key)
+		}
+		if sc.Bucket == State {
+			e.meta = t.metaOf(State, k, h, lk.key, &e, &lk.old, lk.exists)
+		}
+		km = km.set(lk.key, e)
+		if sc.Bucket == Config {
+			keys = append(keys, lk.key)
 		}
 		changed = true
 	}
@@ -222,85 +395,119 @@ func (t *txn) mergeLookups(owner string, sc Scope, k string, h uint64, km keysMa
 		return
 	}
 	t.touch(sc)
-	t.setScopeAt(sc.Bucket, k, h, km)
+	t.setTree(sc.Bucket, l, k, h, km)
 	t.changed = true
-	if t.record && sc.Bucket == Config {
-		vals := make(Values, len(ls))
-		for _, l := range ls {
-			vals[l.key] = l.val
+	if sc.Bucket == Config {
+		t.settle(sc, k, h, keys)
+		if t.record && l.Journaled() {
+			vals := make(Values, len(ls))
+			for _, lk := range ls {
+				vals[lk.key] = lk.val
+			}
+			t.ops = append(t.ops, MutationOp{Kind: MutMerge, Layer: l, Scope: sc, Owner: owner, Values: vals})
 		}
-		t.ops = append(t.ops, MutationOp{Kind: MutMerge, Scope: sc, Owner: owner, Values: vals})
 	}
 }
 
-// set stores vals in sc as they are (no merge), owned by owner.
-func (t *txn) set(owner string, sc Scope, vals Values) {
-	km := t.st.scope(sc)
-	changed := false
-	for k, v := range vals {
-		old, ok := km.get(k)
+// set stores vals in sc, layer l, as they are (no merge), owned by owner.
+func (t *txn) set(owner string, sc Scope, l Layer, vals Values) {
+	k := scopeKey(sc.Type, sc.Subtype)
+	h := hashKey(k)
+	km := scopeIn(t.st.tree(sc.Bucket, l), k, h)
+	var keys []string
+	for key, v := range vals {
+		old, ok := km.get(key)
 		if ok && old.owner == owner && equalValue(old.val, v) {
 			continue
 		}
 		if ok && old.owner != owner {
-			t.ownerDel(old.owner, sc, k)
+			t.ownerDel(old.owner, sc, l, key)
 		}
 		if !ok || old.owner != owner {
-			t.ownerAdd(owner, sc, k)
+			t.ownerAdd(owner, sc, l, key)
 		}
-		km = km.set(k, entry{v, owner})
-		changed = true
+		e := entry{val: v, owner: owner}
+		if sc.Bucket == State {
+			e.meta = t.metaOf(State, k, h, key, &e, &old, ok)
+		}
+		km = km.set(key, e)
+		keys = append(keys, key)
 	}
-	if changed {
-		t.setScope(sc, km)
+	if len(keys) > 0 {
+		t.touch(sc)
+		t.setTree(sc.Bucket, l, k, h, km)
 		t.changed = true
-		t.log(MutationOp{Kind: MutSet, Scope: sc, Owner: owner, Values: vals})
+		if sc.Bucket == Config {
+			t.settle(sc, k, h, keys)
+		}
+		t.log(MutationOp{Kind: MutSet, Layer: l, Scope: sc, Owner: owner, Values: vals})
 	}
 }
 
-// remove deletes keys from sc; missing keys are ignored. No permission check.
-func (t *txn) remove(sc Scope, keys []string) {
-	km := t.st.scope(sc)
+// remove deletes keys from sc in layer l; missing keys are ignored. No
+// permission check.
+func (t *txn) remove(sc Scope, l Layer, keys []string) {
+	k := scopeKey(sc.Type, sc.Subtype)
+	h := hashKey(k)
+	km := scopeIn(t.st.tree(sc.Bucket, l), k, h)
 	var removed []string
-	for _, k := range keys {
-		e, ok := km.get(k)
+	for _, key := range keys {
+		e, ok := km.get(key)
 		if !ok {
 			continue
 		}
-		km = km.del(k)
-		t.ownerDel(e.owner, sc, k)
-		removed = append(removed, k)
+		km = km.del(key)
+		t.ownerDel(e.owner, sc, l, key)
+		removed = append(removed, key)
 	}
 	if len(removed) > 0 {
-		t.setScope(sc, km)
+		t.touch(sc)
+		t.setTree(sc.Bucket, l, k, h, km)
 		t.changed = true
-		t.log(MutationOp{Kind: MutDelete, Scope: sc, Keys: removed})
+		if sc.Bucket == Config {
+			t.settle(sc, k, h, removed)
+		}
+		t.log(MutationOp{Kind: MutDelete, Layer: l, Scope: sc, Keys: removed})
 	}
 }
 
-// drop deletes every key that owner holds in bucket b.
-func (t *txn) drop(owner string, b Bucket) {
+// drop deletes every key that owner holds in bucket b: in the state
+// bucket, or in the named config layers (R13, R14).
+func (t *txn) drop(owner string, b Bucket, layers ...Layer) {
 	om, ok := t.st.owners.get(owner)
 	if !ok {
 		return
 	}
-	byScope := map[Scope][]string{}
-	om.each(func(l *hleaf[ownedKey]) bool {
-		if l.val.scope.Bucket == b {
-			byScope[l.val.scope] = append(byScope[l.val.scope], l.val.key)
+	type where struct {
+		sc Scope
+		l  Layer
+	}
+	byScope := map[where][]string{}
+	om.each(func(lf *hleaf[ownedKey]) bool {
+		if v := lf.val; v.scope.Bucket == b && (b == State || slices.Contains(layers, v.layer)) {
+			w := where{v.scope, v.layer}
+			byScope[w] = append(byScope[w], v.key)
 		}
 		return true
 	})
 	if len(byScope) == 0 {
 		return
 	}
-	for sc, keys := range byScope {
-		km := t.st.scope(sc)
-		for _, k := range keys {
-			km = km.del(k)
-			om = om.del(ownedIndexKey(sc, k))
+	dropped := map[Layer]bool{}
+	for w, keys := range byScope {
+		k := scopeKey(w.sc.Type, w.sc.Subtype)
+		h := hashKey(k)
+		km := scopeIn(t.st.tree(b, w.l), k, h)
+		for _, key := range keys {
+			km = km.del(key)
+			om = om.del(ownedIndexKey(w.sc, w.l, key))
 		}
-		t.setScope(sc, km)
+		t.touch(w.sc)
+		t.setTree(b, w.l, k, h, km)
+		if b == Config {
+			t.settle(w.sc, k, h, keys)
+		}
+		dropped[w.l] = true
 	}
 	if om.len() == 0 {
 		t.st.owners = t.st.owners.del(owner)
@@ -308,20 +515,88 @@ func (t *txn) drop(owner string, b Bucket) {
 		t.st.owners = t.st.owners.set(owner, om)
 	}
 	t.changed = true
-	t.log(MutationOp{Kind: MutDrop, Scope: Scope{Bucket: b}, Owner: owner})
+	for _, l := range layers {
+		if dropped[l] {
+			t.log(MutationOp{Kind: MutDrop, Layer: l, Scope: Scope{Bucket: b}, Owner: owner})
+		}
+	}
+}
+
+// setMeta restores the metadata of keys of scope sc as recorded
+// (checkpoints, wire snapshots): sequence numbers, version and time; layer
+// and owner follow from the layers. stale lists keys whose recorded value
+// depended on a layer that is not journaled.
+func (t *txn) setMeta(sc Scope, ms map[string]KeyMeta, stale []string) error {
+	k := scopeKey(sc.Type, sc.Subtype)
+	h := hashKey(k)
+	eff := scopeIn(t.st.bucket(sc.Bucket), k, h)
+	for key, m := range ms {
+		e, ok := eff.get(key)
+		if !ok {
+			return fmt.Errorf("%w: metadata for key %q that %s does not hold", ErrInvalidValue, key, sc)
+		}
+		e.meta.create, e.meta.mod, e.meta.version = m.CreateSeq, m.ModSeq, m.Version
+		e.meta.modified = 0
+		if !m.Modified.IsZero() {
+			e.meta.modified = m.Modified.UnixNano()
+		}
+		eff = eff.set(key, e)
+	}
+	for _, key := range stale {
+		e, ok := eff.get(key)
+		if !ok {
+			return fmt.Errorf("%w: stale mark for key %q that %s does not hold", ErrInvalidValue, key, sc)
+		}
+		if !e.meta.stale {
+			e.meta.stale = true
+			t.st.stale++
+			eff = eff.set(key, e)
+		}
+	}
+	t.setTree(sc.Bucket, 0, k, h, eff)
+	t.changed = true
+	return nil
+}
+
+// settleStale recomputes every key whose metadata is stale (after a
+// recovery whose checkpoint had values from unjournaled layers).
+func (t *txn) settleStale() {
+	if t.st.stale == 0 {
+		return
+	}
+	byScope := map[string][]string{}
+	t.st.buckets[Config-1].each(func(l *hleaf[keysMap]) bool {
+		l.val.each(func(e *hleaf[entry]) bool {
+			if e.val.meta.stale {
+				byScope[l.key] = append(byScope[l.key], e.key)
+			}
+			return true
+		})
+		return true
+	})
+	for k, keys := range byScope {
+		t.settle(splitScopeKey(Config, k), k, hashKey(k), keys)
+	}
+	t.changed = true
 }
 
 // sameView reports whether a and b hold the same keys with the same values
-// and owners in both buckets (the owner index follows from those). Shared
-// sub-trees are skipped, so the cost follows the size of the difference.
+// and owners in the state bucket and every config layer (the effective view
+// and the owner index follow from those). Shared sub-trees are skipped, so
+// the cost follows the size of the difference.
 func sameView(a, b *state) bool {
-	for i := range a.buckets {
-		same := diffMaps(a.buckets[i], b.buckets[i], func(x, y *hleaf[keysMap]) bool {
+	same := func(x, y scopesMap) bool {
+		return diffMaps(x, y, func(x, y *hleaf[keysMap]) bool {
 			return x != nil && y != nil && diffMaps(x.val, y.val, func(x, y *hleaf[entry]) bool {
 				return x != nil && y != nil && x.val.owner == y.val.owner && equalValue(x.val.val, y.val.val)
 			})
 		})
-		if !same {
+	}
+	if !same(a.buckets[State-1], b.buckets[State-1]) {
+		return false
+	}
+	for i := range a.layers {
+		if !same(a.layers[i], b.layers[i]) {
 			return false
 		}
 	}
@@ -341,7 +616,8 @@ func ownedKeys(km keysMap, owner string) []string {
 	return out
 }
 
-// holds reports whether owner holds any key in bucket b (0: either).
+// holds reports whether owner holds any key in bucket b (0: either), in
+// any layer.
 func (s *state) holds(owner string, b Bucket) bool {
 	om, ok := s.owners.get(owner)
 	if !ok {

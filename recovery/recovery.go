@@ -1,6 +1,7 @@
 package recovery
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -55,6 +56,9 @@ func Run(src Source) (*Result, error) {
 	}
 	if ok {
 		snap, err = codec.DecodeSnapshot(data)
+		if errors.Is(err, codec.ErrVersion) {
+			return nil, fmt.Errorf("%s: checkpoint at %d: %w", src.Path(), ckKey, err)
+		}
 		if err != nil {
 			return nil, corrupt("checkpoint at %d: %v", ckKey, err)
 		}
@@ -69,6 +73,10 @@ func Run(src Source) (*Result, error) {
 	}
 	err = src.Replay(ckKey, func(key uint64, data []byte) error {
 		m, err := codec.DecodeMutation(data)
+		if errors.Is(err, codec.ErrVersion) {
+			// Written by a newer sysreg (R29): refused, naming both versions.
+			return fmt.Errorf("%s: record %d: %w", src.Path(), key, err)
+		}
 		if err != nil {
 			return corrupt("record %d: %v", key, err)
 		}
@@ -81,6 +89,9 @@ func Run(src Source) (*Result, error) {
 		for i, op := range m.Ops {
 			if op.Scope.Bucket != core.Config {
 				return corrupt("record %d: op %d touches bucket %s", key, i, op.Scope.Bucket)
+			}
+			if !op.Layer.Journaled() {
+				return corrupt("record %d: op %d touches layer %s, which is never journaled", key, i, op.Layer)
 			}
 		}
 		next, err := snap.Apply(m)

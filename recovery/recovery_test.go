@@ -56,7 +56,7 @@ func record(t *testing.T, seq uint64, ops ...core.MutationOp) rec {
 }
 
 func merge(owner string, vals core.Values) core.MutationOp {
-	return core.MutationOp{Kind: core.MutMerge, Scope: wifi, Owner: owner, Values: vals}
+	return core.MutationOp{Kind: core.MutMerge, Layer: core.Runtime, Scope: wifi, Owner: owner, Values: vals}
 }
 
 func checkpoint(t *testing.T, seq uint64, ops ...core.MutationOp) (uint64, []byte) {
@@ -74,11 +74,11 @@ func checkpoint(t *testing.T, seq uint64, ops ...core.MutationOp) (uint64, []byt
 
 func TestR27_ReplayAfterCheckpoint(t *testing.T) {
 	src := &memSource{mark: 5}
-	src.ckKey, src.ckData = checkpoint(t, 10, core.MutationOp{Kind: core.MutSet, Scope: wifi, Owner: "a", Values: core.Values{"ssid": "home", "ch": int64(1)}})
+	src.ckKey, src.ckData = checkpoint(t, 10, core.MutationOp{Kind: core.MutSet, Layer: core.Runtime, Scope: wifi, Owner: "a", Values: core.Values{"ssid": "home", "ch": int64(1)}})
 	src.records = []rec{
 		record(t, 9, merge("a", core.Values{"old": true})), // covered by the checkpoint: skipped
 		record(t, 12, merge("b", core.Values{"ch": int64(6), "pw": "x"})),
-		record(t, 15, core.MutationOp{Kind: core.MutDelete, Scope: wifi, Keys: []string{"ssid"}}),
+		record(t, 15, core.MutationOp{Kind: core.MutDelete, Layer: core.Runtime, Scope: wifi, Keys: []string{"ssid"}}),
 	}
 	res, err := recovery.Run(src)
 	if err != nil {
@@ -141,6 +141,8 @@ func TestR29_CorruptionIsRefused(t *testing.T) {
 		{"garbage checkpoint", &memSource{ckKey: 4, ckData: []byte("nope")}, "checkpoint at 4"},
 		{"checkpoint under wrong key", &memSource{ckKey: 6, ckData: ckData}, "holds sequence 5"},
 		{"state in checkpoint", &memSource{ckKey: ck, ckData: ckData}, "state keys"},
+		{"override journaled", &memSource{records: []rec{record(t, 3, core.MutationOp{Kind: core.MutMerge, Layer: core.Override, Scope: wifi, Owner: "a", Values: core.Values{"x": 1}})}}, "never journaled"},
+		{"default journaled", &memSource{records: []rec{record(t, 3, core.MutationOp{Kind: core.MutSet, Layer: core.Default, Scope: wifi, Values: core.Values{"x": 1}})}}, "never journaled"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -161,5 +163,70 @@ func TestReplayErrorPropagates(t *testing.T) {
 	_, err := recovery.Run(&memSource{replay: boom})
 	if !errors.Is(err, boom) {
 		t.Fatalf("Run: %v, want the source's error", err)
+	}
+}
+
+// TestR29_NewerVersionRefused: a record or checkpoint of a newer format is
+// refused with an error naming the file and both versions, not taken for
+// corruption and never skipped.
+func TestR29_NewerVersionRefused(t *testing.T) {
+	for name, src := range map[string]*memSource{
+		"record":     {records: []rec{{3, []byte{0x84, 0x03, 0x03, 0x00, 0x80}}}},
+		"checkpoint": {ckKey: 4, ckData: []byte{0x83, 0x03, 0x04, 0x80}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := recovery.Run(src)
+			var ve *codec.VersionError
+			if !errors.As(err, &ve) || ve.Found != 3 || ve.Supported != 2 {
+				t.Fatalf("Run: %v, want a *codec.VersionError 3 > 2", err)
+			}
+			if msg := err.Error(); !strings.Contains(msg, "/data/journal.db") || !strings.Contains(msg, "version 3") || !strings.Contains(msg, "version 2") {
+				t.Fatalf("error %q does not name the file and both versions", msg)
+			}
+		})
+	}
+}
+
+// TestR41_MigrateV1: a data directory of format version 1 opens; its
+// config lands in the saved layer (nothing it kept can be lost), with
+// owners, and replays of version-1 drops still apply.
+func TestR41_MigrateV1(t *testing.T) {
+	v1 := func(hex string) []byte {
+		b := make([]byte, 0, len(hex)/2)
+		for i := 0; i+1 < len(hex); i += 2 {
+			var x byte
+			for _, c := range hex[i : i+2] {
+				x <<= 4
+				if c >= 'a' {
+					x |= byte(c-'a') + 10
+				} else {
+					x |= byte(c - '0')
+				}
+			}
+			b = append(b, x)
+		}
+		return b
+	}
+	// [1, 0x10, [[2, "t", "s", [["k", "o", 1]]]]]: a v1 checkpoint of config/t/s.
+	ck := v1("83011081840261746173818361" + "6b" + "616f" + "01")
+	// [1, 0x11, [[1, 2, "t", "s", "p", {"j": 2}]]]: a v1 merge by p.
+	r1 := v1("83011181860102617461736170a1616a02")
+	// [1, 0x12, [[3, 2, "o"]]]: a v1 drop of o's config (its session ended).
+	r2 := v1("8301128183030261" + "6f")
+	src := &memSource{ckKey: 0x10, ckData: ck, records: []rec{{0x11, r1}, {0x12, r2}}}
+	res, err := recovery.Run(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := core.ConfigScope("t", "s")
+	snap := res.Config
+	if got := snap.LayerValues(core.Saved, sc); len(got) != 1 || got["j"] != int64(2) {
+		t.Fatalf("saved layer after migration: %v", got)
+	}
+	if l, o, ok := snap.Origin(sc, "j"); !ok || l != core.Saved || o != "p" {
+		t.Fatalf("Origin(j) = %s %q %v", l, o, ok)
+	}
+	if snap.Seq() != 0x12 {
+		t.Fatalf("seq %d", snap.Seq())
 	}
 }

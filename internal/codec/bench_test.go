@@ -18,6 +18,7 @@ type fxOp struct {
 	_       struct{} `cbor:",toarray"`
 	Kind    uint8
 	Bucket  uint8
+	Layer   uint8
 	Type    string
 	Subtype string
 	Owner   string
@@ -28,17 +29,21 @@ type fxRecord struct {
 	_       struct{} `cbor:",toarray"`
 	Version uint64
 	Seq     uint64
+	Time    int64
 	Ops     []fxOp
 }
 
 func fxEncodeMutation(tb testing.TB, m *core.Mutation) []byte {
-	r := fxRecord{Version: 1, Seq: m.Seq}
+	r := fxRecord{Version: 2, Seq: m.Seq}
+	if !m.Time.IsZero() {
+		r.Time = m.Time.UnixNano()
+	}
 	for _, op := range m.Ops {
 		vals, err := fxEnc.Marshal(toFx(map[string]any(op.Values)))
 		if err != nil {
 			tb.Fatal(err)
 		}
-		r.Ops = append(r.Ops, fxOp{Kind: 1, Bucket: uint8(op.Scope.Bucket), Type: op.Scope.Type,
+		r.Ops = append(r.Ops, fxOp{Kind: 1, Bucket: uint8(op.Scope.Bucket), Layer: uint8(op.Layer), Type: op.Scope.Type,
 			Subtype: op.Scope.Subtype, Owner: op.Owner, Values: vals})
 	}
 	b, err := fxEnc.Marshal(r)
@@ -65,7 +70,7 @@ func fxDecodeMutation(tb testing.TB, b []byte) {
 // fxamacker writes for the same structure.
 func TestRecordMatchesReference(t *testing.T) {
 	m := typicalRecord()
-	m.Ops = append(m.Ops, core.MutationOp{Kind: core.MutMerge, Scope: core.ConfigScope("wifi", "wlan0"),
+	m.Ops = append(m.Ops, core.MutationOp{Kind: core.MutMerge, Layer: core.Runtime, Scope: core.ConfigScope("wifi", "wlan0"),
 		Owner: "wifid", Values: core.Values{"ssid": "home", "n": uint64(1 << 63), "f": []any{0.1, nil}}})
 	got, err := codec.EncodeMutation(m)
 	if err != nil {
@@ -149,7 +154,7 @@ func BenchmarkSnapshot(b *testing.B) {
 		for k := range 10 {
 			vals[string(rune('a'+k))] = map[string]any{"n": int64(i), "s": "some text"}
 		}
-		ops = append(ops, core.MutationOp{Kind: core.MutSet, Scope: core.ConfigScope("type", string(rune(0x100+i))),
+		ops = append(ops, core.MutationOp{Kind: core.MutSet, Layer: core.Runtime, Scope: core.ConfigScope("type", string(rune(0x100+i))),
 			Owner: "owner", Values: vals})
 	}
 	s, err := core.Snapshot{}.Apply(&core.Mutation{Seq: 1, Ops: ops})

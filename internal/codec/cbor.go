@@ -206,3 +206,31 @@ func (d *decoder) end() error {
 	}
 	return nil
 }
+
+// appendInt appends a signed integer: major type 0 or 1, shortest head.
+func appendInt(b []byte, i int64) []byte {
+	if i >= 0 {
+		return appendHead(b, majorUint, uint64(i))
+	}
+	return appendHead(b, majorNeg, uint64(-1-i))
+}
+
+// int reads a signed integer that fits int64.
+func (d *decoder) int() (int64, error) {
+	start := d.off
+	m, _, arg, err := d.head()
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case m == majorUint && arg <= math.MaxInt64:
+		return int64(arg), nil
+	case m == majorNeg && arg <= math.MaxInt64:
+		return -1 - int64(arg), nil
+	case m == majorUint || m == majorNeg:
+		d.off = start
+		return 0, d.errorf("integer out of int64 range")
+	}
+	d.off = start
+	return 0, d.errorf("%s where integer expected", typeName(m))
+}

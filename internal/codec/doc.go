@@ -61,29 +61,39 @@
 //
 // # Records
 //
-// A record is one core.Mutation, a CBOR array:
+// A record is one core.Mutation, a CBOR array (format version 2):
 //
-//	record = [version: uint = 1, seq: uint, ops: [op...]]
-//	op     = [1, bucket, type, subtype, owner, values]   merge (core.MutMerge)
-//	       | [2, bucket, type, subtype, [key...]]        delete (core.MutDelete)
-//	       | [3, bucket, owner]                          drop (core.MutDrop)
-//	       | [4, bucket, type, subtype, owner, values]   set (core.MutSet)
+//	record = [version: uint = 2, seq: uint, time: int, ops: [op...]]
+//	op     = [1, bucket, layer, type, subtype, owner, values]   merge (core.MutMerge)
+//	       | [2, bucket, layer, type, subtype, [key...]]        delete (core.MutDelete)
+//	       | [3, bucket, layer, owner]                          drop (core.MutDrop)
+//	       | [4, bucket, layer, type, subtype, owner, values]   set (core.MutSet)
 //	bucket = 1 (state) | 2 (config)
+//	layer  = 0 (state) | 1 default | 2 fleet | 3 saved | 4 runtime | 5 override
 //
-// type, subtype, owner and keys are text strings; values is a scope's values
-// as above. Kind and bucket numbers are fixed by the format, not by core's
-// Go constants. type and subtype form a valid scope (R1); owner and keys are
-// non-empty. The typical record, seq 42, one merge of
-// {"address":"192.168.1.100","up":true} into config/network_interface/eth0
-// by owner "netd", is these 63 bytes:
+// time is the mutation's wall-clock time in Unix nanoseconds (0: unknown),
+// from which recovery restores KeyMeta.Modified (R42). type, subtype,
+// owner and keys are text strings; values is a scope's values as above.
+// Kind, bucket and layer numbers are fixed by the format, not by core's Go
+// constants. type and subtype form a valid scope (R1); keys are non-empty;
+// state ops have layer 0 and config ops one of the five layers; merges and
+// drops name a layer owners write (saved, runtime, override); owner is
+// non-empty, except in the default and fleet layers, whose keys have none
+// (it is then ""). The journal holds only ops of the fleet, saved and
+// runtime layers (R41), but the format can carry any. The typical record,
+// seq 42 at 2023-11-14T22:13:20Z, one merge of
+// {"address":"192.168.1.100","up":true} into the runtime layer of
+// config/network_interface/eth0 by owner "netd", is these 73 bytes:
 //
-//	83                                      array(3): record
-//	   01                                   version 1
+//	84                                      array(4): record
+//	   02                                   version 2
 //	   18 2a                                seq 42
+//	   1b 17979cfe362a0000                  time 1700000000000000000 ns
 //	   81                                   array(1): ops
-//	      86                                array(6): merge op
+//	      87                                array(7): merge op
 //	         01                             kind 1 = merge
 //	         02                             bucket 2 = config
+//	         04                             layer 4 = runtime
 //	         71 6e6574776f726b5f696e74657266616365 "network_interface"
 //	         64 65746830                    "eth0"
 //	         64 6e657464                    owner "netd"
@@ -93,22 +103,45 @@
 //	            67 61646472657373           "address"
 //	            6d 3139322e3136382e312e313030 "192.168.1.100"
 //
+// Version 1 records, written before config layers, are
+// [1, seq, ops] with ops as above without the layer field and no time.
+// They decode with layer saved for every config op (and 0 for state) and
+// a zero time: the migration of a version-1 data directory (R41). Version
+// 1 did not record whether the session that wrote a key kept its config;
+// putting all of it in saved is the choice that never loses config that
+// was meant to be kept (a key wrongly in saved stays until its owner is
+// evicted, one wrongly in runtime would vanish with the next session).
+//
 // # Snapshots
 //
-// A snapshot (a checkpoint of the config bucket, or a whole view on the
-// wire) is:
+// A snapshot (a checkpoint of the journaled config layers, or a whole view
+// on the wire) is (format version 2):
 //
-//	snapshot = [version: uint = 1, seq: uint, scopes: [scope...]]
-//	scope    = [bucket, type, subtype, entries: [entry...]]
+//	snapshot = [version: uint = 2, seq: uint, scopes: [scope...]]
+//	scope    = [bucket, type, subtype, layers: [[layer, [entry...]]...], meta: [meta...]]
 //	entry    = [key, owner, value]
+//	meta     = [key, create seq: uint, mod seq: uint, version: uint, modified: int, volatile: bool]
 //
 // Scopes appear in the order of their text form ("config/…" before
-// "state/…"), each once and with at least one entry; entries appear in
-// bytewise order of their keys, each once. The decoder insists on that
-// order, so equal snapshots have equal encodings. An empty snapshot of seq
-// 0 is 83 01 00 80. DecodeSnapshot rebuilds the snapshot with
-// core.Snapshot.Apply from one core.MutSet op per run of consecutive keys of
-// a scope with the same owner.
+// "state/…"), each once and with at least one layer; layers in ascending
+// order, each once and with at least one entry (a state scope has the one
+// layer 0); entries in bytewise order of their keys, each once, with the
+// owner "" in default and fleet and a non-empty one elsewhere. meta holds
+// core.KeyMeta for keys that the scope's layers hold, in bytewise key order
+// (modified in Unix nanoseconds, 0: unknown); volatile marks a value that
+// depended on a layer that is never journaled (default, override), whose
+// metadata recovery marks stale. The decoder insists on all of that, so equal snapshots
+// have equal encodings. An empty snapshot of seq 0 is 83 02 00 80.
+// DecodeSnapshot rebuilds the snapshot with core.Snapshot.Apply from one
+// core.MutSet op per run of consecutive keys of a scope and layer with the
+// same owner, then one core.MutMeta op per scope.
+//
+// EncodeSnapshot(s, core.Config), a checkpoint, writes the fleet, saved
+// and runtime layers and the metadata of their keys; EncodeSnapshot(s, 0),
+// the wire form, writes the state bucket, all five layers and all
+// metadata. Version 1 snapshots, [1, seq, [[bucket, type, subtype,
+// [entry...]]...]] with no layers or metadata, decode with their config
+// keys in the saved layer.
 //
 // # Versions
 //
@@ -120,8 +153,10 @@
 // has another shape. Encoders always write the current version. A change to
 // any byte of these layouts needs a new version, with decoding of the old
 // one kept: the golden files in testdata/ (value_v1.cbor, record_v1.cbor,
-// snapshot_v1.cbor) must decode to the same values forever and are rewritten
-// only by an explicit go test -run Golden -update.
+// snapshot_v1.cbor, record_v2.cbor, snapshot_v2.cbor) must decode to the
+// same values forever and are rewritten only by an explicit
+// go test -run Golden -update (which never touches the v1 files: no
+// encoder writes version 1 any more).
 //
 // # Errors
 //

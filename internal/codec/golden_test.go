@@ -7,9 +7,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sysreg/sysreg/core"
 	"github.com/sysreg/sysreg/internal/codec"
@@ -41,31 +43,81 @@ func goldenValue() map[string]any {
 	}
 }
 
-// goldenRecord has one op of every kind.
-func goldenRecord() *core.Mutation {
+// goldenRecordV1 is what record_v1.cbor holds, as version 2 reads it: one
+// op of every kind, written before config layers; its config ops read as
+// ops of the saved layer (R41's migration) and it has no time.
+func goldenRecordV1() *core.Mutation {
 	cfg := core.ConfigScope("network_interface", "eth0")
 	return &core.Mutation{Seq: 123456789, Ops: []core.MutationOp{
-		{Kind: core.MutMerge, Scope: cfg, Owner: "netd", Values: goldenValue()},
-		{Kind: core.MutSet, Scope: core.ConfigScope("wifi", "wlan0/ap"), Owner: "wifid",
+		{Kind: core.MutMerge, Layer: core.Saved, Scope: cfg, Owner: "netd", Values: goldenValue()},
+		{Kind: core.MutSet, Layer: core.Saved, Scope: core.ConfigScope("wifi", "wlan0/ap"), Owner: "wifid",
 			Values: core.Values{"ssid": "home", "channel": int64(6)}},
-		{Kind: core.MutDelete, Scope: cfg, Keys: []string{"nil", "false"}},
-		{Kind: core.MutDrop, Scope: core.Scope{Bucket: core.Config}, Owner: "gone"},
+		{Kind: core.MutDelete, Layer: core.Saved, Scope: cfg, Keys: []string{"nil", "false"}},
+		{Kind: core.MutDrop, Layer: core.Saved, Scope: core.Scope{Bucket: core.Config}, Owner: "gone"},
 	}}
 }
 
-// goldenSnapshot has both buckets, several owners in one scope, and scopes
-// whose text order differs from the order of their parts.
-func goldenSnapshot(t *testing.T) core.Snapshot {
+// goldenRecord has one op of every kind, in every journaled layer, and a
+// time (format version 2).
+func goldenRecord() *core.Mutation {
+	cfg := core.ConfigScope("network_interface", "eth0")
+	return &core.Mutation{Seq: 123456789, Time: time.Unix(1700000000, 123456789), Ops: []core.MutationOp{
+		{Kind: core.MutMerge, Layer: core.Runtime, Scope: cfg, Owner: "netd", Values: goldenValue()},
+		{Kind: core.MutSet, Layer: core.Saved, Scope: core.ConfigScope("wifi", "wlan0/ap"), Owner: "wifid",
+			Values: core.Values{"ssid": "home", "channel": int64(6)}},
+		{Kind: core.MutSet, Layer: core.Fleet, Scope: core.ConfigScope("wifi", "wlan0/ap"), Values: core.Values{"country": "DE"}},
+		{Kind: core.MutDelete, Layer: core.Runtime, Scope: cfg, Keys: []string{"nil", "false"}},
+		{Kind: core.MutDelete, Layer: core.Fleet, Scope: cfg, Keys: []string{"gone"}},
+		{Kind: core.MutDrop, Layer: core.Runtime, Scope: core.Scope{Bucket: core.Config}, Owner: "gone"},
+		{Kind: core.MutDrop, Layer: core.Saved, Scope: core.Scope{Bucket: core.Config}, Owner: "evicted"},
+	}}
+}
+
+// goldenSnapshotV1 is what snapshot_v1.cbor holds, as version 2 reads it:
+// both buckets, several owners in one scope, and scopes whose text order
+// differs from the order of their parts; config in the saved layer.
+func goldenSnapshotV1(t *testing.T) core.Snapshot {
 	s, err := core.Snapshot{}.Apply(&core.Mutation{Seq: 987654321, Ops: []core.MutationOp{
-		{Kind: core.MutSet, Scope: core.ConfigScope("net", "eth0"), Owner: "netd",
+		{Kind: core.MutSet, Layer: core.Saved, Scope: core.ConfigScope("net", "eth0"), Owner: "netd",
 			Values: core.Values{"address": "192.168.1.100", "mtu": int64(1500), "up": true}},
-		{Kind: core.MutSet, Scope: core.ConfigScope("net", "eth0"), Owner: "tool", Values: core.Values{"note": nil}},
-		{Kind: core.MutSet, Scope: core.ConfigScope("net", "eth0/1"), Owner: "netd", Values: core.Values{"vlan": uint64(7)}},
-		{Kind: core.MutSet, Scope: core.ConfigScope("net.x", "a"), Owner: "netd", Values: core.Values{"k": []byte{1}}},
+		{Kind: core.MutSet, Layer: core.Saved, Scope: core.ConfigScope("net", "eth0"), Owner: "tool", Values: core.Values{"note": nil}},
+		{Kind: core.MutSet, Layer: core.Saved, Scope: core.ConfigScope("net", "eth0/1"), Owner: "netd", Values: core.Values{"vlan": uint64(7)}},
+		{Kind: core.MutSet, Layer: core.Saved, Scope: core.ConfigScope("net.x", "a"), Owner: "netd", Values: core.Values{"k": []byte{1}}},
 		{Kind: core.MutSet, Scope: core.StateScope("net", "eth0"), Owner: "netd", Values: goldenValue()},
 	}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	return s
+}
+
+// goldenSnapshot has the state bucket and all five config layers over
+// each other, ownerless default and fleet keys, and metadata from three
+// mutations at known times (format version 2).
+func goldenSnapshot(t *testing.T) core.Snapshot {
+	eth0 := core.ConfigScope("net", "eth0")
+	muts := []*core.Mutation{
+		{Seq: 100, Time: time.Unix(1700000000, 0), Ops: []core.MutationOp{
+			{Kind: core.MutSet, Layer: core.Default, Scope: eth0, Values: core.Values{"mtu": int64(1500), "ip": map[string]any{"mode": "dhcp"}}},
+			{Kind: core.MutSet, Layer: core.Fleet, Scope: eth0, Values: core.Values{"ntp": "pool.example"}},
+			{Kind: core.MutSet, Layer: core.Saved, Scope: eth0, Owner: "ui", Values: core.Values{"ip": map[string]any{"mode": "static"}}},
+			{Kind: core.MutSet, Scope: core.StateScope("net", "eth0"), Owner: "netd", Values: goldenValue()},
+		}},
+		{Seq: 200, Time: time.Unix(1700000100, 5), Ops: []core.MutationOp{
+			{Kind: core.MutMerge, Layer: core.Runtime, Scope: eth0, Owner: "netd", Values: core.Values{"mtu": int64(9000)}},
+			{Kind: core.MutSet, Layer: core.Runtime, Scope: core.ConfigScope("net", "eth0/1"), Owner: "netd", Values: core.Values{"vlan": uint64(7)}},
+		}},
+		{Seq: 300, Time: time.Unix(1700000200, 0), Ops: []core.MutationOp{
+			{Kind: core.MutMerge, Layer: core.Override, Scope: eth0, Owner: "ops", Values: core.Values{"ntp": "10.0.0.1"}},
+			{Kind: core.MutSet, Layer: core.Saved, Scope: core.ConfigScope("net.x", "a"), Owner: "tool", Values: core.Values{"k": []byte{1}}},
+		}},
+	}
+	var s core.Snapshot
+	for _, m := range muts {
+		var err error
+		if s, err = s.Apply(m); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return s
 }
@@ -106,18 +158,54 @@ func TestGoldenValue(t *testing.T) {
 	}
 }
 
+// TestGoldenRecordV1: records of format version 1 decode forever, their
+// config ops into the saved layer.
+func TestGoldenRecordV1(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "record_v1.cbor"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := codec.DecodeMutation(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equalMutation(got, goldenRecordV1()) {
+		t.Fatalf("record_v1.cbor decodes to %+v", got)
+	}
+}
+
 func TestGoldenRecord(t *testing.T) {
 	enc, err := codec.EncodeMutation(goldenRecord())
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := golden(t, "record_v1.cbor", enc)
+	data := golden(t, "record_v2.cbor", enc)
 	got, err := codec.DecodeMutation(data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !equalMutation(got, goldenRecord()) {
-		t.Fatalf("record_v1.cbor decodes to %+v", got)
+		t.Fatalf("record_v2.cbor decodes to %+v", got)
+	}
+}
+
+// TestGoldenSnapshotV1: snapshots of format version 1 decode forever,
+// their config into the saved layer.
+func TestGoldenSnapshotV1(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "snapshot_v1.cbor"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := codec.DecodeSnapshot(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := goldenSnapshotV1(t)
+	if got.Seq() != want.Seq() {
+		t.Fatalf("seq %d, want %d", got.Seq(), want.Seq())
+	}
+	for _, l := range []core.Layer{0, core.Default, core.Fleet, core.Saved, core.Runtime, core.Override} {
+		sameWalk(t, "snapshot_v1.cbor", walkLayer(t, want, l), walkLayer(t, got, l))
 	}
 }
 
@@ -127,7 +215,7 @@ func TestGoldenSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := golden(t, "snapshot_v1.cbor", enc)
+	data := golden(t, "snapshot_v2.cbor", enc)
 	got, err := codec.DecodeSnapshot(data)
 	if err != nil {
 		t.Fatal(err)
@@ -135,15 +223,34 @@ func TestGoldenSnapshot(t *testing.T) {
 	if got.Seq() != want.Seq() {
 		t.Fatalf("seq %d, want %d", got.Seq(), want.Seq())
 	}
-	w, g := walkAll(t, want, 0), walkAll(t, got, 0)
+	for _, l := range []core.Layer{0, core.Default, core.Fleet, core.Saved, core.Runtime, core.Override} {
+		sameWalk(t, "snapshot_v2.cbor", walkLayer(t, want, l), walkLayer(t, got, l))
+	}
+	sameWalk(t, "snapshot_v2.cbor", walkAll(t, want, 0), walkAll(t, got, 0))
+	if w, g := walkMeta(t, want, 0), walkMeta(t, got, 0); !reflect.DeepEqual(w, g) {
+		t.Fatalf("snapshot_v2.cbor metadata:\n got  %+v\n want %+v", g, w)
+	}
+}
+
+func sameWalk(t *testing.T, what string, w, g []walked) {
+	t.Helper()
 	if len(w) != len(g) {
-		t.Fatalf("snapshot_v1.cbor has %d keys, want %d", len(g), len(w))
+		t.Fatalf("%s has %d keys, want %d", what, len(g), len(w))
 	}
 	for i := range w {
 		if w[i].scope != g[i].scope || w[i].key != g[i].key || w[i].owner != g[i].owner || !codecEqual(w[i].value, g[i].value) {
-			t.Fatalf("key %d: %+v, want %+v", i, g[i], w[i])
+			t.Fatalf("%s: key %d: %+v, want %+v", what, i, g[i], w[i])
 		}
 	}
+}
+
+func readFile(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // TestFuzzSeeds writes the seed corpora with -update; otherwise it checks
@@ -184,19 +291,26 @@ func TestFuzzSeeds(t *testing.T) {
 		},
 		"FuzzDecodeMutation": {
 			"golden":    rec(goldenRecord()),
+			"golden-v1": readFile(t, "record_v1.cbor"),
+			"layers":    unhex(t, "84 02 05 1a000f4240 82 84 03 02 04 616f 87 04 02 02 6174 6173 60 a1 616b 01"),
 			"typical":   rec(typicalRecord()),
 			"empty":     rec(&core.Mutation{Seq: 1}),
 			"version-2": unhex(t, "83 02 01 80"),
+			"version-3": unhex(t, "84 03 01 00 80"),
 			"drop":      unhex(t, "83 01 01 81 83 03 02 616f"),
 			"delete":    unhex(t, "83 01 01 81 85 02 02 6174 6173 81 616b"),
 			"bad-kind":  unhex(t, "83 01 01 81 83 05 02 616f"),
 		},
 		"FuzzDecodeSnapshot": {
 			"golden":    snap,
+			"golden-v1": readFile(t, "snapshot_v1.cbor"),
+			"v2-one":    unhex(t, "83 02 05 81 85 02 6174 6173 81 82 03 81 83 616b 616f 01 81 86 616b 01 05 02 1a000f4240 f5"),
+			"v2-fleet":  unhex(t, "83 02 05 81 85 02 6174 6173 82 82 02 81 83 616b 60 01 82 04 81 83 616b 616f 02 80"),
 			"empty":     unhex(t, "83 01 00 80"),
 			"one":       unhex(t, "83 01 05 81 84 02 6174 6173 81 83 616b 616f 01"),
 			"two-owner": unhex(t, "83 01 05 81 84 02 6174 6173 82 83 616b 616f 01 83 616c 6170 02"),
 			"version-2": unhex(t, "83 02 00 80"),
+			"version-3": unhex(t, "83 03 00 80"),
 		},
 	}
 	for target, files := range seeds {

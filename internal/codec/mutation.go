@@ -2,14 +2,17 @@ package codec
 
 import (
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	"github.com/sysreg/sysreg/core"
 )
 
 // RecordVersion is the format version of the mutation records that
-// EncodeMutation writes. DecodeMutation reads every version from 1 up to it.
-const RecordVersion = 1
+// EncodeMutation writes. DecodeMutation reads every version from 1 up to it:
+// version 1 (before config layers) and version 2 (ops carry their layer,
+// records their time).
+const RecordVersion = 2
 
 // Numbers of op kinds and buckets in records and snapshots. They are fixed
 // by the format, whatever core's Go constants become.
@@ -21,7 +24,34 @@ const (
 
 	bucketState  = 1
 	bucketConfig = 2
+
+	// Layer numbers are core's (R37), fixed here by the format: 0 for
+	// state, then default, fleet, saved, runtime, override.
+	maxLayer = 5
 )
+
+// layerOK checks an op's layer against its bucket and kind: state ops have
+// layer 0; config ops one of the five; merges and drops only writable
+// layers (saved, runtime, override); meta ops (snapshots only) layer 0.
+func layerOK(b core.Bucket, l core.Layer, k core.MutationKind) error {
+	switch {
+	case b == core.State || k == core.MutMeta:
+		if l != 0 {
+			return fmt.Errorf("%w: %s op in %s with layer %d", ErrInvalidMutation, k, b, uint8(l))
+		}
+	case !l.Valid():
+		return fmt.Errorf("%w: layer %d", ErrInvalidMutation, uint8(l))
+	case (k == core.MutMerge || k == core.MutDrop) && !l.Writable():
+		return fmt.Errorf("%w: %s op in layer %s", ErrInvalidMutation, k, l)
+	}
+	return nil
+}
+
+// ownerless reports whether keys of bucket b, layer l have no owner (R42:
+// default and fleet).
+func ownerless(b core.Bucket, l core.Layer) bool {
+	return b == core.Config && (l == core.Default || l == core.Fleet)
+}
 
 func kindNumber(k core.MutationKind) (uint64, bool) {
 	switch k {
@@ -57,10 +87,15 @@ func EncodeMutation(m *core.Mutation) ([]byte, error) {
 	if m == nil {
 		return nil, fmt.Errorf("%w: nil mutation", ErrInvalidMutation)
 	}
-	b := make([]byte, 0, 16+64*len(m.Ops))
-	b = appendHead(b, majorArray, 3)
+	b := make([]byte, 0, 24+64*len(m.Ops))
+	b = appendHead(b, majorArray, 4)
 	b = appendHead(b, majorUint, RecordVersion)
 	b = appendHead(b, majorUint, m.Seq)
+	var ns int64
+	if !m.Time.IsZero() {
+		ns = m.Time.UnixNano()
+	}
+	b = appendInt(b, ns)
 	b = appendHead(b, majorArray, uint64(len(m.Ops)))
 	for i := range m.Ops {
 		var err error
@@ -87,21 +122,29 @@ func appendOp(b []byte, op *core.MutationOp) ([]byte, error) {
 	} else if err := op.Scope.Validate(); err != nil {
 		return nil, err
 	}
+	if err := layerOK(op.Scope.Bucket, op.Layer, op.Kind); err != nil {
+		return nil, err
+	}
 	if op.Kind != core.MutDelete {
-		if err := checkName("owner", op.Owner); err != nil {
+		if ownerless(op.Scope.Bucket, op.Layer) {
+			if op.Owner != "" {
+				return nil, fmt.Errorf("%w: %s keys have no owner, got %q", ErrInvalidMutation, op.Layer, op.Owner)
+			}
+		} else if err := checkName("owner", op.Owner); err != nil {
 			return nil, err
 		}
 	}
 	switch op.Kind {
 	case core.MutMerge, core.MutSet:
-		b = appendHead(b, majorArray, 6)
+		b = appendHead(b, majorArray, 7)
 	case core.MutDelete:
-		b = appendHead(b, majorArray, 5)
+		b = appendHead(b, majorArray, 6)
 	case core.MutDrop:
-		b = appendHead(b, majorArray, 3)
+		b = appendHead(b, majorArray, 4)
 	}
 	b = appendHead(b, majorUint, kind)
 	b = appendHead(b, majorUint, bucket)
+	b = appendHead(b, majorUint, uint64(op.Layer))
 	if op.Kind != core.MutDrop {
 		b = appendText(b, op.Scope.Type)
 		b = appendText(b, op.Scope.Subtype)
@@ -153,52 +196,71 @@ func DecodeMutation(b []byte) (*core.Mutation, error) {
 }
 
 // envelope reads the head shared by records and snapshots, [version, seq,
-// body], up to the body, and returns seq.
-func (d *decoder) envelope(format string, current uint64) (uint64, error) {
+// ...], up to the fields after seq, and returns the version and seq.
+// Version 1 has 3 fields; version 2 has 4 in records (time before the
+// ops) and 3 in snapshots.
+func (d *decoder) envelope(format string, current uint64) (version, seq uint64, err error) {
 	n, err := d.arrayHead(1)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if n == 0 {
-		return 0, d.errorf("empty %s envelope", format)
+		return 0, 0, d.errorf("empty %s envelope", format)
 	}
 	v, err := d.uint()
 	if err != nil {
-		return 0, fmt.Errorf("version: %w", err)
+		return 0, 0, fmt.Errorf("version: %w", err)
 	}
 	if v == 0 || v > current {
-		return 0, &VersionError{Format: format, Found: v, Supported: current}
+		return 0, 0, &VersionError{Format: format, Found: v, Supported: current}
 	}
-	// Version 1 is the only one so far: [1, seq, body].
-	if n != 3 {
-		return 0, d.errorf("%s version %d has %d fields, want 3", format, v, n)
+	want := 3
+	if v >= 2 && format == "record" {
+		want = 4
 	}
-	seq, err := d.uint()
+	if n != want {
+		return 0, 0, d.errorf("%s version %d has %d fields, want %d", format, v, n, want)
+	}
+	seq, err = d.uint()
 	if err != nil {
-		return 0, fmt.Errorf("seq: %w", err)
+		return 0, 0, fmt.Errorf("seq: %w", err)
 	}
-	return seq, nil
+	return v, seq, nil
 }
 
 func (d *decoder) mutation() (*core.Mutation, error) {
-	seq, err := d.envelope("record", RecordVersion)
+	v, seq, err := d.envelope("record", RecordVersion)
 	if err != nil {
 		return nil, err
+	}
+	m := &core.Mutation{Seq: seq}
+	if v >= 2 {
+		ns, err := d.int()
+		if err != nil {
+			return nil, fmt.Errorf("record %d: time: %w", seq, err)
+		}
+		if ns != 0 {
+			m.Time = time.Unix(0, ns)
+		}
 	}
 	n, err := d.arrayHead(4) // the smallest op, a drop, takes 5 bytes
 	if err != nil {
 		return nil, fmt.Errorf("record %d: ops: %w", seq, err)
 	}
-	m := &core.Mutation{Seq: seq, Ops: make([]core.MutationOp, n)}
+	m.Ops = make([]core.MutationOp, n)
 	for i := range m.Ops {
-		if err := d.op(&m.Ops[i]); err != nil {
+		if err := d.op(&m.Ops[i], v); err != nil {
 			return nil, fmt.Errorf("record %d: op %d: %w", seq, i, err)
 		}
 	}
 	return m, nil
 }
 
-func (d *decoder) op(op *core.MutationOp) error {
+// op reads one op of a record of format version v. Version 1 ops have no
+// layer: they were written before config layers, and their config ops are
+// read as ops of the saved layer (the migration of R41: nothing that
+// version 1 kept may be lost when its owner's next session ends).
+func (d *decoder) op(op *core.MutationOp, v uint64) error {
 	n, err := d.arrayHead(1)
 	if err != nil {
 		return err
@@ -225,19 +287,37 @@ func (d *decoder) op(op *core.MutationOp) error {
 		d.off = kindOff
 		return d.errorf("unknown op kind %d", kind)
 	}
+	if v >= 2 {
+		want++ // the layer
+	}
 	if n != want {
 		return d.errorf("%s op has %d fields, want %d", op.Kind, n, want)
 	}
-	if op.Kind == core.MutDrop {
-		if op.Scope.Bucket, err = d.bucket(); err != nil {
+	if op.Scope.Bucket, err = d.bucket(); err != nil {
+		return err
+	}
+	if v >= 2 {
+		if op.Layer, err = d.layer(op.Scope.Bucket, op.Kind); err != nil {
 			return err
 		}
-	} else if op.Scope, err = d.scope(); err != nil {
-		return err
+	} else if op.Scope.Bucket == core.Config {
+		op.Layer = core.Saved
+	}
+	if op.Kind != core.MutDrop {
+		if op.Scope, err = d.scopeRest(op.Scope.Bucket); err != nil {
+			return err
+		}
 	}
 	switch op.Kind {
 	case core.MutMerge, core.MutSet:
-		if op.Owner, err = d.nonEmptyText("owner"); err != nil {
+		if ownerless(op.Scope.Bucket, op.Layer) {
+			if op.Owner, err = d.text(); err != nil {
+				return fmt.Errorf("owner: %w", err)
+			}
+			if op.Owner != "" {
+				return d.errorf("%s keys have an owner %q", op.Layer, op.Owner)
+			}
+		} else if op.Owner, err = d.nonEmptyText("owner"); err != nil {
 			return err
 		}
 		if op.Values, err = d.values(); err != nil {
@@ -278,13 +358,37 @@ func (d *decoder) bucket() (core.Bucket, error) {
 	return 0, d.errorf("unknown bucket %d", b)
 }
 
+// layer reads an op's layer and checks it against its bucket and kind.
+func (d *decoder) layer(b core.Bucket, k core.MutationKind) (core.Layer, error) {
+	off := d.off
+	n, err := d.uint()
+	if err != nil {
+		return 0, fmt.Errorf("layer: %w", err)
+	}
+	if n > maxLayer {
+		d.off = off
+		return 0, d.errorf("unknown layer %d", n)
+	}
+	if err := layerOK(b, core.Layer(n), k); err != nil {
+		d.off = off
+		return 0, d.errorf("%v", err)
+	}
+	return core.Layer(n), nil
+}
+
 // scope reads bucket, type and subtype and checks them against R1.
 func (d *decoder) scope() (core.Scope, error) {
-	var s core.Scope
-	var err error
-	if s.Bucket, err = d.bucket(); err != nil {
-		return s, err
+	b, err := d.bucket()
+	if err != nil {
+		return core.Scope{}, err
 	}
+	return d.scopeRest(b)
+}
+
+// scopeRest reads type and subtype of a scope of bucket b.
+func (d *decoder) scopeRest(b core.Bucket) (core.Scope, error) {
+	s := core.Scope{Bucket: b}
+	var err error
 	off := d.off
 	if s.Type, err = d.text(); err != nil {
 		return s, fmt.Errorf("type: %w", err)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sysreg/sysreg/core"
 	"github.com/sysreg/sysreg/internal/codec"
@@ -16,8 +17,9 @@ import (
 // typicalRecord is the small record of the benchmarks and of the annotated
 // dump in doc.go.
 func typicalRecord() *core.Mutation {
-	return &core.Mutation{Seq: 42, Ops: []core.MutationOp{{
+	return &core.Mutation{Seq: 42, Time: time.Unix(1700000000, 0), Ops: []core.MutationOp{{
 		Kind:   core.MutMerge,
+		Layer:  core.Runtime,
 		Scope:  core.ConfigScope("network_interface", "eth0"),
 		Owner:  "netd",
 		Values: core.Values{"address": "192.168.1.100", "up": true},
@@ -78,12 +80,12 @@ func isHex(w []byte) bool {
 }
 
 func equalMutation(a, b *core.Mutation) bool {
-	if a.Seq != b.Seq || len(a.Ops) != len(b.Ops) {
+	if a.Seq != b.Seq || len(a.Ops) != len(b.Ops) || !a.Time.Equal(b.Time) {
 		return false
 	}
 	for i := range a.Ops {
 		x, y := &a.Ops[i], &b.Ops[i]
-		if x.Kind != y.Kind || x.Scope != y.Scope || x.Owner != y.Owner || len(x.Keys) != len(y.Keys) ||
+		if x.Kind != y.Kind || x.Layer != y.Layer || x.Scope != y.Scope || x.Owner != y.Owner || len(x.Keys) != len(y.Keys) ||
 			!codecEqual(map[string]any(x.Values), map[string]any(y.Values)) && (len(x.Values) != 0 || len(y.Values) != 0) {
 			return false
 		}
@@ -101,8 +103,8 @@ func TestMutationBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dump := docDump(t, "is these 63 bytes:")
-	if want := hexOf(t, dump); !bytes.Equal(got, want) || len(got) != 63 {
+	dump := docDump(t, "is these 73 bytes:")
+	if want := hexOf(t, dump); !bytes.Equal(got, want) || len(got) != 73 {
 		t.Fatalf("EncodeMutation = %x\nwant             %x", got, want)
 	}
 }
@@ -117,22 +119,31 @@ func TestMutationRoundTrip(t *testing.T) {
 		{"empty", &core.Mutation{Seq: 1}},
 		{"seq=max", &core.Mutation{Seq: math.MaxUint64}},
 		{"merge", &core.Mutation{Seq: 2, Ops: []core.MutationOp{
-			{Kind: core.MutMerge, Scope: cfg, Owner: "o", Values: core.Values{"a": map[string]any{"b": uint64(1)}}}}}},
+			{Kind: core.MutMerge, Layer: core.Runtime, Scope: cfg, Owner: "o", Values: core.Values{"a": map[string]any{"b": uint64(1)}}}}}},
 		{"merge=empty-values", &core.Mutation{Seq: 2, Ops: []core.MutationOp{
-			{Kind: core.MutMerge, Scope: cfg, Owner: "o", Values: core.Values{}}}}},
+			{Kind: core.MutMerge, Layer: core.Runtime, Scope: cfg, Owner: "o", Values: core.Values{}}}}},
 		{"set", &core.Mutation{Seq: 3, Ops: []core.MutationOp{
 			{Kind: core.MutSet, Scope: core.StateScope("t", "s"), Owner: "o", Values: core.Values{"k": nil}}}}},
 		{"delete", &core.Mutation{Seq: 4, Ops: []core.MutationOp{
-			{Kind: core.MutDelete, Scope: cfg, Keys: []string{"a", "b"}}}}},
+			{Kind: core.MutDelete, Layer: core.Runtime, Scope: cfg, Keys: []string{"a", "b"}}}}},
 		{"delete=no-keys", &core.Mutation{Seq: 4, Ops: []core.MutationOp{
-			{Kind: core.MutDelete, Scope: cfg, Keys: []string{}}}}},
+			{Kind: core.MutDelete, Layer: core.Runtime, Scope: cfg, Keys: []string{}}}}},
 		{"drop", &core.Mutation{Seq: 5, Ops: []core.MutationOp{
-			{Kind: core.MutDrop, Scope: core.Scope{Bucket: core.Config}, Owner: "gone"}}}},
+			{Kind: core.MutDrop, Layer: core.Runtime, Scope: core.Scope{Bucket: core.Config}, Owner: "gone"}}}},
 		{"transaction", &core.Mutation{Seq: 6, Ops: []core.MutationOp{
-			{Kind: core.MutMerge, Scope: cfg, Owner: "o", Values: core.Values{"a": int64(-1)}},
-			{Kind: core.MutDelete, Scope: cfg, Keys: []string{"a"}},
+			{Kind: core.MutMerge, Layer: core.Runtime, Scope: cfg, Owner: "o", Values: core.Values{"a": int64(-1)}},
+			{Kind: core.MutDelete, Layer: core.Runtime, Scope: cfg, Keys: []string{"a"}},
 			{Kind: core.MutDrop, Scope: core.Scope{Bucket: core.State}, Owner: "o"},
-			{Kind: core.MutSet, Scope: cfg, Owner: "p", Values: core.Values{"z": []any{1.5, []byte{0}}}},
+			{Kind: core.MutSet, Layer: core.Runtime, Scope: cfg, Owner: "p", Values: core.Values{"z": []any{1.5, []byte{0}}}},
+		}}},
+		{"layers", &core.Mutation{Seq: 7, Time: time.Unix(-5, 3), Ops: []core.MutationOp{
+			{Kind: core.MutSet, Layer: core.Fleet, Scope: cfg, Values: core.Values{"f": true}},
+			{Kind: core.MutDelete, Layer: core.Fleet, Scope: cfg, Keys: []string{"g"}},
+			{Kind: core.MutSet, Layer: core.Default, Scope: cfg, Values: core.Values{"d": 1.0}},
+			{Kind: core.MutMerge, Layer: core.Saved, Scope: cfg, Owner: "o", Values: core.Values{"s": "x"}},
+			{Kind: core.MutMerge, Layer: core.Override, Scope: cfg, Owner: "o", Values: core.Values{"o": "x"}},
+			{Kind: core.MutDrop, Layer: core.Saved, Scope: core.Scope{Bucket: core.Config}, Owner: "o"},
+			{Kind: core.MutDrop, Layer: core.Override, Scope: core.Scope{Bucket: core.Config}, Owner: "o"},
 		}}},
 	}
 	for _, tt := range tests {
@@ -155,9 +166,9 @@ func TestMutationRoundTrip(t *testing.T) {
 func TestMutationRandomRoundTrip(t *testing.T) {
 	r := rand.New(rand.NewPCG(seed(t), 2))
 	for i := range 1000 {
-		m := &core.Mutation{Seq: r.Uint64()}
+		m := &core.Mutation{Seq: r.Uint64(), Time: time.Unix(0, r.Int64())}
 		for range r.IntN(4) {
-			m.Ops = append(m.Ops, core.MutationOp{Kind: core.MutMerge, Scope: core.ConfigScope("t", "s"),
+			m.Ops = append(m.Ops, core.MutationOp{Kind: core.MutMerge, Layer: core.Runtime, Scope: core.ConfigScope("t", "s"),
 				Owner: "o", Values: codec.RandomValues(r, true)})
 		}
 		b, err := codec.EncodeMutation(m)
@@ -193,7 +204,7 @@ func TestLargeRecord(t *testing.T) {
 	}
 	for name, v := range map[string]any{"list=200k": list, "map=150k": m} {
 		t.Run(name, func(t *testing.T) {
-			mut := &core.Mutation{Seq: 7, Ops: []core.MutationOp{{Kind: core.MutMerge,
+			mut := &core.Mutation{Seq: 7, Ops: []core.MutationOp{{Kind: core.MutMerge, Layer: core.Saved,
 				Scope: core.ConfigScope("big", "one"), Owner: "o", Values: core.Values{"v": v}}}}
 			_, size, err := core.NormalizeValues(mut.Ops[0].Values)
 			if err != nil {
@@ -224,18 +235,24 @@ func TestEncodeMutationInvalid(t *testing.T) {
 		op   core.MutationOp
 		want error
 	}{
-		{"kind=0", core.MutationOp{Scope: cfg, Owner: "o"}, codec.ErrInvalidMutation},
-		{"kind=9", core.MutationOp{Kind: 9, Scope: cfg, Owner: "o"}, codec.ErrInvalidMutation},
+		{"kind=0", core.MutationOp{Layer: core.Runtime, Scope: cfg, Owner: "o"}, codec.ErrInvalidMutation},
+		{"kind=9", core.MutationOp{Kind: 9, Layer: core.Runtime, Scope: cfg, Owner: "o"}, codec.ErrInvalidMutation},
 		{"scope=bucket", core.MutationOp{Kind: core.MutMerge, Scope: core.Scope{Type: "t", Subtype: "s"}, Owner: "o"}, core.ErrInvalidScope},
 		{"scope=type", core.MutationOp{Kind: core.MutMerge, Scope: core.ConfigScope("a/b", "s"), Owner: "o"}, core.ErrInvalidScope},
-		{"scope=empty", core.MutationOp{Kind: core.MutDelete, Scope: core.ConfigScope("", "s"), Keys: []string{"k"}}, core.ErrInvalidScope},
-		{"owner=empty", core.MutationOp{Kind: core.MutSet, Scope: cfg}, codec.ErrInvalidMutation},
-		{"owner=utf8", core.MutationOp{Kind: core.MutMerge, Scope: cfg, Owner: "\xff"}, codec.ErrInvalidMutation},
-		{"key=empty", core.MutationOp{Kind: core.MutDelete, Scope: cfg, Keys: []string{""}}, codec.ErrInvalidMutation},
-		{"drop=type", core.MutationOp{Kind: core.MutDrop, Scope: cfg, Owner: "o"}, codec.ErrInvalidMutation},
+		{"scope=empty", core.MutationOp{Kind: core.MutDelete, Layer: core.Runtime, Scope: core.ConfigScope("", "s"), Keys: []string{"k"}}, core.ErrInvalidScope},
+		{"owner=empty", core.MutationOp{Kind: core.MutSet, Layer: core.Runtime, Scope: cfg}, codec.ErrInvalidMutation},
+		{"owner=utf8", core.MutationOp{Kind: core.MutMerge, Layer: core.Runtime, Scope: cfg, Owner: "\xff"}, codec.ErrInvalidMutation},
+		{"key=empty", core.MutationOp{Kind: core.MutDelete, Layer: core.Runtime, Scope: cfg, Keys: []string{""}}, codec.ErrInvalidMutation},
+		{"drop=type", core.MutationOp{Kind: core.MutDrop, Layer: core.Runtime, Scope: cfg, Owner: "o"}, codec.ErrInvalidMutation},
 		{"drop=bucket", core.MutationOp{Kind: core.MutDrop, Owner: "o"}, core.ErrInvalidScope},
-		{"values", core.MutationOp{Kind: core.MutMerge, Scope: cfg, Owner: "o", Values: core.Values{"k": struct{}{}}}, core.ErrInvalidValue},
-		{"values=key", core.MutationOp{Kind: core.MutMerge, Scope: cfg, Owner: "o", Values: core.Values{"": 1}}, core.ErrInvalidValue},
+		{"values", core.MutationOp{Kind: core.MutMerge, Layer: core.Runtime, Scope: cfg, Owner: "o", Values: core.Values{"k": struct{}{}}}, core.ErrInvalidValue},
+		{"values=key", core.MutationOp{Kind: core.MutMerge, Layer: core.Runtime, Scope: cfg, Owner: "o", Values: core.Values{"": 1}}, core.ErrInvalidValue},
+		{"layer=0", core.MutationOp{Kind: core.MutMerge, Scope: cfg, Owner: "o"}, codec.ErrInvalidMutation},
+		{"layer=9", core.MutationOp{Kind: core.MutMerge, Layer: 9, Scope: cfg, Owner: "o"}, codec.ErrInvalidMutation},
+		{"layer=state", core.MutationOp{Kind: core.MutMerge, Layer: core.Saved, Scope: core.StateScope("t", "s"), Owner: "o"}, codec.ErrInvalidMutation},
+		{"merge=fleet", core.MutationOp{Kind: core.MutMerge, Layer: core.Fleet, Scope: cfg}, codec.ErrInvalidMutation},
+		{"drop=default", core.MutationOp{Kind: core.MutDrop, Layer: core.Default, Scope: core.Scope{Bucket: core.Config}, Owner: "o"}, codec.ErrInvalidMutation},
+		{"fleet=owner", core.MutationOp{Kind: core.MutSet, Layer: core.Fleet, Scope: cfg, Owner: "o"}, codec.ErrInvalidMutation},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -257,10 +274,10 @@ func TestDecodeMutationVersion(t *testing.T) {
 		found uint64
 	}{
 		{"v0", "83 00 01 80", 0},
-		{"v2", "83 02 01 80", 2},
+		{"v3", "84 03 01 00 80", 3},
 		// A newer version may have another shape: the version decides first.
-		{"v2=shape", "85 02 01 80 f6 f6", 2},
-		{"v2=one-field", "81 02", 2},
+		{"v3=shape", "85 03 01 80 f6 f6", 3},
+		{"v3=one-field", "81 03", 3},
 		{"vmax", "83 1bffffffffffffffff 01 80", math.MaxUint64},
 	}
 	for _, tt := range tests {
@@ -337,8 +354,8 @@ func TestDecodeMutationMalformed(t *testing.T) {
 // error, never a panic or a shorter record.
 func TestDecodeMutationTruncated(t *testing.T) {
 	b, err := codec.EncodeMutation(&core.Mutation{Seq: 300, Ops: []core.MutationOp{
-		{Kind: core.MutMerge, Scope: core.ConfigScope("t", "s"), Owner: "o", Values: core.Values{"k": []any{uint64(1), 2.5, "x"}}},
-		{Kind: core.MutDelete, Scope: core.ConfigScope("t", "s"), Keys: []string{"k"}},
+		{Kind: core.MutMerge, Layer: core.Runtime, Scope: core.ConfigScope("t", "s"), Owner: "o", Values: core.Values{"k": []any{uint64(1), 2.5, "x"}}},
+		{Kind: core.MutDelete, Layer: core.Runtime, Scope: core.ConfigScope("t", "s"), Keys: []string{"k"}},
 	}})
 	if err != nil {
 		t.Fatal(err)

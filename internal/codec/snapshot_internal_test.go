@@ -15,16 +15,24 @@ type walkEntry struct {
 	value      any
 }
 
-func fakeWalk(entries []walkEntry) func(walkFunc) error {
-	return func(fn walkFunc) error {
+// fakeWalk reports entries as keys of the runtime layer (config) or the
+// state bucket.
+func fakeWalk(entries []walkEntry) func(layerWalkFunc) error {
+	return func(fn layerWalkFunc) error {
 		for _, e := range entries {
-			if err := fn(e.scope, e.key, e.owner, e.value); err != nil {
+			l := core.Layer(0)
+			if e.scope.Bucket == core.Config {
+				l = core.Runtime
+			}
+			if err := fn(l, e.scope, e.key, e.owner, e.value); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
 }
+
+func noMeta(metaFunc) error { return nil }
 
 // TestSnapshotMutation: the ops that rebuild a snapshot group the keys of a
 // scope by runs of the same owner, in canonical order whatever order the
@@ -43,7 +51,7 @@ func TestSnapshotMutation(t *testing.T) {
 		{a, "c", "o2", []any{}},
 		{b, "k", "o1", map[string]any{"n": true}},
 	}
-	data, err := encodeSnapshot(9, fakeWalk(entries))
+	data, err := encodeSnapshot(9, fakeWalk(entries), noMeta)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,10 +60,10 @@ func TestSnapshotMutation(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &core.Mutation{Seq: 9, Ops: []core.MutationOp{
-		{Kind: core.MutSet, Scope: a, Owner: "o1", Values: core.Values{"a": uint64(1), "b": 2.5}},
-		{Kind: core.MutSet, Scope: a, Owner: "o2", Values: core.Values{"c": []any{}, "d": "4"}},
-		{Kind: core.MutSet, Scope: b, Owner: "o1", Values: core.Values{"k": map[string]any{"n": true}}},
-		{Kind: core.MutSet, Scope: c, Owner: "o1", Values: core.Values{"x": nil}},
+		{Kind: core.MutSet, Layer: core.Runtime, Scope: a, Owner: "o1", Values: core.Values{"a": uint64(1), "b": 2.5}},
+		{Kind: core.MutSet, Layer: core.Runtime, Scope: a, Owner: "o2", Values: core.Values{"c": []any{}, "d": "4"}},
+		{Kind: core.MutSet, Layer: core.Runtime, Scope: b, Owner: "o1", Values: core.Values{"k": map[string]any{"n": true}}},
+		{Kind: core.MutSet, Layer: core.Runtime, Scope: c, Owner: "o1", Values: core.Values{"x": nil}},
 		{Kind: core.MutSet, Scope: s, Owner: "o1", Values: core.Values{"k": int64(1)}},
 	}}
 	if m.Seq != want.Seq || len(m.Ops) != len(want.Ops) {
@@ -63,7 +71,7 @@ func TestSnapshotMutation(t *testing.T) {
 	}
 	for i := range m.Ops {
 		g, w := m.Ops[i], want.Ops[i]
-		if g.Kind != w.Kind || g.Scope != w.Scope || g.Owner != w.Owner || !equalValue(map[string]any(g.Values), map[string]any(w.Values)) {
+		if g.Kind != w.Kind || g.Layer != w.Layer || g.Scope != w.Scope || g.Owner != w.Owner || !equalValue(map[string]any(g.Values), map[string]any(w.Values)) {
 			t.Fatalf("op %d = %+v, want %+v", i, g, w)
 		}
 	}
@@ -72,7 +80,7 @@ func TestSnapshotMutation(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for range 20 {
 		r.Shuffle(len(entries), func(i, j int) { entries[i], entries[j] = entries[j], entries[i] })
-		again, err := encodeSnapshot(9, fakeWalk(entries))
+		again, err := encodeSnapshot(9, fakeWalk(entries), noMeta)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,13 +105,13 @@ func TestEncodeSnapshotInvalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := encodeSnapshot(1, fakeWalk(tt.entries)); !errors.Is(err, tt.want) {
+			if _, err := encodeSnapshot(1, fakeWalk(tt.entries), noMeta); !errors.Is(err, tt.want) {
 				t.Fatalf("encodeSnapshot error %v, want %v", err, tt.want)
 			}
 		})
 	}
 	stop := errors.New("stop")
-	if _, err := encodeSnapshot(1, func(walkFunc) error { return stop }); !errors.Is(err, stop) {
+	if _, err := encodeSnapshot(1, func(layerWalkFunc) error { return stop }, noMeta); !errors.Is(err, stop) {
 		t.Fatalf("walk error not returned: %v", err)
 	}
 }
@@ -149,6 +157,19 @@ func TestDecodeSnapshotMalformed(t *testing.T) {
 		{"entry=value", "83 01 00 81 84 02 6174 6173 81 83 616b 616f f7"},
 		{"key=twice", "83 01 00 81 84 02 6174 6173 82 83 616b 616f 01 83 616b 6170 01"},
 		{"key=order", "83 01 00 81 84 02 6174 6173 82 83 616c 616f 01 83 616b 616f 01"},
+		// Version 2: [bucket, type, subtype, [[layer, entries]...], [meta...]].
+		{"v2=scope-fields", "83 02 00 81 84 02 6174 6173 80"},
+		{"v2=no-layers", "83 02 00 81 85 02 6174 6173 80 80"},
+		{"v2=layer-6", "83 02 00 81 85 02 6174 6173 81 82 06 81 83 616b 616f 01 80"},
+		{"v2=config-layer-0", "83 02 00 81 85 02 6174 6173 81 82 00 81 83 616b 616f 01 80"},
+		{"v2=state-layer-3", "83 02 00 81 85 01 6174 6173 81 82 03 81 83 616b 616f 01 80"},
+		{"v2=layer-order", "83 02 00 81 85 02 6174 6173 82 82 04 81 83 616b 616f 01 82 03 81 83 616b 616f 01 80"},
+		{"v2=saved-no-owner", "83 02 00 81 85 02 6174 6173 81 82 03 81 83 616b 60 01 80"},
+		{"v2=default-owner", "83 02 00 81 85 02 6174 6173 81 82 01 81 83 616b 616f 01 80"},
+		{"v2=meta-unknown-key", "83 02 00 81 85 02 6174 6173 81 82 03 81 83 616b 616f 01 81 86 616c 01 01 01 00 f4"},
+		{"v2=meta-fields", "83 02 00 81 85 02 6174 6173 81 82 03 81 83 616b 616f 01 81 85 616b 01 01 01 00"},
+		{"v2=meta-not-bool", "83 02 00 81 85 02 6174 6173 81 82 03 81 83 616b 616f 01 81 86 616b 01 01 01 00 00"},
+		{"v2=meta-order", "83 02 00 81 85 02 6174 6173 81 82 03 82 83 616b 616f 01 83 616c 616f 01 82 86 616c 01 01 01 00 f4 86 616b 01 01 01 00 f4"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,7 +180,7 @@ func TestDecodeSnapshotMalformed(t *testing.T) {
 		})
 	}
 	var ve *VersionError
-	if _, err := snapshotMutation(unhexT(t, "83 02 00 80")); !errors.As(err, &ve) || ve.Format != "snapshot" || ve.Found != 2 {
-		t.Fatalf("version 2: error %v, want a snapshot *VersionError", err)
+	if _, err := snapshotMutation(unhexT(t, "83 03 00 80")); !errors.As(err, &ve) || ve.Format != "snapshot" || ve.Found != 3 || ve.Supported != 2 {
+		t.Fatalf("version 3: error %v, want a snapshot *VersionError", err)
 	}
 }

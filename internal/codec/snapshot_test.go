@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/sysreg/sysreg/core"
 	"github.com/sysreg/sysreg/internal/codec"
@@ -28,24 +30,67 @@ func walkAll(t *testing.T, s core.Snapshot, b core.Bucket) []walked {
 	return out
 }
 
-// randomSnapshot builds a snapshot of both buckets with several owners per
-// scope.
+// randomSnapshot builds a snapshot of both buckets and every config layer
+// with several owners per scope, out of several mutations (so that
+// metadata differs between keys).
 func randomSnapshot(t *testing.T, r *rand.Rand) core.Snapshot {
 	t.Helper()
-	var ops []core.MutationOp
 	types := []string{"net", "net2", "wifi", "a"}
 	subs := []string{"eth0", "eth0/1", "wlan0", "x"}
 	owners := []string{"netd", "wifid", "tool"}
-	for range 1 + r.IntN(30) {
-		sc := core.Scope{Bucket: core.Bucket(1 + r.IntN(2)), Type: types[r.IntN(len(types))], Subtype: subs[r.IntN(len(subs))]}
-		ops = append(ops, core.MutationOp{Kind: core.MutMerge, Scope: sc, Owner: owners[r.IntN(len(owners))],
-			Values: codec.RandomValues(r, true)})
-	}
-	s, err := core.Snapshot{}.Apply(&core.Mutation{Seq: r.Uint64(), Ops: ops})
-	if err != nil {
-		t.Fatal(err)
+	var s core.Snapshot
+	seq := r.Uint64N(1 << 40)
+	for range 1 + r.IntN(6) {
+		var ops []core.MutationOp
+		for range 1 + r.IntN(8) {
+			sc := core.Scope{Bucket: core.Bucket(1 + r.IntN(2)), Type: types[r.IntN(len(types))], Subtype: subs[r.IntN(len(subs))]}
+			op := core.MutationOp{Kind: core.MutMerge, Scope: sc, Owner: owners[r.IntN(len(owners))], Values: codec.RandomValues(r, true)}
+			if sc.Bucket == core.Config {
+				op.Layer = core.Layers[r.IntN(core.NumLayers)]
+				if op.Layer == core.Default || op.Layer == core.Fleet {
+					op.Kind, op.Owner = core.MutSet, ""
+				}
+			}
+			ops = append(ops, op)
+		}
+		seq += 1 + r.Uint64N(100)
+		var err error
+		if s, err = s.Apply(&core.Mutation{Seq: seq, Time: time.Unix(0, r.Int64()), Ops: ops}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return s
+}
+
+type metaRow struct {
+	scope    core.Scope
+	key      string
+	m        core.KeyMeta
+	volatile bool
+}
+
+func walkMeta(t *testing.T, s core.Snapshot, b core.Bucket) []metaRow {
+	t.Helper()
+	var out []metaRow
+	if err := s.WalkMeta(b, func(sc core.Scope, key string, m core.KeyMeta, volatile bool) error {
+		out = append(out, metaRow{sc, key, m, volatile})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func walkLayer(t *testing.T, s core.Snapshot, l core.Layer) []walked {
+	t.Helper()
+	var out []walked
+	if err := s.WalkLayer(l, func(scope core.Scope, key, owner string, value any) error {
+		out = append(out, walked{scope, key, owner, value})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func TestSnapshotRoundTrip(t *testing.T) {
@@ -53,6 +98,11 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	for i := range 300 {
 		s := randomSnapshot(t, r)
 		for _, bk := range []core.Bucket{0, core.State, core.Config} {
+			layers := map[core.Bucket][]core.Layer{
+				0:           {0, core.Default, core.Fleet, core.Saved, core.Runtime, core.Override},
+				core.State:  {0},
+				core.Config: {core.Fleet, core.Saved, core.Runtime}, // R41: a checkpoint holds the journaled layers
+			}[bk]
 			data, err := codec.EncodeSnapshot(s, bk)
 			if err != nil {
 				t.Fatal(err)
@@ -64,21 +114,44 @@ func TestSnapshotRoundTrip(t *testing.T) {
 			if got.Seq() != s.Seq() {
 				t.Fatalf("seq %d, want %d", got.Seq(), s.Seq())
 			}
-			want, have := walkAll(t, s, bk), walkAll(t, got, 0)
-			if len(want) != len(have) {
-				t.Fatalf("snapshot %d, bucket %d: %d keys, want %d", i, bk, len(have), len(want))
-			}
-			for j := range want {
-				w, h := want[j], have[j]
-				if w.scope != h.scope || w.key != h.key || w.owner != h.owner || !codecEqual(w.value, h.value) {
-					t.Fatalf("snapshot %d, bucket %d, key %d: %+v, want %+v", i, bk, j, h, w)
+			for _, l := range []core.Layer{0, core.Default, core.Fleet, core.Saved, core.Runtime, core.Override} {
+				want, have := walkLayer(t, s, l), walkLayer(t, got, l)
+				if !slices.Contains(layers, l) {
+					want = nil
+				}
+				if len(want) != len(have) {
+					t.Fatalf("snapshot %d, bucket %d, layer %d: %d keys, want %d", i, bk, l, len(have), len(want))
+				}
+				for j := range want {
+					w, h := want[j], have[j]
+					if w.scope != h.scope || w.key != h.key || w.owner != h.owner || !codecEqual(w.value, h.value) {
+						t.Fatalf("snapshot %d, bucket %d, layer %d, key %d: %+v, want %+v", i, bk, l, j, h, w)
+					}
 				}
 			}
-			again, err := codec.EncodeSnapshot(got, 0)
+			// R42: the metadata of every key the decoded snapshot holds is
+			// the original's, times included.
+			orig := map[string]metaRow{}
+			for _, m := range walkMeta(t, s, 0) {
+				orig[m.scope.String()+"\x00"+m.key] = m
+			}
+			for _, h := range walkMeta(t, got, 0) {
+				w := orig[h.scope.String()+"\x00"+h.key]
+				if h.m.CreateSeq != w.m.CreateSeq || h.m.ModSeq != w.m.ModSeq || h.m.Version != w.m.Version || !h.m.Modified.Equal(w.m.Modified) {
+					t.Fatalf("snapshot %d, bucket %d: meta %+v, want %+v", i, bk, h, w)
+				}
+				if bk == 0 && (h.m.Layer != w.m.Layer || h.m.Owner != w.m.Owner || h.volatile != w.volatile) {
+					t.Fatalf("snapshot %d: meta %+v, want %+v", i, h, w)
+				}
+				if bk == core.Config && w.volatile && !h.volatile {
+					t.Fatalf("snapshot %d: a checkpoint lost the volatile mark of %+v", i, w)
+				}
+			}
+			again, err := codec.EncodeSnapshot(got, bk)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(again, data) {
+			if bk == 0 && !bytes.Equal(again, data) {
 				t.Fatalf("snapshot %d, bucket %d: re-encoding differs", i, bk)
 			}
 		}
@@ -90,7 +163,7 @@ func TestSnapshotEmpty(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := unhex(t, "83 01 00 80"); !bytes.Equal(data, want) {
+	if want := unhex(t, "83 02 00 80"); !bytes.Equal(data, want) {
 		t.Fatalf("empty snapshot = %x, want %x", data, want)
 	}
 	s, err := codec.DecodeSnapshot(data)

@@ -1,0 +1,115 @@
+package core
+
+import (
+	"fmt"
+	"time"
+)
+
+// Layer is one layer of the config bucket (R37). The effective config view
+// is the layers deep-merged lowest first: Default < Fleet < Saved < Runtime
+// < Override (R38). The state bucket has no layers (Layer 0).
+type Layer uint8
+
+// The config layers, lowest first.
+const (
+	// Default holds the firmware defaults (R40): replaced wholesale by
+	// Registry.SetDefaults, never journaled, never written by an owner.
+	Default Layer = iota + 1
+	// Fleet holds config pushed to a whole fleet (R53): written by
+	// Registry.SetFleet, journaled, never written by an owner.
+	Fleet
+	// Saved holds the device's own persistent settings: written by owners
+	// with KeepConfig (or Layer Saved); kept when the owner dies (R13).
+	Saved
+	// Runtime holds config that lives as long as its owner's session
+	// (R13): the default layer of an owner's writes. Journaled, so it
+	// survives a restart of the daemon until its owner dies.
+	Runtime
+	// Override holds an operator's temporary overrides: the highest layer,
+	// never journaled (empty after a restart), dropped when its owner dies.
+	Override
+)
+
+// NumLayers is the number of config layers.
+const NumLayers = 5
+
+// Layers lists the config layers, lowest first.
+var Layers = [NumLayers]Layer{Default, Fleet, Saved, Runtime, Override}
+
+var layerNames = [...]string{"", "default", "fleet", "saved", "runtime", "override"}
+
+// String returns "default", "fleet", "saved", "runtime" or "override"
+// ("layer(N)" for an invalid value; "" for 0, the state bucket's "no layer").
+func (l Layer) String() string {
+	if int(l) < len(layerNames) {
+		return layerNames[l]
+	}
+	return fmt.Sprintf("layer(%d)", uint8(l))
+}
+
+// ParseLayer parses a layer name as String writes it. Anything else is an
+// error matching ErrInvalidLayer.
+func ParseLayer(s string) (Layer, error) {
+	for i, n := range layerNames {
+		if i > 0 && n == s {
+			return Layer(i), nil
+		}
+	}
+	return 0, fmt.Errorf("%w: %q (want default, fleet, saved, runtime or override)", ErrInvalidLayer, s)
+}
+
+// Valid reports whether l is one of the five config layers.
+func (l Layer) Valid() bool { return l >= Default && l <= Override }
+
+// Writable reports whether owners may write l (R39): Saved, Runtime and
+// Override.
+func (l Layer) Writable() bool { return l >= Saved && l <= Override }
+
+// Journaled reports whether mutations of l are journaled (R41): Fleet,
+// Saved and Runtime.
+func (l Layer) Journaled() bool { return l >= Fleet && l <= Runtime }
+
+// volatile reports whether l is a config layer that is never journaled.
+func (l Layer) volatile() bool { return l == Default || l == Override }
+
+// KeyMeta describes the value that the effective view shows for one
+// top-level key (R42).
+type KeyMeta struct {
+	// Layer and Owner are those of the highest layer holding the key (what
+	// Origin reports). State keys have Layer 0; keys of Default and Fleet
+	// have the owner "".
+	Layer Layer
+	Owner string
+	// CreateSeq is the mutation that made the key appear in the view;
+	// ModSeq the last mutation that changed its value, layer or owner.
+	CreateSeq, ModSeq uint64
+	// Version is 1 at creation and grows by one with every mutation that
+	// changes the key's value, layer or owner.
+	Version uint64
+	// Modified is the wall-clock time of the ModSeq mutation (zero for
+	// config restored from a version-1 journal, which kept no times).
+	Modified time.Time
+}
+
+// meta is KeyMeta as stored in an entry: the owner lives in the entry and
+// the time is in Unix nanoseconds (0: unknown).
+type meta struct {
+	create, mod, version uint64
+	modified             int64
+	layer                Layer
+	// vol: the effective value depends on a layer that is never journaled
+	// (Default or Override), so after a restart it may differ.
+	vol bool
+	// stale: restored from a checkpoint in which vol was set; the value
+	// now shown may differ from the one the metadata describes, so the
+	// next mutation that looks at the key counts it as changed.
+	stale bool
+}
+
+func (e *entry) keyMeta() KeyMeta {
+	m := KeyMeta{Layer: e.meta.layer, Owner: e.owner, CreateSeq: e.meta.create, ModSeq: e.meta.mod, Version: e.meta.version}
+	if e.meta.modified != 0 {
+		m.Modified = time.Unix(0, e.meta.modified)
+	}
+	return m
+}
