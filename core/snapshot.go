@@ -93,8 +93,22 @@ func (s Snapshot) Owners() []string {
 	return out
 }
 
-// Holds reports whether owner holds any key in bucket b (0: either bucket).
+// Holds reports whether owner holds any key in bucket b (0: either bucket),
+// in any layer.
 func (s Snapshot) Holds(owner string, b Bucket) bool { return s.st().holds(owner, b) }
+
+// HoldsIn reports whether owner holds any key in config layer l (0: in the
+// state bucket).
+func (s Snapshot) HoldsIn(owner string, l Layer) bool {
+	om, ok := s.st().owners.get(owner)
+	if !ok {
+		return false
+	}
+	return !om.each(func(lf *hleaf[ownedKey]) bool {
+		held := lf.val.layer == l && (l != 0 || lf.val.scope.Bucket == State)
+		return !held
+	})
+}
 
 // Map returns a copy of the global view as nested maps (R3):
 // {"state": {type: {subtype: {key: value}}}, "config": {…}}. Empty buckets

@@ -296,7 +296,7 @@ func (c *Client) call(ctx context.Context, t wire.Type, body any, want wire.Type
 // Owner attaches an owner session on this connection (R8, R31).
 func (c *Client) Owner(ctx context.Context, name string, opts core.OwnerOptions) (Owner, error) {
 	var ok wire.AttachOK
-	if err := c.call(ctx, wire.TAttach, wire.Attach{Name: name, KeepConfig: opts.KeepConfig}, wire.TAttachOK, &ok); err != nil {
+	if err := c.call(ctx, wire.TAttach, wire.Attach{Name: name, KeepConfig: opts.KeepConfig, Layer: uint8(opts.Layer), Grace: int64(opts.Grace)}, wire.TAttachOK, &ok); err != nil {
 		return nil, err
 	}
 	return &clientOwner{c: c, handle: ok.Handle, name: ok.Name}, nil

@@ -12,3 +12,9 @@ func OpenWithHooks(dir string, opts Options, h Hooks) (*Store, error) {
 	opts.hooks = h
 	return Open(dir, opts)
 }
+
+// Checkpoint writes a checkpoint now (R28), as the checkpointer would.
+func (s *Store) Checkpoint() error {
+	_, err := s.checkpoint()
+	return err
+}

@@ -535,7 +535,11 @@ func (c *conn) attach(id uint64, a wire.Attach) reply {
 	if err := c.mayAttach(a.Name); err != nil {
 		return errReply(id, err)
 	}
-	o, err := s.st.reg.Owner(context.Background(), a.Name, core.OwnerOptions{KeepConfig: a.KeepConfig, MaxKeys: s.opts.MaxKeysPerOwner})
+	if a.Grace < 0 {
+		return badRequest(id, "attach: negative grace %d", a.Grace)
+	}
+	o, err := s.st.reg.Owner(context.Background(), a.Name, core.OwnerOptions{KeepConfig: a.KeepConfig,
+		Layer: core.Layer(a.Layer), Grace: time.Duration(a.Grace), MaxKeys: s.opts.MaxKeysPerOwner})
 	if err != nil {
 		return errReply(id, err)
 	}

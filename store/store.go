@@ -95,6 +95,11 @@ type Options struct {
 	// CheckpointRecords are kept). Default 10,000 (DefaultFeedRetention);
 	// negative: none beyond the last checkpoint.
 	FeedRetention int
+	// DefaultsDir names a directory of *.json defaults files (R40), read at
+	// Open (a file that cannot be loaded stops Open with a *DefaultsError)
+	// and again by ReloadDefaults. "" (the default): no defaults. A named
+	// directory that does not exist is an error.
+	DefaultsDir string
 
 	hooks faults.Hooks // fault injection, set by tests (export_test.go)
 }
@@ -110,8 +115,11 @@ type Store struct {
 	report recovery.Report
 	health *health // R50, R51
 
-	prev    string      // PreviousRun
-	jfailed atomic.Bool // the journal failed an operation (journalLog)
+	prev        string      // PreviousRun
+	jfailed     atomic.Bool // the journal failed an operation (journalLog)
+	defaultsDir string
+	maxBytes    int
+	defaultsMu  sync.Mutex // serialises ReloadDefaults
 
 	stop, stopped chan struct{}
 	closed        atomic.Bool
@@ -153,6 +161,17 @@ func Open(dir string, opts Options) (*Store, error) {
 		j.Close()
 		return nil, openError(err)
 	}
+	maxBytes := opts.MaxUpdateBytes
+	if maxBytes <= 0 {
+		maxBytes = core.DefaultMaxUpdateBytes
+	}
+	var defaults map[core.Scope]core.Values
+	if opts.DefaultsDir != "" {
+		if defaults, err = loadDefaults(opts.DefaultsDir, maxBytes, logger.Named("defaults")); err != nil {
+			j.Close()
+			return nil, err
+		}
+	}
 	rep := res.Report
 	prev, err := takeCleanMark(dir, rep)
 	if err != nil {
@@ -168,6 +187,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		prev:    prev,
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
+
+		defaultsDir: opts.DefaultsDir,
+		maxBytes:    maxBytes,
 	}
 	s.reg = core.New(core.Options{
 		Log:            journalLog{j, s.health, &s.jfailed},
@@ -176,6 +198,15 @@ func Open(dir string, opts Options) (*Store, error) {
 		MaxUpdateBytes: opts.MaxUpdateBytes,
 		Logger:         logger.Named("core"),
 	})
+	// Loading the defaults is the first mutation (R40, R42): keys whose
+	// value comes from them carry its sequence number. With no defaults it
+	// is a no-op, unless the checkpoint held values of unjournaled layers
+	// whose metadata it renews.
+	if err := s.reg.SetDefaults(context.Background(), defaults); err != nil {
+		s.reg.Close()
+		j.Close()
+		return nil, fmt.Errorf("store: defaults: %w", err)
+	}
 	go s.checkpointer()
 	logger.Info("recovered", "dir", dir, "records", rep.Records, "keys", rep.Keys,
 		"owners", rep.Owners, "seq", rep.SeqFloor, "previous_run", prev, "elapsed", rep.Elapsed)
@@ -288,18 +319,25 @@ func (s *Store) checkpointer() {
 			return
 		case <-s.j.Due():
 		}
-		snap := s.reg.Snapshot()
-		start := time.Now()
-		data, err := codec.EncodeSnapshot(snap, core.Config)
-		if err == nil {
-			err = s.j.Checkpoint(snap.Seq(), data)
+		if seq, err := s.checkpoint(); err != nil {
+			s.logger.Warn("checkpoint failed", "seq", seq, "error", err)
 		}
-		if err != nil {
-			s.logger.Warn("checkpoint failed", "seq", snap.Seq(), "error", err)
-			continue
-		}
+	}
+}
+
+// checkpoint writes a checkpoint of the journaled layers of the published
+// config (R28, R41) and returns its sequence number.
+func (s *Store) checkpoint() (uint64, error) {
+	snap := s.reg.Snapshot()
+	start := time.Now()
+	data, err := codec.EncodeSnapshot(snap, core.Config)
+	if err == nil {
+		err = s.j.Checkpoint(snap.Seq(), data)
+	}
+	if err == nil {
 		s.logger.Debug("checkpoint", "seq", snap.Seq(), "bytes", len(data), "elapsed", time.Since(start))
 	}
+	return snap.Seq(), err
 }
 
 // Dir returns the data directory.

@@ -33,6 +33,8 @@ var codeErrs = []struct {
 	{wire.CodeReservedKeys, core.ErrReservedKeys},
 	{wire.CodeOwnerInUse, core.ErrOwnerInUse},
 	{wire.CodeInvalidOwner, core.ErrInvalidOwner},
+	{wire.CodeReadOnly, core.ErrReadOnlyLayer},
+	{wire.CodeInvalidLayer, core.ErrInvalidLayer},
 	{wire.CodeJournal, ErrJournal},
 	{wire.CodeLimit, core.ErrLimit},
 	{wire.CodePermission, ErrPermission},

@@ -132,9 +132,32 @@ holds with 'evict NAME'.`,
 	return cmd
 }
 
+// layerFlag adds --layer (R39, R52): the config layer a command's owner
+// writes; --keep-config stays accepted as --layer saved.
+func layerFlag(cmd *cobra.Command) (layer *string, keep *bool) {
+	layer = cmd.Flags().String("layer", "saved", "config layer to write: saved, runtime or override (R39; runtime and override keys die with the command's session, R13)")
+	keep = cmd.Flags().Bool("keep-config", false, "same as --layer saved (kept for existing scripts)")
+	return layer, keep
+}
+
+// writeLayer resolves --layer and --keep-config.
+func writeLayer(cmd *cobra.Command, name string, keep bool) (core.Layer, error) {
+	l, err := core.ParseLayer(name)
+	if err != nil {
+		return 0, usagef("--layer: %v", err)
+	}
+	if !l.Writable() {
+		return 0, usagef("--layer %s: %v; write saved, runtime or override", l, core.ErrReadOnlyLayer)
+	}
+	if keep && cmd.Flags().Changed("layer") && l != core.Saved {
+		return 0, usagef("--keep-config means --layer saved, and --layer %s was given", l)
+	}
+	return l, nil
+}
+
 func setCmd() *cobra.Command {
 	var cf clientFlags
-	var ownerName *string
+	var ownerName, layerName *string
 	var keep, asBytes *bool
 	cmd := command("set [flags] SCOPE key=value…",
 		"update keys of a scope",
@@ -151,12 +174,14 @@ text is read like a value on the command line, without one trailing newline;
 with --bytes the file's bytes are stored as they are, as a bytes value.
 A value that starts with '@' as text is written '@@…'.
 
-The command's owner session ends when it exits, and an owner's keys die
-with it (R13): state keys always, config keys unless --keep-config is given.
-So to set persistent config, pass --keep-config (and best an --owner name,
-with which 'delete --owner' or 'evict' can remove the keys again). Keys that
-another owner created keep their owner and the new value (R11). Prints
-nothing on success; warnings go to stderr.`,
+Config goes to the saved layer unless --layer names runtime or override
+(R39, R52): the command's owner session ends when it exits, and an owner's
+state, runtime and override keys die with it (R13), so only saved config
+outlives the command. Give an --owner name to be able to remove the keys
+later with 'delete --owner' or 'evict'; 'sysregd reset' removes saved
+values whoever wrote them. Keys that another owner created in the same layer
+keep their owner and the new value (R11). Prints nothing on success;
+warnings go to stderr.`,
 		func(cmd *cobra.Command, args []string) error {
 			if len(args) < 2 {
 				return usagef("set needs a SCOPE and at least one key=value")
@@ -169,6 +194,10 @@ nothing on success; warnings go to stderr.`,
 			if err != nil {
 				return err
 			}
+			layer, err := writeLayer(cmd, *layerName, *keep)
+			if err != nil {
+				return err
+			}
 
 			ctx0 := cmd.Context()
 			c, ctx, cancel, err := cf.dial(ctx0)
@@ -177,7 +206,7 @@ nothing on success; warnings go to stderr.`,
 			}
 			defer cancel()
 			defer c.Close()
-			o, err := c.Owner(ctx, *ownerName, core.OwnerOptions{KeepConfig: *keep})
+			o, err := c.Owner(ctx, *ownerName, core.OwnerOptions{Layer: layer})
 			if err != nil {
 				return fmt.Errorf("set: attach owner: %w", err)
 			}
@@ -191,9 +220,9 @@ nothing on success; warnings go to stderr.`,
 				switch {
 				case snap.Holds(o.Name(), core.State):
 					fmt.Fprintf(stderr, "sysregd: warning: state keys set from the command line are deleted when this command exits (their owner %q dies, R13)\n", o.Name())
-				case !*keep && snap.Holds(o.Name(), core.Config):
-					fmt.Fprintf(stderr, "sysregd: warning: config keys set without --keep-config are deleted when this command exits (owner %q dies, R13)\n", o.Name())
-				case *keep && *ownerName == "" && snap.Holds(o.Name(), core.Config):
+				case layer != core.Saved && snap.HoldsIn(o.Name(), layer):
+					fmt.Fprintf(stderr, "sysregd: warning: %s config keys are deleted when this command exits (owner %q dies, R13)\n", layer, o.Name())
+				case layer == core.Saved && *ownerName == "" && snap.Holds(o.Name(), core.Config):
 					fmt.Fprintf(stderr, "sysregd: note: the new config keys belong to owner %q; remove them with 'sysregd delete --owner %s %s KEY…' or 'sysregd evict %s'\n", o.Name(), o.Name(), scope, o.Name())
 				}
 			}
@@ -204,7 +233,7 @@ nothing on success; warnings go to stderr.`,
 		})
 	cf = addClientFlags(cmd, true)
 	ownerName = cmd.Flags().String("owner", "", "owner name to write as (default: an anonymous owner)")
-	keep = cmd.Flags().Bool("keep-config", false, "keep the config keys this command creates after it exits (R13)")
+	layerName, keep = layerFlag(cmd)
 	asBytes = cmd.Flags().Bool("bytes", false, "store key=@FILE values as bytes, exactly as read")
 	return cmd
 }
@@ -283,16 +312,20 @@ func reservedHint(err error) error {
 
 func deleteCmd() *cobra.Command {
 	var cf clientFlags
-	var ownerName *string
+	var ownerName, layerName *string
+	var keep *bool
 	cmd := command("delete [flags] SCOPE [key…]",
 		"delete keys of a scope",
 		`Deletes the named keys of SCOPE, or with no keys every key the owner holds in
 SCOPE (R12), and prints what it deleted ("deleted 2 keys from SCOPE: a b",
 "deleted 0 keys from SCOPE"). Only a key's owner may delete it (R10, R11): pass --owner with
 its name; this also works for config restored after a restart (R27). The
-owner must not have a live session elsewhere. The command attaches the
-owner with KeepConfig, so the owner's other config keys survive the end of
-the command's session (its state keys, if any, would not: R13). Use
+owner must not have a live session elsewhere. A config delete touches only
+the layer given by --layer (default saved, R39): where another layer holds
+the key too, that value shows again ('sysregd reset' removes saved values
+whoever wrote them). The command's session ends like any other: the
+owner's state, runtime and override keys go with it (R13), its saved keys
+stay. Use
 'sysregd evict NAME' to delete everything a name holds.`,
 		func(cmd *cobra.Command, args []string) error {
 			if len(args) < 1 {
@@ -314,9 +347,11 @@ the command's session (its state keys, if any, would not: R13). Use
 			}
 			defer cancel()
 			defer c.Close()
-			// KeepConfig: ending this session must not take the owner's
-			// other config keys with it.
-			o, err := c.Owner(ctx, *ownerName, core.OwnerOptions{KeepConfig: true})
+			layer, err := writeLayer(cmd, *layerName, *keep)
+			if err != nil {
+				return err
+			}
+			o, err := c.Owner(ctx, *ownerName, core.OwnerOptions{Layer: layer})
 			if err != nil {
 				return fmt.Errorf("delete: attach owner: %w", err)
 			}
@@ -328,8 +363,15 @@ the command's session (its state keys, if any, would not: R13). Use
 				return err
 			}
 			var gone []string
-			for k := range before.Values(scope) {
+			vals := before.Values(scope)
+			if scope.Bucket == core.Config {
+				vals = before.LayerValues(layer, scope)
+			}
+			for k := range vals {
 				own, _ := before.Owner(scope, k)
+				if scope.Bucket == core.Config {
+					own, _ = before.LayerOwner(layer, scope, k)
+				}
 				if len(keys) == 0 && own == o.Name() || slices.Contains(keys, k) {
 					gone = append(gone, k)
 				}
@@ -347,6 +389,7 @@ the command's session (its state keys, if any, would not: R13). Use
 		})
 	cf = addClientFlags(cmd, true)
 	ownerName = cmd.Flags().String("owner", "", "owner name to act as: the owner of the keys (default: an anonymous owner, which owns nothing)")
+	layerName, keep = layerFlag(cmd)
 	return cmd
 }
 

@@ -728,10 +728,18 @@ func TestCLI(t *testing.T) {
 			t.Fatalf("get of an empty scope: %s", r)
 		}
 	})
-	t.Run("set-without-keep-config", func(t *testing.T) {
-		r := ok(t, sock, "set", "config/cli/gone", "x=1")
-		if !strings.Contains(r.stderr, "deleted when this command exits") {
-			t.Fatalf("no warning: %s", r)
+	t.Run("set-layers", func(t *testing.T) {
+		// R52: config from the CLI goes to saved unless --layer says
+		// otherwise; runtime and override keys die with the command (R13).
+		r := ok(t, sock, "set", "config/cli/kept", "x=1")
+		if strings.Contains(r.stderr, "deleted when this command exits") {
+			t.Fatalf("warning for saved config: %s", r)
+		}
+		for _, l := range []string{"runtime", "override"} {
+			r = ok(t, sock, "set", "--layer", l, "config/cli/gone", "x=1")
+			if !strings.Contains(r.stderr, l+" config keys are deleted when this command exits") {
+				t.Fatalf("no warning for --layer %s: %s", l, r)
+			}
 		}
 		r = ok(t, sock, "set", "state/cli/gone", "x=1")
 		if !strings.Contains(r.stderr, "deleted when this command exits") {
@@ -740,6 +748,22 @@ func TestCLI(t *testing.T) {
 		s := snapshot(t, c)
 		if s.Values(core.ConfigScope("cli", "gone")) != nil || s.Values(core.StateScope("cli", "gone")) != nil {
 			t.Fatalf("keys outlived the command: %v", s.Map())
+		}
+		if l, _, ok := s.Origin(core.ConfigScope("cli", "kept"), "x"); !ok || l != core.Saved {
+			t.Fatalf("R52: CLI config went to %s %v, want saved", l, ok)
+		}
+		own, _ := s.Owner(core.ConfigScope("cli", "kept"), "x")
+		ok(t, sock, "evict", own)
+		for _, bad := range [][]string{
+			{"set", "--layer", "default", "config/cli/x", "x=1"},
+			{"set", "--layer", "fleet", "config/cli/x", "x=1"},
+			{"set", "--layer", "nope", "config/cli/x", "x=1"},
+			{"set", "--layer", "runtime", "--keep-config", "config/cli/x", "x=1"},
+			{"delete", "--layer", "default", "config/cli/x", "x"},
+		} {
+			if r := fails(t, 2, sock, bad...); !strings.Contains(r.stderr, "layer") {
+				t.Fatalf("%q: %s", bad, r)
+			}
 		}
 		// Updating another owner's config key needs no warning: it
 		// keeps its owner (R11).
@@ -1175,7 +1199,12 @@ func garbage(t *testing.T, socket, kind string, i int, rnd *rand.Rand) {
 		c.expectError(kind, 3, wire.CodeBadRequest)
 		c.expectClosed(kind)
 	case "wrong-version":
-		c.frame(wire.THello, 1, wire.Hello{Version: 2 + uint64(rnd.IntN(100)), Client: "future"})
+		// A future version, or an old one (version 1, before config layers).
+		v := wire.Version + 1 + uint64(rnd.IntN(100))
+		if rnd.IntN(2) == 0 {
+			v = uint64(rnd.IntN(int(wire.Version)))
+		}
+		c.frame(wire.THello, 1, wire.Hello{Version: v, Client: "other"})
 		c.expectError(kind, 1, wire.CodeBadRequest)
 		c.expectClosed(kind)
 	case "bad-body":

@@ -3,12 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/sysreg/sysreg/core"
@@ -43,43 +41,10 @@ func parseValue(s string) (any, error) {
 }
 
 // errNumberRange: a number on the command line that no value type holds.
-var errNumberRange = errors.New("out of range")
+var errNumberRange = core.ErrNumberRange
 
 // convertNumbers turns json.Numbers into R2 integers and floats, in place.
-func convertNumbers(v any) (any, error) {
-	var err error
-	switch x := v.(type) {
-	case json.Number:
-		s := string(x)
-		if !strings.ContainsAny(s, ".eE") {
-			if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-				return i, nil
-			}
-			if u, err := strconv.ParseUint(s, 10, 64); err == nil {
-				return u, nil
-			}
-			return nil, fmt.Errorf("integer %s is %w: integers are int64 or uint64 (−2^63 … 2^64−1); quote it to store it as a string", s, errNumberRange)
-		}
-		f, perr := strconv.ParseFloat(s, 64)
-		if perr != nil || math.IsInf(f, 0) {
-			return nil, fmt.Errorf("number %s is %w of float64 (±1.8e308); quote it to store it as a string", s, errNumberRange)
-		}
-		return f, nil
-	case []any:
-		for i, e := range x {
-			if x[i], err = convertNumbers(e); err != nil {
-				return nil, err
-			}
-		}
-	case map[string]any:
-		for k, e := range x {
-			if x[k], err = convertNumbers(e); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return v, nil
-}
+func convertNumbers(v any) (any, error) { return core.FromJSON(v) }
 
 // maxValueFile bounds what set reads for one @FILE value; the registry
 // refuses updates above its limit (1 MiB by default, R2) anyway.

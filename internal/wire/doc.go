@@ -1,4 +1,4 @@
-// Package wire is sysreg's socket protocol, version 1 (Version): the framing
+// Package wire is sysreg's socket protocol, version 2 (Version): the framing
 // and the message types that sysregd (store.Server) and its clients
 // (store.Dial) exchange over a Unix socket (R31–R35). PROTOCOL.md in this
 // directory specifies it byte by byte, for implementers in other languages;

@@ -25,11 +25,15 @@ type Scope struct {
 	Subtype string
 }
 
-// Attach opens an owner session on this connection (R8, R31).
+// Attach opens an owner session on this connection (R8, R31). KeepConfig,
+// Layer and Grace are core.OwnerOptions' (R13, R39, R48): Layer 0 means
+// saved with KeepConfig, runtime without; Grace is in nanoseconds.
 type Attach struct {
 	_          struct{} `cbor:",toarray"`
 	Name       string   // "" for an anonymous owner
 	KeepConfig bool
+	Layer      uint8
+	Grace      int64
 }
 
 // AttachOK names the session: a handle for later requests and the owner's
@@ -122,6 +126,8 @@ const (
 	CodeReservedKeys = "reserved_keys"
 	CodeOwnerInUse   = "owner_in_use"
 	CodeInvalidOwner = "invalid_owner"
+	CodeReadOnly     = "read_only_layer"
+	CodeInvalidLayer = "invalid_layer"
 	CodeClosed       = "closed"
 	CodeJournal      = "journal"
 	CodeLimit        = "limit"

@@ -12,7 +12,7 @@ import (
 )
 
 // Version is the protocol version this build speaks (see PROTOCOL.md).
-const Version = 1
+const Version = 2
 
 // DefaultMaxFrame is the default limit on the payload of a frame the daemon
 // reads.
