@@ -1758,3 +1758,36 @@ func TestOwners(t *testing.T) {
 		t.Fatalf("owners after evict and delete %v, want %v", got, want)
 	}
 }
+
+// TestStartLineSaysPreviousRun: the daemon's start line says whether the
+// previous run ended cleanly: none for a new directory, clean after
+// SIGTERM, unclean after kill -9 (R51).
+func TestStartLineSaysPreviousRun(t *testing.T) {
+	dir := t.TempDir()
+	startLine := func(d *daemon) string {
+		t.Helper()
+		for _, l := range strings.Split(d.stderr.String(), "\n") {
+			if strings.Contains(l, "sysregd: listening:") {
+				return l
+			}
+		}
+		t.Fatalf("no start line:\n%s", d.stderr)
+		return ""
+	}
+	d := startDaemon(t, dir)
+	if l := startLine(d); !strings.Contains(l, "previous_run=none") {
+		t.Errorf("new directory: %s", l)
+	}
+	ok(t, d.socket, "set", "--owner", "x", "--keep-config", "config/a/b", "k=1")
+	d.stop()
+	d = startDaemonAt(t, dir, d.socket)
+	if l := startLine(d); !strings.Contains(l, "previous_run=clean") {
+		t.Errorf("after SIGTERM: %s", l)
+	}
+	must(t, d.cmd.Process.Kill())
+	d.wait(10 * time.Second)
+	d = startDaemonAt(t, dir, d.socket)
+	if l := startLine(d); !strings.Contains(l, "previous_run=unclean") {
+		t.Errorf("after kill -9: %s", l)
+	}
+}

@@ -123,8 +123,10 @@ func serve(ctx context.Context, stderr io.Writer, cfg serveConfig) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	rep := st.Recovery()
-	logger.Info("listening", "socket", cfg.socket, "data_dir", cfg.dataDir, "records", rep.Records,
-		"keys", rep.Keys, "elapsed", rep.Elapsed)
+	// The start line says how the previous run ended (R51): "unclean"
+	// means a crash, kill -9 or power loss, and what recovery did about it.
+	logger.Info("listening", "socket", cfg.socket, "data_dir", cfg.dataDir, "previous_run", st.PreviousRun(),
+		"records", rep.Records, "keys", rep.Keys, "elapsed", rep.Elapsed)
 	sdNotify(logger, "READY=1\nSTATUS=listening on "+cfg.socket)
 
 	select {
