@@ -50,7 +50,9 @@ func newCollector(st *store.Store, srv *store.Server) *collector {
 			newMetric("mutations_total", "Effective mutations since start, per bucket: config (journaled), state (state only).", c, bucket("config"),
 				func(st *store.Stats, _ *store.ServerStats) float64 { return float64(st.ConfigMutations) }),
 			newMetric("mutations_total", "Effective mutations since start, per bucket: config (journaled), state (state only).", c, bucket("state"),
-				func(st *store.Stats, _ *store.ServerStats) float64 { return float64(st.Mutations - min(st.Mutations, st.ConfigMutations)) }),
+				func(st *store.Stats, _ *store.ServerStats) float64 {
+					return float64(st.Mutations - min(st.Mutations, st.ConfigMutations))
+				}),
 			newMetric("keys", "Keys in the view, per bucket.", g, bucket("state"),
 				func(st *store.Stats, _ *store.ServerStats) float64 { return float64(st.StateKeys) }),
 			newMetric("keys", "Keys in the view, per bucket.", g, bucket("config"),
