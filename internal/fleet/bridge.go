@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -191,6 +193,21 @@ func (o *Options) fill() error {
 		return fmt.Errorf("%w: device ID %q is reserved for the whole fleet", ErrInvalidOptions, AllDevices)
 	case o.Interval < 0 || o.ReconnectWait < 0 || o.Timeout < 0 || o.MaxValueBytes < 0:
 		return fmt.Errorf("%w: negative interval, wait, timeout or size", ErrInvalidOptions)
+	}
+	for _, u := range strings.Split(o.URL, ",") {
+		u = strings.TrimSpace(u)
+		if !strings.Contains(u, "://") {
+			u = "nats://" + u // nats.go accepts host:port
+		}
+		pu, err := url.Parse(u)
+		if err != nil || pu.Host == "" {
+			return fmt.Errorf("%w: NATS URL %q", ErrInvalidOptions, u)
+		}
+	}
+	if o.CredsFile != "" {
+		if _, err := os.Stat(o.CredsFile); err != nil {
+			return fmt.Errorf("%w: credentials file: %v", ErrInvalidOptions, err)
+		}
 	}
 	if err := (core.Scope{Bucket: core.Config, Type: "device", Subtype: o.Device}).Validate(); err != nil {
 		return fmt.Errorf("%w: device ID %q is not UTF-8 without NUL", ErrInvalidOptions, o.Device)

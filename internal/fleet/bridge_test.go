@@ -28,6 +28,9 @@ func TestOptionsRefused(t *testing.T) {
 		{URL: "nats://127.0.0.1:1", Device: "a\x00b"},
 		{URL: "nats://127.0.0.1:1", Device: "\xff"},
 		{URL: "nats://127.0.0.1:1", Device: "d1", Interval: -time.Second},
+		{URL: "nats://bad host:1", Device: "d1"},
+		{URL: "nats://127.0.0.1:1,", Device: "d1"},
+		{URL: "nats://127.0.0.1:1", Device: "d1", CredsFile: "/nonexistent/user.creds"},
 	} {
 		if b, err := fleet.Start(tg, o); !errors.Is(err, fleet.ErrInvalidOptions) {
 			if b != nil {

@@ -1,7 +1,6 @@
 package fleet_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"testing"
@@ -217,10 +216,4 @@ func waitKey(t testing.TB, ch <-chan []byte, timeout time.Duration, want core.Va
 			t.Fatalf("key never reached %v within %v; last %v", want, timeout, last)
 		}
 	}
-}
-
-func ctxTimeout(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), d)
-	t.Cleanup(cancel)
-	return ctx
 }

@@ -42,7 +42,7 @@ func (b *Bridge) reportLoop(js jetstream.JetStream) {
 		retry           <-chan time.Time
 	)
 	for {
-		gen, connected, changed := b.conn()
+		_, _, changed := b.conn()
 		select {
 		case <-b.ctx.Done():
 			return
@@ -58,7 +58,7 @@ func (b *Bridge) reportLoop(js jetstream.JetStream) {
 		case <-retry:
 			retry = nil
 		}
-		gen, connected, _ = b.conn()
+		gen, connected, _ := b.conn()
 		if !have {
 			continue
 		}
