@@ -23,7 +23,13 @@ type daemon struct {
 
 func startDaemon(t *testing.T, dir string, opts store.ServerOptions) *daemon {
 	t.Helper()
-	st, err := store.Open(dir, store.Options{NoSync: true})
+	return startDaemonOpts(t, dir, store.Options{NoSync: true}, opts)
+}
+
+// startDaemonOpts is startDaemon with the store's options.
+func startDaemonOpts(t *testing.T, dir string, sopts store.Options, opts store.ServerOptions) *daemon {
+	t.Helper()
+	st, err := store.Open(dir, sopts)
 	if err != nil {
 		t.Fatal(err)
 	}

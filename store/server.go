@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -480,6 +481,8 @@ func (c *conn) handle(f wire.Frame) reply {
 		return c.stats(f.ID)
 	case wire.TPing:
 		return reply{id: f.ID, typ: wire.TOK}
+	case wire.TBackup:
+		return c.backup(f.ID)
 	case wire.THello:
 		c.srv.stats.badFrames.Add(1)
 		return badRequest(f.ID, "hello after the handshake")
@@ -604,6 +607,31 @@ func (c *conn) stats(id uint64) reply {
 		return errReply(id, err)
 	}
 	return reply{id: id, typ: wire.TStatsOK, body: wire.StatsOK{Data: data}}
+}
+
+// mayAdmin says whether the peer may make a request that concerns every
+// owner — backup (R45), reset (R46): only root and the daemon's own uid may.
+// A peer whose uid is unknown (no SO_PEERCRED: not Linux, not a Unix
+// socket) may not: this fails closed.
+func (c *conn) mayAdmin(what string) error {
+	if c.cred && (c.uid == 0 || c.uid == uint32(os.Getuid())) {
+		return nil
+	}
+	if !c.cred {
+		return fmt.Errorf("%w: %s needs root or the daemon's uid, and the peer's uid is unknown", ErrPermission, what)
+	}
+	return fmt.Errorf("%w: %s needs root or the daemon's uid %d, not uid %d", ErrPermission, what, os.Getuid(), c.uid)
+}
+
+func (c *conn) backup(id uint64) reply {
+	if err := c.mayAdmin("backup"); err != nil {
+		return errReply(id, err)
+	}
+	var buf bytes.Buffer
+	if _, err := c.srv.st.Backup(context.Background(), &buf); err != nil {
+		return errReply(id, err)
+	}
+	return reply{id: id, typ: wire.TBackupOK, body: wire.BackupOK{Data: buf.Bytes()}}
 }
 
 // mayAttach applies R35: an owner name that holds config is bound to the

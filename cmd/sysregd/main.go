@@ -136,6 +136,7 @@ its command line client. Flags go anywhere before '--' (R52).`,
 		serveCmd(),
 		getCmd(), setCmd(), ownersCmd(), deleteCmd(), evictCmd(), watchCmd(), waitCmd(), statsCmd(),
 		inspectCmd(), checkCmd(),
+		backupCmd(),
 		benchCmd(),
 		versionCmd(), manCmd(root),
 	)

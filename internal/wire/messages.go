@@ -118,6 +118,12 @@ type StatsOK struct {
 	Data []byte   // internal/codec.EncodeValue of a map[string]any
 }
 
+// BackupOK carries a consistent copy of the daemon's journal file (R45).
+type BackupOK struct {
+	_    struct{} `cbor:",toarray"`
+	Data []byte
+}
+
 // Error codes: each maps to one sentinel error of core or store.
 const (
 	CodeInvalidScope = "invalid_scope"

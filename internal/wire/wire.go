@@ -40,6 +40,9 @@ const (
 	TEvict       Type = 8  // Evict → OK
 	TStats       Type = 9  // (no body) → StatsOK
 	TPing        Type = 10 // (no body) → OK
+
+	// Safe changes (R43–R46) are numbered from 20.
+	TBackup Type = 20 // (no body) → BackupOK; root or the daemon's uid only
 )
 
 // Replies and pushes (daemon → client).
@@ -51,6 +54,7 @@ const (
 	TSnapshotOK  Type = 68
 	TSubscribeOK Type = 69
 	TStatsOK     Type = 70
+	TBackupOK    Type = 80
 	TDelivery    Type = 96 // push: id is the subscription id
 	TSubClosed   Type = 97 // push: the daemon ended the subscription; id is its id
 )
@@ -68,6 +72,7 @@ var typeNames = map[Type]string{
 	TEvict: "evict", TStats: "stats", TPing: "ping", THelloOK: "hello_ok", TOK: "ok",
 	TError: "error", TAttachOK: "attach_ok", TSnapshotOK: "snapshot_ok",
 	TSubscribeOK: "subscribe_ok", TStatsOK: "stats_ok", TDelivery: "delivery",
+	TBackup: "backup", TBackupOK: "backup_ok",
 	TSubClosed: "sub_closed",
 }
 

@@ -60,6 +60,8 @@ func messages() []message {
 		{"stats", wire.TStats, 10, nil, nil},
 		{"stats_ok", wire.TStatsOK, 10, wire.StatsOK{Data: []byte{0xa1, 0x63, 's', 'e', 'q', 0x01}}, new(wire.StatsOK)},
 		{"ping", wire.TPing, 11, nil, nil},
+		{"backup", wire.TBackup, 12, nil, nil},
+		{"backup_ok", wire.TBackupOK, 12, wire.BackupOK{Data: []byte{0xed, 0xda}}, new(wire.BackupOK)},
 	}
 }
 
@@ -124,8 +126,8 @@ func TestTypeNames(t *testing.T) {
 		}
 		names[ty.String()] = ty
 	}
-	if len(names) != 19 {
-		t.Errorf("%d known types, want 19: update PROTOCOL.md with the protocol", len(names))
+	if len(names) != 21 {
+		t.Errorf("%d known types, want 21: update PROTOCOL.md with the protocol", len(names))
 	}
 }
 

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestR45_BackupRestore: 'sysregd backup FILE' while the daemon runs
+// writes a file that, placed as DIR/journal.db, passes 'check' and is a
+// data directory 'serve' starts from with the config the daemon had (R45).
+// A backup by another uid than root or the daemon's is refused and writes
+// nothing.
+func TestR45_BackupRestore(t *testing.T) {
+	d := startDaemon(t, t.TempDir(), "--no-sync")
+	ok(t, d.socket, "set", "--owner", "netcfg", "--keep-config", "config/net/eth0", "mtu=1500", "dhcp=true")
+	ok(t, d.socket, "set", "--owner", "wifi", "--keep-config", "config/wifi/wlan0", `ssid="home"`)
+
+	restored := t.TempDir()
+	file := filepath.Join(restored, "journal.db")
+	out := jsonOf(t, ok(t, d.socket, "backup", file).stdout)
+	fi, err := os.Stat(file)
+	must(t, err)
+	if out["file"] != file || out["bytes"] != json.Number(fmt.Sprint(fi.Size())) {
+		t.Fatalf("backup printed %v; the file has %d bytes", out, fi.Size())
+	}
+	ck := jsonOf(t, ok(t, "", "check", "--data-dir", restored).stdout)
+	if ck["ok"] != true || ck["keys"] != json.Number("3") {
+		t.Fatalf("check of the backup: %v", ck)
+	}
+	r := startDaemon(t, restored, "--no-sync")
+	if got := ok(t, r.socket, "get", "config/net/eth0", "mtu").stdout; got != "1500\n" {
+		t.Fatalf("restored mtu = %q", got)
+	}
+	if got := ok(t, r.socket, "get", "config/wifi/wlan0", "ssid").stdout; got != "home\n" {
+		t.Fatalf("restored ssid = %q", got)
+	}
+
+	fails(t, 2, d.socket, "backup")
+	fails(t, 2, d.socket, "backup", "a", "b")
+	if os.Getuid() == 0 {
+		const nobody = 65534
+		d2 := startDaemon(t, t.TempDir(), "--no-sync", "--socket-group", fmt.Sprint(nobody))
+		must(t, os.Chmod(filepath.Dir(d2.socket), 0o755))
+		dir := t.TempDir()
+		must(t, os.Chmod(dir, 0o777))
+		res := cliAs(t, &syscall.Credential{Uid: nobody, Gid: nobody}, d2.socket, "backup", filepath.Join(dir, "b.db"))
+		if res.code != 1 || !strings.Contains(res.stderr, "permission") {
+			t.Fatalf("backup by uid nobody: %s", res)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+			t.Fatalf("a refused backup left %v", ents)
+		}
+	}
+}
