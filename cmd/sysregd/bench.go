@@ -16,19 +16,20 @@ import (
 	"github.com/sysreg/sysreg/bench"
 )
 
-var benchScenarios = []string{"flap", "durable", "recovery", "daemon", "wear", "fleet"}
+var benchScenarios = []string{"flap", "durable", "recovery", "daemon", "wear", "fleet", "footprint"}
 
 // benchReport is the JSON that "sysregd bench --json" prints: the machine,
 // then one object per scenario that ran.
 type benchReport struct {
-	Machine  benchMachine           `json:"machine"`
-	Flap     *bench.FlapResult      `json:"flap,omitempty"`
-	Sweep    *bench.FlapSweepResult `json:"flap_sweep,omitempty"`
-	Durable  *bench.DurableResult   `json:"durable,omitempty"`
-	Recovery *bench.RecoveryResult  `json:"recovery,omitempty"`
-	Daemon   *bench.DaemonResult    `json:"daemon,omitempty"`
-	Wear     *bench.WearResult      `json:"wear,omitempty"`
-	Fleet    *bench.FleetResult     `json:"fleet,omitempty"`
+	Machine   benchMachine           `json:"machine"`
+	Flap      *bench.FlapResult      `json:"flap,omitempty"`
+	Sweep     *bench.FlapSweepResult `json:"flap_sweep,omitempty"`
+	Durable   *bench.DurableResult   `json:"durable,omitempty"`
+	Recovery  *bench.RecoveryResult  `json:"recovery,omitempty"`
+	Daemon    *bench.DaemonResult    `json:"daemon,omitempty"`
+	Wear      *bench.WearResult      `json:"wear,omitempty"`
+	Fleet     *bench.FleetResult     `json:"fleet,omitempty"`
+	Footprint *bench.FootprintResult `json:"footprint,omitempty"`
 }
 
 type benchMachine struct {
@@ -40,7 +41,7 @@ type benchMachine struct {
 }
 
 func benchCmd() *cobra.Command {
-	cmd := command("bench [flap|durable|recovery|daemon|wear|fleet|all] [flags]",
+	cmd := command("bench [flap|durable|recovery|daemon|wear|fleet|footprint|all] [flags]",
 		"run the benchmark scenarios",
 		strings.TrimSpace(`
 Runs the benchmark scenarios of package bench (default: all) and prints a
@@ -61,7 +62,10 @@ measured beside its baseline in the same run (R36).
   fleet     devices on one in-process NATS server with JetStream: time
             from a fleet-wide push until every device applied it, reported
             writes per device per second while all flap a state key, one
-            device's flapping throughput with its bridge on and off`), nil)
+            device's flapping throughput with its bridge on and off
+  footprint "sysregd serve" as an appliance runs it: time from exec until
+            a client connects with 10,000 saved config keys, and the idle
+            resident set; beside the same daemon on an empty data dir`), nil)
 	cmd.ValidArgs = append([]cobra.Completion{"all"}, benchScenarios...)
 	fs := cmd.Flags()
 	asJSON := fs.Bool("json", false, "print the results as JSON on stdout instead of tables")
@@ -81,6 +85,7 @@ measured beside its baseline in the same run (R36).
 	buffer := fs.Int("buffer", 1024, "flap: channel capacity of each baseline consumer")
 	sweep := fs.String("sweep", "", "flap: subs runs the scenario for each of --sweep-subs subscribers beside the same producers without subscribers (no naive baseline); --svg then draws that curve")
 	sweepSubs := fs.String("sweep-subs", "10,100,1000,10000,100000", "flap --sweep subs: comma-separated subscriber counts (MinInterval 100 ms, 1 s from 100,000, unless --interval is given)")
+	fpKeys := fs.Int("footprint-keys", 10000, "footprint: saved config keys in the data dir")
 	// durable
 	writers := fs.String("writers", "1,8,64,256", "durable: comma-separated concurrent writer counts")
 	// recovery
@@ -124,10 +129,10 @@ measured beside its baseline in the same run (R36).
 			for _, s := range benchScenarios {
 				run[s] = true
 			}
-		case "flap", "durable", "recovery", "daemon", "wear", "fleet":
+		case "flap", "durable", "recovery", "daemon", "wear", "fleet", "footprint":
 			run[scenario] = true
 		default:
-			return usagef("bench: unknown scenario %q (want flap, durable, recovery, daemon, wear, fleet or all)", scenario)
+			return usagef("bench: unknown scenario %q (want flap, durable, recovery, daemon, wear, fleet, footprint or all)", scenario)
 		}
 		if *svg != "" && !run["flap"] {
 			return usagef("bench: --svg draws the flap scenario, which %q does not run", scenario)
@@ -159,7 +164,7 @@ measured beside its baseline in the same run (R36).
 			progress = nil
 		}
 		positive := map[string]int{"producers": *producers, "keys": *keys, "subscribers": *subscribers, "buffer": *buffer,
-			"recovery-keys": *recKeys, "opens": *opens, "pipeline": *pipeline, "conns": *conns, "round-trips": *roundTrips, "sub-conns": *subConns,
+			"recovery-keys": *recKeys, "footprint-keys": *fpKeys, "opens": *opens, "pipeline": *pipeline, "conns": *conns, "round-trips": *roundTrips, "sub-conns": *subConns,
 			"wear-updates": *wearUpdates, "checkpoint-records": *ckptRecords, "checkpoint-keys": *ckptKeys,
 			"devices": *devices, "pushes": *pushes}
 		for name, v := range positive {
@@ -279,6 +284,18 @@ measured beside its baseline in the same run (R36).
 			}
 			rep.Fleet = &r
 			writeFleetTable(&tables, r)
+		}
+		if run["footprint"] {
+			exe, err := sysregdExe()
+			if err != nil {
+				return fmt.Errorf("bench: footprint: %w", err)
+			}
+			r, err := bench.RunFootprint(ctx, bench.FootprintConfig{Exe: exe, Keys: *fpKeys, Dir: *dir, Progress: progress})
+			if err != nil {
+				return err
+			}
+			rep.Footprint = &r
+			writeFootprintTable(&tables, r)
 		}
 		if *asJSON {
 			enc := json.NewEncoder(stdout)
@@ -415,6 +432,19 @@ func writeDurableTable(w io.Writer, r bench.DurableResult) {
 		t.row(strconv.Itoa(row.Writers), num(row.Sysreg.UpdatesPerSec), fmt.Sprintf("%.4f", row.Sysreg.FsyncsPerUpdate),
 			fmt.Sprintf("%.1f", row.Sysreg.LatencyUs.P99/1000), c, b, fmt.Sprintf("%.1fx", row.VsCommit), fmt.Sprintf("%.1fx", row.VsBatch))
 	}
+	t.write(w)
+}
+
+// sysregdExe is the binary the footprint scenario starts: this one (tests
+// point it at the sysregd they built).
+var sysregdExe = os.Executable
+
+func writeFootprintTable(w io.Writer, r bench.FootprintResult) {
+	fmt.Fprintf(w, "\nfootprint: sysregd serve, %d saved config keys beside an empty data dir (median of %s)\n", r.Keys, "3 starts")
+	var t table
+	t.row("", fmt.Sprintf("%d keys", r.Keys), "empty")
+	t.row("exec → client connected (ms)", fmt.Sprintf("%.1f", r.Loaded.ReadyMs.P50), fmt.Sprintf("%.1f", r.Empty.ReadyMs.P50))
+	t.row("idle RSS (MiB)", fmt.Sprintf("%.1f", float64(r.Loaded.IdleRSSBytes)/(1<<20)), fmt.Sprintf("%.1f", float64(r.Empty.IdleRSSBytes)/(1<<20)))
 	t.write(w)
 }
 

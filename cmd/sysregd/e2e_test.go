@@ -28,6 +28,7 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 
+	"github.com/sysreg/sysreg/bench"
 	"github.com/sysreg/sysreg/core"
 	"github.com/sysreg/sysreg/internal/testexec"
 	"github.com/sysreg/sysreg/internal/wire"
@@ -78,6 +79,7 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "build sysregd:", err)
 		return 1
 	}
+	sysregdExe = func() (string, error) { return bin, nil }
 	return m.Run()
 }
 
@@ -1789,5 +1791,26 @@ func TestStartLineSaysPreviousRun(t *testing.T) {
 	d = startDaemonAt(t, dir, d.socket)
 	if l := startLine(d); !strings.Contains(l, "previous_run=unclean") {
 		t.Errorf("after kill -9: %s", l)
+	}
+}
+
+// TestFootprintE2E: the footprint scenario starts the real daemon on a
+// data directory with saved config and on an empty one, and reports both
+// (issue #14: idle RSS and time to ready, in sysregd bench).
+func TestFootprintE2E(t *testing.T) {
+	r, err := bench.RunFootprint(t.Context(), bench.FootprintConfig{Exe: bin, Keys: 250, Starts: 1, Idle: 10 * time.Millisecond, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Keys != 250 {
+		t.Errorf("Keys = %d", r.Keys)
+	}
+	for name, run := range map[string]bench.FootprintRun{"loaded": r.Loaded, "empty": r.Empty} {
+		if run.ReadyMs.P50 <= 0 || run.IdleRSSBytes < 1<<20 {
+			t.Errorf("%s: ready %v ms, idle RSS %d B", name, run.ReadyMs.P50, run.IdleRSSBytes)
+		}
+	}
+	if _, err := bench.RunFootprint(t.Context(), bench.FootprintConfig{}); err == nil {
+		t.Error("RunFootprint without a binary succeeded")
 	}
 }
