@@ -3,15 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/sysreg/sysreg/core"
-	"github.com/sysreg/sysreg/internal/codec"
-	"github.com/sysreg/sysreg/journal"
-	"github.com/sysreg/sysreg/recovery"
 	"github.com/sysreg/sysreg/store"
 )
 
@@ -33,17 +28,16 @@ exits 1.`,
 			if err := noArgs(cmd, args); err != nil {
 				return err
 			}
-			path := filepath.Join(*dir, store.JournalFile)
-			if _, err := os.Stat(path); err != nil {
+			ins, err := store.Inspect(*dir)
+			if err != nil {
 				return fmt.Errorf("inspect: %w", err)
 			}
-			rep, _ := journal.Inspect(path)
-			ins := inspectJSON(rep)
-			if err := out.writeValue(cmd.OutOrStdout(), ins); err != nil {
+			res := inspectJSON(ins)
+			if err := out.writeValue(cmd.OutOrStdout(), res); err != nil {
 				return err
 			}
-			if n := len(ins.Problems); n > 0 {
-				return fmt.Errorf("inspect: %s: %d problem(s), the first: %s", path, n, ins.Problems[0])
+			if n := len(res.Problems); n > 0 {
+				return fmt.Errorf("inspect: %s: %d problem(s), the first: %s", res.Path, n, res.Problems[0])
 			}
 			return nil
 		})
@@ -65,7 +59,6 @@ type inspectOut struct {
 	Checkpoint *checkpointOut `json:"checkpoint"`
 	Records    []recordOut    `json:"records"`
 	Problems   []string       `json:"problems"`
-	rep        *journal.InspectReport
 }
 
 type checkpointOut struct {
@@ -103,29 +96,22 @@ type opOut struct {
 	Keys   []string        `json:"keys,omitempty"`
 }
 
-// inspectJSON decodes what Inspect read: the checkpoint and every record
-// through internal/codec, as recovery would. Every problem, the journal's
-// and the decoder's, lands in Problems.
-func inspectJSON(rep *journal.InspectReport) *inspectOut {
+// inspectJSON is what inspect prints of an Inspection.
+func inspectJSON(ins *store.Inspection) *inspectOut {
+	rep := ins.Journal
 	out := &inspectOut{
 		Path: rep.Path, FileSize: rep.FileSize, Live: rep.Live, PageSize: rep.PageSize,
 		TxID: rep.TxID, Format: rep.Format, Version: rep.Version, Mark: rep.Mark,
-		Records: []recordOut{}, Problems: []string{}, rep: rep,
-	}
-	for _, p := range rep.Problems {
-		out.Problems = append(out.Problems, p.Error())
+		Records: []recordOut{}, Problems: errorStrings(ins.Problems),
 	}
 	if ic := rep.Checkpoint; ic != nil {
 		co := &checkpointOut{Key: ic.Key, Last: ic.Last, Base: ic.Base, CRC: ic.CRC, Bytes: len(ic.Data)}
-		if ic.Err != nil {
-			co.Error = ic.Err.Error() // already among the problems
-		} else if snap, err := codec.DecodeSnapshot(ic.Data); err != nil {
-			co.Error = err.Error()
-			out.Problems = append(out.Problems, fmt.Sprintf("checkpoint at %d: %v", ic.Key, err))
-		} else {
+		if ins.CheckpointErr != nil {
+			co.Error = ins.CheckpointErr.Error()
+		} else if snap := ins.Checkpoint; snap != nil {
 			seq := snap.Seq()
 			co.Seq = &seq
-			co.View = snapshotJSON(snap)
+			co.View = snapshotJSON(*snap)
 			co.Owners = map[string]map[string]string{}
 			snap.Walk(core.Config, func(scope core.Scope, key, owner string, _ any) error {
 				m := co.Owners[scope.String()]
@@ -139,14 +125,11 @@ func inspectJSON(rep *journal.InspectReport) *inspectOut {
 		}
 		out.Checkpoint = co
 	}
-	for _, r := range rep.Records {
+	for i, r := range rep.Records {
 		ro := recordOut{Key: r.Key, Prev: r.Prev, CRC: r.CRC, Bytes: len(r.Data)}
-		if r.Err != nil {
-			ro.Error = r.Err.Error() // already among the problems
-		} else if m, err := codec.DecodeMutation(r.Data); err != nil {
+		if err := ins.MutationErrs[i]; err != nil {
 			ro.Error = err.Error()
-			out.Problems = append(out.Problems, fmt.Sprintf("record %d: %v", r.Key, err))
-		} else {
+		} else if m := ins.Mutations[i]; m != nil {
 			ro.Mutation = &mutationOut{Seq: m.Seq, Ops: make([]opOut, len(m.Ops))}
 			for i, op := range m.Ops {
 				oo := opOut{Kind: op.Kind.String(), Bucket: op.Scope.Bucket.String(), Owner: op.Owner, Keys: op.Keys}
@@ -160,6 +143,15 @@ func inspectJSON(rep *journal.InspectReport) *inspectOut {
 			}
 		}
 		out.Records = append(out.Records, ro)
+	}
+	return out
+}
+
+// errorStrings is errs' messages, [] for none.
+func errorStrings(errs []error) []string {
+	out := make([]string, len(errs))
+	for i, e := range errs {
+		out[i] = e.Error()
 	}
 	return out
 }
@@ -179,42 +171,23 @@ or {"ok": false, "problems": […]} and exits 1 when not ok. It never writes.`,
 				return err
 			}
 			stdout := cmd.OutOrStdout()
-			path := filepath.Join(*dir, store.JournalFile)
-			fi, err := os.Stat(path)
+			ck, err := store.Check(*dir)
 			if err != nil {
 				return fmt.Errorf("check: %w", err)
 			}
-			res := checkOut{Path: path, Problems: []string{}}
-			if fi.Size() == 0 {
-				// An empty file is what a crash right after creating it
-				// leaves; the daemon initialises it (see journal.Open).
-				res.OK = true
-				return out.writeValue(stdout, res)
-			}
-			rep, _ := journal.Inspect(path)
-			ins := inspectJSON(rep)
-			res.Live = rep.Live
-			res.Problems = ins.Problems
-			if len(res.Problems) == 0 {
-				rr, err := recovery.Run(inspectSource{ins})
-				if err != nil {
-					res.Problems = append(res.Problems, err.Error())
-				} else {
-					r := rr.Report
-					// seq is what the daemon's stats and start log
-					// report after Open: the last number handed out.
-					res.Records, res.Keys, res.Owners, res.Seq = r.Records, r.Keys, r.Owners, r.SeqFloor
-					res.ConfigSeq, res.SeqFloor, res.CheckpointSeq = r.Seq, r.SeqFloor, r.CheckpointSeq
-				}
-			}
-			if len(res.Problems) > 0 {
-				if err := out.writeValue(stdout, checkFailed{Path: path, Live: res.Live, Problems: res.Problems}); err != nil {
+			if !ck.OK() {
+				problems := errorStrings(ck.Problems)
+				if err := out.writeValue(stdout, checkFailed{Path: ck.Path, Live: ck.Live, Problems: problems}); err != nil {
 					return err
 				}
-				return fmt.Errorf("check: %s is damaged: %d problem(s), the first: %s", path, len(res.Problems), res.Problems[0])
+				return fmt.Errorf("check: %s is damaged: %d problem(s), the first: %s", ck.Path, len(problems), problems[0])
 			}
-			res.OK = true
-			return out.writeValue(stdout, res)
+			r := ck.Recovery
+			// seq is what the daemon's stats and start log report after
+			// Open: the last number handed out.
+			return out.writeValue(stdout, checkOut{OK: true, Path: ck.Path, Live: ck.Live,
+				Records: r.Records, Keys: r.Keys, Owners: r.Owners, Seq: r.SeqFloor,
+				ConfigSeq: r.Seq, SeqFloor: r.SeqFloor, CheckpointSeq: r.CheckpointSeq})
 		})
 	dir = dataDirFlag(cmd.Flags(), "the data directory (journal.db lives here)")
 	out = outputFlag(cmd)
@@ -230,50 +203,14 @@ type checkFailed struct {
 }
 
 type checkOut struct {
-	OK            bool     `json:"ok"`
-	Path          string   `json:"path"`
-	Live          bool     `json:"live,omitempty"`
-	Records       int      `json:"records"`
-	Keys          int      `json:"keys"`
-	Owners        int      `json:"owners"`
-	Seq           uint64   `json:"seq"`        // as the daemon reports it after Open (R7)
-	ConfigSeq     uint64   `json:"config_seq"` // of the last config mutation
-	SeqFloor      uint64   `json:"seq_floor"`
-	CheckpointSeq uint64   `json:"checkpoint_seq"`
-	Problems      []string `json:"-"`
+	OK            bool   `json:"ok"`
+	Path          string `json:"path"`
+	Live          bool   `json:"live,omitempty"`
+	Records       int    `json:"records"`
+	Keys          int    `json:"keys"`
+	Owners        int    `json:"owners"`
+	Seq           uint64 `json:"seq"`        // as the daemon reports it after Open (R7)
+	ConfigSeq     uint64 `json:"config_seq"` // of the last config mutation
+	SeqFloor      uint64 `json:"seq_floor"`
+	CheckpointSeq uint64 `json:"checkpoint_seq"`
 }
-
-// inspectSource is recovery.Source over what Inspect read, so that check
-// replays with exactly the code the daemon's startup runs.
-type inspectSource struct{ ins *inspectOut }
-
-var _ recovery.Source = inspectSource{}
-
-func (s inspectSource) ReadCheckpoint() (uint64, []byte, bool, error) {
-	ic := s.ins.rep.Checkpoint
-	if ic == nil {
-		return 0, nil, false, nil
-	}
-	if ic.Err != nil {
-		return 0, nil, false, ic.Err
-	}
-	return ic.Key, ic.Data, true, nil
-}
-
-func (s inspectSource) Replay(after uint64, fn func(key uint64, data []byte) error) error {
-	for _, r := range s.ins.rep.Records {
-		if r.Err != nil {
-			return r.Err
-		}
-		if r.Key <= after {
-			continue
-		}
-		if err := fn(r.Key, r.Data); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (s inspectSource) Mark() uint64 { return s.ins.rep.Mark }
-func (s inspectSource) Path() string { return s.ins.rep.Path }
