@@ -47,6 +47,16 @@
 // connection. A lost connection fails every call with ErrConnLost; owners
 // do not re-attach by themselves.
 //
+// # Fleet
+//
+// With Options.Fleet, Open starts the fleet bridge (internal/fleet, R53)
+// on the store: the store is its Target — an ordinary subscription for the
+// reported state, Registry.SetFleet for the fleet layer — and journals the
+// desired revision in the same SetFleet as the layer, as the fleet-layer
+// scope config/sysreg/fleet {"revision": N}. The bridge never makes Open or
+// any call wait for NATS; Stats.Fleet carries its status; Close stops it
+// before the registry.
+//
 // Decisions where the spec is silent:
 //   - Closing a Client is its connection dropping: its owners die.
 //   - A clean Store.Close or daemon shutdown ends sessions without owner
@@ -57,8 +67,8 @@
 // # Concurrency
 //
 // All methods of Store, Client and Server are safe for concurrent use.
-// Open starts the registry's notifier and the checkpointer, Close stops
-// them. A Server runs, per connection, a reader, a reply writer and one
+// Open starts the registry's notifier and the checkpointer (and, with
+// Options.Fleet, the fleet bridge's goroutines), Close stops them. A Server runs, per connection, a reader, a reply writer and one
 // pusher per subscription; Shutdown stops them. A Client runs one reader,
 // which Close stops.
 //

@@ -15,6 +15,7 @@ import (
 	"github.com/sysreg/sysreg/core"
 	"github.com/sysreg/sysreg/internal/codec"
 	"github.com/sysreg/sysreg/internal/faults"
+	"github.com/sysreg/sysreg/internal/fleet"
 	"github.com/sysreg/sysreg/internal/fsync"
 	"github.com/sysreg/sysreg/journal"
 	"github.com/sysreg/sysreg/recovery"
@@ -100,6 +101,10 @@ type Options struct {
 	// and again by ReloadDefaults. "" (the default): no defaults. A named
 	// directory that does not exist is an error.
 	DefaultsDir string
+	// Fleet connects the store to a fleet over NATS JetStream (R53): the
+	// bridge starts with Open, never makes Open or any call wait for NATS,
+	// and stops with Close. nil (the default): no fleet.
+	Fleet *FleetOptions
 
 	hooks faults.Hooks // fault injection, set by tests (export_test.go)
 }
@@ -119,7 +124,8 @@ type Store struct {
 	jfailed     atomic.Bool // the journal failed an operation (journalLog)
 	defaultsDir string
 	maxBytes    int
-	defaultsMu  sync.Mutex // serialises ReloadDefaults
+	defaultsMu  sync.Mutex    // serialises ReloadDefaults
+	fleet       *fleet.Bridge // nil without Options.Fleet
 
 	stop, stopped chan struct{}
 	closed        atomic.Bool
@@ -206,6 +212,13 @@ func Open(dir string, opts Options) (*Store, error) {
 		s.reg.Close()
 		j.Close()
 		return nil, fmt.Errorf("store: defaults: %w", err)
+	}
+	if opts.Fleet != nil {
+		if err := s.startFleet(opts.Fleet); err != nil {
+			s.reg.Close()
+			j.Close()
+			return nil, fmt.Errorf("store: fleet: %w", err)
+		}
 	}
 	go s.checkpointer()
 	logger.Info("recovered", "dir", dir, "records", rep.Records, "keys", rep.Keys,
@@ -410,6 +423,8 @@ type Stats struct {
 	// PreviousRun says how the run before this one ended: "clean",
 	// "unclean" or "none" (a new data directory), R51.
 	PreviousRun string `json:"previous_run"`
+	// Fleet is the fleet bridge's state (R53); nil without Options.Fleet.
+	Fleet *FleetStatus `json:"fleet,omitempty"`
 }
 
 // Stats returns the store's figures. Its error is ctx's.
@@ -439,6 +454,7 @@ func (s *Store) stats() Stats {
 		Recovery:        s.report,
 		Append:          s.health.append.snapshot(),
 		PreviousRun:     s.prev,
+		Fleet:           s.fleetStatus(),
 	}
 }
 
@@ -448,6 +464,9 @@ func (s *Store) stats() Stats {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
+		if s.fleet != nil {
+			s.fleet.Close() // before the registry: its subscription ends first
+		}
 		s.reg.Close()
 		close(s.stop)
 		<-s.stopped

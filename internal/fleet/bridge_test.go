@@ -11,6 +11,7 @@ import (
 	"github.com/sysreg/sysreg/internal/codec"
 	"github.com/sysreg/sysreg/internal/fleet"
 	"github.com/sysreg/sysreg/internal/fleet/fleettest"
+	"github.com/sysreg/sysreg/store"
 )
 
 // TestOptionsRefused: bad options fail Start with ErrInvalidOptions, the
@@ -41,34 +42,43 @@ func TestOptionsRefused(t *testing.T) {
 	}
 }
 
-// TestOfflineStart: with no server, Start returns at once, the device works
-// and Close returns promptly (offline first, R53).
+// TestOfflineStart: with no server, store.Open returns at once, config
+// and state writes work, stats say disconnected, and Close returns promptly
+// (offline first, R53).
 func TestOfflineStart(t *testing.T) {
-	tg, err := fleettest.NewTarget(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
-	opts := testOptions("nats://127.0.0.1:1", "d1") // nothing listens on port 1
 	start := time.Now()
-	b, err := fleet.Start(tg, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := tg.Reg.Owner(t.Context(), "app", core.OwnerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := startDevice(t, testOptions("nats://127.0.0.1:1", "d1"), "", false) // nothing listens on port 1
+	o := d.owner(t, "app")
 	if err := o.Update(t.Context(), core.StateScope("app", "x"), core.Values{"up": true}); err != nil {
 		t.Fatal(err)
 	}
-	if st := b.Status(); st.Connected || st.Device != "d1" {
+	if err := o.Update(t.Context(), core.ConfigScope("app", "x"), core.Values{"level": int64(2)}); err != nil {
+		t.Fatal(err)
+	}
+	if st := d.status(t); st.Connected || st.Device != "d1" {
 		t.Errorf("status %+v", st)
 	}
-	b.Close()
-	b.Close() // idempotent
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("start, write and close took %v", d)
+	d.stop()
+	d.stop() // idempotent
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("open, write and close took %v", took)
+	}
+}
+
+// TestStoreFleetOptionsRefused: store.Open refuses bad fleet options with
+// a clear error, before anything runs (R53).
+func TestStoreFleetOptionsRefused(t *testing.T) {
+	for _, o := range []store.FleetOptions{
+		{URL: "nats://127.0.0.1:1", Device: fleet.AllDevices},
+		{URL: "", Device: "d1"},
+	} {
+		st, err := store.Open(t.TempDir(), store.Options{Fleet: &o})
+		if err == nil {
+			st.Close()
+			t.Errorf("Open with %+v succeeded", o)
+		} else if !errors.Is(err, fleet.ErrInvalidOptions) {
+			t.Errorf("Open with %+v: %v, want ErrInvalidOptions", o, err)
+		}
 	}
 }
 
@@ -84,7 +94,7 @@ func TestFleetPush(t *testing.T) {
 	adm := newAdmin(t, srv.URL())
 	devs := make([]*device, n)
 	for i := range devs {
-		devs[i] = startDevice(t, testOptions(srv.URL(), fmt.Sprintf("dev-%d", i)), nil)
+		devs[i] = startDevice(t, testOptions(srv.URL(), fmt.Sprintf("dev-%d", i)), "", true)
 	}
 	ntp := core.ConfigScope("ntp", "main")
 	all := core.Values{"servers": []any{"a.pool", "b.pool"}, "opts": map[string]any{"iburst": true, "minpoll": int64(4)}}
@@ -124,7 +134,7 @@ func TestFleetPush(t *testing.T) {
 	devs[7].waitView(t, 10*time.Second, "own deletion", hasValues(ntp, nil))
 
 	// The fleet config is reported back as part of the effective view.
-	st := devs[3].bridge.Status()
+	st := devs[3].status(t)
 	if !st.Connected || st.DesiredRevision == 0 || st.LastSync.IsZero() || st.Applied == 0 || st.Refused != nil {
 		t.Errorf("status %+v", st)
 	}
@@ -149,7 +159,7 @@ func eachDevice(t *testing.T, devs []*device, fn func(*device)) {
 func TestRefusedValues(t *testing.T) {
 	srv := startServer(t)
 	adm := newAdmin(t, srv.URL())
-	d := startDevice(t, testOptions(srv.URL(), "d1"), nil)
+	d := startDevice(t, testOptions(srv.URL(), "d1"), "", true)
 	sc := core.ConfigScope("wifi", "wlan0")
 	good := core.Values{"ssid": "home"}
 	adm.push(t, "d1", "wifi", "wlan0", good)
@@ -167,23 +177,23 @@ func TestRefusedValues(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitStatus(t, d, what, func(st fleet.Status) bool {
+		waitStatus(t, d, what, func(st store.FleetStatus) bool {
 			return len(st.Refused) == 1 && st.Refused[0].Revision == rev && st.Refused[0].Key == "d1.wifi.wlan0"
 		})
-		if got := d.target.Reg.Snapshot().Values(sc); !core.Equal(map[string]any(got), map[string]any(good)) {
-			t.Fatalf("%s: scope is %v, want the previous %v; applied %+v", what, got, good, d.target.Applied())
+		if got := d.snapshot(t).Values(sc); !core.Equal(map[string]any(got), map[string]any(good)) {
+			t.Fatalf("%s: scope is %v, want the previous %v", what, got, good)
 		}
 	}
 	// A key that names no scope is refused too.
 	if _, err := adm.desired.Put(t.Context(), "all.onlytype", mustEncode(t, core.Values{"a": int64(1)})); err != nil {
 		t.Fatal(err)
 	}
-	waitStatus(t, d, "bad key", func(st fleet.Status) bool { return len(st.Refused) == 2 })
+	waitStatus(t, d, "bad key", func(st store.FleetStatus) bool { return len(st.Refused) == 2 })
 
 	good2 := core.Values{"ssid": "work"}
 	adm.push(t, "d1", "wifi", "wlan0", good2)
 	d.waitView(t, 10*time.Second, "good value again", hasValues(sc, good2))
-	waitStatus(t, d, "refusal cleared", func(st fleet.Status) bool {
+	waitStatus(t, d, "refusal cleared", func(st store.FleetStatus) bool {
 		return len(st.Refused) == 1 && st.Refused[0].Key == "all.onlytype"
 	})
 }
@@ -205,13 +215,13 @@ func mustEncode(t testing.TB, v any) []byte {
 
 // waitStatus waits for the bridge status to satisfy ok. The status has no
 // change notification, so this is the one place that polls, on a ticker.
-func waitStatus(t testing.TB, d *device, what string, ok func(fleet.Status) bool) {
+func waitStatus(t testing.TB, d *device, what string, ok func(store.FleetStatus) bool) {
 	t.Helper()
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	deadline := time.After(10 * time.Second)
 	for {
-		st := d.bridge.Status()
+		st := d.status(t)
 		if ok(st) {
 			return
 		}

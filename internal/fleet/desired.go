@@ -88,8 +88,12 @@ func (d *desired) add(e entry) (sc core.Scope, ok bool) {
 	d.revs[e.key] = e.rev
 	d.rev = max(d.rev, e.rev)
 	dev, sc, err := ParseDesiredKey(e.key)
-	if err == nil && dev != d.device && dev != AllDevices {
+	switch {
+	case err != nil:
+	case dev != d.device && dev != AllDevices:
 		err = fmt.Errorf("%w: %q is for device %q", ErrInvalidKey, e.key, dev)
+	case sc == RevisionScope:
+		err = fmt.Errorf("%w: %q: scope %s is reserved for the fleet revision", ErrInvalidKey, e.key, sc)
 	}
 	if err != nil {
 		d.refused[e.key] = Refusal{Key: e.key, Revision: e.rev, Reason: err.Error()}

@@ -48,6 +48,12 @@
 // target journals with the layer. A KV value is a whole scope, so a device
 // holds either the previous or the new value of a scope, never a mix.
 //
+// The store journals the revision with the layer, in the same mutation, as
+// the fleet-layer scope config/sysreg/fleet {"revision": N} (RevisionScope,
+// a uint64): it survives reboots, shows in the view and is reported back,
+// so the reported bucket says which desired revision each device holds.
+// Desired keys for that scope are refused.
+//
 // A desired value that is not a CBOR map of valid values (R2), that is over
 // Options.MaxValueBytes, or whose key names no scope is refused: logged at
 // WARN and listed in Status.Refused. The scope then keeps the fleet values

@@ -1,6 +1,7 @@
 package fleet_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/sysreg/sysreg/internal/codec"
 	"github.com/sysreg/sysreg/internal/fleet"
 	"github.com/sysreg/sysreg/internal/fleet/fleettest"
+	"github.com/sysreg/sysreg/store"
 )
 
 // startServer starts an in-process NATS server with JetStream in a temp dir
@@ -77,13 +79,6 @@ func (a *admin) unpush(t testing.TB, device, typ, sub string) {
 	}
 }
 
-// device is one in-process device: a target and its bridge.
-type device struct {
-	id     string
-	target *fleettest.Target
-	bridge *fleet.Bridge
-}
-
 var testLogger = func() hclog.Logger {
 	if os.Getenv("FLEET_LOG") == "" {
 		return nil
@@ -91,45 +86,79 @@ var testLogger = func() hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Level: hclog.Debug})
 }()
 
-func testOptions(url, id string) fleet.Options {
-	return fleet.Options{
+func testOptions(url, id string) store.FleetOptions {
+	return store.FleetOptions{
 		URL:           url,
 		Device:        id,
 		Interval:      100 * time.Millisecond,
 		ReconnectWait: 50 * time.Millisecond,
 		Timeout:       2 * time.Second,
-		Logger:        testLogger,
 	}
 }
 
-// startDevice starts a device on disk (nil: a new one); it stops with the
-// test unless stopped before.
-func startDevice(t testing.TB, opts fleet.Options, disk *fleettest.Disk) *device {
+// device is one in-process device: a store in a data directory of its own,
+// running the fleet bridge (R54).
+type device struct {
+	id  string
+	dir string
+	st  *store.Store
+}
+
+// startDevice opens a device's store in dir ("": a new temp dir) with the
+// bridge on; it closes with the test unless stopped before. NoSync keeps
+// hundreds of devices cheap; the reboot test syncs.
+func startDevice(t testing.TB, opts store.FleetOptions, dir string, noSync bool) *device {
 	t.Helper()
-	tg, err := fleettest.NewTarget(disk)
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	st, err := store.Open(dir, store.Options{Fleet: &opts, NoSync: noSync, Logger: testLogger})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := fleet.Start(tg, opts)
-	if err != nil {
-		tg.Close()
-		t.Fatal(err)
-	}
-	d := &device{id: opts.Device, target: tg, bridge: b}
+	d := &device{id: opts.Device, dir: dir, st: st}
 	t.Cleanup(d.stop)
 	return d
 }
 
-func (d *device) stop() {
-	d.bridge.Close()
-	d.target.Close()
+func (d *device) stop() { d.st.Close() }
+
+// status is the bridge's status in the store's stats.
+func (d *device) status(t testing.TB) store.FleetStatus {
+	t.Helper()
+	st, err := d.st.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Fleet == nil {
+		t.Fatalf("device %s: no fleet status in stats", d.id)
+	}
+	return *st.Fleet
+}
+
+func (d *device) snapshot(t testing.TB) core.Snapshot {
+	t.Helper()
+	s, err := d.st.Snapshot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (d *device) owner(t testing.TB, name string) store.Owner {
+	t.Helper()
+	o, err := d.st.Owner(t.Context(), name, core.OwnerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
 }
 
 // waitView waits until the device's view satisfies ok, reading deliveries
 // of a subscription (no polling), and fails the test after timeout.
 func (d *device) waitView(t testing.TB, timeout time.Duration, what string, ok func(core.Snapshot) bool) {
 	t.Helper()
-	sub, err := d.target.Reg.Subscribe(t.Context(), core.SubscribeOptions{})
+	sub, err := d.st.Subscribe(t.Context(), core.SubscribeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +174,8 @@ func (d *device) waitView(t testing.TB, timeout time.Duration, what string, ok f
 			}
 			last = s
 		case <-deadline.C:
-			t.Fatalf("device %s: %s: not reached within %v; view %v; status %+v", d.id, what, timeout, last.Map(), d.bridge.Status())
+			t.Errorf("device %s: %s: not reached within %v; view %v; status %+v", d.id, what, timeout, last.Map(), d.status(t))
+			return
 		}
 	}
 }

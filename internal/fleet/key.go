@@ -8,6 +8,12 @@ import (
 	"github.com/sysreg/sysreg/core"
 )
 
+// RevisionScope is the config scope in which a store journals, in the fleet
+// layer and in the same mutation as the layer, the desired revision it was
+// applied at: {"revision": N} (uint64). It is reserved: desired keys for it
+// are refused.
+var RevisionScope = core.ConfigScope("sysreg", "fleet")
+
 // AllDevices is the device ID of the fleet-wide desired keys; no device may
 // use it as its own ID (R53).
 const AllDevices = "all"

@@ -3,6 +3,7 @@ package fleet_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,12 +25,50 @@ func TestPartition(t *testing.T) {
 	adm := newAdmin(t, srv.URL())
 	devs := make([]*device, n)
 	for i := range devs {
-		devs[i] = startDevice(t, testOptions(srv.URL(), fmt.Sprintf("dev-%d", i)), nil)
+		devs[i] = startDevice(t, testOptions(srv.URL(), fmt.Sprintf("dev-%d", i)), "", true)
 	}
 	subs := []string{"s1", "s2", "s3"}
 	value := func(gen int) core.Values {
 		g := int64(gen)
 		return core.Values{"gen": g, "a": map[string]any{"x": g, "y": []any{g, g}}, "b": fmt.Sprint(g)}
+	}
+	// Every view each device publishes holds, per scope, nothing or one
+	// whole pushed value, never older than the one before.
+	var watchers sync.WaitGroup
+	stopWatch := make(chan struct{})
+	bad := make(chan string, len(devs))
+	for _, d := range devs {
+		sub, err := d.st.Subscribe(t.Context(), core.SubscribeOptions{Match: core.Pattern{Bucket: core.Config, Type: "p"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		watchers.Go(func() {
+			defer sub.Close()
+			last := map[string]int64{}
+			for {
+				select {
+				case <-stopWatch:
+					return
+				case snap := <-sub.C():
+					for _, s := range subs {
+						vals := snap.Values(core.ConfigScope("p", s))
+						if vals == nil {
+							continue
+						}
+						g, _ := vals["gen"].(int64)
+						switch {
+						case !core.Equal(map[string]any(vals), map[string]any(value(int(g)))):
+							bad <- fmt.Sprintf("device %s showed a value that was never pushed: %v", d.id, vals)
+							return
+						case g < last[s]:
+							bad <- fmt.Sprintf("device %s went back from gen %d to %d at p/%s", d.id, last[s], g, s)
+							return
+						}
+						last[s] = g
+					}
+				}
+			}
+		})
 	}
 	// The pusher writes generation after generation, retrying each write
 	// until the server takes it.
@@ -77,22 +116,13 @@ func TestPartition(t *testing.T) {
 			return true
 		})
 	})
-	for _, d := range devs {
-		last := map[core.Scope]int64{}
-		for _, up := range d.target.Applied() {
-			for _, sv := range up {
-				g, _ := sv.Values["gen"].(int64)
-				if !core.Equal(map[string]any(sv.Values), map[string]any(value(int(g)))) {
-					t.Fatalf("device %s applied a value that was never pushed: %v", d.id, sv.Values)
-				}
-				if g < last[sv.Scope] {
-					t.Fatalf("device %s went back from gen %d to %d at %s", d.id, last[sv.Scope], g, sv.Scope)
-				}
-				last[sv.Scope] = g
-			}
-		}
+	close(stopWatch)
+	watchers.Wait()
+	close(bad)
+	for msg := range bad {
+		t.Error(msg)
 	}
-	if st := devs[0].bridge.Status(); st.Connects < 2 {
+	if st := devs[0].status(t); st.Connects < 2 {
 		t.Errorf("device 0 connected %d times, want a reconnection", st.Connects)
 	}
 }
@@ -103,7 +133,7 @@ func TestPartition(t *testing.T) {
 func TestRebootOffline(t *testing.T) {
 	srv := startServer(t)
 	adm := newAdmin(t, srv.URL())
-	d := startDevice(t, testOptions(srv.URL(), "d1"), nil)
+	d := startDevice(t, testOptions(srv.URL(), "d1"), "", false)
 	sc := core.ConfigScope("ntp", "main")
 	vals := core.Values{"server": "pool"}
 	rev := adm.push(t, fleet.AllDevices, "ntp", "main", vals)
@@ -111,17 +141,18 @@ func TestRebootOffline(t *testing.T) {
 
 	srv.Stop()
 	d.stop()
-	d2 := startDevice(t, testOptions(srv.URL(), "d1"), d.target.Disk())
-	if got := d2.target.Reg.Snapshot().Values(sc); !core.Equal(map[string]any(got), map[string]any(vals)) {
+	d2 := startDevice(t, testOptions(srv.URL(), "d1"), d.dir, false)
+	snap := d2.snapshot(t)
+	if got := snap.Values(sc); !core.Equal(map[string]any(got), map[string]any(vals)) {
 		t.Fatalf("after an offline reboot the fleet scope is %v, want %v", got, vals)
 	}
-	if st := d2.bridge.Status(); st.Connected || st.DesiredRevision != rev {
+	if l, _, _ := snap.Origin(sc, "server"); l != core.Fleet {
+		t.Errorf("after an offline reboot %s comes from layer %v, want fleet", sc, l)
+	}
+	if st := d2.status(t); st.Connected || st.DesiredRevision != rev {
 		t.Fatalf("offline status %+v, want disconnected at revision %d", st, rev)
 	}
-	o, err := d2.target.Reg.Owner(t.Context(), "app", core.OwnerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	o := d2.owner(t, "app")
 	state := core.Values{"booted": true}
 	if err := o.Update(t.Context(), core.StateScope("app", "boot"), state); err != nil {
 		t.Fatal(err)
@@ -150,11 +181,8 @@ func TestReportedFlapping(t *testing.T) {
 	adm := newAdmin(t, srv.URL())
 	opts := testOptions(srv.URL(), "d1")
 	opts.Interval = interval
-	d := startDevice(t, opts, nil)
-	o, err := d.target.Reg.Owner(t.Context(), "app", core.OwnerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := startDevice(t, opts, "", true)
+	o := d.owner(t, "app")
 	// Wait until the bridge reports, so that its first full sync is done.
 	ready := watchKey(t, adm.reported, fleet.ReportedKey("d1", core.StateScope("app", "ready")))
 	if err := o.Update(t.Context(), core.StateScope("app", "ready"), core.Values{"ok": true}); err != nil {
