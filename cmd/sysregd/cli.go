@@ -107,7 +107,8 @@ func ownersCmd() *cobra.Command {
 	cmd := command("owners [flags]",
 		"list the owner names that hold keys, with their key counts",
 		`Prints a JSON array with one object per owner name that holds keys, sorted by
-name: {"name": N, "state_keys": S, "config_keys": C, "scopes": K}. Config
+name: {"name": N, "state_keys": S, "config_keys": C, "layers": {"saved": C},
+"scopes": K}, layers counting config keys by the layer they show from. Config
 restored after a restart belongs to its owner's name (R27); an evicted name
 is gone (R14). Act as a name with 'set/delete --owner NAME', remove all it
 holds with 'evict NAME'.`,

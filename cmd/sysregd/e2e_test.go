@@ -1729,7 +1729,7 @@ func TestOwners(t *testing.T) {
 	}
 	var raw []map[string]any
 	must(t, json.Unmarshal([]byte(ok(t, d.socket, "owners").stdout), &raw))
-	if len(raw) != 3 || raw[0]["state_keys"] == nil || raw[0]["config_keys"] == nil {
+	if len(raw) != 3 || raw[0]["state_keys"] == nil || raw[0]["config_keys"] == nil || path(raw[1], "layers", "saved") != 3.0 {
 		t.Fatalf("owners: %v", raw)
 	}
 	want := []owner{{"live", 1, 0, 1}, {"netd", 0, 3, 2}, {"wifid", 0, 1, 1}}

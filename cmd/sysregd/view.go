@@ -65,17 +65,18 @@ func writeRaw(w io.Writer, v any) error {
 // ownerInfo is one line of 'sysregd owners'. Fields the daemon cannot tell
 // yet (a live session, the uid binding, layers) are added as it learns to.
 type ownerInfo struct {
-	Name       string `json:"name"`
-	StateKeys  int    `json:"state_keys"`
-	ConfigKeys int    `json:"config_keys"`
-	Scopes     int    `json:"scopes"`
+	Name       string         `json:"name"`
+	StateKeys  int            `json:"state_keys"`
+	ConfigKeys int            `json:"config_keys"`
+	Layers     map[string]int `json:"layers,omitempty"` // config keys per layer they show from (R37)
+	Scopes     int            `json:"scopes"`
 }
 
 // owners lists every name that holds keys in s, sorted.
 func owners(s core.Snapshot) []ownerInfo {
 	idx := map[string]*ownerInfo{}
 	scopes := map[string]map[core.Scope]bool{}
-	s.Walk(0, func(sc core.Scope, _, owner string, _ any) error {
+	s.Walk(0, func(sc core.Scope, key, owner string, _ any) error {
 		o := idx[owner]
 		if o == nil {
 			o = &ownerInfo{Name: owner}
@@ -86,6 +87,12 @@ func owners(s core.Snapshot) []ownerInfo {
 			o.StateKeys++
 		} else {
 			o.ConfigKeys++
+			if m, ok := s.Meta(sc, key); ok && m.Layer != 0 {
+				if o.Layers == nil {
+					o.Layers = map[string]int{}
+				}
+				o.Layers[m.Layer.String()]++
+			}
 		}
 		scopes[owner][sc] = true
 		return nil
