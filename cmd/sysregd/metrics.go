@@ -36,6 +36,7 @@ type collector struct {
 	st      *store.Store
 	srv     *store.Server
 	metrics []metric
+	fleet   []metric // only when the store runs a fleet bridge
 	append  *prometheus.Desc
 }
 
@@ -103,11 +104,44 @@ func newCollector(st *store.Store, srv *store.Server) *collector {
 				func(_ *store.Stats, srv *store.ServerStats) float64 { return float64(srv.LaggingPushes) }),
 			newMetric("bound_owners", "Owner names bound to a uid (R35).", g, nil,
 				func(_ *store.Stats, srv *store.ServerStats) float64 { return float64(srv.BoundOwnerUIDs) }),
+		},
+		fleet: []metric{
+			newMetric("fleet_connected", "1 while the fleet bridge is connected to NATS (R53).", g, nil,
+				func(st *store.Stats, _ *store.ServerStats) float64 { return boolValue(st.Fleet.Connected) }),
+			newMetric("fleet_connects_total", "Connections of the fleet bridge, the first one included.", c, nil,
+				func(st *store.Stats, _ *store.ServerStats) float64 { return float64(st.Fleet.Connects) }),
+			newMetric("fleet_last_sync_timestamp_seconds", "When the fleet layer last matched the desired bucket (Unix time; 0: never).", g, nil,
+				func(st *store.Stats, _ *store.ServerStats) float64 {
+					if st.Fleet.LastSync.IsZero() {
+						return 0
+					}
+					return float64(st.Fleet.LastSync.UnixNano()) / 1e9
+				}),
+			newMetric("fleet_desired_revision", "Revision of sysreg_desired that the fleet layer reflects.", g, nil,
+				func(st *store.Stats, _ *store.ServerStats) float64 { return float64(st.Fleet.DesiredRevision) }),
+			newMetric("fleet_applied_total", "Fleet-layer mutations applied by the bridge.", c, nil,
+				func(st *store.Stats, _ *store.ServerStats) float64 { return float64(st.Fleet.Applied) }),
+			newMetric("fleet_reported_lag_seconds", "How long sysreg_reported has been behind the view (0: in sync).", g, nil,
+				func(st *store.Stats, _ *store.ServerStats) float64 { return st.Fleet.ReportedLagSeconds }),
+			newMetric("fleet_reported_writes_total", "Puts and deletes written to sysreg_reported.", c, nil,
+				func(st *store.Stats, _ *store.ServerStats) float64 { return float64(st.Fleet.ReportedWrites) }),
+			newMetric("fleet_refused", "Desired keys whose value is refused now (R2).", g, nil,
+				func(st *store.Stats, _ *store.ServerStats) float64 { return float64(len(st.Fleet.Refused)) }),
 		}}
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, m := range c.metrics {
+		ch <- m.desc
+	}
+	for _, m := range c.fleet {
 		ch <- m.desc
 	}
 	ch <- c.append
@@ -118,6 +152,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	srv := c.srv.Stats()
 	for _, m := range c.metrics {
 		ch <- prometheus.MustNewConstMetric(m.desc, m.typ, m.value(&st, &srv))
+	}
+	if st.Fleet != nil {
+		for _, m := range c.fleet {
+			ch <- prometheus.MustNewConstMetric(m.desc, m.typ, m.value(&st, &srv))
+		}
 	}
 	ch <- prometheus.MustNewConstHistogram(c.append, st.Append.Count, st.Append.Sum, st.Append.Cumulative())
 }

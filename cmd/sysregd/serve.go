@@ -27,7 +27,12 @@ func serveCmd() *cobra.Command {
 (R30): the socket is created 0600 (0660 with --socket-group) in a directory
 that must exist (R35); another daemon answering on it is refused, a stale
 socket file is removed. SIGINT or SIGTERM shut it down cleanly (in-flight
-calls finish, sessions end without owner deaths, exit 0). Logs go to stderr.`, nil)
+calls finish, sessions end without owner deaths, exit 0). Logs go to stderr.
+
+With --fleet URL --device ID it joins a fleet over NATS JetStream (R53):
+desired config from the KV bucket sysreg_desired goes into the fleet layer,
+the effective view goes to sysreg_reported. It never waits for NATS: the
+daemon serves at once and keeps its last fleet config while offline.`, nil)
 	fs := cmd.Flags()
 	// The limits' defaults are store.ServerOptions' own.
 	dataDir := dataDirFlag(fs, "data directory (journal.db lives here); appliances: /var/lib/sysreg")
@@ -44,13 +49,28 @@ calls finish, sessions end without owner deaths, exit 0). Logs go to stderr.`, n
 	writeTimeout := durationFlag(fs, "write-timeout", store.DefaultWriteTimeout, "disconnect a client that does not read for this long")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics on http://`ADDR`/metrics (host:port; off by default, R50)")
 	shutdownTimeout := durationFlag(fs, "shutdown-timeout", 10*time.Second, "how long shutdown waits for in-flight calls")
+	fleetURL := fs.String("fleet", "", "join a fleet over NATS JetStream at `URL` (nats://host:4222, comma separated for several; R53); needs --device")
+	device := fs.String("device", "", "this device's `ID` in the fleet (\"all\" is reserved)")
+	fleetInterval := durationFlag(fs, "fleet-interval", time.Second, "write the reported state at most once per changed scope per this interval")
+	fleetCreds := fs.String("fleet-creds", "", "NATS credentials `file` (JWT and seed) for the fleet")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := noArgs(cmd, args); err != nil {
 			return err
 		}
+		var fleet *store.FleetOptions
+		switch {
+		case *fleetURL != "" && *device == "":
+			return usagef("serve: --fleet needs --device ID")
+		case *fleetURL == "" && (*device != "" || *fleetCreds != "" || cmd.Flags().Changed("fleet-interval")):
+			return usagef("serve: --device, --fleet-interval and --fleet-creds need --fleet URL")
+		case *fleetInterval <= 0:
+			return usagef("serve: --fleet-interval must be positive")
+		case *fleetURL != "":
+			fleet = &store.FleetOptions{URL: *fleetURL, Device: *device, Interval: *fleetInterval, CredsFile: *fleetCreds}
+		}
 		return serve(cmd.Context(), cmd.ErrOrStderr(), serveConfig{
 			dataDir: *dataDir, socket: *socket, group: *group, logLevel: *logLevel, logJSON: *logJSON,
-			noSync: *noSync, shutdownTimeout: *shutdownTimeout, metrics: *metricsAddr,
+			noSync: *noSync, shutdownTimeout: *shutdownTimeout, metrics: *metricsAddr, fleet: fleet,
 			server: store.ServerOptions{
 				MaxFrame:         *maxFrame,
 				MaxOwners:        *maxOwners,
@@ -71,6 +91,7 @@ type serveConfig struct {
 	logJSON, noSync                  bool
 	shutdownTimeout                  time.Duration
 	server                           store.ServerOptions // without Logger
+	fleet                            *store.FleetOptions // nil: no fleet
 }
 
 // serve runs the daemon until ctx ends.
@@ -99,7 +120,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg serveConfig) error {
 			return fmt.Errorf("serve: socket directory %s is not a directory", dir)
 		}
 	}
-	st, err := store.Open(cfg.dataDir, store.Options{Logger: logger.Named("store"), NoSync: cfg.noSync})
+	st, err := store.Open(cfg.dataDir, store.Options{Logger: logger.Named("store"), NoSync: cfg.noSync, Fleet: cfg.fleet})
 	if err != nil {
 		return err
 	}
