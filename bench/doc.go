@@ -12,7 +12,15 @@
 //     subscribers with a MinInterval consume; then the same producers and
 //     consumers with a naive event-per-change fan-out (a mutex-protected
 //     map and one buffered channel per consumer, blocking sends), the code
-//     a user would write without sysreg.
+//     a user would write without sysreg. Each update is a fresh
+//     core.Values map; each subscriber is a range over its channel.
+//   - RunFlapSweep: RunFlap (sysreg only) for 10…100,000 subscribers, each
+//     point beside the same producers with no subscribers, the two runs'
+//     order alternating; ratios wall-clock and per CPU-second of the
+//     process (steadier on a shared machine).
+//   - RunFootprint: "sysregd serve" (a binary the caller names) from exec
+//     until a client connects, with 10,000 saved config keys beside an
+//     empty data dir, and its idle resident set (VmRSS).
 //   - RunDurable: config updates with 1…256 concurrent writers on an
 //     embedded store (journal with group commit, real fsync), beside raw
 //     bbolt with one commit per update and with DB.Batch.
