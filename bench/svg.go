@@ -25,14 +25,9 @@ func (r FlapResult) WriteSVG(w io.Writer) error {
 		left, gap     = 80, 110
 		right         = 30
 	)
-	bw := bufio.NewWriter(w)
-	p := func(format string, args ...any) { fmt.Fprintf(bw, format, args...) }
-	p(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="Helvetica, Arial, sans-serif" font-size="13">`+"\n",
-		width, height, width, height)
-	p(`<rect width="100%%" height="100%%" fill="white"/>` + "\n")
-	p(`<text x="%d" y="28" font-size="18" font-weight="bold">%s</text>`+"\n", left, esc(fmt.Sprintf(
+	bw, p := startSVG(w, width, height, left, fmt.Sprintf(
 		"Flapping load: %d producers, %s subscribers, MinInterval %s",
-		r.Producers, thousands(float64(r.Subscribers)), fmtMs(r.IntervalMs))))
+		r.Producers, thousands(float64(r.Subscribers)), fmtMs(r.IntervalMs)))
 	p(`<text x="%d" y="50" fill="%s">%s</text>`+"\n", left, colourSysreg, esc(fmt.Sprintf(
 		"sysreg (%s): %s updates/s, %.1f deliveries per subscriber, all converged %s after the last change",
 		r.Target, human(r.Sysreg.UpdatesPerSec), r.Sysreg.Deliveries.Mean, fmtMs(r.Sysreg.ConvergeMs.Max))))
@@ -127,6 +122,19 @@ func (r FlapResult) WriteSVG(w io.Writer) error {
 	}
 	p("</svg>\n")
 	return bw.Flush()
+}
+
+// startSVG begins a standalone SVG image of the given size on a white
+// background with title at x = left, and returns the buffered writer (to
+// Flush at the end) and a printf onto it.
+func startSVG(w io.Writer, width, height, left int, title string) (*bufio.Writer, func(string, ...any)) {
+	bw := bufio.NewWriter(w)
+	p := func(format string, args ...any) { fmt.Fprintf(bw, format, args...) }
+	p(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="Helvetica, Arial, sans-serif" font-size="13">`+"\n",
+		width, height, width, height)
+	p(`<rect width="100%%" height="100%%" fill="white"/>` + "\n")
+	p(`<text x="%d" y="28" font-size="18" font-weight="bold">%s</text>`+"\n", left, esc(title))
+	return bw, p
 }
 
 // niceCeil rounds x up to 1, 2 or 5 times a power of ten.

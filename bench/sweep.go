@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -129,14 +128,9 @@ func (r FlapSweepResult) WriteSVG(w io.Writer) error {
 		left, gap     = 90, 110
 		right         = 30
 	)
-	bw := bufio.NewWriter(w)
-	p := func(format string, args ...any) { fmt.Fprintf(bw, format, args...) }
-	p(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="Helvetica, Arial, sans-serif" font-size="13">`+"\n",
-		width, height, width, height)
-	p(`<rect width="100%%" height="100%%" fill="white"/>` + "\n")
-	p(`<text x="%d" y="28" font-size="18" font-weight="bold">%s</text>`+"\n", left, esc(fmt.Sprintf(
+	bw, p := startSVG(w, width, height, left, fmt.Sprintf(
 		"Flapping load against subscribers: %d producers, %s, %s",
-		r.Producers, r.Target, sweepIntervals(r.Points))))
+		r.Producers, r.Target, sweepIntervals(r.Points)))
 	pw := (width - left - right - gap) / 2
 	ph := height - top - bottom
 	xmin, xmax := 1.0, 1.0
