@@ -166,3 +166,53 @@ func BenchmarkIdleSubscriber(b *testing.B) {
 		r.Close()
 	}
 }
+
+// BenchmarkConfigUpdate: one owner updating one key of a config scope of
+// 100 keys, memory only. layers=1: the scope lives in the writer's layer
+// alone (today's single-layer case); layers=5: every layer holds the scope
+// and the key (R37–R42), so the effective value merges five layers. The
+// issue's target: layers=5 costs at most twice layers=1.
+func BenchmarkConfigUpdate(b *testing.B) {
+	for _, layers := range []int{1, 5} {
+		b.Run("layers="+strconv.Itoa(layers), func(b *testing.B) {
+			ctx := context.Background()
+			r := core.New(core.Options{})
+			defer r.Close()
+			sc := core.ConfigScope("net", "eth0")
+			fill := core.Values{}
+			for i := range 99 {
+				fill["k"+strconv.Itoa(i)] = i
+			}
+			fill["mtu"] = map[string]any{"v": 1500, "unit": "B"}
+			if layers == 5 {
+				if err := r.SetDefaults(ctx, map[core.Scope]core.Values{sc: fill}); err != nil {
+					b.Fatal(err)
+				}
+				if err := r.SetFleet(ctx, map[core.Scope]core.Values{sc: fill}); err != nil {
+					b.Fatal(err)
+				}
+				for _, l := range []core.Layer{core.Saved, core.Override} {
+					o, _ := r.Owner(ctx, "w-"+l.String(), core.OwnerOptions{Layer: l})
+					if err := o.Update(ctx, sc, fill); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			o, _ := r.Owner(ctx, "writer", core.OwnerOptions{Layer: core.Runtime})
+			if err := o.Update(ctx, sc, fill); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			vals := []core.Values{{"mtu": map[string]any{"v": 9000}}, {"mtu": map[string]any{"v": 1500}}}
+			i := 0
+			start := time.Now()
+			for b.Loop() {
+				if err := o.Update(ctx, sc, vals[i&1]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "updates/s")
+		})
+	}
+}

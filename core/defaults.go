@@ -59,7 +59,7 @@ func (r *Registry) SetDefaults(ctx context.Context, defaults map[Scope]Values) e
 		layer = layer.set(scopeKey(sc.Type, sc.Subtype), km)
 	}
 	return r.mutate(func(t *txn) error {
-		old := t.st.layers[Default-1]
+		old := t.st.lay().layers[Default-1]
 		type change struct {
 			k    string
 			keys []string
@@ -82,7 +82,7 @@ func (r *Registry) SetDefaults(ctx context.Context, defaults map[Scope]Values) e
 			return true
 		})
 		if len(changes) > 0 {
-			t.st.layers[Default-1] = layer
+			t.layW().layers[Default-1] = layer
 			t.changed = true
 			for _, c := range changes {
 				t.settle(splitScopeKey(Config, c.k), c.k, hashKey(c.k), c.keys)

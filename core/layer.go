@@ -91,23 +91,43 @@ type KeyMeta struct {
 	Modified time.Time
 }
 
-// meta is KeyMeta as stored in an entry: the owner lives in the entry and
-// the time is in Unix nanoseconds (0: unknown).
+// meta is KeyMeta as stored in an entry, in 32 bytes (every state update
+// copies it): the owner lives in the entry, the time is in Unix
+// nanoseconds (0: unknown), and bits packs the version (bits 8–63), the
+// layer (bits 0–2) and two flags:
+//   - vol (bit 3): the effective value depends on a layer that is never
+//     journaled (Default or Override), so after a restart it may differ;
+//   - stale (bit 4): restored from a checkpoint in which vol was set; the
+//     value now shown may differ from the one the metadata describes, so
+//     the next mutation that looks at the key counts it as changed.
 type meta struct {
-	create, mod, version uint64
-	modified             int64
-	layer                Layer
-	// vol: the effective value depends on a layer that is never journaled
-	// (Default or Override), so after a restart it may differ.
-	vol bool
-	// stale: restored from a checkpoint in which vol was set; the value
-	// now shown may differ from the one the metadata describes, so the
-	// next mutation that looks at the key counts it as changed.
-	stale bool
+	create, mod uint64
+	modified    int64
+	bits        uint64
+}
+
+const (
+	metaLayer = 7
+	metaVol   = 8
+	metaStale = 16
+)
+
+func (m meta) version() uint64      { return m.bits >> 8 }
+func (m meta) layer() Layer         { return Layer(m.bits & metaLayer) }
+func (m meta) vol() bool            { return m.bits&metaVol != 0 }
+func (m meta) stale() bool          { return m.bits&metaStale != 0 }
+func (m *meta) setVersion(v uint64) { m.bits = v<<8 | m.bits&0xff }
+func (m *meta) setLayer(l Layer)    { m.bits = m.bits&^metaLayer | uint64(l)&metaLayer }
+func (m *meta) setFlag(f uint64, on bool) {
+	if on {
+		m.bits |= f
+	} else {
+		m.bits &^= f
+	}
 }
 
 func (e *entry) keyMeta() KeyMeta {
-	m := KeyMeta{Layer: e.meta.layer, Owner: e.owner, CreateSeq: e.meta.create, ModSeq: e.meta.mod, Version: e.meta.version}
+	m := KeyMeta{Layer: e.meta.layer(), Owner: e.owner, CreateSeq: e.meta.create, ModSeq: e.meta.mod, Version: e.meta.version()}
 	if e.meta.modified != 0 {
 		m.Modified = time.Unix(0, e.meta.modified)
 	}

@@ -66,6 +66,14 @@ type Registry struct {
 	block      uint64    // its size
 	reservedAt time.Time // when it was asked
 
+	// clock is the wall clock of mutations (R42), read at most once per
+	// clockTick: now and timer are guarded by mu; stale is set by the timer.
+	clock struct {
+		now   int64
+		stale atomic.Bool
+		timer *time.Timer
+	}
+
 	pub atomic.Pointer[state] // the published state: what readers see
 	hub *hub
 
@@ -164,6 +172,11 @@ func (r *Registry) Close() error {
 	clear(r.sessions)
 	r.mu.Unlock()
 	r.hub.close()
+	r.mu.Lock()
+	if r.clock.timer != nil {
+		r.clock.timer.Stop()
+	}
+	r.mu.Unlock()
 	return nil
 }
 
@@ -248,7 +261,7 @@ func (r *Registry) mutateAsync(fn func(t *txn) error) func() error {
 		return failedWait(ErrClosed)
 	}
 	t := &r.scratch
-	*t = txn{st: *r.work, base: r.work, record: r.log != nil, seq: r.seq + 1}
+	*t = txn{st: *r.work, base: r.work, record: r.log != nil, seq: r.seq + 1, reg: r}
 	if err := fn(t); err != nil {
 		r.mu.Unlock()
 		return failedWait(err)
@@ -721,4 +734,26 @@ func Del(scope Scope, keys ...string) Op { return Op{kind: opDel, scope: scope, 
 // or its keys (Del). Clients that send ops elsewhere use it.
 func (op Op) Parts() (scope Scope, values Values, keys []string, isPut bool) {
 	return op.scope, op.values, op.keys, op.kind == opPut
+}
+
+// clockTick is the resolution of KeyMeta.Modified under load: mutations
+// within one tick of the first that read the clock share its reading.
+const clockTick = time.Millisecond
+
+// coarseNow returns the wall clock in Unix nanoseconds, reading it at most
+// once per clockTick (a reading costs as much as a small state update on
+// some machines; R42 must not slow the flapping benchmark). Called with
+// r.mu held.
+func (r *Registry) coarseNow() int64 {
+	if r.clock.now != 0 && !r.clock.stale.Load() {
+		return r.clock.now
+	}
+	r.clock.now = time.Now().UnixNano()
+	r.clock.stale.Store(false)
+	if r.clock.timer == nil {
+		r.clock.timer = time.AfterFunc(clockTick, func() { r.clock.stale.Store(true) })
+	} else {
+		r.clock.timer.Reset(clockTick)
+	}
+	return r.clock.now
 }

@@ -177,7 +177,7 @@ func (s Snapshot) WalkMeta(b Bucket, fn func(scope Scope, key string, m KeyMeta,
 	st := s.st()
 	for _, bk := range bucketsOf(b) {
 		if err := walkScopes(st.bucket(bk), bk, func(sc Scope, l *hleaf[entry]) error {
-			return fn(sc, l.key, l.val.keyMeta(), l.val.meta.vol || l.val.meta.stale)
+			return fn(sc, l.key, l.val.keyMeta(), l.val.meta.vol() || l.val.meta.stale())
 		}); err != nil {
 			return err
 		}
@@ -227,7 +227,7 @@ func (s Snapshot) Origin(scope Scope, key string) (Layer, string, bool) {
 		return 0, "", false
 	}
 	e, ok := s.st().scope(scope).get(key)
-	return e.meta.layer, e.owner, ok
+	return e.meta.layer(), e.owner, ok
 }
 
 // LayerValues returns a copy of layer l's own values of config scope scope
@@ -255,7 +255,7 @@ func (s Snapshot) LayerScopes(l Layer) []Scope {
 		return nil
 	}
 	var out []Scope
-	s.st().layers[l-1].each(func(lf *hleaf[keysMap]) bool {
+	s.st().lay().layers[l-1].each(func(lf *hleaf[keysMap]) bool {
 		out = append(out, splitScopeKey(Config, lf.key))
 		return true
 	})
@@ -378,15 +378,15 @@ func Diff(old, new Snapshot) []Change {
 			}
 			sc := splitScopeKey(bk, k)
 			diffMaps(ka, kb, func(x, y *hleaf[entry]) bool {
-				if x != nil && y != nil && x.val.owner == y.val.owner && x.val.meta.layer == y.val.meta.layer && equalValue(x.val.val, y.val.val) {
+				if x != nil && y != nil && x.val.owner == y.val.owner && x.val.meta.layer() == y.val.meta.layer() && equalValue(x.val.val, y.val.val) {
 					return true // same leaf, copied along with a changed node
 				}
 				c := Change{Scope: sc}
 				if x != nil {
-					c.Key, c.Old, c.Existed, c.OldOwner, c.Layer = x.key, copyValue(x.val.val), true, x.val.owner, x.val.meta.layer
+					c.Key, c.Old, c.Existed, c.OldOwner, c.Layer = x.key, copyValue(x.val.val), true, x.val.owner, x.val.meta.layer()
 				}
 				if y != nil {
-					c.Key, c.New, c.Exists, c.NewOwner, c.Layer = y.key, copyValue(y.val.val), true, y.val.owner, y.val.meta.layer
+					c.Key, c.New, c.Exists, c.NewOwner, c.Layer = y.key, copyValue(y.val.val), true, y.val.owner, y.val.meta.layer()
 				}
 				out = append(out, c)
 				return true

@@ -52,13 +52,41 @@ type ownedKey struct {
 // subscriber that holds them and are never modified.
 type state struct {
 	seq     uint64
-	buckets [2]scopesMap         // [State-1]: state keys; [Config-1]: the effective config view
-	layers  [NumLayers]scopesMap // config layer l at [l-1]
+	buckets [2]scopesMap // [State-1]: state keys; [Config-1]: the effective config view
 	owners  ownersMap
-	stale   int // effective keys whose meta.stale is set
+	// cfg holds the config layers, behind a pointer shared by every state
+	// until a mutation changes a layer: a state-only mutation copies a
+	// small state (R42's budget for the flapping benchmark). nil: empty.
+	cfg *cfgLayers
+}
+
+// cfgLayers is the config layers of a state; immutable once published.
+type cfgLayers struct {
+	layers [NumLayers]scopesMap // config layer l at [l-1]
+	stale  int                  // effective keys whose meta.stale is set
 }
 
 var emptyState = &state{}
+
+var emptyLayers = &cfgLayers{}
+
+// lay returns the config layers (never nil).
+func (s *state) lay() *cfgLayers {
+	if s.cfg == nil {
+		return emptyLayers
+	}
+	return s.cfg
+}
+
+// layW returns the config layers for writing: copied once per mutation
+// from the base state's.
+func (t *txn) layW() *cfgLayers {
+	if t.st.cfg == nil || t.st.cfg == t.base.cfg {
+		c := *t.st.lay()
+		t.st.cfg = &c
+	}
+	return t.st.cfg
+}
 
 func (s *state) bucket(b Bucket) scopesMap { return s.buckets[b-1] }
 
@@ -67,7 +95,7 @@ func (s *state) tree(b Bucket, l Layer) scopesMap {
 	if b == State {
 		return s.buckets[State-1]
 	}
-	return s.layers[l-1]
+	return s.lay().layers[l-1]
 }
 
 func (s *state) scope(sc Scope) keysMap {
@@ -89,7 +117,7 @@ func scopeIn(m scopesMap, k string, h uint64) keysMap {
 // layerScope returns layer l's keys of config scope sc.
 func (s *state) layerScope(l Layer, sc Scope) keysMap {
 	k := scopeKey(sc.Type, sc.Subtype)
-	return scopeIn(s.layers[l-1], k, hashKey(k))
+	return scopeIn(s.lay().layers[l-1], k, hashKey(k))
 }
 
 // ownedIndexKey is unique per (scope, layer, key): type and subtype contain no NUL.
@@ -111,7 +139,8 @@ type txn struct {
 	// now its wall-clock time in Unix nanoseconds, read on first use (R42).
 	seq   uint64
 	now   int64
-	fixed bool // replay: now is the record's time, never the clock
+	fixed bool      // replay: now is the record's time, never the clock
+	reg   *Registry // the live registry's coarse clock; nil: time.Now
 	// The scopes changed, for the notifier: one (if !many) or several.
 	one           Scope
 	touched, many bool
@@ -140,7 +169,11 @@ func (t *txn) finish(seq uint64) *state {
 // clock returns the mutation's time, reading the wall clock once.
 func (t *txn) clock() int64 {
 	if t.now == 0 && !t.fixed {
-		t.now = time.Now().UnixNano()
+		if t.reg != nil {
+			t.now = t.reg.coarseNow()
+		} else {
+			t.now = time.Now().UnixNano()
+		}
 	}
 	return t.now
 }
@@ -157,14 +190,16 @@ func (t *txn) metaOf(b Bucket, k string, h uint64, key string, ne *entry, cur *e
 	if !hadCur || cur.meta.mod == t.seq { // changed earlier in this mutation: look at the base
 		orig, had = scopeIn(t.base.bucket(b), k, h).get(key)
 	}
-	if had && !orig.meta.stale && orig.owner == ne.owner && orig.meta.layer == ne.meta.layer && equalValue(orig.val, ne.val) {
+	if had && !orig.meta.stale() && orig.owner == ne.owner && orig.meta.layer() == ne.meta.layer() && equalValue(orig.val, ne.val) {
 		m := orig.meta
-		m.vol = ne.meta.vol
+		m.setFlag(metaVol, ne.meta.vol())
 		return m
 	}
-	m := meta{create: t.seq, mod: t.seq, version: 1, modified: t.clock(), layer: ne.meta.layer, vol: ne.meta.vol}
+	m := meta{create: t.seq, mod: t.seq, modified: t.clock(), bits: ne.meta.bits &^ metaStale}
+	m.setVersion(1)
 	if had {
-		m.create, m.version = orig.meta.create, orig.meta.version+1
+		m.create = orig.meta.create
+		m.setVersion(orig.meta.version() + 1)
 	}
 	return m
 }
@@ -176,7 +211,7 @@ func (t *txn) metaOf(b Bucket, k string, h uint64, key string, ne *entry, cur *e
 func (t *txn) setTree(b Bucket, l Layer, k string, h uint64, km keysMap) {
 	p := &t.st.buckets[b-1]
 	if b == Config && l != 0 {
-		p = &t.st.layers[l-1]
+		p = &t.layW().layers[l-1]
 	}
 	scopes := *p
 	switch lf := scopes.leafH(k, h); {
@@ -239,8 +274,8 @@ func effective(lms *[NumLayers]keysMap, key string) (entry, bool) {
 		return entry{}, false
 	}
 	out := entry{val: e.val, owner: e.owner}
-	out.meta.layer = Layer(top + 1)
-	out.meta.vol = out.meta.layer.volatile()
+	out.meta.setLayer(Layer(top + 1))
+	out.meta.setFlag(metaVol, Layer(top+1).volatile())
 	if _, isMap := e.val.(map[string]any); isMap {
 		// Fold the layers below that hold maps, lowest first. A non-map
 		// below a map is replaced by everything above it.
@@ -265,7 +300,7 @@ func effective(lms *[NumLayers]keysMap, key string) (entry, bool) {
 						v = mergeValue(v, x.val)
 					}
 					if Layer(i + 1).volatile() {
-						out.meta.vol = true
+						out.meta.setFlag(metaVol, true)
 					}
 				}
 			}
@@ -280,15 +315,15 @@ func effective(lms *[NumLayers]keysMap, key string) (entry, bool) {
 func (t *txn) settle(sc Scope, k string, h uint64, keys []string) {
 	var lms [NumLayers]keysMap
 	for i := range lms {
-		lms[i] = scopeIn(t.st.layers[i], k, h)
+		lms[i] = scopeIn(t.st.lay().layers[i], k, h)
 	}
 	eff := scopeIn(t.st.buckets[Config-1], k, h)
 	changed := false
 	for _, key := range keys {
 		ne, ok := effective(&lms, key)
 		cur, had := eff.get(key)
-		if had && cur.meta.stale {
-			t.st.stale--
+		if had && cur.meta.stale() {
+			t.layW().stale--
 		}
 		if !ok {
 			if had {
@@ -535,7 +570,11 @@ func (t *txn) setMeta(sc Scope, ms map[string]KeyMeta, stale []string) error {
 		if !ok {
 			return fmt.Errorf("%w: metadata for key %q that %s does not hold", ErrInvalidValue, key, sc)
 		}
-		e.meta.create, e.meta.mod, e.meta.version = m.CreateSeq, m.ModSeq, m.Version
+		if m.Version >= 1<<56 {
+			return fmt.Errorf("%w: %s key %q: version %d out of range", ErrInvalidValue, sc, key, m.Version)
+		}
+		e.meta.create, e.meta.mod = m.CreateSeq, m.ModSeq
+		e.meta.setVersion(m.Version)
 		e.meta.modified = 0
 		if !m.Modified.IsZero() {
 			e.meta.modified = m.Modified.UnixNano()
@@ -547,9 +586,9 @@ func (t *txn) setMeta(sc Scope, ms map[string]KeyMeta, stale []string) error {
 		if !ok {
 			return fmt.Errorf("%w: stale mark for key %q that %s does not hold", ErrInvalidValue, key, sc)
 		}
-		if !e.meta.stale {
-			e.meta.stale = true
-			t.st.stale++
+		if !e.meta.stale() {
+			e.meta.setFlag(metaStale, true)
+			t.layW().stale++
 			eff = eff.set(key, e)
 		}
 	}
@@ -561,13 +600,13 @@ func (t *txn) setMeta(sc Scope, ms map[string]KeyMeta, stale []string) error {
 // settleStale recomputes every key whose metadata is stale (after a
 // recovery whose checkpoint had values from unjournaled layers).
 func (t *txn) settleStale() {
-	if t.st.stale == 0 {
+	if t.st.lay().stale == 0 {
 		return
 	}
 	byScope := map[string][]string{}
 	t.st.buckets[Config-1].each(func(l *hleaf[keysMap]) bool {
 		l.val.each(func(e *hleaf[entry]) bool {
-			if e.val.meta.stale {
+			if e.val.meta.stale() {
 				byScope[l.key] = append(byScope[l.key], e.key)
 			}
 			return true
@@ -595,8 +634,11 @@ func sameView(a, b *state) bool {
 	if !same(a.buckets[State-1], b.buckets[State-1]) {
 		return false
 	}
-	for i := range a.layers {
-		if !same(a.layers[i], b.layers[i]) {
+	if a.cfg == b.cfg {
+		return true
+	}
+	for i := range a.lay().layers {
+		if !same(a.lay().layers[i], b.lay().layers[i]) {
 			return false
 		}
 	}
