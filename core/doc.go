@@ -16,8 +16,7 @@
 // (Registry.Owner): Owner.Update deep-merges values into a scope (R4),
 // Owner.Delete removes keys (R12), Owner.Commit applies several Put and Del
 // ops atomically (R15), and Owner.Close ends the session, deleting its
-// state keys and, unless it was opened with KeepConfig, its config keys
-// (R13). Scopes are {bucket, type, subtype} (StateScope,
+// state keys and its keys in the runtime and override config layers (R13). Scopes are {bucket, type, subtype} (StateScope,
 // ConfigScope, ParseScope; R1). The view is
 // {bucket: {type: {subtype: {key: value}}}} (R3); Registry.Snapshot returns
 // it as an immutable Snapshot (Get, Values, Owner, Map, MarshalJSON), and
@@ -59,7 +58,8 @@
 //     names the first offending scope in text order with every reserved key
 //     of that scope (R15). Invalid scopes or values fail before any op runs.
 //   - An owner whose session ends while the Log has failed loses its state
-//     keys but keeps its config keys: their deletion could not be journaled.
+//     and override keys but keeps its runtime keys: their deletion could
+//     not be journaled.
 //   - A delivery held back by MinInterval or Hysteresis goes out on the
 //     first 1 ms tick (counted from New) not before it is due: never early,
 //     at most 1 ms late.
@@ -71,6 +71,49 @@
 //     subscription lives until it is closed. Once a mutation has its
 //     sequence number, the call waits for its outcome regardless of ctx, so
 //     that an error always means "not applied".
+//
+// # Config layers (R37–R42)
+//
+// The config bucket is five layers (Layer: Default < Fleet < Saved <
+// Runtime < Override), each with its own scopes, keys and owners (R9–R11
+// apply inside each layer). OwnerOptions.Layer picks where an owner's
+// config writes and deletes go (R39): Saved (KeepConfig), Runtime (the
+// default) or Override; Default is written by SetDefaults (the store's
+// defaults directory, R40) and Fleet by SetFleet (a fleet bridge). What
+// Get, Values, Map, MarshalJSON, Diff and subscriptions show is the
+// effective view: per key, the highest layer holding it, deep-merged over
+// the maps below (R38); deleting in a layer reveals the one below.
+// Snapshot.Origin names the layer and owner of a key's value,
+// LayerValues one layer's own values, Meta the KeyMeta (R42).
+//
+// Decisions where the spec is silent:
+//   - KeyMeta changes (ModSeq, Version+1) when the effective value, its
+//     layer or its owner changes — what Diff reports — and only by the net
+//     effect of a mutation: a transaction that changes a key and puts it
+//     back leaves its metadata alone; one that changes it twice counts once.
+//     A write hidden by a higher layer changes no metadata and wakes no
+//     subscriber, though it takes a sequence number (and, in a journaled
+//     layer, a record).
+//   - Modified has a resolution of one millisecond under load: the wall
+//     clock is read at most once per millisecond (a reading costs as much
+//     as a small state update on some machines). The record's time is that
+//     reading too, so recovery restores Modified exactly.
+//   - Default and fleet keys have the owner "". SetDefaults replaces the
+//     default layer wholesale, SetFleet whole scopes of the fleet layer
+//     (empty values: the scope leaves it); both validate everything first
+//     and fail as a whole, and the same content again is no mutation (R6).
+//   - Owner death (R13) drops the name's state, runtime and override keys,
+//     whichever session of the name wrote them; saved stays. Evict (R14)
+//     covers saved, runtime and override; with a failed Log it fails as a
+//     whole when it touches a journaled layer.
+//   - After a restart, metadata restored from a checkpoint for a value that
+//     depended on default or override (never journaled) is marked stale:
+//     the first SetDefaults (the store's startup load) gives those keys a
+//     new ModSeq, so no condition on a ModSeq read before the restart can
+//     pass on a value that changed with it. Metadata replayed from records
+//     after the checkpoint describes the journaled layers, which is what
+//     the view shows after a restart.
+//   - Change.Layer in Diff is the layer of New (of Old for a key gone).
 //
 // # Sequence numbers and failures
 //
@@ -117,7 +160,13 @@
 //
 // Model. Each bucket is a persistent CHAMP hash trie (hamt.go) of scopes,
 // keyed by type, NUL, subtype, whose values are persistent tries of keys;
-// the nested form of the view (R3) is built only by Map and MarshalJSON. An
+// the nested form of the view (R3) is built only by Map and MarshalJSON.
+// The config bucket is kept per layer, behind one pointer that state-only
+// mutations share, plus the materialised effective view with each key's
+// metadata packed into 32 bytes; a mutation recomputes the effective
+// entries of exactly the keys whose layers it changed (settle in tree.go),
+// so readers, Diff and the notifier (regionChanged) look at one map as
+// before. An
 // update copies only the nodes on its path (three small allocations for a
 // small scope, a few more for a wide one), and a Snapshot is one pointer.
 //
