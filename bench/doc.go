@@ -42,8 +42,8 @@
 //     it, the writes to sysreg_reported per device per second while every
 //     device flaps a state key, and one device's flapping throughput with
 //     its bridge connected beside the same device with no bridge,
-//     alternating rounds. The devices are core registries behind
-//     fleettest.Target until the store runs the bridge itself.
+//     alternating rounds. Each device is a store.Open of its own data
+//     directory (fsync on) with Options.Fleet.
 //
 // # Flap layout
 //

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"github.com/sysreg/sysreg/internal/codec"
 	"github.com/sysreg/sysreg/internal/fleet"
 	"github.com/sysreg/sysreg/internal/fleet/fleettest"
+	"github.com/sysreg/sysreg/store"
 )
 
 // FleetConfig configures RunFleet. The zero value gives the defaults of
@@ -41,6 +43,9 @@ type FleetConfig struct {
 	// Timeout bounds every wait (all devices started, a push applied by
 	// all). Default 2 min.
 	Timeout time.Duration
+	// NoSync opens the devices' stores without fsync (UNSAFE, to separate
+	// the bridge's cost from the disk's).
+	NoSync bool
 	// Dir is where the server's JetStream directory goes (default: the
 	// system temp dir).
 	Dir string
@@ -77,6 +82,7 @@ func (c FleetConfig) withDefaults() FleetConfig {
 type FleetResult struct {
 	Devices  int           `json:"devices"`
 	Interval time.Duration `json:"interval_ns"`
+	NoSync   bool          `json:"no_sync"`
 	// StartSeconds: from starting the devices until every one had applied
 	// a first push (connected, watching, resynced).
 	StartSeconds float64 `json:"start_s"`
@@ -99,49 +105,47 @@ type FleetResult struct {
 	LocalCPURatio float64 `json:"local_cpu_ratio"`
 }
 
-// fleetDevice is one in-process device: a registry and its bridge.
+// fleetDevice is one in-process device: a store in a data directory of
+// its own, with its fleet bridge (nil URL: none).
 type fleetDevice struct {
-	target *fleettest.Target
-	bridge *fleet.Bridge
+	st *store.Store
 }
 
-func (d *fleetDevice) close() {
-	if d.bridge != nil {
-		d.bridge.Close()
+func (d *fleetDevice) close() { d.st.Close() }
+
+func startFleetDevice(dir, url, id string, interval time.Duration, noSync bool) (*fleetDevice, error) {
+	opts := store.Options{NoSync: noSync}
+	if url != "" {
+		opts.Fleet = &store.FleetOptions{URL: url, Device: id, Interval: interval, ReconnectWait: 100 * time.Millisecond}
 	}
-	d.target.Close()
-}
-
-func startFleetDevice(url, id string, interval time.Duration) (*fleetDevice, error) {
-	tg, err := fleettest.NewTarget(nil)
+	st, err := store.Open(filepath.Join(dir, id), opts)
 	if err != nil {
 		return nil, err
 	}
-	d := &fleetDevice{target: tg}
-	if url == "" {
-		return d, nil
+	return &fleetDevice{st: st}, nil
+}
+
+func (d *fleetDevice) fleetStatus() store.FleetStatus {
+	st, _ := d.st.Stats(context.Background()) // its error is only ctx's
+	if st.Fleet == nil {
+		return store.FleetStatus{}
 	}
-	d.bridge, err = fleet.Start(tg, fleet.Options{URL: url, Device: id, Interval: interval, ReconnectWait: 100 * time.Millisecond})
-	if err != nil {
-		tg.Close()
-		return nil, err
-	}
-	return d, nil
+	return *st.Fleet
 }
 
 // RunFleet runs the fleet scenario (R54) on an in-process NATS server with
-// JetStream in a temporary directory: Devices devices, each its own
-// registry and bridge with its own connection.
+// JetStream in a temporary directory: Devices devices, each a store.Open
+// of its own data directory (fsync on) with its bridge and connection.
 func RunFleet(ctx context.Context, cfg FleetConfig) (res FleetResult, err error) {
 	cfg = cfg.withDefaults()
-	res.Devices, res.Interval = cfg.Devices, cfg.Interval
+	res.Devices, res.Interval, res.NoSync = cfg.Devices, cfg.Interval, cfg.NoSync
 	p := &progress{w: cfg.Progress}
 	dir, err := tempDir(cfg.Dir, "sysreg-bench-fleet-")
 	if err != nil {
 		return res, err
 	}
 	defer os.RemoveAll(dir)
-	srv, err := fleettest.NewServer(dir)
+	srv, err := fleettest.NewServer(filepath.Join(dir, "nats"))
 	if err != nil {
 		return res, err
 	}
@@ -175,7 +179,7 @@ func RunFleet(ctx context.Context, cfg FleetConfig) (res FleetResult, err error)
 	p.printf("fleet: starting %d devices", cfg.Devices)
 	start := time.Now()
 	for i := range cfg.Devices {
-		d, err := startFleetDevice(srv.URL(), fmt.Sprintf("dev-%d", i), cfg.Interval)
+		d, err := startFleetDevice(dir, srv.URL(), fmt.Sprintf("dev-%d", i), cfg.Interval, cfg.NoSync)
 		if err != nil {
 			return res, err
 		}
@@ -209,7 +213,7 @@ func RunFleet(ctx context.Context, cfg FleetConfig) (res FleetResult, err error)
 	wg.Wait()
 	devs = devs[:0]
 	p.printf("fleet: flapping: %.2f reported writes per device per second", res.ReportedWritesPerDeviceSec)
-	return res, fleetLocal(ctx, cfg, srv.URL(), &res)
+	return res, fleetLocal(ctx, cfg, dir, srv.URL(), &res)
 }
 
 var pushScope = core.ConfigScope("bench", "push")
@@ -218,9 +222,9 @@ var pushScope = core.ConfigScope("bench", "push")
 // time until its view held it.
 func pushAndWait(ctx context.Context, desired jetstream.KeyValue, devs []*fleetDevice, gen int64, timeout time.Duration) ([]time.Duration, error) {
 	want := core.Values{"gen": gen}
-	subs := make([]*core.Subscription, len(devs))
+	subs := make([]store.Subscription, len(devs))
 	for i, d := range devs {
-		s, err := d.target.Reg.Subscribe(ctx, core.SubscribeOptions{Match: core.Pattern{Bucket: core.Config, Type: "bench"}})
+		s, err := d.st.Subscribe(ctx, core.SubscribeOptions{Match: core.Pattern{Bucket: core.Config, Type: "bench"}})
 		if err != nil {
 			for _, s := range subs[:i] {
 				s.Close()
@@ -285,9 +289,9 @@ var flapScope = core.StateScope("bench", "flap")
 // fleetFlap has every device flap one state key for FlapFor and counts the
 // writes to the reported bucket meanwhile.
 func fleetFlap(ctx context.Context, cfg FleetConfig, devs []*fleetDevice, js jetstream.JetStream, reported jetstream.KeyValue, res *FleetResult) error {
-	owners := make([]*core.Owner, len(devs))
+	owners := make([]store.Owner, len(devs))
 	for i, d := range devs {
-		o, err := d.target.Reg.Owner(ctx, "flapper", core.OwnerOptions{})
+		o, err := d.st.Owner(ctx, "flapper", core.OwnerOptions{})
 		if err != nil {
 			return err
 		}
@@ -376,19 +380,19 @@ func fleetFlap(ctx context.Context, cfg FleetConfig, devs []*fleetDevice, js jet
 // and with no bridge: both devices exist for the whole comparison, the
 // bridge has connected and reported before it starts, and the rounds
 // alternate on, off, off, on… so that drifts of the machine hit both alike.
-func fleetLocal(ctx context.Context, cfg FleetConfig, url string, res *FleetResult) error {
-	on, err := startFleetDevice(url, "local", cfg.Interval)
+func fleetLocal(ctx context.Context, cfg FleetConfig, dir, url string, res *FleetResult) error {
+	on, err := startFleetDevice(dir, url, "local-on", cfg.Interval, cfg.NoSync)
 	if err != nil {
 		return err
 	}
 	defer on.close()
-	off, err := startFleetDevice("", "local", cfg.Interval)
+	off, err := startFleetDevice(dir, "", "local-off", cfg.Interval, cfg.NoSync)
 	if err != nil {
 		return err
 	}
 	defer off.close()
 	deadline := time.Now().Add(cfg.Timeout)
-	for st := on.bridge.Status(); !st.Connected || st.ReportedSeq == 0; st = on.bridge.Status() {
+	for st := on.fleetStatus(); !st.Connected || st.ReportedSeq == 0; st = on.fleetStatus() {
 		if time.Now().After(deadline) {
 			return errors.New("bench: local device never connected and reported")
 		}
@@ -434,7 +438,7 @@ func fleetLocal(ctx context.Context, cfg FleetConfig, url string, res *FleetResu
 }
 
 func localFlap(ctx context.Context, d *fleetDevice, dur time.Duration) (n int64, rate float64, err error) {
-	o, err := d.target.Reg.Owner(ctx, "flapper", core.OwnerOptions{})
+	o, err := d.st.Owner(ctx, "flapper", core.OwnerOptions{})
 	if err != nil {
 		return 0, 0, err
 	}

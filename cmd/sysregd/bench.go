@@ -109,6 +109,7 @@ measured beside its baseline in the same run (R36).
 	pushes := fs.Int("pushes", 5, "fleet: fleet-wide pushes timed")
 	fleetInterval := durationFlag(fs, "fleet-interval", time.Second, "fleet: every device's reported-state interval")
 	fleetFlap := durationFlag(fs, "fleet-flap", 5*time.Second, "fleet: how long every device flaps a state key while reported writes are counted")
+	fleetNoSync := fs.Bool("fleet-no-sync", false, "fleet: UNSAFE: the devices' stores skip fsync (separates the bridge's cost from the disk's)")
 
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx, stdout, stderr := cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr()
@@ -276,7 +277,7 @@ measured beside its baseline in the same run (R36).
 		}
 		if run["fleet"] {
 			r, err := bench.RunFleet(ctx, bench.FleetConfig{
-				Devices: *devices, Pushes: *pushes, Interval: *fleetInterval, FlapFor: *fleetFlap,
+				Devices: *devices, Pushes: *pushes, Interval: *fleetInterval, FlapFor: *fleetFlap, NoSync: *fleetNoSync,
 				Dir: *dir, Progress: progress,
 			})
 			if err != nil {
@@ -449,7 +450,11 @@ func writeFootprintTable(w io.Writer, r bench.FootprintResult) {
 }
 
 func writeFleetTable(w io.Writer, r bench.FleetResult) {
-	fmt.Fprintf(w, "\nfleet: %d devices on one NATS server, reported interval %v, all up in %.1f s\n", r.Devices, r.Interval, r.StartSeconds)
+	sync := "fsync on"
+	if r.NoSync {
+		sync = "no fsync (UNSAFE)"
+	}
+	fmt.Fprintf(w, "\nfleet: %d devices (stores, %s) on one NATS server, reported interval %v, all up in %.1f s\n", r.Devices, sync, r.Interval, r.StartSeconds)
 	var t table
 	t.row("push applied by every device (ms)", "p50", "p99", "worst")
 	t.row("", fmt.Sprintf("%.0f", r.PushMs.P50), fmt.Sprintf("%.0f", r.PushMs.P99), fmt.Sprintf("%.0f", r.PushMs.Max))
