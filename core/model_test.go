@@ -505,6 +505,39 @@ type mtTxOp struct {
 	in    core.Values // what the caller passes
 	norm  core.Values // what the model expects stored (R2 normal form)
 	keys  []string
+	// cond: a condition (R43) on keys[0]: IfModSeq(seq), or IfEqual(in
+	// value as passed, norm value normalised) when equal.
+	cond, equal  bool
+	seq          uint64
+	condIn, cVal any
+}
+
+// coreOp is the core.Op of t.
+func (t mtTxOp) coreOp() core.Op {
+	switch {
+	case t.cond && t.equal:
+		return core.IfEqual(t.scope, t.keys[0], t.condIn)
+	case t.cond:
+		return core.IfModSeq(t.scope, t.keys[0], t.seq)
+	case t.put:
+		return core.Put(t.scope, t.in)
+	}
+	return core.Del(t.scope, t.keys...)
+}
+
+// modSeq is the ModSeq (R42) that key of sc has in work, a transaction
+// under way from m: a key whose effective value, layer or owner the
+// transaction changed so far has the transaction's own, next number.
+func (m *mtModel) modSeq(work *mtModel, sc core.Scope, key string) (uint64, bool) {
+	ne, ok := work.eff()[sc][key]
+	if !ok {
+		return 0, false
+	}
+	old, had := m.eff()[sc][key]
+	if had && old.owner == ne.owner && old.layer == ne.layer && reflect.DeepEqual(old.val, ne.val) {
+		return m.meta[sc][key].mod, true
+	}
+	return m.seq + 1, true
 }
 
 type mtOp struct {
@@ -538,6 +571,14 @@ func (o mtOp) String(hs []*mtHandle) string {
 	case mtCommit:
 		var parts []string
 		for _, t := range o.txn {
+			if t.cond && t.equal {
+				parts = append(parts, fmt.Sprintf("IfEqual(%s, %q, %#v)", t.scope, t.keys[0], t.condIn))
+				continue
+			}
+			if t.cond {
+				parts = append(parts, fmt.Sprintf("IfModSeq(%s, %q, %d)", t.scope, t.keys[0], t.seq))
+				continue
+			}
 			if t.put {
 				parts = append(parts, fmt.Sprintf("Put(%s, %#v)", t.scope, t.in))
 			} else {
@@ -652,6 +693,14 @@ func (m *mtModel) step(o mtOp, hs []*mtHandle) (*mtModel, mtWant) {
 		for _, t := range txn {
 			var f []string
 			p := h.place(t.scope)
+			if t.cond { // R43: checked in order against the view as changed so far
+				e, ok := work.eff()[t.scope][t.keys[0]]
+				mod, _ := m.modSeq(work, t.scope, t.keys[0])
+				if t.equal && (!ok || !reflect.DeepEqual(e.val, t.cVal)) || !t.equal && (mod != t.seq || t.seq == 0 && ok) {
+					return m, mtWant{err: core.ErrConflict}
+				}
+				continue
+			}
 			if t.put {
 				if t.scope.Bucket == core.State {
 					f = work.foreignKeys(h.name, p, slices.Collect(mtKeys(t.norm)))
@@ -1038,6 +1087,29 @@ func (g mtGen) txn(m *mtModel) []mtTxOp {
 			out = append(out,
 				mtTxOp{put: true, scope: sc, in: core.Values{k: "tmp"}, norm: core.Values{k: "tmp"}},
 				mtTxOp{put: true, scope: sc, in: core.Values{k: mtDeepCopy(old)}, norm: core.Values{k: old}})
+		case p < 4: // a condition (R43) on a key of the view, or on any key
+			sc, k := g.scope(), modelKeys[g.pick(len(modelKeys))]
+			eff := m.eff()
+			if len(eff) > 0 && g.chance(0.7) {
+				scs := slices.SortedFunc(mtKeys(eff), func(a, b core.Scope) int { return strings.Compare(a.String(), b.String()) })
+				sc = scs[g.pick(len(scs))]
+				keys := slices.Sorted(mtKeys(eff[sc]))
+				k = keys[g.pick(len(keys))]
+			}
+			e, ok := eff[sc][k]
+			if g.chance(0.5) {
+				c := mtTxOp{cond: true, scope: sc, keys: []string{k}, seq: m.meta[sc][k].mod}
+				if g.chance(0.3) {
+					c.seq = uint64(g.pick(int(m.seq) + 2))
+				}
+				out = append(out, c)
+			} else {
+				in, norm := g.value(1)
+				if ok && g.chance(0.7) {
+					in, norm = mtDeepCopy(e.val), e.val
+				}
+				out = append(out, mtTxOp{cond: true, equal: true, scope: sc, keys: []string{k}, condIn: in, cVal: norm})
+			}
 		case p < 7:
 			in, norm := g.values()
 			out = append(out, mtTxOp{put: true, scope: g.scope(), in: in, norm: norm})
@@ -1188,11 +1260,7 @@ func runModel(t *testing.T, seed uint64, steps int) bool {
 			m, w = m.step(o, hs)
 			ops := make([]core.Op, len(o.txn))
 			for i, x := range o.txn {
-				if x.put {
-					ops[i] = core.Put(x.scope, x.in)
-				} else {
-					ops[i] = core.Del(x.scope, x.keys...)
-				}
+				ops[i] = x.coreOp()
 			}
 			err = hs[o.handle].o.Commit(ctx, ops...)
 		case mtOpen:

@@ -607,6 +607,17 @@ func (o *Owner) CommitAsync(ctx context.Context, ops ...Op) (wait func() error) 
 			for _, k := range op.keys {
 				size += headSize(uint64(len(k))) + len(k)
 			}
+		case opIfModSeq, opIfEqual: // checked, never journaled: no size
+			if len(op.keys) != 1 || op.keys[0] == "" {
+				return failedWait(opError(i, len(ops), fmt.Errorf("%w: a condition needs a non-empty key", ErrInvalidValue)))
+			}
+			if op.kind == opIfEqual {
+				v, _, err := NormalizeValue(op.value)
+				if err != nil {
+					return failedWait(opError(i, len(ops), err))
+				}
+				n.value = v
+			}
 		default:
 			return failedWait(opError(i, len(ops), fmt.Errorf("%w: zero Op", ErrInvalidValue)))
 		}
@@ -625,12 +636,18 @@ func (o *Owner) CommitAsync(ctx context.Context, ops ...Op) (wait func() error) 
 		}
 		base := t.st
 		var reserved *ReservedKeysError
-		for _, op := range norm {
+		for i, op := range norm {
 			var err error
-			if op.kind == opPut {
+			switch op.kind {
+			case opPut:
 				err = o.update(t, op.scope, op.values)
-			} else {
+			case opDel:
 				err = o.delete(t, op.scope, op.keys)
+			default: // a condition (R43): a conflict fails the whole transaction at once
+				if err := checkCond(t, op); err != nil {
+					return opError(i, len(norm), err)
+				}
+				continue
 			}
 			var rk *ReservedKeysError
 			if errors.As(err, &rk) {
@@ -713,14 +730,19 @@ type opKind uint8
 const (
 	opPut opKind = iota + 1
 	opDel
+	opIfModSeq // a condition (R43), see cond.go
+	opIfEqual
 )
 
-// Op is one operation of a transaction (R15), made by Put or Del.
+// Op is one operation of a transaction (R15), made by Put or Del, or a
+// condition made by IfModSeq or IfEqual (R43).
 type Op struct {
 	kind   opKind
 	scope  Scope
 	values Values
-	keys   []string
+	keys   []string // Del; a condition's key
+	seq    uint64   // IfModSeq
+	value  any      // IfEqual
 }
 
 // Put is an update inside a transaction.
@@ -731,7 +753,8 @@ func Put(scope Scope, values Values) Op { return Op{kind: opPut, scope: scope, v
 func Del(scope Scope, keys ...string) Op { return Op{kind: opDel, scope: scope, keys: keys} }
 
 // Parts returns what an Op holds: its scope, and either its values (Put)
-// or its keys (Del). Clients that send ops elsewhere use it.
+// or its keys (Del). Clients that send ops elsewhere use it, with Kind and
+// Cond for conditions (isPut is false for them too).
 func (op Op) Parts() (scope Scope, values Values, keys []string, isPut bool) {
 	return op.scope, op.values, op.keys, op.kind == opPut
 }

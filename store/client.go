@@ -265,6 +265,12 @@ func decodeReply(t wire.Type, f wire.Frame, want wire.Type, out any) error {
 			return fmt.Errorf("%w: error reply: %v", ErrProtocol, err)
 		}
 		return fromWireError(we)
+	case wire.TConflict:
+		var c wire.Conflict
+		if err := wire.DecodeBody(f, &c); err != nil {
+			return fmt.Errorf("%w: conflict reply: %v", ErrProtocol, err)
+		}
+		return fromConflict(c)
 	case want:
 		if out != nil {
 			if err := wire.DecodeBody(f, out); err != nil {
@@ -440,6 +446,21 @@ func (o *clientOwner) Commit(ctx context.Context, ops ...core.Op) error {
 }
 
 func wireOp(op core.Op) (wire.Op, error) {
+	switch op.Kind() {
+	case core.OpIfModSeq, core.OpIfEqual: // R43
+		scope, key, seq, value := op.Cond()
+		kind, v := wire.OpIfEqual, value
+		if op.Kind() == core.OpIfModSeq {
+			kind, v = wire.OpIfModSeq, seq
+		}
+		raw, err := codec.EncodeValues(core.Values{key: v})
+		if err != nil {
+			return wire.Op{}, err
+		}
+		return wire.Op{Kind: kind, Scope: wireScope(scope), Values: raw}, nil
+	case 0:
+		return wire.Op{}, fmt.Errorf("%w: zero Op", core.ErrInvalidValue)
+	}
 	scope, values, keys, isPut := op.Parts()
 	w := wire.Op{Scope: wireScope(scope), Keys: keys}
 	if !isPut {

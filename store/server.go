@@ -451,7 +451,8 @@ func (c *conn) hello(f wire.Frame) error {
 }
 
 func errReply(id uint64, err error) reply {
-	return reply{id: id, typ: wire.TError, body: toWireError(err)}
+	typ, body := errorBody(err)
+	return reply{id: id, typ: typ, body: body}
 }
 
 func badRequest(id uint64, format string, args ...any) reply {
@@ -523,6 +524,12 @@ func (c *conn) mutate(id uint64, m wire.Mutate) reply {
 			ops[i] = core.Put(sc, vals)
 		case wire.OpDel:
 			ops[i] = core.Del(sc, op.Keys...)
+		case wire.OpIfModSeq, wire.OpIfEqual:
+			cond, err := condOp(op.Kind, sc, op.Values)
+			if err != nil {
+				return errReply(id, opError(i, len(m.Ops), err))
+			}
+			ops[i] = cond
 		default:
 			return badRequest(id, "op %d: unknown kind %d", i, op.Kind)
 		}
@@ -728,7 +735,7 @@ func (c *conn) writeReplies() {
 		}
 		if r.wait != nil {
 			if err := r.wait(); err != nil {
-				r.typ, r.body = wire.TError, toWireError(err)
+				r.typ, r.body = errorBody(err)
 			} else {
 				r.typ, r.body = wire.TOK, nil
 			}

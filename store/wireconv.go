@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/sysreg/sysreg/core"
+	"github.com/sysreg/sysreg/internal/codec"
 	"github.com/sysreg/sysreg/internal/wire"
 )
 
@@ -58,6 +59,56 @@ func wireScope(s core.Scope) wire.Scope {
 
 func coreScope(s wire.Scope) core.Scope {
 	return core.Scope{Bucket: core.Bucket(s.Bucket), Type: s.Type, Subtype: s.Subtype}
+}
+
+// errorBody is the reply to a request that failed with err: a Conflict for
+// a failed condition (R43), else an Error.
+func errorBody(err error) (wire.Type, any) {
+	var ce *core.ConflictError
+	if errors.As(err, &ce) {
+		want, werr := codec.EncodeValue(ce.Want)
+		got, gerr := codec.EncodeValue(ce.Got)
+		if werr == nil && gerr == nil {
+			return wire.TConflict, wire.Conflict{Scope: wireScope(ce.Scope), Key: ce.Key, Want: want, Got: got, ModSeq: ce.ModSeq, Present: ce.Present}
+		}
+	}
+	return wire.TError, toWireError(err)
+}
+
+// fromConflict rebuilds the *core.ConflictError of a Conflict reply.
+func fromConflict(c wire.Conflict) error {
+	want, err := codec.DecodeValue(c.Want)
+	if err != nil {
+		return fmt.Errorf("%w: conflict reply: want: %v", ErrProtocol, err)
+	}
+	got, err := codec.DecodeValue(c.Got)
+	if err != nil {
+		return fmt.Errorf("%w: conflict reply: got: %v", ErrProtocol, err)
+	}
+	return &core.ConflictError{Scope: coreScope(c.Scope), Key: c.Key, Want: want, Got: got, ModSeq: c.ModSeq, Present: c.Present}
+}
+
+// condOp is the condition (R43) of a wire op of kind OpIfModSeq or
+// OpIfEqual: values holds one key and the sequence number or the value.
+func condOp(kind uint8, sc core.Scope, raw []byte) (core.Op, error) {
+	vals, err := codec.DecodeValues(raw)
+	if err != nil {
+		return core.Op{}, fmt.Errorf("%w: %v", core.ErrInvalidValue, err)
+	}
+	if len(vals) != 1 {
+		return core.Op{}, fmt.Errorf("%w: a condition holds one key, not %d", core.ErrInvalidValue, len(vals))
+	}
+	for k, v := range vals {
+		if kind == wire.OpIfEqual {
+			return core.IfEqual(sc, k, v), nil
+		}
+		seq, ok := v.(uint64)
+		if !ok {
+			return core.Op{}, fmt.Errorf("%w: the sequence number of if_mod_seq is a %T, not a uint64", core.ErrInvalidValue, v)
+		}
+		return core.IfModSeq(sc, k, seq), nil
+	}
+	panic("unreachable")
 }
 
 // toWireError turns an error from the registry into its wire form.

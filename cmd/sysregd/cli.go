@@ -24,6 +24,7 @@ import (
 func getCmd() *cobra.Command {
 	var cf clientFlags
 	var out *outputFormat
+	var meta *bool
 	cmd := command("get [flags] [SCOPE [KEY] | PATTERN]",
 		"print the global view, a scope, a pattern's scopes, or one value",
 		`Prints the global view {"state": {…}, "config": {…}} as JSON (R3).
@@ -37,6 +38,10 @@ func getCmd() *cobra.Command {
                    in the same shape: 'config/wifi' (every subtype),
                    'config/*/wlan0', 'state' ('*' or a missing part matches
                    any); {} when none matches
+  get --meta SCOPE KEY
+                   the key's metadata (R42) as JSON: {"layer", "owner",
+                   "create_seq", "mod_seq", "version", "modified"}; mod_seq
+                   is what 'set --if-mod-seq' guards on (R43)
 
 JSON output: keys sorted; a float always has a '.' or an exponent (1.0), an
 integer never (1); bytes are base64, NaN and ±Inf the strings "NaN", "+Inf",
@@ -64,6 +69,9 @@ integer never (1); bytes are base64, NaN and ±Inf the strings "NaN", "+Inf",
 			if len(args) == 2 && args[1] == "" {
 				return usagef("get: empty KEY")
 			}
+			if *meta && (len(args) != 2 || pattern) {
+				return usagef("get --meta needs a SCOPE and a KEY")
+			}
 			c, ctx, cancel, err := cf.dial(cmd.Context())
 			if err != nil {
 				return err
@@ -80,6 +88,12 @@ integer never (1); bytes are base64, NaN and ±Inf the strings "NaN", "+Inf",
 				return out.write(stdout, snapshotJSON(snap))
 			case pattern:
 				return out.write(stdout, valueJSON(patternView(snap, pat)))
+			case len(args) == 2 && *meta:
+				m, ok := snap.Meta(scope, args[1])
+				if !ok {
+					return errSilent
+				}
+				return out.writeValue(stdout, metaJSON(m))
 			case len(args) == 2:
 				v, ok := snap.Get(scope, args[1])
 				if !ok {
@@ -98,6 +112,7 @@ integer never (1); bytes are base64, NaN and ±Inf the strings "NaN", "+Inf",
 		})
 	cf = addClientFlags(cmd, true)
 	out = outputFlag(cmd)
+	meta = cmd.Flags().Bool("meta", false, "print a key's metadata (R42) instead of its value")
 	return cmd
 }
 
@@ -159,7 +174,8 @@ func writeLayer(cmd *cobra.Command, name string, keep bool) (core.Layer, error) 
 func setCmd() *cobra.Command {
 	var cf clientFlags
 	var ownerName, layerName *string
-	var keep, asBytes *bool
+	var keep, asBytes, createOnly *bool
+	var ifModSeq *uint64
 	cmd := command("set [flags] SCOPE key=value…",
 		"update keys of a scope",
 		`Updates (deep-merges, R4) the keys of SCOPE. A value is parsed as JSON where it
@@ -182,7 +198,12 @@ outlives the command. Give an --owner name to be able to remove the keys
 later with 'delete --owner' or 'evict'; 'sysregd reset' removes saved
 values whoever wrote them. Keys that another owner created in the same layer
 keep their owner and the new value (R11). Prints nothing on success;
-warnings go to stderr.`,
+warnings go to stderr.
+
+A guarded edit (R43): --if-mod-seq N writes only if every key named still
+has the mod seq N that 'sysregd get --meta SCOPE KEY' showed (nobody changed
+it since); --create-only only if none of them exists. Otherwise nothing is
+written and set fails (exit 1) saying what the key holds now.`,
 		func(cmd *cobra.Command, args []string) error {
 			if len(args) < 2 {
 				return usagef("set needs a SCOPE and at least one key=value")
@@ -199,6 +220,9 @@ warnings go to stderr.`,
 			if err != nil {
 				return err
 			}
+			if cmd.Flags().Changed("if-mod-seq") && *createOnly {
+				return usagef("set: --if-mod-seq and --create-only exclude each other (--create-only is --if-mod-seq 0)")
+			}
 
 			ctx0 := cmd.Context()
 			c, ctx, cancel, err := cf.dial(ctx0)
@@ -211,9 +235,9 @@ warnings go to stderr.`,
 			if err != nil {
 				return fmt.Errorf("set: attach owner: %w", err)
 			}
-			if err := o.Update(ctx, scope, vals); err != nil {
+			if err := o.Commit(ctx, guardedPut(scope, vals, *ifModSeq, *createOnly || cmd.Flags().Changed("if-mod-seq"))...); err != nil {
 				o.Close()
-				return fmt.Errorf("set %s: %w", scope, reservedHint(err))
+				return fmt.Errorf("set %s: %w", scope, conflictHint(reservedHint(err)))
 			}
 			// Say what the end of the session will take away (R13).
 			stderr := cmd.ErrOrStderr()
@@ -236,6 +260,8 @@ warnings go to stderr.`,
 	ownerName = cmd.Flags().String("owner", "", "owner name to write as (default: an anonymous owner)")
 	layerName, keep = layerFlag(cmd)
 	asBytes = cmd.Flags().Bool("bytes", false, "store key=@FILE values as bytes, exactly as read")
+	ifModSeq = cmd.Flags().Uint64("if-mod-seq", 0, "write only if every key named has this mod seq ('get --meta SCOPE KEY'); 0: only if absent (R43)")
+	createOnly = cmd.Flags().Bool("create-only", false, "write only keys that do not exist yet: all or none (R43)")
 	return cmd
 }
 

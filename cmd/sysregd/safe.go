@@ -1,8 +1,15 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
 	"github.com/spf13/cobra"
 
+	"github.com/sysreg/sysreg/core"
 	"github.com/sysreg/sysreg/store"
 )
 
@@ -51,4 +58,46 @@ journal, values since overwritten included. Prints {"file": FILE, "bytes": N}.`,
 	cf = addClientFlags(cmd, true)
 	out = outputFlag(cmd)
 	return cmd
+}
+
+// guardedPut is set's transaction: with guard, the condition IfModSeq(seq)
+// (--if-mod-seq, or --create-only with seq 0) on every key named, in key
+// order; then the put (R43).
+func guardedPut(scope core.Scope, vals core.Values, seq uint64, guard bool) []core.Op {
+	var ops []core.Op
+	if guard {
+		for _, k := range slices.Sorted(maps.Keys(vals)) {
+			ops = append(ops, core.IfModSeq(scope, k, seq))
+		}
+	}
+	return append(ops, core.Put(scope, vals))
+}
+
+// conflictHint adds what to do to a conflict (R43).
+func conflictHint(err error) error {
+	if errors.Is(err, core.ErrConflict) {
+		return fmt.Errorf("%w (nothing was written; read the key again with 'sysregd get --meta SCOPE KEY')", err)
+	}
+	return err
+}
+
+// metaOut is a key's metadata as get --meta prints it (R42).
+type metaOut struct {
+	Layer     string `json:"layer"` // "" for a state key
+	Owner     string `json:"owner"`
+	CreateSeq uint64 `json:"create_seq"`
+	ModSeq    uint64 `json:"mod_seq"`
+	Version   uint64 `json:"version"`
+	Modified  string `json:"modified"` // RFC 3339, UTC
+}
+
+func metaJSON(m core.KeyMeta) metaOut {
+	out := metaOut{Owner: m.Owner, CreateSeq: m.CreateSeq, ModSeq: m.ModSeq, Version: m.Version}
+	if m.Layer != 0 {
+		out.Layer = m.Layer.String()
+	}
+	if !m.Modified.IsZero() {
+		out.Modified = m.Modified.UTC().Format(time.RFC3339Nano)
+	}
+	return out
 }

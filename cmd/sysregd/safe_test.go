@@ -57,3 +57,31 @@ func TestR45_BackupRestore(t *testing.T) {
 		}
 	}
 }
+
+// TestR43_GuardedSet: set --create-only writes only absent keys; set
+// --if-mod-seq N writes only while the key's mod seq, as get --meta shows
+// it, is still N; a conflict exits 1, says so, and writes nothing (R43).
+func TestR43_GuardedSet(t *testing.T) {
+	d := startDaemon(t, t.TempDir(), "--no-sync")
+	ok(t, d.socket, "set", "--create-only", "config/ntp/main", "server=a")
+	r := fails(t, 1, d.socket, "set", "--create-only", "config/ntp/main", "server=b")
+	if !strings.Contains(r.stderr, "conflict") || !strings.Contains(r.stderr, "nothing was written") {
+		t.Fatalf("create-only of an existing key: %s", r)
+	}
+	m := jsonOf(t, ok(t, d.socket, "get", "--meta", "config/ntp/main", "server").stdout)
+	seq := string(m["mod_seq"].(json.Number))
+	if m["layer"] != "saved" || seq == "0" {
+		t.Fatalf("get --meta: %v", m)
+	}
+	ok(t, d.socket, "set", "--if-mod-seq", seq, "config/ntp/main", "server=c")
+	r = fails(t, 1, d.socket, "set", "--if-mod-seq", seq, "config/ntp/main", "server=d")
+	if !strings.Contains(r.stderr, "mod seq") {
+		t.Fatalf("stale --if-mod-seq: %s", r)
+	}
+	if got := ok(t, d.socket, "get", "config/ntp/main", "server").stdout; got != "c\n" {
+		t.Fatalf("server = %q, want c", got)
+	}
+	fails(t, 2, d.socket, "set", "--if-mod-seq", "3", "--create-only", "config/ntp/main", "server=e")
+	fails(t, 2, d.socket, "set", "--if-mod-seq", "-1", "config/ntp/main", "server=e")
+	fails(t, 2, d.socket, "get", "--meta", "config/ntp/main")
+}

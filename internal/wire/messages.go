@@ -54,6 +54,11 @@ type Detach struct {
 const (
 	OpPut uint8 = 1
 	OpDel uint8 = 2
+	// Conditions (R43): Values is a map of one key, the key the condition
+	// is on, to the sequence number as a uint64 (IfModSeq) or to the value
+	// (IfEqual); Keys is null.
+	OpIfModSeq uint8 = 3
+	OpIfEqual  uint8 = 4
 )
 
 // Op is one operation of a Mutate. Values is the CBOR of a values map as
@@ -122,6 +127,19 @@ type StatsOK struct {
 type BackupOK struct {
 	_    struct{} `cbor:",toarray"`
 	Data []byte
+}
+
+// Conflict is the reply to a mutate whose condition failed (R43), in place
+// of an Error: core.ConflictError. Want and Got are values encoded as
+// internal/codec encodes them (sequence numbers as uint64).
+type Conflict struct {
+	_       struct{} `cbor:",toarray"`
+	Scope   Scope
+	Key     string
+	Want    cbor.RawMessage
+	Got     cbor.RawMessage
+	ModSeq  bool // an IfModSeq condition (else IfEqual)
+	Present bool // the key was in the view
 }
 
 // Error codes: each maps to one sentinel error of core or store.

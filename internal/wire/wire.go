@@ -55,6 +55,7 @@ const (
 	TSubscribeOK Type = 69
 	TStatsOK     Type = 70
 	TBackupOK    Type = 80
+	TConflict    Type = 81 // the error reply of a mutate whose condition failed (R43)
 	TDelivery    Type = 96 // push: id is the subscription id
 	TSubClosed   Type = 97 // push: the daemon ended the subscription; id is its id
 )
@@ -72,7 +73,7 @@ var typeNames = map[Type]string{
 	TEvict: "evict", TStats: "stats", TPing: "ping", THelloOK: "hello_ok", TOK: "ok",
 	TError: "error", TAttachOK: "attach_ok", TSnapshotOK: "snapshot_ok",
 	TSubscribeOK: "subscribe_ok", TStatsOK: "stats_ok", TDelivery: "delivery",
-	TBackup: "backup", TBackupOK: "backup_ok",
+	TBackup: "backup", TBackupOK: "backup_ok", TConflict: "conflict",
 	TSubClosed: "sub_closed",
 }
 
