@@ -51,15 +51,16 @@ type Registry struct {
 	// mu guards the write path: everything below up to pub. It is never held
 	// across I/O or a channel send that could block.
 	mu       sync.Mutex
-	work     *state            // latest state, published or not
-	seq      uint64            // last sequence number handed out
-	sessions map[string]*Owner // live owner sessions by name
-	queue    []*pending        // unpublished mutations, in sequence order
-	failed   error             // non-nil: the Log failed; config writes refused
-	reserved uint64            // highest sequence number asked of Log.Reserve
-	durable  uint64            // highest sequence number durably reserved
-	anon     uint64            // counter for anonymous owner names
-	scratch  txn               // the working copy of the mutation in progress
+	work     *state                 // latest state, published or not
+	seq      uint64                 // last sequence number handed out
+	sessions map[string]*Owner      // live owner sessions by name
+	graces   map[string]*graceEntry // owner names in grace (R48), not live
+	queue    []*pending             // unpublished mutations, in sequence order
+	failed   error                  // non-nil: the Log failed; config writes refused
+	reserved uint64                 // highest sequence number asked of Log.Reserve
+	durable  uint64                 // highest sequence number durably reserved
+	anon     uint64                 // counter for anonymous owner names
+	scratch  txn                    // the working copy of the mutation in progress
 	closed   bool
 
 	// The last reservation (reserveLocked), also guarded by mu.
@@ -100,6 +101,7 @@ func New(opts Options) *Registry {
 		maxBlock: opts.ReserveBlock,
 		logger:   opts.Logger,
 		sessions: map[string]*Owner{},
+		graces:   map[string]*graceEntry{},
 	}
 	if r.maxBytes <= 0 {
 		r.maxBytes = DefaultMaxUpdateBytes
@@ -170,6 +172,9 @@ func (r *Registry) Close() error {
 		o.ended = true
 	}
 	clear(r.sessions)
+	for name := range r.graces {
+		r.endGraceLocked(name)
+	}
 	r.mu.Unlock()
 	r.hub.close()
 	r.mu.Lock()
@@ -196,6 +201,9 @@ func (r *Registry) Owner(ctx context.Context, name string, opts OwnerOptions) (*
 	if err != nil {
 		return nil, err
 	}
+	if err := validGrace(opts.Grace); err != nil {
+		return nil, err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -213,7 +221,10 @@ func (r *Registry) Owner(ctx context.Context, name string, opts OwnerOptions) (*
 	if _, live := r.sessions[name]; live {
 		return nil, fmt.Errorf("%w: %q", ErrOwnerInUse, name)
 	}
-	o := &Owner{r: r, name: name, layer: layer, maxKeys: opts.MaxKeys}
+	// R48: a session of a name in grace takes its keys over, with no
+	// mutation and no notification.
+	r.endGraceLocked(name)
+	o := &Owner{r: r, name: name, layer: layer, maxKeys: opts.MaxKeys, grace: opts.Grace}
 	r.sessions[name] = o
 	return o, nil
 }
@@ -232,6 +243,7 @@ func (r *Registry) Evict(ctx context.Context, name string) error {
 		if _, live := r.sessions[name]; live {
 			return fmt.Errorf("%w: %q has a live session", ErrOwnerInUse, name)
 		}
+		r.endGraceLocked(name) // R48: an owner in grace is not live
 		t.drop(name, State)
 		// With a failed Log, an eviction that touches journaled layers
 		// fails with ErrLog as a whole (mutateAsync).
@@ -419,8 +431,9 @@ type OwnerOptions struct {
 	// ErrReadOnlyLayer.
 	Layer Layer
 	// Grace is how long the owner's keys outlive a session that ended by a
-	// dropped connection or a dead process (R48; 0: the daemon's default).
-	// The registry itself does not use it yet.
+	// dropped connection or a dead process (Abandon; R48), at most
+	// MaxGrace (1 h). 0: the owner dies at once (R13); over the socket,
+	// the daemon's default (serve --grace). Close is always immediate.
 	Grace time.Duration
 	// MaxKeys limits how many keys (both buckets, all scopes) the owner name
 	// may hold; an update that would insert more fails with ErrLimit.
@@ -451,8 +464,9 @@ type Owner struct {
 	name    string
 	layer   Layer // where config writes go (R39)
 	maxKeys int
-	closed  atomic.Bool // Close was called
-	ended   bool        // the session is over; guarded by r.mu
+	grace   time.Duration // R48
+	closed  atomic.Bool   // Close was called
+	ended   bool          // the session is over; guarded by r.mu
 }
 
 // Name returns the owner's name (generated for anonymous owners).
@@ -709,20 +723,25 @@ func (o *Owner) Close() error {
 		}
 		o.ended = true
 		delete(o.r.sessions, o.name)
-		t.drop(o.name, State)
-		if o.r.failed != nil {
-			// The runtime drop cannot be journaled: runtime config stays
-			// until reopen; override is never journaled and goes.
-			t.drop(o.name, Config, Override)
-		} else {
-			t.drop(o.name, Config, Runtime, Override)
-		}
+		o.die(t)
 		return nil
 	})
 	if errors.Is(err, ErrClosed) {
 		return nil
 	}
 	return err
+}
+
+// die drops what the owner's death takes (R13) into t.
+func (o *Owner) die(t *txn) {
+	t.drop(o.name, State)
+	if o.r.failed != nil {
+		// The runtime drop cannot be journaled: runtime config stays
+		// until reopen; override is never journaled and goes.
+		t.drop(o.name, Config, Override)
+	} else {
+		t.drop(o.name, Config, Runtime, Override)
+	}
 }
 
 type opKind uint8

@@ -57,6 +57,12 @@ type ServerOptions struct {
 	WriteTimeout time.Duration
 	// Name is the server's name in the handshake. Default "sysregd".
 	Name string
+	// Grace is how long the keys of an owner attached over the socket
+	// outlive its connection when it drops (R48): a session of the same
+	// name and uid that attaches within Grace takes them over with no
+	// change. At most core.MaxGrace (1 h). Default 0: the owner dies at
+	// once (R13). Detach (Owner.Close) is always immediate.
+	Grace time.Duration
 }
 
 func (o ServerOptions) withDefaults() ServerOptions {
@@ -107,6 +113,9 @@ type Server struct {
 
 	wg sync.WaitGroup // connection goroutines
 
+	graceMu  sync.Mutex        // guards graceUID
+	graceUID map[string]uint32 // uid of each owner name abandoned with a grace (R48)
+
 	snapMu   sync.Mutex // guards snapSeq, snapBody: one encoding per snapshot
 	snapSeq  uint64
 	snapBody []byte
@@ -128,6 +137,8 @@ func NewServer(st *Store, opts ServerOptions) *Server {
 		binds: loadBindings(st.Dir(), opts.Logger),
 		lns:   map[net.Listener]struct{}{},
 		conns: map[*conn]struct{}{},
+
+		graceUID: map[string]uint32{},
 	}
 }
 
@@ -355,11 +366,17 @@ func (c *conn) serve() {
 	c.smu.Unlock()
 	c.nc.Close()
 	c.subWG.Wait()
-	// R31: when a connection drops, its owners die — unless the daemon is
-	// shutting down cleanly, which never deletes config (R27).
+	// R31: when a connection drops, its owners die — after their grace
+	// (R48) — unless the daemon is shutting down cleanly, which never
+	// deletes config (R27).
 	if !c.closing.Load() && !s.shuttingDown() {
 		for h, o := range c.owners {
-			if err := o.Close(); err != nil {
+			if s.opts.Grace > 0 {
+				s.graceMu.Lock()
+				s.graceUID[o.Name()] = c.uid
+				s.graceMu.Unlock()
+			}
+			if err := o.Abandon(); err != nil {
 				c.log.Warn("owner death failed", "owner", o.Name(), "error", err)
 			}
 			delete(c.owners, h)
@@ -548,8 +565,12 @@ func (c *conn) attach(id uint64, a wire.Attach) reply {
 	if a.Grace < 0 {
 		return badRequest(id, "attach: negative grace %d", a.Grace)
 	}
+	grace := time.Duration(a.Grace)
+	if grace == 0 {
+		grace = s.opts.Grace // the daemon's default (R48)
+	}
 	o, err := s.st.reg.Owner(context.Background(), a.Name, core.OwnerOptions{KeepConfig: a.KeepConfig,
-		Layer: core.Layer(a.Layer), Grace: time.Duration(a.Grace), MaxKeys: s.opts.MaxKeysPerOwner})
+		Layer: core.Layer(a.Layer), Grace: grace, MaxKeys: s.opts.MaxKeysPerOwner})
 	if err != nil {
 		return errReply(id, err)
 	}
@@ -644,7 +665,22 @@ func (c *conn) backup(id uint64) reply {
 // mayAttach applies R35: an owner name that holds config is bound to the
 // uid that created it; another uid, root excepted, may not act as it.
 func (c *conn) mayAttach(name string) error {
-	if name == "" || !c.cred || c.uid == 0 {
+	if name == "" {
+		return nil
+	}
+	// R48: a name in grace is taken over, or evicted, only by its uid.
+	s := c.srv
+	s.graceMu.Lock()
+	uid, ok := s.graceUID[name]
+	if ok && !s.st.reg.InGrace(name) {
+		delete(s.graceUID, name)
+		ok = false
+	}
+	s.graceMu.Unlock()
+	if ok && c.cred && c.uid != 0 && uid != c.uid {
+		return fmt.Errorf("%w: owner %q is in its grace period, held for uid %d", ErrPermission, name, uid)
+	}
+	if !c.cred || c.uid == 0 {
 		return nil
 	}
 	if uid, ok := c.srv.binds.get(name); ok && uid != c.uid && c.srv.st.reg.Snapshot().Holds(name, core.Config) {

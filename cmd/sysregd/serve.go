@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
+	"github.com/sysreg/sysreg/core"
 	"github.com/sysreg/sysreg/store"
 )
 
@@ -53,9 +54,13 @@ daemon serves at once and keeps its last fleet config while offline.`, nil)
 	device := fs.String("device", "", "this device's `ID` in the fleet (\"all\" is reserved)")
 	fleetInterval := durationFlag(fs, "fleet-interval", time.Second, "write the reported state at most once per changed scope per this interval")
 	fleetCreds := fs.String("fleet-creds", "", "NATS credentials `file` (JWT and seed) for the fleet")
+	grace := durationFlag(fs, "grace", 0, "keep the keys of a client whose connection drops for this long (at most 1h); the same owner name and uid attaching within it takes them over unchanged (R48)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := noArgs(cmd, args); err != nil {
 			return err
+		}
+		if *grace < 0 || *grace > core.MaxGrace {
+			return usagef("serve: --grace %v: want 0 to %v", *grace, core.MaxGrace)
 		}
 		var fleet *store.FleetOptions
 		switch {
@@ -78,6 +83,7 @@ daemon serves at once and keeps its last fleet config while offline.`, nil)
 				MaxKeysPerOwner:  *maxKeys,
 				MaxInFlight:      *maxInFlight,
 				WriteTimeout:     *writeTimeout,
+				Grace:            *grace,
 			},
 		})
 	}
