@@ -23,7 +23,7 @@ func TestGrace(t *testing.T) {
 	d := startDaemon(t, dir, "--no-sync", "--grace", grace.String())
 	wlan, cfg := core.StateScope("net", "wlan0"), core.ConfigScope("net", "wlan0")
 
-	attach := func(name string) (*store.Client, store.Owner) {
+	attach := func(t *testing.T, name string) (*store.Client, store.Owner) {
 		t.Helper()
 		c, err := store.Dial(t.Context(), d.socket)
 		must(t, err)
@@ -32,19 +32,39 @@ func TestGrace(t *testing.T) {
 		must(t, err)
 		return c, o
 	}
+	// dropped closes c and waits until the daemon has handled the drop
+	// (the connection is gone from its count only after its owners are).
+	dropped := func(t *testing.T, c *store.Client) {
+		t.Helper()
+		sc, err := store.Dial(t.Context(), d.socket)
+		must(t, err)
+		defer sc.Close()
+		conns := func() int {
+			st, err := sc.Stats(t.Context())
+			if err != nil || st.Server == nil {
+				t.Fatalf("stats: %v", err)
+			}
+			return st.Server.Connections
+		}
+		n := conns()
+		c.Close()
+		poll(t, 10*time.Second, "the daemon to see the drop", func() bool { return conns() == n-1 })
+	}
 	holds := func(name string) (state, config bool) {
-		c := d.dial(t)
+		c, err := store.Dial(t.Context(), d.socket)
+		must(t, err)
+		defer c.Close()
 		s := snapshot(t, c)
 		return s.Holds(name, core.State), s.Holds(name, core.Config)
 	}
 
 	t.Run("re-attach", func(t *testing.T) {
-		c, o := attach("netd")
+		c, o := attach(t, "netd")
 		must(t, o.Update(t.Context(), wlan, core.Values{"up": true}))
 		must(t, o.Update(t.Context(), cfg, core.Values{"ssid": "home"}))
-		seq := snapshot(t, d.dial(t)).Seq()
-		c.Close() // the connection drops: netd goes into grace
-		_, o2 := attach("netd")
+		seq := snapshot(t, d.dial(t)).Seq() // d.dial's clients stay open until the end
+		dropped(t, c) // the connection drops: netd goes into grace
+		_, o2 := attach(t, "netd")
 		if s := snapshot(t, d.dial(t)); s.Seq() != seq || !s.Holds("netd", core.State) || !s.Holds("netd", core.Config) {
 			t.Fatalf("after re-attach within grace: seq %d (want %d), keys held %v/%v", s.Seq(), seq, s.Holds("netd", core.State), s.Holds("netd", core.Config))
 		}
@@ -55,9 +75,9 @@ func TestGrace(t *testing.T) {
 	})
 
 	t.Run("grace-ends", func(t *testing.T) {
-		c, o := attach("wifid")
+		c, o := attach(t, "wifid")
 		must(t, o.Update(t.Context(), wlan, core.Values{"wifid": 1}))
-		c.Close()
+		dropped(t, c)
 		if st, _ := holds("wifid"); !st {
 			t.Fatal("keys gone at once, before the grace")
 		}
@@ -70,9 +90,9 @@ func TestGrace(t *testing.T) {
 		}
 		must(t, os.Chmod(d.socket, 0o666))
 		must(t, os.Chmod(d.dir, 0o755))
-		c, o := attach("rootd")
+		c, o := attach(t, "rootd")
 		must(t, o.Update(t.Context(), wlan, core.Values{"rootd": 1}))
-		c.Close()
+		dropped(t, c)
 		as := &syscall.Credential{Uid: 65534, Gid: 65534}
 		r := cliAs(t, as, d.socket, "set", "--owner", "rootd", "state/net/wlan0", "rootd=2")
 		if r.code != 1 || !strings.Contains(r.stderr, "permission") {
@@ -88,10 +108,10 @@ func TestGrace(t *testing.T) {
 	})
 
 	t.Run("restart", func(t *testing.T) {
-		c, o := attach("upd")
+		c, o := attach(t, "upd")
 		must(t, o.Update(t.Context(), wlan, core.Values{"upd": 1}))
 		must(t, o.Update(t.Context(), cfg, core.Values{"upd": "x"}))
-		c.Close()
+		dropped(t, c)
 		d.stop()
 		d = startDaemonAt(t, dir, d.socket, "--no-sync", "--grace", grace.String())
 		// State went with the process (R26); config stays, as at any clean
@@ -99,7 +119,7 @@ func TestGrace(t *testing.T) {
 		if st, cf := holds("upd"); st || !cf {
 			t.Fatalf("after restart: state %v (want gone), config %v (want kept)", st, cf)
 		}
-		_, o2 := attach("upd")
+		_, o2 := attach(t, "upd")
 		must(t, o2.Delete(t.Context(), cfg, "upd"))
 	})
 
