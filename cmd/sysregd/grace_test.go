@@ -63,7 +63,7 @@ func TestGrace(t *testing.T) {
 		must(t, o.Update(t.Context(), wlan, core.Values{"up": true}))
 		must(t, o.Update(t.Context(), cfg, core.Values{"ssid": "home"}))
 		seq := snapshot(t, d.dial(t)).Seq() // d.dial's clients stay open until the end
-		dropped(t, c) // the connection drops: netd goes into grace
+		dropped(t, c)                       // the connection drops: netd goes into grace
 		_, o2 := attach(t, "netd")
 		if s := snapshot(t, d.dial(t)); s.Seq() != seq || !s.Holds("netd", core.State) || !s.Holds("netd", core.Config) {
 			t.Fatalf("after re-attach within grace: seq %d (want %d), keys held %v/%v", s.Seq(), seq, s.Holds("netd", core.State), s.Holds("netd", core.Config))
