@@ -217,7 +217,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		if err := s.startFleet(opts.Fleet); err != nil {
 			s.reg.Close()
 			j.Close()
-			return nil, fmt.Errorf("store: fleet: %w", err)
+			return nil, fmt.Errorf("store: %w", err)
 		}
 	}
 	go s.checkpointer()

@@ -141,7 +141,8 @@ type Bridge struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	connMu    sync.Mutex // guards the three fields below
+	connMu    sync.Mutex // guards the four fields below
+	warned    bool       // a failed attempt was logged since the last change
 	connected bool
 	gen       uint64        // bumped on every (re)connection
 	changed   chan struct{} // closed (and replaced) on every change
@@ -179,6 +180,8 @@ func Start(t Target, opts Options) (*Bridge, error) {
 	}
 	b.st.Device = opts.Device
 	b.st.DesiredRevision = fs.Revision
+	b.logger.Info("fleet bridge started", "url", opts.URL, "interval", opts.Interval,
+		"revision", fs.Revision, "scopes", len(fs.Scopes))
 	go b.run(fs)
 	return b, nil
 }
@@ -284,6 +287,7 @@ func (b *Bridge) setConn(up bool) {
 		return
 	}
 	b.connected = up
+	b.warned = false
 	close(b.changed)
 	b.changed = make(chan struct{})
 	b.connMu.Unlock()
@@ -294,6 +298,25 @@ func (b *Bridge) setConn(up bool) {
 		b.logger.Info("connected")
 	} else {
 		b.logger.Info("disconnected")
+	}
+}
+
+// attemptFailed logs the first failed connection attempt after a change of
+// the connection state at WARN, the others at DEBUG: a device offline for a
+// week logs one line, not one per attempt.
+func (b *Bridge) attemptFailed(err error) {
+	b.connMu.Lock()
+	first := !b.warned
+	b.warned = true
+	b.connMu.Unlock()
+	if err == nil {
+		return
+	}
+	b.setError(err)
+	if first {
+		b.logger.Warn("cannot reach NATS, retrying", "url", b.opts.URL, "error", err)
+	} else {
+		b.logger.Debug("cannot reach NATS", "error", err)
 	}
 }
 
@@ -332,6 +355,7 @@ func (b *Bridge) run(fs State) {
 		nats.ReconnectHandler(func(*nats.Conn) { b.setConn(true) }),
 		nats.DisconnectErrHandler(func(*nats.Conn, error) { b.setConn(false) }),
 		nats.ClosedHandler(func(*nats.Conn) { b.setConn(false) }),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) { b.attemptFailed(err) }),
 	}
 	if b.opts.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(b.opts.CredsFile))
