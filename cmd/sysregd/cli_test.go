@@ -94,7 +94,7 @@ func TestValueJSON(t *testing.T) {
 // and after the positional arguments, and the arguments stay arguments;
 // after "--" everything is an argument (R52).
 func TestFlagsAnywhere(t *testing.T) {
-	sample := map[string]string{"duration": "1.5s", "int": "7", "string": "x", "format": "pretty", "float": "2.5", "file": "f", "directory": "d", "ADDR": "127.0.0.1:0"}
+	sample := map[string]string{"duration": "1.5s", "int": "7", "string": "x", "format": "pretty", "float": "2.5", "file": "f", "directory": "d", "ADDR": "127.0.0.1:0", "ID": "dev-1", "uint": "7", "uint64": "7", "int64": "7", "strings": "x", "stringArray": "x", "URL": "nats://127.0.0.1:4222"}
 	pos := []string{"config/a/b", "k=v"}
 	for _, c := range newRoot(io.Discard, io.Discard).Commands() {
 		c.LocalFlags().VisitAll(func(f *pflag.Flag) {
