@@ -308,6 +308,15 @@ func (c *Client) Owner(ctx context.Context, name string, opts core.OwnerOptions)
 	return &clientOwner{c: c, handle: ok.Handle, name: ok.Name}, nil
 }
 
+// Reset asks the daemon to reset config layers (R46); see Registry.Reset.
+func (c *Client) Reset(ctx context.Context, p core.Pattern, layers ...core.Layer) error {
+	r := wire.Reset{Pattern: wire.Scope{Bucket: uint8(p.Bucket), Type: p.Type, Subtype: p.Subtype}, Layers: make([]uint64, len(layers))}
+	for i, l := range layers {
+		r.Layers[i] = uint64(l)
+	}
+	return c.call(ctx, wire.TReset, r, wire.TOK, nil)
+}
+
 // Snapshot returns the daemon's current view.
 func (c *Client) Snapshot(ctx context.Context) (core.Snapshot, error) {
 	var ok wire.SnapshotOK

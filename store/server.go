@@ -501,6 +501,8 @@ func (c *conn) handle(f wire.Frame) reply {
 		return reply{id: f.ID, typ: wire.TOK}
 	case wire.TBackup:
 		return c.backup(f.ID)
+	case wire.TReset:
+		return withBody(c, f, (*conn).reset)
 	case wire.THello:
 		c.srv.stats.badFrames.Add(1)
 		return badRequest(f.ID, "hello after the handshake")
@@ -662,6 +664,24 @@ func (c *conn) backup(id uint64) reply {
 	return reply{id: id, typ: wire.TBackupOK, body: wire.BackupOK{Data: buf.Bytes()}}
 }
 
+func (c *conn) reset(id uint64, r wire.Reset) reply {
+	if err := c.mayAdmin("reset"); err != nil {
+		return errReply(id, err)
+	}
+	layers := make([]core.Layer, len(r.Layers))
+	for i, l := range r.Layers {
+		if l > 255 {
+			return errReply(id, fmt.Errorf("%w: reset: layer %d", core.ErrInvalidLayer, l))
+		}
+		layers[i] = core.Layer(l)
+	}
+	// Synchronous, like Evict: later requests of the pipeline see it done.
+	if err := c.srv.st.Reset(context.Background(), corePattern(r.Pattern), layers...); err != nil {
+		return errReply(id, err)
+	}
+	return reply{id: id, typ: wire.TOK}
+}
+
 // mayAttach applies R35: an owner name that holds config is bound to the
 // uid that created it; another uid, root excepted, may not act as it.
 func (c *conn) mayAttach(name string) error {
@@ -694,7 +714,7 @@ func (c *conn) subscribe(id uint64, sr wire.Subscribe) reply {
 	if sr.MinInterval < 0 || sr.Hysteresis < 0 {
 		return badRequest(id, "negative interval")
 	}
-	pat := core.Pattern{Bucket: core.Bucket(sr.Match.Bucket), Type: sr.Match.Type, Subtype: sr.Match.Subtype}
+	pat := corePattern(sr.Match)
 	c.smu.Lock()
 	defer c.smu.Unlock()
 	if len(c.subs) >= s.opts.MaxSubscriptions {

@@ -28,6 +28,11 @@ type Registry interface {
 	Snapshot(ctx context.Context) (core.Snapshot, error)
 	Subscribe(ctx context.Context, opts core.SubscribeOptions) (Subscription, error)
 	Evict(ctx context.Context, name string) error
+	// Reset deletes every key of the named config layers (saved, runtime,
+	// override; none named: saved and runtime) in the config scopes p
+	// matches, whoever owns them, as one mutation (R46). Over the socket
+	// only root and the daemon's uid may (ErrPermission).
+	Reset(ctx context.Context, p core.Pattern, layers ...core.Layer) error
 	Close() error
 	// Stats returns the registry's figures; see Stats.
 	Stats(ctx context.Context) (Stats, error)
@@ -386,6 +391,11 @@ func (s *Store) Subscribe(ctx context.Context, opts core.SubscribeOptions) (Subs
 		return nil, err
 	}
 	return sub, nil
+}
+
+// Reset is core.Registry.Reset (R46).
+func (s *Store) Reset(ctx context.Context, p core.Pattern, layers ...core.Layer) error {
+	return s.reg.Reset(ctx, p, layers...)
 }
 
 // Evict deletes everything name holds (R14).

@@ -61,6 +61,10 @@ func coreScope(s wire.Scope) core.Scope {
 	return core.Scope{Bucket: core.Bucket(s.Bucket), Type: s.Type, Subtype: s.Subtype}
 }
 
+func corePattern(s wire.Scope) core.Pattern {
+	return core.Pattern{Bucket: core.Bucket(s.Bucket), Type: s.Type, Subtype: s.Subtype}
+}
+
 // errorBody is the reply to a request that failed with err: a Conflict for
 // a failed condition (R43), else an Error.
 func errorBody(err error) (wire.Type, any) {

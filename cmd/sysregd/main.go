@@ -136,7 +136,7 @@ its command line client. Flags go anywhere before '--' (R52).`,
 		serveCmd(),
 		getCmd(), setCmd(), ownersCmd(), deleteCmd(), evictCmd(), watchCmd(), waitCmd(), statsCmd(),
 		inspectCmd(), checkCmd(),
-		backupCmd(),
+		backupCmd(), resetCmd(),
 		benchCmd(),
 		versionCmd(), manCmd(root),
 	)

@@ -101,3 +101,110 @@ func metaJSON(m core.KeyMeta) metaOut {
 	}
 	return out
 }
+
+func resetCmd() *cobra.Command {
+	var cf clientFlags
+	var out *outputFormat
+	var all *bool
+	var layerNames *[]string
+	cmd := command("reset [flags] --all | PATTERN",
+		"delete every key of config layers in the matching scopes (factory reset)",
+		`Deletes every key of the saved and runtime config layers (or of the layers
+named with --layer: saved, runtime, override) in the config scopes PATTERN
+matches, whoever owns them, as one change (R46). What the defaults (and the
+fleet layer) hold shows again: 'reset --all' is a factory reset.
+
+  sysregd reset --all                     every config scope
+  sysregd reset config/wifi               every subtype of wifi
+  sysregd reset --layer override 'config/*/eth0'
+
+The default and fleet layers and the state bucket are never reset. Only root
+and the daemon's own uid may reset. Prints what it removed, as JSON:
+[{"layer": L, "scope": S, "keys": [K…]}…] ([] when nothing matched).`,
+		func(cmd *cobra.Command, args []string) error {
+			var p core.Pattern
+			switch {
+			case *all && len(args) > 0:
+				return usagef("reset: --all or a PATTERN, not both")
+			case !*all && len(args) != 1:
+				return usagef("reset needs --all or one PATTERN (see 'sysregd help reset')")
+			case !*all:
+				var err error
+				if p, err = core.ParsePattern(args[0]); err != nil {
+					return usagef("reset: %v", err)
+				}
+				if p.Bucket == core.State {
+					return usagef("reset: the state bucket is never reset (R46); give a config pattern")
+				}
+				p.Bucket = core.Config
+			}
+			layers := []core.Layer{core.Saved, core.Runtime}
+			if len(*layerNames) > 0 {
+				layers = layers[:0]
+				for _, n := range *layerNames {
+					l, err := core.ParseLayer(n)
+					if err != nil {
+						return usagef("reset --layer: %v", err)
+					}
+					if !l.Writable() {
+						return usagef("reset --layer %s: the default and fleet layers are never reset (R46)", l)
+					}
+					layers = append(layers, l)
+				}
+			}
+			c, ctx, cancel, err := cf.dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			defer c.Close()
+			before, err := c.Snapshot(ctx)
+			if err != nil {
+				return err
+			}
+			if err := c.Reset(ctx, p, layers...); err != nil {
+				return fmt.Errorf("reset: %w", err)
+			}
+			after, err := c.Snapshot(ctx)
+			if err != nil {
+				return err
+			}
+			return out.writeValue(cmd.OutOrStdout(), removedKeys(before, after, p, layers))
+		})
+	cf = addClientFlags(cmd, true)
+	out = outputFlag(cmd)
+	all = cmd.Flags().Bool("all", false, "every config scope: a factory reset")
+	layerNames = cmd.Flags().StringSlice("layer", nil, "a layer to reset: saved, runtime or override (repeatable; default saved and runtime)")
+	return cmd
+}
+
+// removedOut is one scope of one layer that reset emptied, in part or whole.
+type removedOut struct {
+	Layer string   `json:"layer"`
+	Scope string   `json:"scope"`
+	Keys  []string `json:"keys"`
+}
+
+// removedKeys lists the keys of layers in the scopes p matches that before
+// holds and after does not.
+func removedKeys(before, after core.Snapshot, p core.Pattern, layers []core.Layer) []removedOut {
+	out := []removedOut{}
+	for _, l := range layers {
+		for _, sc := range before.LayerScopes(l) {
+			if !p.Matches(sc) {
+				continue
+			}
+			now := after.LayerValues(l, sc)
+			var gone []string
+			for _, k := range slices.Sorted(maps.Keys(before.LayerValues(l, sc))) {
+				if _, ok := now[k]; !ok {
+					gone = append(gone, k)
+				}
+			}
+			if len(gone) > 0 {
+				out = append(out, removedOut{Layer: l.String(), Scope: sc.String(), Keys: gone})
+			}
+		}
+	}
+	return out
+}

@@ -85,3 +85,45 @@ func TestR43_GuardedSet(t *testing.T) {
 	fails(t, 2, d.socket, "set", "--if-mod-seq", "-1", "config/ntp/main", "server=e")
 	fails(t, 2, d.socket, "get", "--meta", "config/ntp/main")
 }
+
+// TestR46_ResetAll: 'reset --all' deletes the saved and runtime config of
+// every owner as one change, prints what it removed, and survives a
+// restart (core's TestR46_Reset shows the defaults coming back). Another uid than root or the daemon's
+// is refused and nothing changes (R46).
+func TestR46_ResetAll(t *testing.T) {
+	dir := t.TempDir()
+	d := startDaemon(t, dir, "--no-sync", "--socket-group", "65534")
+	ok(t, d.socket, "set", "--owner", "ui", "config/wifi/wlan0", "ssid=home")
+	ok(t, d.socket, "set", "--owner", "cloud", "config/ntp/main", "server=pool")
+	if os.Getuid() == 0 {
+		const nobody = 65534
+		must(t, os.Chmod(filepath.Dir(d.socket), 0o755))
+		r := cliAs(t, &syscall.Credential{Uid: nobody, Gid: nobody}, d.socket, "reset", "--all")
+		if r.code != 1 || !strings.Contains(r.stderr, "permission") {
+			t.Fatalf("reset by uid nobody: %s", r)
+		}
+		if got := ok(t, d.socket, "get", "config/wifi/wlan0", "ssid").stdout; got != "home\n" {
+			t.Fatalf("a refused reset changed ssid to %q", got)
+		}
+	}
+	fails(t, 2, d.socket, "reset")
+	fails(t, 2, d.socket, "reset", "--all", "config/wifi")
+	fails(t, 2, d.socket, "reset", "state/net")
+	fails(t, 2, d.socket, "reset", "--layer", "default", "--all")
+	var removed []removedOut
+	must(t, json.Unmarshal([]byte(ok(t, d.socket, "reset", "--all").stdout), &removed))
+	if len(removed) != 2 || removed[0].Scope != "config/ntp/main" || removed[1].Scope != "config/wifi/wlan0" || removed[1].Keys[0] != "ssid" {
+		t.Fatalf("reset printed %+v", removed)
+	}
+	if r := cli(t, d.socket, "get", "config/wifi/wlan0", "ssid"); r.code != 1 {
+		t.Fatalf("ssid after reset: %s", r)
+	}
+	if got := ok(t, d.socket, "reset", "--all").stdout; got != "[]\n" {
+		t.Fatalf("second reset printed %q", got)
+	}
+	d.stop()
+	d = startDaemon(t, dir, "--no-sync")
+	if r := cli(t, d.socket, "get", "config/ntp/main", "server"); r.code != 1 {
+		t.Fatalf("reset config came back after a restart: %s", r)
+	}
+}

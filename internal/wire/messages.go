@@ -129,6 +129,14 @@ type BackupOK struct {
 	Data []byte
 }
 
+// Reset deletes every key of the named config layers in the config scopes
+// the pattern matches (R46); no layers: saved and runtime.
+type Reset struct {
+	_       struct{} `cbor:",toarray"`
+	Pattern Scope
+	Layers  []uint64
+}
+
 // Conflict is the reply to a mutate whose condition failed (R43), in place
 // of an Error: core.ConflictError. Want and Got are values encoded as
 // internal/codec encodes them (sequence numbers as uint64).

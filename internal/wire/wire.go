@@ -43,6 +43,7 @@ const (
 
 	// Safe changes (R43–R46) are numbered from 20.
 	TBackup Type = 20 // (no body) → BackupOK; root or the daemon's uid only
+	TReset  Type = 21 // Reset → OK; root or the daemon's uid only
 )
 
 // Replies and pushes (daemon → client).
@@ -73,7 +74,7 @@ var typeNames = map[Type]string{
 	TEvict: "evict", TStats: "stats", TPing: "ping", THelloOK: "hello_ok", TOK: "ok",
 	TError: "error", TAttachOK: "attach_ok", TSnapshotOK: "snapshot_ok",
 	TSubscribeOK: "subscribe_ok", TStatsOK: "stats_ok", TDelivery: "delivery",
-	TBackup: "backup", TBackupOK: "backup_ok", TConflict: "conflict",
+	TBackup: "backup", TBackupOK: "backup_ok", TConflict: "conflict", TReset: "reset",
 	TSubClosed: "sub_closed",
 }
 
