@@ -344,8 +344,12 @@ const minReserveBlock = 256
 // cost few Log.Reserve calls (an fsync each in a store) — and is back to
 // minReserveBlock after a quiet second, so that an idle registry leaves
 // only a small gap in the numbers at a restart.
+//
+// New calls it with no block yet (r.block == 0): the first reservation is
+// always made then, so it is queued ahead of the first mutation's record
+// instead of landing in a commit of its own right after it.
 func (r *Registry) reserveLocked() {
-	if r.seq+r.block/2 <= r.reserved {
+	if r.block > 0 && r.seq+r.block/2 <= r.reserved {
 		return
 	}
 	now := time.Now()

@@ -94,3 +94,20 @@ func TestR7_ReserveAdapts(t *testing.T) {
 		}
 	})
 }
+
+// New reserves its first block at once (R7), so the mark is queued ahead of
+// the first config record instead of costing a commit of its own after it
+// (R25: never more than one fsync per update).
+func TestR7_NewReservesAtOnce(t *testing.T) {
+	log := &markLog{}
+	r := core.New(core.Options{Log: log})
+	defer r.Close()
+	if n := log.count(); n != 1 {
+		t.Fatalf("New made %d reservations before any mutation, want 1", n)
+	}
+	o := rtOwner(t, r, "o", core.OwnerOptions{})
+	rtUpdate(t, o, rtS0, core.Values{"k": 1})
+	if n := log.count(); n != 1 {
+		t.Errorf("the first update made %d reservations in all, want the one of New", n)
+	}
+}
