@@ -95,6 +95,14 @@ func readDefaultsFile(path string, maxBytes int) (map[core.Scope]core.Values, er
 	if err != nil {
 		return nil, &DefaultsError{Path: path, Reason: err.Error(), Err: err}
 	}
+	return parseConfigJSON(path, data, maxBytes, "a defaults file")
+}
+
+// parseConfigJSON reads data, the JSON document {"type": {"subtype":
+// {"key": value}}} of the file path — a defaults file (R40) or an export
+// (R45), what names it in errors — into normalised config values. Every
+// problem is a *DefaultsError with the position where there is one.
+func parseConfigJSON(path string, data []byte, maxBytes int, what string) (map[core.Scope]core.Values, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var doc any
@@ -106,7 +114,7 @@ func readDefaultsFile(path string, maxBytes int) (map[core.Scope]core.Values, er
 	}
 	shape := func(format string, args ...any) error {
 		return &DefaultsError{Path: path, Reason: fmt.Sprintf(format, args...) +
-			`; a defaults file is {"type": {"subtype": {"key": value}}}`}
+			"; " + what + ` is {"type": {"subtype": {"key": value}}}`}
 	}
 	types, ok := doc.(map[string]any)
 	if !ok {

@@ -136,7 +136,7 @@ its command line client. Flags go anywhere before '--' (R52).`,
 		serveCmd(),
 		getCmd(), setCmd(), ownersCmd(), deleteCmd(), evictCmd(), watchCmd(), waitCmd(), statsCmd(),
 		inspectCmd(), checkCmd(),
-		backupCmd(), resetCmd(),
+		backupCmd(), resetCmd(), exportCmd(), importCmd(),
 		benchCmd(),
 		versionCmd(), manCmd(root),
 	)

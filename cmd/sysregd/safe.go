@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"maps"
 	"slices"
 	"time"
@@ -207,4 +209,132 @@ func removedKeys(before, after core.Snapshot, p core.Pattern, layers []core.Laye
 		}
 	}
 	return out
+}
+
+func exportCmd() *cobra.Command {
+	var cf clientFlags
+	var layerName *string
+	var asCBOR *bool
+	cmd := command("export [flags] [PATTERN]",
+		"print config as JSON {\"type\": {\"subtype\": {key: value}}} (or CBOR)",
+		`Prints the config of the scopes PATTERN matches (default: all) as one JSON
+document {"type": {"subtype": {"key": value}}} — the effective view, or one
+layer's own values with --layer (R45). 'sysregd import' reads it back, and
+so does a defaults directory (R40).
+
+Every value in the JSON reads back as the same value: a float always has a
+'.' or an exponent, an integer never. Bytes, NaN, ±Inf and a uint64 that fits
+an int64 have no such JSON form: the export then fails naming the key, and
+--cbor writes the CBOR form, which keeps every type (binary, to stdout:
+redirect it to a file). A PATTERN that matches nothing is an error.
+
+  sysregd export > config.json
+  sysregd export config/wifi --layer saved
+  sysregd export --cbor > config.cbor`,
+		func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usagef("export takes at most one PATTERN, got %q", args)
+			}
+			var p core.Pattern
+			if len(args) == 1 {
+				var err error
+				if p, err = core.ParsePattern(args[0]); err != nil {
+					return usagef("export: %v", err)
+				}
+				if p.Bucket == core.State {
+					return usagef("export: only config is exported; give a config pattern")
+				}
+			}
+			opts := store.ExportOptions{CBOR: *asCBOR}
+			if *layerName != "" {
+				l, err := core.ParseLayer(*layerName)
+				if err != nil {
+					return usagef("export --layer: %v", err)
+				}
+				opts.Layer = l
+			}
+			c, ctx, cancel, err := cf.dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			defer c.Close()
+			snap, err := c.Snapshot(ctx)
+			if err != nil {
+				return err
+			}
+			data, err := store.Export(snap, p, opts)
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(data)
+			return err
+		})
+	cf = addClientFlags(cmd, true)
+	layerName = cmd.Flags().String("layer", "", "export one layer's own values: default, fleet, saved, runtime or override (default: the effective view)")
+	asCBOR = cmd.Flags().Bool("cbor", false, "write the CBOR form, which keeps every type exactly")
+	return cmd
+}
+
+func importCmd() *cobra.Command {
+	var cf clientFlags
+	var ownerName *string
+	cmd := command("import [flags] FILE",
+		"apply an export (JSON or CBOR) into the saved layer, as one transaction",
+		`Applies FILE, written by 'sysregd export' in either form ('-': stdin), into
+the saved config layer as owner --owner, as one transaction: all of it or,
+on any error, nothing (R45). Keys that exist keep their owner (R11). A file
+that is not an export — malformed JSON, another program's file — is an
+error naming the position where there is one. One transaction is limited
+like any (1 MiB by default, R2). Prints {"keys": N}.`,
+		func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 || args[0] == "" {
+				return usagef("import takes one FILE, got %q", args)
+			}
+			if *ownerName == "" {
+				return usagef("import needs --owner NAME: the imported keys belong to it (remove them with 'evict NAME')")
+			}
+			data, err := readExportFile(args[0], cmd.InOrStdin())
+			if err != nil {
+				return fmt.Errorf("import: %w", err)
+			}
+			scopes, err := store.ParseExport(args[0], data)
+			if err != nil {
+				return err
+			}
+			c, ctx, cancel, err := cf.dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			defer c.Close()
+			n, err := store.Import(ctx, c, *ownerName, scopes)
+			if err != nil {
+				return err
+			}
+			return outputFormat("json").writeValue(cmd.OutOrStdout(), struct {
+				Keys int `json:"keys"`
+			}{n})
+		})
+	cf = addClientFlags(cmd, true)
+	ownerName = cmd.Flags().String("owner", "", "the owner name the imported keys belong to (required)")
+	return cmd
+}
+
+// readExportFile reads an import's FILE, or stdin for "-".
+func readExportFile(name string, stdin io.Reader) ([]byte, error) {
+	r := stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	data, err := io.ReadAll(io.LimitReader(r, maxValueFile+1))
+	if err == nil && len(data) > maxValueFile {
+		err = fmt.Errorf("%s is larger than %d MiB", name, maxValueFile>>20)
+	}
+	return data, err
 }

@@ -127,3 +127,38 @@ func TestR46_ResetAll(t *testing.T) {
 		t.Fatalf("reset config came back after a restart: %s", r)
 	}
 }
+
+// TestR45_ExportImportCLI: export (JSON and --cbor) from one daemon, import
+// into another, same saved config; a pattern matching nothing and a foreign
+// file are errors that change nothing (R45).
+func TestR45_ExportImportCLI(t *testing.T) {
+	a := startDaemon(t, t.TempDir(), "--no-sync")
+	ok(t, a.socket, "set", "--owner", "ui", "config/wifi/wlan0", `ssid="home"`, "channel=11", "gain=1.0")
+	js := ok(t, a.socket, "export", "config/wifi").stdout
+	if js != `{"wifi":{"wlan0":{"channel":11,"gain":1.0,"ssid":"home"}}}`+"\n" {
+		t.Fatalf("export printed %q", js)
+	}
+	dir := t.TempDir()
+	jsonFile, cborFile := filepath.Join(dir, "c.json"), filepath.Join(dir, "c.cbor")
+	must(t, os.WriteFile(jsonFile, []byte(js), 0o600))
+	must(t, os.WriteFile(cborFile, []byte(ok(t, a.socket, "export", "--cbor", "--layer", "saved").stdout), 0o600))
+	for _, f := range []string{jsonFile, cborFile} {
+		b := startDaemon(t, t.TempDir(), "--no-sync")
+		if got := ok(t, b.socket, "import", "--owner", "restore", f).stdout; got != `{"keys":3}`+"\n" {
+			t.Fatalf("import printed %q", got)
+		}
+		if got := ok(t, b.socket, "export", "--layer", "saved").stdout; got != js {
+			t.Fatalf("after import of %s: %q, want %q", f, got, js)
+		}
+	}
+	if r := fails(t, 1, a.socket, "export", "config/nothing"); !strings.Contains(r.stderr, "no config scope matches") {
+		t.Fatalf("export of nothing: %s", r)
+	}
+	foreign := filepath.Join(dir, "foreign")
+	must(t, os.WriteFile(foreign, []byte("#!/bin/sh\necho hi\n"), 0o600))
+	if r := fails(t, 1, a.socket, "import", "--owner", "x", foreign); !strings.Contains(r.stderr, "not a sysreg export") {
+		t.Fatalf("import of a foreign file: %s", r)
+	}
+	fails(t, 2, a.socket, "import", jsonFile)
+	fails(t, 2, a.socket, "export", "state/net")
+}
