@@ -80,6 +80,7 @@ type Registry struct {
 
 	stats struct {
 		mutations, deliveries, coalesced atomic.Uint64
+		byBucket                         [Config + 1]atomic.Uint64 // effective mutations that changed each bucket
 	}
 }
 
@@ -89,6 +90,7 @@ type pending struct {
 	st     *state
 	ready  bool          // durable (or needs no log)
 	logged bool          // carries a record; ready when the Log says so
+	bkts   uint8         // the buckets it changes (txn.buckets), counted when published
 	err    error         // set on failure
 	done   chan struct{} // closed when published or failed
 }
@@ -138,7 +140,11 @@ func (r *Registry) Snapshot() Snapshot { return Snapshot{r.pub.Load()} }
 type Stats struct {
 	Seq        uint64 // last sequence number handed out
 	Sessions   int    // live owner sessions
-	Mutations  uint64 // effective mutations since New
+	Mutations  uint64 // effective mutations since New, counted once published (a failed Log append never counts)
+	// StateMutations and ConfigMutations count those of Mutations that
+	// changed the state or the config bucket; one that changed both counts
+	// in both (R50: mutations per bucket).
+	StateMutations, ConfigMutations uint64
 	Deliveries uint64 // snapshots handed to subscriptions
 	Coalesced  uint64 // undelivered snapshots replaced by a newer one (R19)
 	Subs       int    // live subscriptions
@@ -150,6 +156,8 @@ func (r *Registry) Stats() Stats {
 	s := Stats{Seq: r.seq, Sessions: len(r.sessions)}
 	r.mu.Unlock()
 	s.Mutations = r.stats.mutations.Load()
+	s.StateMutations = r.stats.byBucket[State].Load()
+	s.ConfigMutations = r.stats.byBucket[Config].Load()
 	s.Deliveries = r.stats.deliveries.Load()
 	s.Coalesced = r.stats.coalesced.Load()
 	s.Subs = r.hub.count()
@@ -302,12 +310,16 @@ func (r *Registry) mutateAsync(fn func(t *txn) error) func() error {
 	r.seq = seq
 	st := t.finish(seq)
 	r.work = st
-	r.stats.mutations.Add(1)
+	bkts := t.buckets
+	if bkts == 0 { // whole-tree changes (defaults, recovered metadata) are config
+		bkts = 1 << Config
+	}
 	// A state-only mutation needs no record, only a durably reserved
 	// sequence number (or a failed log, which can no longer reserve).
 	ready := !logged && (r.log == nil || r.failed != nil || r.seq <= r.durable)
 	if ready && len(r.queue) == 0 {
 		r.pub.Store(st)
+		r.countPublished(bkts)
 		one, many := t.one, t.many || !t.touched // t is reused once the lock is released
 		r.mu.Unlock()
 		if many {
@@ -320,7 +332,7 @@ func (r *Registry) mutateAsync(fn func(t *txn) error) func() error {
 	if p == nil {
 		p = &pending{ready: ready, done: make(chan struct{})}
 	}
-	p.st = st
+	p.st, p.bkts = st, bkts
 	r.queue = append(r.queue, p)
 	if r.log != nil && r.failed == nil {
 		r.reserveLocked()
@@ -402,10 +414,21 @@ func (r *Registry) publishLocked() {
 			break
 		}
 		r.pub.Store(p.st)
+		r.countPublished(p.bkts)
 		close(p.done)
 		n++
 	}
 	r.queue = slices.Delete(r.queue, 0, n)
+}
+
+// countPublished counts an effective mutation once it is published.
+func (r *Registry) countPublished(bkts uint8) {
+	r.stats.mutations.Add(1)
+	for _, b := range [...]Bucket{State, Config} {
+		if bkts&(1<<b) != 0 {
+			r.stats.byBucket[b].Add(1)
+		}
+	}
 }
 
 // failLocked handles a Log failure: every queued mutation fails (none of

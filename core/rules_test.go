@@ -1443,4 +1443,10 @@ func TestLog_Failure(t *testing.T) {
 	if v, ok := r.Snapshot().Get(rtS0, "s"); !ok || v != int64(1) {
 		t.Fatal("state write after a log failure not visible")
 	}
+	// Mutations per bucket (R50) count what was published: the failed
+	// append and the refused write do not count.
+	if st := r.Stats(); st.Mutations != 2 || st.ConfigMutations != 1 || st.StateMutations != 1 {
+		t.Errorf("stats after a failed append: %d mutations, %d config, %d state; want 2, 1, 1",
+			st.Mutations, st.ConfigMutations, st.StateMutations)
+	}
 }

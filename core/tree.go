@@ -144,10 +144,12 @@ type txn struct {
 	// The scopes changed, for the notifier: one (if !many) or several.
 	one           Scope
 	touched, many bool
+	buckets       uint8 // 1<<Bucket for each bucket touched (Stats)
 }
 
 // touch notes that sc changed.
 func (t *txn) touch(sc Scope) {
+	t.buckets |= 1 << sc.Bucket
 	switch {
 	case !t.touched:
 		t.one, t.touched = sc, true

@@ -19,6 +19,7 @@ import (
 
 	"github.com/sysreg/sysreg/internal/faults"
 	"github.com/sysreg/sysreg/internal/fsync"
+	"github.com/sysreg/sysreg/internal/histogram"
 )
 
 // Defaults of Options.
@@ -99,7 +100,32 @@ type Stats struct {
 	// CheckpointBytes is the size of the data of the newest durable
 	// checkpoint, 0 if none (in this file since Open or before).
 	CheckpointBytes int64 `json:"checkpoint_bytes"`
+
+	// Fsync is the disk time of each successful commit, in seconds:
+	// bbolt's write of the dirty pages, an fdatasync, the meta page and a
+	// second fdatasync (bbolt times them together; the transaction's
+	// in-memory work is not in it). With NoSync it is the writes alone.
+	Fsync Histogram `json:"fsync"`
+	// Batch is the number of operations (appends, reservations,
+	// checkpoints) in each group-commit batch (R25).
+	Batch Histogram `json:"batch"`
+	// CheckpointTime is the time of each successful Checkpoint call, in
+	// seconds: queueing behind the batch before it, the transaction
+	// (deleting the records it covers) and its fsyncs (R28).
+	CheckpointTime Histogram `json:"checkpoint_time"`
 }
+
+// Histogram is a snapshot of one of the journal's histograms, in
+// Prometheus' shape (R50); the journal keeps them without locks and never
+// imports a metrics library.
+type Histogram = histogram.Snapshot
+
+// LatencyBuckets are the upper bounds, in seconds, of the journal's time
+// histograms: from a page-cache commit to a stalled disk.
+var LatencyBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+// BatchBuckets are the upper bounds of Stats.Batch: operations per batch.
+var BatchBuckets = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}
 
 type opKind uint8
 
@@ -181,6 +207,7 @@ type Journal struct {
 	appends, reserves, checkpoints atomic.Uint64
 	commits, batches               atomic.Uint64
 	maxBatch                       atomic.Int64
+	fsyncTime, batchSize, ckptTime *histogram.Recorder
 }
 
 // Open opens the journal file at path, creating and initialising it (mode
@@ -236,6 +263,10 @@ func Open(path string, opts Options) (*Journal, error) {
 		wake:    make(chan struct{}, 1),
 		stopped: make(chan struct{}),
 		due:     make(chan struct{}, 1),
+
+		fsyncTime: histogram.NewDurations(LatencyBuckets),
+		batchSize: histogram.New(BatchBuckets, 1),
+		ckptTime:  histogram.NewDurations(LatencyBuckets),
 	}
 	fresh, err := j.load()
 	if err != nil {
@@ -532,6 +563,9 @@ func (j *Journal) Stats() Stats {
 		CheckpointBytes: j.pubCkptSize.Load(),
 		Retained:        int(j.pubRetained.Load()),
 		Oldest:          j.pubBase.Load(),
+		Fsync:           j.fsyncTime.Snapshot(),
+		Batch:           j.batchSize.Snapshot(),
+		CheckpointTime:  j.ckptTime.Snapshot(),
 	}
 	s.PageBytes = pageAlloc(j.db) - j.allocBase + int64(s.Commits)*int64(j.pageSz)
 	if fi, err := os.Stat(j.path); err == nil {
@@ -637,6 +671,7 @@ func (j *Journal) Checkpoint(key uint64, data []byte) error {
 	if len(data) > MaxCheckpointSize {
 		return fmt.Errorf("%w: checkpoint %d of %d bytes, limit %d", ErrTooLarge, key, len(data), MaxCheckpointSize)
 	}
+	start := time.Now()
 	res := make(chan error, 1)
 	j.mu.Lock()
 	switch {
@@ -656,7 +691,11 @@ func (j *Journal) Checkpoint(key uint64, data []byte) error {
 	j.queue = append(j.queue, op{kind: opCheckpoint, key: key, data: data, result: res})
 	j.mu.Unlock()
 	j.signal()
-	return <-res
+	err := <-res
+	if err == nil {
+		j.ckptTime.ObserveDuration(time.Since(start))
+	}
+	return err
 }
 
 // Close commits what is queued (pending appends are committed, not
@@ -751,6 +790,7 @@ func (j *Journal) run() {
 // process writes one batch and reports each op's outcome in queue order.
 func (j *Journal) process(batch []op) {
 	j.batches.Add(1)
+	j.batchSize.Observe(uint64(len(batch)))
 	if n := int64(len(batch)); n > j.maxBatch.Load() {
 		j.maxBatch.Store(n) // only the committer stores
 	}
@@ -898,6 +938,8 @@ func (j *Journal) write(batch []op) error {
 			return fmt.Errorf("commit: %w", err)
 		}
 		j.commits.Add(1)
+		ts := tx.Stats() // after Commit: this transaction's own figures
+		j.fsyncTime.ObserveDuration(ts.GetWriteTime())
 		if h := j.hooks.AfterCommit; h != nil {
 			if err := h(); err != nil {
 				return fmt.Errorf("sync: %w", err)

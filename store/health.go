@@ -5,6 +5,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/sysreg/sysreg/internal/histogram"
+	"github.com/sysreg/sysreg/journal"
 )
 
 // Health: figures the store keeps for monitoring (R50) and the warnings it
@@ -13,7 +16,7 @@ import (
 
 // AppendBuckets are the upper bounds, in seconds, of the buckets of
 // Stats.Append: from a page-cache commit to a stalled disk.
-var AppendBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+var AppendBuckets = journal.LatencyBuckets
 
 // SlowAppend is the durable append time above which the store logs a
 // warning: an fsync that slow means the disk stalls (R51).
@@ -22,59 +25,9 @@ const SlowAppend = time.Second
 // WarnInterval is the least time between two warnings of one cause (R51).
 const WarnInterval = time.Minute
 
-// Histogram is a snapshot of a histogram of durations in seconds, in
-// Prometheus' shape.
-type Histogram struct {
-	Bounds []float64 `json:"bounds"` // bucket upper bounds, ascending; +Inf is implicit
-	Counts []uint64  `json:"counts"` // observations per bucket, not cumulative; len(Bounds)+1
-	Count  uint64    `json:"count"`  // observations
-	Sum    float64   `json:"sum"`    // their sum, in seconds
-}
-
-// Cumulative returns the count of observations at or below each bound.
-func (h Histogram) Cumulative() map[float64]uint64 {
-	out := make(map[float64]uint64, len(h.Bounds))
-	var n uint64
-	for i, b := range h.Bounds {
-		n += h.Counts[i]
-		out[b] = n
-	}
-	return out
-}
-
-// histogram records durations without locks: one atomic add per bucket
-// and total.
-type histogram struct {
-	bounds []float64
-	counts []atomic.Uint64 // len(bounds)+1
-	count  atomic.Uint64
-	sumNs  atomic.Uint64
-}
-
-func newHistogram(bounds []float64) *histogram {
-	return &histogram{bounds: bounds, counts: make([]atomic.Uint64, len(bounds)+1)}
-}
-
-func (h *histogram) observe(d time.Duration) {
-	s := d.Seconds()
-	i := 0
-	for i < len(h.bounds) && s > h.bounds[i] {
-		i++
-	}
-	h.counts[i].Add(1)
-	h.count.Add(1)
-	h.sumNs.Add(uint64(max(d, 0)))
-}
-
-func (h *histogram) snapshot() Histogram {
-	out := Histogram{Bounds: h.bounds, Counts: make([]uint64, len(h.counts))}
-	for i := range h.counts {
-		out.Counts[i] = h.counts[i].Load()
-	}
-	out.Count = h.count.Load()
-	out.Sum = float64(h.sumNs.Load()) / 1e9
-	return out
-}
+// Histogram is a snapshot of a histogram, in Prometheus' shape; durations
+// are in seconds.
+type Histogram = journal.Histogram
 
 // rateLimit lets one event through per interval (R51: a warning at most
 // once a minute per cause). The zero value lets the first one through.
@@ -94,13 +47,13 @@ func (r *rateLimit) allow(now time.Time, every time.Duration) bool {
 
 // health is what a Store keeps for R50 and R51.
 type health struct {
-	append   *histogram // durable append time of config mutations
-	slowWarn rateLimit  // the slow-append warning
+	append   *histogram.Recorder // durable append time of config mutations
+	slowWarn rateLimit           // the slow-append warning
 	log      hclog.Logger
 }
 
 func newHealth(log hclog.Logger) *health {
-	return &health{append: newHistogram(AppendBuckets), log: log}
+	return &health{append: histogram.NewDurations(AppendBuckets), log: log}
 }
 
 // timeAppend wraps an append's done callback: it records the time from the
@@ -113,7 +66,7 @@ func (h *health) timeAppend(done func(error)) func(error) {
 	return func(err error) {
 		now := time.Now()
 		d := now.Sub(start)
-		h.append.observe(d)
+		h.append.ObserveDuration(d)
 		if d > SlowAppend && h.slowWarn.allow(now, WarnInterval) {
 			h.log.Warn("slow journal append: the disk took over a second to commit and fsync (R51)", "elapsed", d)
 		}

@@ -408,8 +408,9 @@ func (s *Store) Evict(ctx context.Context, name string) error { return s.reg.Evi
 // are the keys of the protocol's stats_ok map.
 type Stats struct {
 	Seq             uint64 `json:"seq"`              // the last sequence number handed out (R7)
-	Mutations       uint64 `json:"mutations"`        // effective mutations, both buckets (R6)
-	ConfigMutations uint64 `json:"config_mutations"` // of those, the ones journaled (config changed): one record each
+	Mutations       uint64 `json:"mutations"`        // effective mutations, both buckets, once published (R6; a failed append never counts)
+	ConfigMutations uint64 `json:"config_mutations"` // of those, the ones that changed config
+	StateMutations  uint64 `json:"state_mutations"`  // of those, the ones that changed state (a mutation may change both)
 	Sessions        int    `json:"sessions"`         // live owner sessions
 	Owners          int    `json:"owners"`           // owner names holding keys
 	StateKeys       int    `json:"state_keys"`       // keys in the state bucket now
@@ -417,6 +418,11 @@ type Stats struct {
 	Subscriptions   int    `json:"subscriptions"`    // live subscriptions
 	Deliveries      uint64 `json:"deliveries"`       // snapshots handed to subscriptions
 	Coalesced       uint64 `json:"coalesced"`        // snapshots replaced before they were taken (R19)
+	// PendingApplies are applied changes waiting for Confirm or their
+	// deadline (R44). Always 0 until Owner.Apply is built: the field is
+	// here so that the metric (R50) and scripts reading stats keep their
+	// shape when it is.
+	PendingApplies int `json:"pending_applies"`
 
 	// Journal: appends, commits (one fsync pair each), batches and the
 	// largest batch (group commit, R25), checkpoints (R28), file size.
@@ -452,7 +458,8 @@ func (s *Store) stats() Stats {
 	return Stats{
 		Seq:             c.Seq,
 		Mutations:       c.Mutations,
-		ConfigMutations: js.Appends,
+		ConfigMutations: c.ConfigMutations,
+		StateMutations:  c.StateMutations,
 		Sessions:        c.Sessions,
 		Owners:          len(snap.Owners()),
 		StateKeys:       snap.Len(core.State),
@@ -462,7 +469,7 @@ func (s *Store) stats() Stats {
 		Coalesced:       c.Coalesced,
 		Journal:         js,
 		Recovery:        s.report,
-		Append:          s.health.append.snapshot(),
+		Append:          s.health.append.Snapshot(),
 		PreviousRun:     s.prev,
 		Fleet:           s.fleetStatus(),
 	}

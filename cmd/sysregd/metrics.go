@@ -37,23 +37,41 @@ type collector struct {
 	srv     *store.Server
 	metrics []metric
 	fleet   []metric // only when the store runs a fleet bridge
-	append  *prometheus.Desc
+	hists   []hist
+}
+
+// hist is one histogram series, read from a store.Histogram.
+type hist struct {
+	desc  *prometheus.Desc
+	value func(st *store.Stats) store.Histogram
 }
 
 func newCollector(st *store.Store, srv *store.Server) *collector {
 	c, g := prometheus.CounterValue, prometheus.GaugeValue
 	bucket := func(b string) prometheus.Labels { return prometheus.Labels{"bucket": b} }
-	return &collector{st: st, srv: srv, append: prometheus.NewDesc("sysreg_journal_append_seconds",
-		"Time from a config mutation's journal append to its outcome: queueing, the group commit and its fsync.", nil, nil),
+	h := func(name, help string, value func(st *store.Stats) store.Histogram) hist {
+		return hist{prometheus.NewDesc("sysreg_"+name, help, nil, nil), value}
+	}
+	return &collector{st: st, srv: srv,
+		hists: []hist{
+			h("journal_append_seconds", "Time from a config mutation's journal append to its outcome: queueing, the group commit and its fsync.",
+				func(st *store.Stats) store.Histogram { return st.Append }),
+			h("journal_fsync_seconds", "Disk time of each journal commit: its page writes and two fdatasyncs (R25).",
+				func(st *store.Stats) store.Histogram { return st.Journal.Fsync }),
+			h("journal_batch_size", "Operations per group-commit batch (R25).",
+				func(st *store.Stats) store.Histogram { return st.Journal.Batch }),
+			h("checkpoint_seconds", "Time of each checkpoint, from the request to durable (R28).",
+				func(st *store.Stats) store.Histogram { return st.Journal.CheckpointTime }),
+		},
 		metrics: []metric{
 			newMetric("seq", "The last sequence number handed out (R7).", g, nil,
 				func(st *store.Stats, _ *store.ServerStats) float64 { return float64(st.Seq) }),
-			newMetric("mutations_total", "Effective mutations since start, per bucket: config (journaled), state (state only).", c, bucket("config"),
+			newMetric("mutations_total", "Effective mutations since start, per bucket they changed (a failed journal append never counts).", c, bucket("config"),
 				func(st *store.Stats, _ *store.ServerStats) float64 { return float64(st.ConfigMutations) }),
-			newMetric("mutations_total", "Effective mutations since start, per bucket: config (journaled), state (state only).", c, bucket("state"),
-				func(st *store.Stats, _ *store.ServerStats) float64 {
-					return float64(st.Mutations - min(st.Mutations, st.ConfigMutations))
-				}),
+			newMetric("mutations_total", "Effective mutations since start, per bucket they changed (a failed journal append never counts).", c, bucket("state"),
+				func(st *store.Stats, _ *store.ServerStats) float64 { return float64(st.StateMutations) }),
+			newMetric("pending_applies", "Applied changes waiting for confirmation or their deadline (R44).", g, nil,
+				func(st *store.Stats, _ *store.ServerStats) float64 { return float64(st.PendingApplies) }),
 			newMetric("keys", "Keys in the view, per bucket.", g, bucket("state"),
 				func(st *store.Stats, _ *store.ServerStats) float64 { return float64(st.StateKeys) }),
 			newMetric("keys", "Keys in the view, per bucket.", g, bucket("config"),
@@ -144,7 +162,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, m := range c.fleet {
 		ch <- m.desc
 	}
-	ch <- c.append
+	for _, h := range c.hists {
+		ch <- h.desc
+	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -158,7 +178,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(m.desc, m.typ, m.value(&st, &srv))
 		}
 	}
-	ch <- prometheus.MustNewConstHistogram(c.append, st.Append.Count, st.Append.Sum, st.Append.Cumulative())
+	for _, h := range c.hists {
+		v := h.value(&st)
+		ch <- prometheus.MustNewConstHistogram(h.desc, v.Count, v.Sum, v.Cumulative())
+	}
 }
 
 // serveMetrics serves /metrics on addr until ctx ends; it returns the

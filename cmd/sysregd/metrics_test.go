@@ -86,13 +86,16 @@ func TestMetrics(t *testing.T) {
 	for _, name := range []string{"sysreg_mutations_total", "sysreg_deliveries_total", "sysreg_coalesced_total",
 		"sysreg_subscribers", "sysreg_owners", "sysreg_sessions", "sysreg_connections", "sysreg_rejected_frames_total",
 		"sysreg_journal_append_seconds", "sysreg_journal_commits_total", "sysreg_journal_batch_max",
-		"sysreg_journal_file_bytes", "sysreg_recovery_seconds", "sysreg_checkpoints_total", "sysreg_slow_clients_total"} {
+		"sysreg_journal_file_bytes", "sysreg_recovery_seconds", "sysreg_checkpoints_total", "sysreg_slow_clients_total",
+		"sysreg_journal_fsync_seconds", "sysreg_journal_batch_size", "sysreg_checkpoint_seconds", "sysreg_pending_applies"} {
 		if before[name] == nil {
 			t.Errorf("no %s (R50)", name)
 		}
 	}
-	if before["sysreg_journal_append_seconds"].GetType() != dto.MetricType_HISTOGRAM {
-		t.Errorf("sysreg_journal_append_seconds is a %v", before["sysreg_journal_append_seconds"].GetType())
+	for _, name := range []string{"sysreg_journal_append_seconds", "sysreg_journal_fsync_seconds", "sysreg_journal_batch_size", "sysreg_checkpoint_seconds"} {
+		if before[name].GetType() != dto.MetricType_HISTOGRAM {
+			t.Errorf("%s is a %v", name, before[name].GetType())
+		}
 	}
 
 	// Load: config writers, a flapping state writer and subscribers, while
@@ -140,11 +143,24 @@ func TestMetrics(t *testing.T) {
 	})
 	cancel()
 	wg.Wait()
-	for _, name := range []string{"sysreg_mutations_total", "sysreg_journal_appends_total", "sysreg_journal_commits_total", "sysreg_requests_total"} {
+	for _, name := range []string{"sysreg_journal_appends_total", "sysreg_journal_commits_total", "sysreg_requests_total",
+		"sysreg_journal_fsync_seconds", "sysreg_journal_batch_size"} {
 		if value(after, name) <= value(before, name) {
 			t.Errorf("%s did not move: %v → %v", name, value(before, name), value(after, name))
 		}
 	}
+	for _, b := range []string{"state", "config"} {
+		if value(after, "sysreg_mutations_total", "bucket", b) <= value(before, "sysreg_mutations_total", "bucket", b) {
+			t.Errorf("%s mutations did not move", b)
+		}
+	}
+	// Every commit is timed, every batch counted (R50); once the load has
+	// stopped (a sequence reservation may still be committing) they agree.
+	poll(t, 10*time.Second, "fsync and batch observations to match commits and batches", func() bool {
+		f := scrape(t, d, addr)
+		return value(f, "sysreg_journal_fsync_seconds") == value(f, "sysreg_journal_commits_total") &&
+			value(f, "sysreg_journal_batch_size") == value(f, "sysreg_journal_batches_total")
+	})
 	if value(after, "sysreg_subscribers") != 3 || value(after, "sysreg_owners") != 4 || value(after, "sysreg_keys", "bucket", "config") != 4 {
 		t.Errorf("gauges: subscribers %v owners %v config keys %v", value(after, "sysreg_subscribers"),
 			value(after, "sysreg_owners"), value(after, "sysreg_keys", "bucket", "config"))
