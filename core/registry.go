@@ -138,16 +138,16 @@ func (r *Registry) Snapshot() Snapshot { return Snapshot{r.pub.Load()} }
 
 // Stats are counters for monitoring.
 type Stats struct {
-	Seq        uint64 // last sequence number handed out
-	Sessions   int    // live owner sessions
-	Mutations  uint64 // effective mutations since New, counted once published (a failed Log append never counts)
+	Seq       uint64 // last sequence number handed out
+	Sessions  int    // live owner sessions
+	Mutations uint64 // effective mutations since New, counted once published (a failed Log append never counts)
 	// StateMutations and ConfigMutations count those of Mutations that
 	// changed the state or the config bucket; one that changed both counts
 	// in both (R50: mutations per bucket).
 	StateMutations, ConfigMutations uint64
-	Deliveries uint64 // snapshots handed to subscriptions
-	Coalesced  uint64 // undelivered snapshots replaced by a newer one (R19)
-	Subs       int    // live subscriptions
+	Deliveries                      uint64 // snapshots handed to subscriptions
+	Coalesced                       uint64 // undelivered snapshots replaced by a newer one (R19)
+	Subs                            int    // live subscriptions
 }
 
 // Stats returns current counters.
