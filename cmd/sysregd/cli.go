@@ -24,7 +24,7 @@ import (
 func getCmd() *cobra.Command {
 	var cf clientFlags
 	var out *outputFormat
-	var meta *bool
+	var meta, origin *bool
 	cmd := command("get [flags] [SCOPE [KEY] | PATTERN]",
 		"print the global view, a scope, a pattern's scopes, or one value",
 		`Prints the global view {"state": {…}, "config": {…}} as JSON (R3).
@@ -42,6 +42,15 @@ func getCmd() *cobra.Command {
                    the key's metadata (R42) as JSON: {"layer", "owner",
                    "create_seq", "mod_seq", "version", "modified"}; mod_seq
                    is what 'set --if-mod-seq' guards on (R43)
+  get --origin [SCOPE [KEY] | PATTERN]
+                   where each value comes from (R38, R42): every key in
+                   the same shape as above, as {"value", "layer", "owner",
+                   "create_seq", "mod_seq", "version", "modified"} — the
+                   layer (default, fleet, saved, runtime, override) and
+                   owner of the highest layer holding the key ("" for
+                   default and fleet; a state key has no layer). 'sysregd
+                   reset SCOPE KEY' removes a saved value so the one
+                   below shows again
 
 JSON output: keys sorted; a float always has a '.' or an exponent (1.0), an
 integer never (1); bytes are base64, NaN and ±Inf the strings "NaN", "+Inf",
@@ -72,6 +81,9 @@ integer never (1); bytes are base64, NaN and ±Inf the strings "NaN", "+Inf",
 			if *meta && (len(args) != 2 || pattern) {
 				return usagef("get --meta needs a SCOPE and a KEY")
 			}
+			if *meta && *origin {
+				return usagef("get: --meta or --origin, not both")
+			}
 			c, ctx, cancel, err := cf.dial(cmd.Context())
 			if err != nil {
 				return err
@@ -84,6 +96,20 @@ integer never (1); bytes are base64, NaN and ±Inf the strings "NaN", "+Inf",
 			}
 			stdout := cmd.OutOrStdout()
 			switch {
+			case *origin && len(args) == 2:
+				v, ok := snap.Get(scope, args[1])
+				if !ok {
+					return errSilent
+				}
+				m, _ := snap.Meta(scope, args[1])
+				return out.write(stdout, valueJSON(originOf(v, m)))
+			case *origin && len(args) == 1 && !pattern:
+				return out.write(stdout, valueJSON(originView(snap, scope)))
+			case *origin:
+				// No argument: every scope, as 'get' shows the global view.
+				return out.write(stdout, valueJSON(patternShape(snap, pat, func(sc core.Scope) map[string]any {
+					return originView(snap, sc)
+				})))
 			case len(args) == 0:
 				return out.write(stdout, snapshotJSON(snap))
 			case pattern:
@@ -113,6 +139,7 @@ integer never (1); bytes are base64, NaN and ±Inf the strings "NaN", "+Inf",
 	cf = addClientFlags(cmd, true)
 	out = outputFlag(cmd)
 	meta = cmd.Flags().Bool("meta", false, "print a key's metadata (R42) instead of its value")
+	origin = cmd.Flags().Bool("origin", false, "print each value with its layer, owner, mod seq and modification time (R38, R42)")
 	return cmd
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -54,6 +55,7 @@ daemon serves at once and keeps its last fleet config while offline.`, nil)
 	device := fs.String("device", "", "this device's `ID` in the fleet (\"all\" is reserved)")
 	fleetInterval := durationFlag(fs, "fleet-interval", time.Second, "write the reported state at most once per changed scope per this interval")
 	fleetCreds := fs.String("fleet-creds", "", "NATS credentials `file` (JWT and seed) for the fleet")
+	defaultsDir := fs.String("defaults", "", "read the default config layer from the *.json files of `DIR` (R40); SIGHUP reloads them")
 	grace := durationFlag(fs, "grace", 0, "keep the keys of a client whose connection drops for this long (at most 1h); the same owner name and uid attaching within it takes them over unchanged (R48)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := noArgs(cmd, args); err != nil {
@@ -75,7 +77,7 @@ daemon serves at once and keeps its last fleet config while offline.`, nil)
 		}
 		return serve(cmd.Context(), cmd.ErrOrStderr(), serveConfig{
 			dataDir: *dataDir, socket: *socket, group: *group, logLevel: *logLevel, logJSON: *logJSON,
-			noSync: *noSync, shutdownTimeout: *shutdownTimeout, metrics: *metricsAddr, fleet: fleet,
+			noSync: *noSync, defaults: *defaultsDir, shutdownTimeout: *shutdownTimeout, metrics: *metricsAddr, fleet: fleet,
 			server: store.ServerOptions{
 				MaxFrame:         *maxFrame,
 				MaxOwners:        *maxOwners,
@@ -94,6 +96,7 @@ daemon serves at once and keeps its last fleet config while offline.`, nil)
 type serveConfig struct {
 	dataDir, socket, group, logLevel string
 	metrics                          string // address of /metrics, "" for none
+	defaults                         string // defaults directory (R40), "" for none
 	logJSON, noSync                  bool
 	shutdownTimeout                  time.Duration
 	server                           store.ServerOptions // without Logger
@@ -126,7 +129,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg serveConfig) error {
 			return fmt.Errorf("serve: socket directory %s is not a directory", dir)
 		}
 	}
-	st, err := store.Open(cfg.dataDir, store.Options{Logger: logger.Named("store"), NoSync: cfg.noSync, Fleet: cfg.fleet})
+	st, err := store.Open(cfg.dataDir, store.Options{Logger: logger.Named("store"), NoSync: cfg.noSync, Fleet: cfg.fleet, DefaultsDir: cfg.defaults})
 	if err != nil {
 		return err
 	}
@@ -147,6 +150,11 @@ func serve(ctx context.Context, stderr io.Writer, cfg serveConfig) error {
 		defer stop()
 		logger.Info("metrics listening", "addr", addr.String(), "path", "/metrics")
 	}
+	// SIGHUP reloads the defaults (R40). Caught before the socket serves,
+	// so a reload asked for as soon as the daemon answers never kills it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	rep := st.Recovery()
@@ -156,17 +164,22 @@ func serve(ctx context.Context, stderr io.Writer, cfg serveConfig) error {
 		"records", rep.Records, "keys", rep.Keys, "elapsed", rep.Elapsed)
 	sdNotify(logger, "READY=1\nSTATUS=listening on "+cfg.socket)
 
-	select {
-	case <-ctx.Done():
-		logger.Info("shutting down", "reason", "signal")
-	case err := <-served:
-		// The listener failed: shut down what is there and report it.
-		logger.Error("accept failed", "error", err)
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
-		srv.Shutdown(sctx)
-		cancel()
-		ln.Close() // Serve no longer tracks it; this unlinks the socket
-		return fmt.Errorf("serve: %w", err)
+	for running := true; running; {
+		select {
+		case <-hup:
+			reloadDefaults(ctx, st, logger)
+		case <-ctx.Done():
+			logger.Info("shutting down", "reason", "signal")
+			running = false
+		case err := <-served:
+			// The listener failed: shut down what is there and report it.
+			logger.Error("accept failed", "error", err)
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+			srv.Shutdown(sctx)
+			cancel()
+			ln.Close() // Serve no longer tracks it; this unlinks the socket
+			return fmt.Errorf("serve: %w", err)
+		}
 	}
 	sdNotify(logger, "STOPPING=1")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
@@ -184,6 +197,24 @@ func serve(ctx context.Context, stderr io.Writer, cfg serveConfig) error {
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// reloadDefaults is SIGHUP (R40): it reads the defaults directory again
+// and logs the outcome; the store logs a reload that worked. A malformed
+// file keeps the previous defaults, and the error names it with
+// file:line:col.
+func reloadDefaults(ctx context.Context, st *store.Store, logger hclog.Logger) {
+	err := st.ReloadDefaults(ctx)
+	var de *store.DefaultsError
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrNoDefaults):
+		logger.Warn("SIGHUP ignored: no defaults directory (serve --defaults DIR)")
+	case errors.As(err, &de):
+		logger.Error("defaults reload failed; previous defaults kept", "file", de.Path, "line", de.Line, "column", de.Column, "error", err)
+	default:
+		logger.Error("defaults reload failed; previous defaults kept", "error", err)
+	}
 }
 
 // listen creates the Unix socket: it refuses when another daemon answers on

@@ -24,6 +24,11 @@ func isPattern(arg string) bool {
 // patternView is the global view's shape (R3) restricted to the scopes p
 // matches: {"config": {"wifi": {"wlan0": {…}}}}; {} when none matches.
 func patternView(s core.Snapshot, p core.Pattern) map[string]any {
+	return patternShape(s, p, func(sc core.Scope) map[string]any { return s.Values(sc) })
+}
+
+// patternShape is patternView with each scope's object made by vals.
+func patternShape(s core.Snapshot, p core.Pattern, vals func(core.Scope) map[string]any) map[string]any {
 	out := map[string]any{}
 	for _, sc := range s.Scopes(0) {
 		if !p.Matches(sc) {
@@ -40,9 +45,39 @@ func patternView(s core.Snapshot, p core.Pattern) map[string]any {
 			subs = map[string]any{}
 			types[sc.Type] = subs
 		}
-		subs[sc.Subtype] = map[string]any(s.Values(sc))
+		subs[sc.Subtype] = vals(sc)
 	}
 	return out
+}
+
+// originView is what get --origin prints for a scope (R38, R42): per key,
+// the effective value and where it comes from — {"value", "layer",
+// "owner", "create_seq", "mod_seq", "version", "modified"}; a state key has
+// no "layer".
+func originView(s core.Snapshot, sc core.Scope) map[string]any {
+	out := map[string]any{}
+	for k, v := range s.Values(sc) {
+		m, _ := s.Meta(sc, k)
+		out[k] = originOf(v, m)
+	}
+	return out
+}
+
+// originOf is one key of originView.
+func originOf(v any, m core.KeyMeta) map[string]any {
+	mo := metaJSON(m)
+	o := map[string]any{
+		"value":      v,
+		"owner":      mo.Owner,
+		"create_seq": mo.CreateSeq,
+		"mod_seq":    mo.ModSeq,
+		"version":    mo.Version,
+		"modified":   mo.Modified,
+	}
+	if mo.Layer != "" {
+		o["layer"] = mo.Layer
+	}
+	return o
 }
 
 // writeRaw writes one value for shell scripts (get SCOPE KEY): a string as
