@@ -55,7 +55,7 @@ daemon serves at once and keeps its last fleet config while offline.`, nil)
 	device := fs.String("device", "", "this device's `ID` in the fleet (\"all\" is reserved)")
 	fleetInterval := durationFlag(fs, "fleet-interval", time.Second, "write the reported state at most once per changed scope per this interval")
 	fleetCreds := fs.String("fleet-creds", "", "NATS credentials `file` (JWT and seed) for the fleet")
-	defaultsDir := fs.String("defaults", "", "read the default config layer from the *.json files of `DIR` (R40); SIGHUP reloads them")
+	defaultsDir := fs.String("defaults", "", "read the default config layer from the *.json files of this `directory` (R40); SIGHUP reloads them")
 	grace := durationFlag(fs, "grace", 0, "keep the keys of a client whose connection drops for this long (at most 1h); the same owner name and uid attaching within it takes them over unchanged (R48)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := noArgs(cmd, args); err != nil {
