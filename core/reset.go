@@ -16,6 +16,30 @@ import (
 // pattern with no bucket means config, one naming the state bucket is
 // ErrInvalidScope. Resetting what holds nothing is a no-op (R6).
 func (r *Registry) Reset(ctx context.Context, p Pattern, layers ...Layer) error {
+	return r.reset(ctx, p, nil, layers)
+}
+
+// ResetKeys is Reset of the named keys of one config scope only (R46):
+// "back to the default" for single settings ('sysregd reset SCOPE KEY…').
+// Keys the layers do not hold are skipped; no keys means every key of the
+// scope, as Reset of the scope.
+func (r *Registry) ResetKeys(ctx context.Context, scope Scope, keys []string, layers ...Layer) error {
+	if scope.Bucket != Config {
+		return fmt.Errorf("%w: reset: %s: only config scopes are reset (R46)", ErrInvalidScope, scope)
+	}
+	if err := scope.Validate(); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if k == "" {
+			return fmt.Errorf("%w: reset: empty key", ErrInvalidValue)
+		}
+	}
+	return r.reset(ctx, Pattern{Bucket: Config, Type: scope.Type, Subtype: scope.Subtype}, keys, layers)
+}
+
+// reset is Reset restricted to keys (none: every key).
+func (r *Registry) reset(ctx context.Context, p Pattern, only []string, layers []Layer) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -49,11 +73,16 @@ func (r *Registry) Reset(ctx context.Context, p Pattern, layers ...Layer) error 
 				if sc := splitScopeKey(Config, lf.key); p.Matches(sc) {
 					keys := make([]string, 0, lf.val.len())
 					lf.val.each(func(kl *hleaf[entry]) bool {
+						if len(only) > 0 && !slices.Contains(only, kl.key) {
+							return true
+						}
 						keys = append(keys, kl.key)
 						return true
 					})
-					slices.Sort(keys)
-					found = append(found, scopeKeys{sc, keys})
+					if len(keys) > 0 {
+						slices.Sort(keys)
+						found = append(found, scopeKeys{sc, keys})
+					}
 				}
 				return true
 			})

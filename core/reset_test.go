@@ -109,3 +109,59 @@ func TestR46_Reset(t *testing.T) {
 		}
 	})
 }
+
+// TestR46_ResetKeys: ResetKeys removes only the named keys of one scope
+// from the layers named, as one mutation; the value below shows again
+// (R38). Keys no layer holds are skipped; bad scopes and keys change
+// nothing.
+func TestR46_ResetKeys(t *testing.T) {
+	wifi := core.ConfigScope("wifi", "wlan0")
+	r := rtRegistry(t, core.Options{})
+	ctx := t.Context()
+	must(t, r.SetDefaults(ctx, map[core.Scope]core.Values{wifi: {"ssid": "factory", "channel": int64(6)}}))
+	saved := rtOwner(t, r, "settings", core.OwnerOptions{Layer: core.Saved})
+	rtUpdate(t, saved, wifi, core.Values{"ssid": "home", "channel": int64(11), "hidden": true})
+	rt := rtOwner(t, r, "wpa", core.OwnerOptions{Layer: core.Runtime})
+	rtUpdate(t, rt, wifi, core.Values{"ssid": "runtime"})
+
+	before := r.Snapshot()
+	must(t, r.ResetKeys(ctx, wifi, []string{"ssid", "absent"}, core.Saved))
+	after := r.Snapshot()
+	if after.Seq() != before.Seq()+1 {
+		t.Fatalf("seq %d → %d, want one mutation", before.Seq(), after.Seq())
+	}
+	if got := after.LayerValues(core.Saved, wifi); len(got) != 2 || got["ssid"] != nil {
+		t.Errorf("saved after ResetKeys(ssid) = %v, want channel and hidden", got)
+	}
+	if v, _ := after.Get(wifi, "ssid"); v != "runtime" {
+		t.Errorf("ssid = %v, want the runtime value still on top", v)
+	}
+	must(t, r.ResetKeys(ctx, wifi, []string{"ssid", "channel"})) // saved and runtime
+	if v, _ := r.Snapshot().Get(wifi, "ssid"); v != "factory" {
+		t.Errorf("ssid = %v after resetting saved and runtime, want the default", v)
+	}
+	if v, _ := r.Snapshot().Get(wifi, "channel"); v != int64(6) {
+		t.Errorf("channel = %v, want the default 6", v)
+	}
+	seq := r.Snapshot().Seq()
+	must(t, r.ResetKeys(ctx, wifi, []string{"ssid"})) // nothing left to reset: no mutation (R6)
+	for _, tc := range []struct {
+		name  string
+		scope core.Scope
+		keys  []string
+		layer core.Layer
+		want  error
+	}{
+		{"state", core.StateScope("wifi", "wlan0"), []string{"x"}, core.Saved, core.ErrInvalidScope},
+		{"empty key", wifi, []string{""}, core.Saved, core.ErrInvalidValue},
+		{"default layer", wifi, []string{"hidden"}, core.Default, core.ErrReadOnlyLayer},
+		{"bad scope", core.ConfigScope("", "x"), []string{"x"}, core.Saved, core.ErrInvalidScope},
+	} {
+		if err := r.ResetKeys(ctx, tc.scope, tc.keys, tc.layer); !errors.Is(err, tc.want) {
+			t.Errorf("%s: ResetKeys = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	if got := r.Snapshot().Seq(); got != seq {
+		t.Errorf("seq %d → %d: a no-op or refused reset made a mutation", seq, got)
+	}
+}

@@ -317,6 +317,16 @@ func (c *Client) Reset(ctx context.Context, p core.Pattern, layers ...core.Layer
 	return c.call(ctx, wire.TReset, r, wire.TOK, nil)
 }
 
+// ResetKeys asks the daemon to reset named keys of one config scope (R46);
+// see core.Registry.ResetKeys.
+func (c *Client) ResetKeys(ctx context.Context, scope core.Scope, keys []string, layers ...core.Layer) error {
+	r := wire.ResetKeys{Scope: wire.Scope{Bucket: uint8(scope.Bucket), Type: scope.Type, Subtype: scope.Subtype}, Keys: keys, Layers: make([]uint64, len(layers))}
+	for i, l := range layers {
+		r.Layers[i] = uint64(l)
+	}
+	return c.call(ctx, wire.TResetKeys, r, wire.TOK, nil)
+}
+
 // Snapshot returns the daemon's current view.
 func (c *Client) Snapshot(ctx context.Context) (core.Snapshot, error) {
 	var ok wire.SnapshotOK

@@ -503,6 +503,8 @@ func (c *conn) handle(f wire.Frame) reply {
 		return c.backup(f.ID)
 	case wire.TReset:
 		return withBody(c, f, (*conn).reset)
+	case wire.TResetKeys:
+		return withBody(c, f, (*conn).resetKeys)
 	case wire.THello:
 		c.srv.stats.badFrames.Add(1)
 		return badRequest(f.ID, "hello after the handshake")
@@ -668,18 +670,44 @@ func (c *conn) reset(id uint64, r wire.Reset) reply {
 	if err := c.mayAdmin("reset"); err != nil {
 		return errReply(id, err)
 	}
-	layers := make([]core.Layer, len(r.Layers))
-	for i, l := range r.Layers {
-		if l > 255 {
-			return errReply(id, fmt.Errorf("%w: reset: layer %d", core.ErrInvalidLayer, l))
-		}
-		layers[i] = core.Layer(l)
+	layers, err := resetLayers(r.Layers)
+	if err != nil {
+		return errReply(id, err)
 	}
 	// Synchronous, like Evict: later requests of the pipeline see it done.
 	if err := c.srv.st.Reset(context.Background(), corePattern(r.Pattern), layers...); err != nil {
 		return errReply(id, err)
 	}
 	return reply{id: id, typ: wire.TOK}
+}
+
+// resetKeys is reset of named keys of one scope (R46).
+func (c *conn) resetKeys(id uint64, r wire.ResetKeys) reply {
+	if err := c.mayAdmin("reset"); err != nil {
+		return errReply(id, err)
+	}
+	layers, err := resetLayers(r.Layers)
+	if err != nil {
+		return errReply(id, err)
+	}
+	sc := corePattern(r.Scope)
+	scope := core.Scope{Bucket: sc.Bucket, Type: sc.Type, Subtype: sc.Subtype}
+	if err := c.srv.st.ResetKeys(context.Background(), scope, r.Keys, layers...); err != nil {
+		return errReply(id, err)
+	}
+	return reply{id: id, typ: wire.TOK}
+}
+
+// resetLayers converts a reset's layers.
+func resetLayers(ls []uint64) ([]core.Layer, error) {
+	layers := make([]core.Layer, len(ls))
+	for i, l := range ls {
+		if l > 255 {
+			return nil, fmt.Errorf("%w: reset: layer %d", core.ErrInvalidLayer, l)
+		}
+		layers[i] = core.Layer(l)
+	}
+	return layers, nil
 }
 
 // mayAttach applies R35: an owner name that holds config is bound to the

@@ -33,6 +33,10 @@ type Registry interface {
 	// matches, whoever owns them, as one mutation (R46). Over the socket
 	// only root and the daemon's uid may (ErrPermission).
 	Reset(ctx context.Context, p core.Pattern, layers ...core.Layer) error
+	// ResetKeys is Reset of the named keys of one config scope only
+	// ("back to the default" for single settings; no keys: the whole
+	// scope).
+	ResetKeys(ctx context.Context, scope core.Scope, keys []string, layers ...core.Layer) error
 	Close() error
 	// Stats returns the registry's figures; see Stats.
 	Stats(ctx context.Context) (Stats, error)
@@ -391,6 +395,11 @@ func (s *Store) Subscribe(ctx context.Context, opts core.SubscribeOptions) (Subs
 		return nil, err
 	}
 	return sub, nil
+}
+
+// ResetKeys is core.Registry.ResetKeys (R46).
+func (s *Store) ResetKeys(ctx context.Context, scope core.Scope, keys []string, layers ...core.Layer) error {
+	return s.reg.ResetKeys(ctx, scope, keys, layers...)
 }
 
 // Reset is core.Registry.Reset (R46).

@@ -112,6 +112,9 @@ func TestFlagsAnywhere(t *testing.T) {
 					t.Fatalf("%s --%s: no sample value for type %q", c.Name(), f.Name, name)
 				}
 				flagArgs, want = []string{"--" + f.Name + "=" + v}, v
+				if strings.HasSuffix(typ, "Slice") || strings.HasSuffix(typ, "Array") {
+					want = "[" + v + "]" // how pflag prints a repeatable flag
+				}
 			}
 			for at := 0; at <= len(pos); at++ {
 				args := append(append(append([]string{c.Name()}, pos[:at]...), flagArgs...), pos[at:]...)

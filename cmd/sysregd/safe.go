@@ -109,8 +109,8 @@ func resetCmd() *cobra.Command {
 	var out *outputFormat
 	var all *bool
 	var layerNames *[]string
-	cmd := command("reset [flags] --all | PATTERN",
-		"delete every key of config layers in the matching scopes (factory reset)",
+	cmd := command("reset [flags] --all | PATTERN | SCOPE KEY…",
+		"delete config keys of the saved and runtime layers so the defaults show (factory reset)",
 		`Deletes every key of the saved and runtime config layers (or of the layers
 named with --layer: saved, runtime, override) in the config scopes PATTERN
 matches, whoever owns them, as one change (R46). What the defaults (and the
@@ -119,17 +119,33 @@ fleet layer) hold shows again: 'reset --all' is a factory reset.
   sysregd reset --all                     every config scope
   sysregd reset config/wifi               every subtype of wifi
   sysregd reset --layer override 'config/*/eth0'
+  sysregd reset config/wifi/wlan0 channel back to the default channel
+                                          (only the keys named)
 
 The default and fleet layers and the state bucket are never reset. Only root
 and the daemon's own uid may reset. Prints what it removed, as JSON:
 [{"layer": L, "scope": S, "keys": [K…]}…] ([] when nothing matched).`,
 		func(cmd *cobra.Command, args []string) error {
 			var p core.Pattern
+			var scope core.Scope // reset SCOPE KEY…: the keys' scope
+			keys := args[min(1, len(args)):]
 			switch {
 			case *all && len(args) > 0:
 				return usagef("reset: --all or a PATTERN, not both")
-			case !*all && len(args) != 1:
-				return usagef("reset needs --all or one PATTERN (see 'sysregd help reset')")
+			case !*all && len(args) == 0:
+				return usagef("reset needs --all, a PATTERN, or a SCOPE and keys (see 'sysregd help reset')")
+			case len(keys) > 0:
+				var err error
+				if scope, err = core.ParseScope(args[0]); err != nil {
+					return usagef("reset: keys need one SCOPE (bucket/type/subtype): %v", err)
+				}
+				if scope.Bucket != core.Config {
+					return usagef("reset: the state bucket is never reset (R46); give a config scope")
+				}
+				if slices.Contains(keys, "") {
+					return usagef("reset: empty key")
+				}
+				p = core.Pattern{Bucket: core.Config, Type: scope.Type, Subtype: scope.Subtype}
 			case !*all:
 				var err error
 				if p, err = core.ParsePattern(args[0]); err != nil {
@@ -164,7 +180,12 @@ and the daemon's own uid may reset. Prints what it removed, as JSON:
 			if err != nil {
 				return err
 			}
-			if err := c.Reset(ctx, p, layers...); err != nil {
+			if len(keys) > 0 {
+				err = c.ResetKeys(ctx, scope, keys, layers...)
+			} else {
+				err = c.Reset(ctx, p, layers...)
+			}
+			if err != nil {
 				return fmt.Errorf("reset: %w", err)
 			}
 			after, err := c.Snapshot(ctx)

@@ -137,6 +137,15 @@ type Reset struct {
 	Layers  []uint64
 }
 
+// ResetKeys is Reset of the named keys of one config scope (R46); no
+// layers: saved and runtime.
+type ResetKeys struct {
+	_      struct{} `cbor:",toarray"`
+	Scope  Scope
+	Keys   []string
+	Layers []uint64
+}
+
 // Conflict is the reply to a mutate whose condition failed (R43), in place
 // of an Error: core.ConflictError. Want and Got are values encoded as
 // internal/codec encodes them (sequence numbers as uint64).

@@ -42,8 +42,9 @@ const (
 	TPing        Type = 10 // (no body) → OK
 
 	// Safe changes (R43–R46) are numbered from 20.
-	TBackup Type = 20 // (no body) → BackupOK; root or the daemon's uid only
-	TReset  Type = 21 // Reset → OK; root or the daemon's uid only
+	TBackup    Type = 20 // (no body) → BackupOK; root or the daemon's uid only
+	TReset     Type = 21 // Reset → OK; root or the daemon's uid only
+	TResetKeys Type = 22 // ResetKeys → OK; root or the daemon's uid only
 )
 
 // Replies and pushes (daemon → client).
@@ -74,7 +75,7 @@ var typeNames = map[Type]string{
 	TEvict: "evict", TStats: "stats", TPing: "ping", THelloOK: "hello_ok", TOK: "ok",
 	TError: "error", TAttachOK: "attach_ok", TSnapshotOK: "snapshot_ok",
 	TSubscribeOK: "subscribe_ok", TStatsOK: "stats_ok", TDelivery: "delivery",
-	TBackup: "backup", TBackupOK: "backup_ok", TConflict: "conflict", TReset: "reset",
+	TBackup: "backup", TBackupOK: "backup_ok", TConflict: "conflict", TReset: "reset", TResetKeys: "reset_keys",
 	TSubClosed: "sub_closed",
 }
 

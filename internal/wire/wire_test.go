@@ -62,6 +62,7 @@ func messages() []message {
 		{"ping", wire.TPing, 11, nil, nil},
 		{"backup", wire.TBackup, 12, nil, nil},
 		{"backup_ok", wire.TBackupOK, 12, wire.BackupOK{Data: []byte{0xed, 0xda}}, new(wire.BackupOK)},
+		{"reset_keys", wire.TResetKeys, 15, wire.ResetKeys{Scope: wire.Scope{Bucket: 2, Type: "wifi", Subtype: "wlan0"}, Keys: []string{"ssid"}, Layers: []uint64{3}}, new(wire.ResetKeys)},
 		{"reset", wire.TReset, 14, wire.Reset{Pattern: wire.Scope{Bucket: 2}, Layers: []uint64{3, 4}}, new(wire.Reset)},
 		{"mutate_cond", wire.TMutate, 13, wire.Mutate{Handle: 1, Ops: []wire.Op{{Kind: wire.OpIfModSeq, Scope: wire.Scope{Bucket: 2, Type: "net", Subtype: "eth0"}, Values: cbor.RawMessage{0xa1, 0x62, 'u', 'p', 0xd9, 0x53, 0x52, 0x07}}}}, new(wire.Mutate)},
 		{"conflict", wire.TConflict, 13, wire.Conflict{Scope: wire.Scope{Bucket: 2, Type: "net", Subtype: "eth0"}, Key: "up", Want: cbor.RawMessage{0xd9, 0x53, 0x52, 0x07}, Got: cbor.RawMessage{0xd9, 0x53, 0x52, 0x09}, ModSeq: true, Present: true}, new(wire.Conflict)},
@@ -129,8 +130,8 @@ func TestTypeNames(t *testing.T) {
 		}
 		names[ty.String()] = ty
 	}
-	if len(names) != 23 {
-		t.Errorf("%d known types, want 23: update PROTOCOL.md with the protocol", len(names))
+	if len(names) != 24 {
+		t.Errorf("%d known types, want 24: update PROTOCOL.md with the protocol", len(names))
 	}
 }
 
