@@ -937,7 +937,7 @@ func TestWatch(t *testing.T) {
 
 	// watchOut starts a watch and returns its output lines.
 	watchOut := func(t *testing.T, args ...string) <-chan string {
-		w := exec.Command(bin, append([]string{"watch"}, args...)...)
+		w := testexec.Command(bin, append([]string{"watch"}, args...)...)
 		w.Env = env(t, d.socket)
 		out, err := w.StdoutPipe()
 		must(t, err)
@@ -1452,10 +1452,15 @@ func TestPeerCredentials(t *testing.T) {
 // TestPipelineOrder: requests of one connection take effect in the order
 // they were sent, whatever they are (PROTOCOL.md section 4): an evict, then
 // an attach of the evicted name, then a write by it, pipelined in one
-// write.
+// write. 20 rounds, 5 under -short (each starts two CLI processes, slow
+// under emulation).
 func TestPipelineOrder(t *testing.T) {
 	d := startDaemon(t, t.TempDir(), "--no-sync")
-	for i := range 20 {
+	rounds := 20
+	if testing.Short() {
+		rounds = 5
+	}
+	for i := range rounds {
 		scope := fmt.Sprintf("config/pipe/%d", i)
 		ok(t, d.socket, "set", "--owner", "x", "--keep-config", scope, "a=1")
 		c := dialRaw(t, d.socket)

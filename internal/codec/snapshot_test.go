@@ -95,7 +95,11 @@ func walkLayer(t *testing.T, s core.Snapshot, l core.Layer) []walked {
 
 func TestSnapshotRoundTrip(t *testing.T) {
 	r := rand.New(rand.NewPCG(seed(t), 3))
-	for i := range 300 {
+	n := 300
+	if testing.Short() { // under emulation (.ci/run's qemu-arm suite) each costs ~70 ms
+		n = 60
+	}
+	for i := range n {
 		s := randomSnapshot(t, r)
 		for _, bk := range []core.Bucket{0, core.State, core.Config} {
 			layers := map[core.Bucket][]core.Layer{
