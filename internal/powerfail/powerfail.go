@@ -14,8 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
-	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 )
 
@@ -56,7 +54,7 @@ const Sector = 512
 type FS struct {
 	backing, mnt, stash string
 	opts                Options
-	server              *fuse.Server
+	server              fuseServer
 
 	mu        sync.Mutex // guards everything below, and every backing write (so the undo log is exact)
 	files     map[fileKey]*fileLog
@@ -127,6 +125,13 @@ type metaOp struct {
 // filesystems (no /dev/fuse, or not allowed to mount).
 var ErrUnavailable = errors.New("powerfail: FUSE unavailable")
 
+// fuseServer is the mounted go-fuse server (mount_fuse.go), which does
+// not build for every GOARCH (mount_other.go).
+type fuseServer interface {
+	Unmount() error
+	Wait()
+}
+
 // Mount mounts a power-fail view of the directory backing at mountpoint
 // (an existing empty directory). Everything done through mountpoint
 // reaches backing at once (the machine's page cache still holds it), but
@@ -146,35 +151,10 @@ func Mount(backing, mountpoint string, opts Options) (*FS, error) {
 		return nil, err
 	}
 	f := &FS{backing: backing, mnt: mountpoint, stash: stash, opts: opts, files: map[fileKey]*fileLog{}}
-	lroot, err := gofs.NewLoopbackRoot(backing)
+	server, err := mountFUSE(f)
 	if err != nil {
 		os.Remove(stash)
 		return nil, err
-	}
-	lb := lroot.(*gofs.LoopbackNode)
-	root := &node{LoopbackNode: lb, pf: f}
-	lb.RootData.RootNode = root
-	zero := time.Duration(0)
-	server, err := gofs.Mount(mountpoint, root, &gofs.Options{
-		MountOptions: fuse.MountOptions{
-			DirectMount: true,
-			FsName:      "powerfail",
-			Name:        "powerfail",
-			// Writes go through the kernel to us at once (no writeback
-			// cache: the kernel's FUSE default), reads through the page
-			// cache so that bbolt's read-only mmap works.
-		},
-		// No attribute or entry caching: sizes and names are always ours.
-		EntryTimeout:    &zero,
-		AttrTimeout:     &zero,
-		NegativeTimeout: &zero,
-	})
-	if err != nil {
-		os.Remove(stash)
-		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.ENODEV) {
-			return nil, fmt.Errorf("%w: mount: %v", ErrUnavailable, err)
-		}
-		return nil, fmt.Errorf("powerfail: mount %s: %w", mountpoint, err)
 	}
 	f.server = server
 	return f, nil
