@@ -46,3 +46,22 @@ func (e *ReservedKeysError) Error() string {
 
 // Is reports whether target is ErrReservedKeys.
 func (e *ReservedKeysError) Is(target error) bool { return target == ErrReservedKeys }
+
+// ErrCompacted: a change feed (R47) was asked to resume from a sequence
+// number older than the history kept; the error is a *CompactedError.
+var ErrCompacted = errors.New("core: change history compacted")
+
+// CompactedError is the error of a change feed asked for changes after a
+// sequence number below the oldest one it still holds history for (R47).
+// Oldest is the lowest from that would be accepted now. Resync: take a
+// Snapshot and resume from its Seq. It matches ErrCompacted.
+type CompactedError struct {
+	Oldest uint64
+}
+
+func (e *CompactedError) Error() string {
+	return fmt.Sprintf("core: change history compacted: resume from %d or later (resync from a snapshot)", e.Oldest)
+}
+
+// Is reports whether target is ErrCompacted.
+func (e *CompactedError) Is(target error) bool { return target == ErrCompacted }

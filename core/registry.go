@@ -61,6 +61,7 @@ type Registry struct {
 	durable  uint64                 // highest sequence number durably reserved
 	anon     uint64                 // counter for anonymous owner names
 	scratch  txn                    // the working copy of the mutation in progress
+	taps     []*Tap                 // change feed taps (R47): every logged mutation as published
 	closed   bool
 
 	// The last reservation (reserveLocked), also guarded by mu.
@@ -91,6 +92,7 @@ type pending struct {
 	ready  bool          // durable (or needs no log)
 	logged bool          // carries a record; ready when the Log says so
 	bkts   uint8         // the buckets it changes (txn.buckets), counted when published
+	at     int64         // logged: the record's time (Unix ns), for taps
 	err    error         // set on failure
 	done   chan struct{} // closed when published or failed
 }
@@ -299,8 +301,8 @@ func (r *Registry) mutateAsync(fn func(t *txn) error) func() error {
 	seq := r.seq + 1
 	var p *pending
 	if logged {
-		lp := &pending{logged: true, done: make(chan struct{})} // not p: a captured p would be heap-allocated on every call
-		err := r.log.Append(&Mutation{Seq: seq, Time: time.Unix(0, t.clock()), Ops: t.ops}, func(err error) { r.logDone(lp, err) })
+		lp := &pending{logged: true, at: t.clock(), done: make(chan struct{})} // not p: a captured p would be heap-allocated on every call
+		err := r.log.Append(&Mutation{Seq: seq, Time: time.Unix(0, lp.at), Ops: t.ops}, func(err error) { r.logDone(lp, err) })
 		if err != nil { // nothing queued: the mutation never happened
 			r.mu.Unlock()
 			return failedWait(err)
@@ -412,6 +414,12 @@ func (r *Registry) publishLocked() {
 	for _, p := range r.queue {
 		if !p.ready {
 			break
+		}
+		if p.logged && len(r.taps) > 0 {
+			it := TapItem{Seq: p.st.seq, Time: time.Unix(0, p.at), Old: Snapshot{r.pub.Load()}, New: Snapshot{p.st}}
+			for _, t := range r.taps {
+				t.push(it)
+			}
 		}
 		r.pub.Store(p.st)
 		r.countPublished(p.bkts)

@@ -18,6 +18,11 @@
 // beside appends and checkpoints: the store's change feed (R47) is built
 // on it. The history held is at least Retain records and at most Retain +
 // CheckpointRecords; a Read from below Oldest is a *CompactedError.
+// CheckpointBase lets the caller choose the history instead: it deletes
+// exactly the covered records up to a base it names and stores the
+// caller's base data beside the checkpoint (ReadBase) — for the store,
+// the journaled config at the base, from which a change feed replays the
+// retained records to learn each record's old values.
 //
 // # Durability
 //
@@ -67,7 +72,7 @@
 // Bucket "meta":
 //
 //	key "format"   value "sysreg-journal" (14 bytes ASCII): tells a sysreg journal from any other bbolt file
-//	key "version"  value uint64 BE, 8 bytes: the format version, 3 (FormatVersion)
+//	key "version"  value uint64 BE, 8 bytes: the format version, 4 (FormatVersion)
 //	key "mark"     value uint64 BE, 8 bytes: the high-water mark of Reserve (0 at first)
 //
 // Buckets "records" and "tail" hold one entry each per record after the
@@ -92,6 +97,13 @@
 //	key "base"  uint64 BE, 8 bytes (version 3; optional): the key of the last record
 //	            deleted, the prev of the first record in the file, 0 if none was;
 //	            <= "last". Absent: equal to "last" (every covered record deleted)
+//	key "basekey"   uint64 BE, 8 bytes (version 4; optional, with the next two):
+//	                the key the base data describes the log up to (CheckpointBase's
+//	                base); "base" <= "basekey" <= "key", and no record lies between
+//	                "base" and "basekey"
+//	key "basecrc"   uint32 BE, 4 bytes: CRC-32C (Castagnoli) of "basedata"
+//	key "basedata"  the caller's base data (may be empty). Written by
+//	                CheckpointBase, removed by Checkpoint
 //
 // The tail keeps a commit's page writes small (flash wear): bbolt stores a
 // bucket whose leaf fits in a quarter page inline, in the leaf of the
@@ -120,12 +132,14 @@
 // FormatVersion is a *VersionError. A new format version will be needed
 // for any change to the above; readers refuse versions they do not know.
 // Version 1 is version 2 without the "tail" bucket; version 2 is version 3
-// without "base". Open reads both and upgrades them in one transaction
-// (creates the empty tail, sets "version" to 3) before it accepts a call;
+// without "base"; version 3 is version 4 without the base data (a version
+// 3 build would keep stale base data across its own checkpoints, hence the
+// new number). Open reads all of them and upgrades them in one transaction
+// (creates the empty tail, sets "version" to 4) before it accepts a call;
 // a build that knows only an older version then refuses the file with a
-// *VersionError. testdata/golden-v1.db, golden-v2.db and golden-v3.db
-// (written with Retain 2) are files that every build must keep reading
-// (TestGoldenV1, TestGoldenV2, TestGoldenV3).
+// *VersionError. testdata/golden-v1.db, golden-v2.db, golden-v3.db
+// (written with Retain 2) and golden-v4.db (CheckpointBase) are files
+// that every build must keep reading (TestGoldenV1 … TestGoldenV4).
 //
 // Page cache. On Linux the committer evicts the file's pages from the page
 // cache before its first commit and after each checkpoint (dropCache in

@@ -11,8 +11,9 @@ import (
 // FormatVersion is the on-disk format version this build writes and the
 // newest it reads. See the package documentation, "On-disk format".
 // Version 1 files (no tail bucket) and version 2 files (no checkpoint
-// "base") are read, and upgraded by Open.
-const FormatVersion uint64 = 3
+// "base") and version 3 files (no base snapshot) are read, and upgraded
+// by Open.
+const FormatVersion uint64 = 4
 
 // formatName is the value of meta/"format": it tells a sysreg journal from
 // any other bbolt file.
@@ -54,6 +55,10 @@ var (
 	keyCkptCRC  = []byte("crc")
 	keyCkptData = []byte("data")
 	keyCkptBase = []byte("base") // format version 3
+
+	keyCkptBaseKey  = []byte("basekey")  // format version 4
+	keyCkptBaseCRC  = []byte("basecrc")  // format version 4
+	keyCkptBaseData = []byte("basedata") // format version 4
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

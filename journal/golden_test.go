@@ -17,12 +17,13 @@ import (
 	"github.com/sysreg/sysreg/journal"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/golden-v3.db (a format change needs a new version instead; golden-v1.db and golden-v2.db can no longer be written)")
+var update = flag.Bool("update", false, "rewrite testdata/golden-v4.db (a format change needs a new version instead; golden-v1.db, golden-v2.db and golden-v3.db can no longer be written)")
 
 const (
 	goldenV1 = "testdata/golden-v1.db"
 	goldenV2 = "testdata/golden-v2.db"
 	goldenV3 = "testdata/golden-v3.db"
+	goldenV4 = "testdata/golden-v4.db"
 )
 
 // writeGolden writes the journal that the golden files hold: records 1..5,
@@ -260,15 +261,16 @@ func TestGoldenV2(t *testing.T) {
 		}
 	})
 	t.Run("upgrade", func(t *testing.T) {
-		// Open raises the version to 3 and changes nothing else: a
-		// checkpoint without "base" deleted every record it covered.
+		// Open raises the version (to 4 since R47's base data) and
+		// changes nothing else: a checkpoint without "base" deleted
+		// every record it covered.
 		path := filepath.Join(t.TempDir(), "j.db")
 		writeFile(t, path, golden)
 		j := open(t, path, journal.Options{})
 		if err := j.Close(); err != nil {
 			t.Fatal(err)
 		}
-		checkBuckets(t, path, goldenBuckets(3, recs[:9], recs[9:]))
+		checkBuckets(t, path, goldenBuckets(journal.FormatVersion, recs[:9], recs[9:]))
 	})
 }
 
@@ -279,20 +281,12 @@ var retainedRecs = []rec{{4, "record-4"}, {5, "record-5"}}
 // Retain 2: the checkpoint at 6 deleted records 1..3 (base 3) and kept 4
 // and 5, which moved with 7..15 from the tail to the records bucket.
 // Replay from the checkpoint yields 7..20, Read from 3 yields 4..20, and
-// Read from below 3 is a *CompactedError. Never regenerate it to make this
-// test pass: a format change needs a new version.
+// Read from below 3 is a *CompactedError. Never regenerate it: this
+// build writes version 4 (base data beside the checkpoint).
 func TestGoldenV3(t *testing.T) {
-	if *update {
-		tmp := filepath.Join(t.TempDir(), "golden.db")
-		writeGolden(t, tmp, true, 2)
-		if err := os.WriteFile(goldenV3, readFile(t, tmp), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("rewrote %s", goldenV3)
-	}
 	golden, err := os.ReadFile(goldenV3)
 	if err != nil {
-		t.Fatalf("%v (create it once with go test -run TestGoldenV3 -update)", err)
+		t.Fatal(err)
 	}
 	recs := goldenRecords(true)
 	all := append(slices.Clone(retainedRecs), recs...)
@@ -336,4 +330,105 @@ func TestGoldenV3(t *testing.T) {
 			}
 		}
 	})
+}
+
+// writeGoldenV4 writes writeGolden's journal, with the checkpoint written
+// by CheckpointBase(6, "checkpoint-6", 3, "base-3"): records 4 and 5 are
+// kept, and "base-3" is the base data.
+func writeGoldenV4(t *testing.T, path string) {
+	j, err := journal.Open(path, journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendAll(t, j, 1, 5)
+	if err := reserveWait(j, 100); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.CheckpointBase(6, []byte("checkpoint-6"), 3, []byte("base-3")); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range goldenRecords(true) {
+		if err := appendWait(j, r.Key, []byte(r.Data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestGoldenV4 checks the version 4 file byte by byte as doc.go specifies
+// it (the base data beside the checkpoint, for the change feed, R47) and
+// through the API. -update rewrites it; a format change needs a new
+// version instead.
+func TestGoldenV4(t *testing.T) {
+	if *update {
+		tmp := filepath.Join(t.TempDir(), "golden.db")
+		writeGoldenV4(t, tmp)
+		if err := os.WriteFile(goldenV4, readFile(t, tmp), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("rewrote %s", goldenV4)
+	}
+	golden, err := os.ReadFile(goldenV4)
+	if err != nil {
+		t.Fatalf("%v (create it once with go test -run TestGoldenV4 -update)", err)
+	}
+	recs := goldenRecords(true)
+	all := append(slices.Clone(retainedRecs), recs...)
+	t.Run("bytes", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "j.db")
+		writeFile(t, path, golden)
+		want := goldenBucketsBase(4, 3, all[:11], all[11:])
+		be := binary.BigEndian
+		want["checkpoint"]["basekey"] = be.AppendUint64(nil, 3)
+		want["checkpoint"]["basecrc"] = be.AppendUint32(nil, crc32.Checksum([]byte("base-3"), crc32.MakeTable(crc32.Castagnoli)))
+		want["checkpoint"]["basedata"] = []byte("base-3")
+		checkBuckets(t, path, want)
+	})
+	t.Run("api", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "j.db")
+		writeFile(t, path, golden)
+		j := open(t, path, journal.Options{})
+		base, data, ok, err := j.ReadBase()
+		if err != nil || !ok || base != 3 || string(data) != "base-3" {
+			t.Errorf("ReadBase = %d, %q, %v, %v", base, data, ok, err)
+		}
+		if got := read(t, j, 3); !equalRecs(got, all) {
+			t.Errorf("Read(3) = %+v, want %+v", got, all)
+		}
+		if j.Oldest() != 3 {
+			t.Errorf("Oldest = %d, want 3", j.Oldest())
+		}
+		// A checkpoint without a base removes the base data.
+		if err := j.Checkpoint(20, []byte("c20")); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, ok, err := j.ReadBase(); ok || err != nil {
+			t.Errorf("ReadBase after Checkpoint: ok %v, err %v", ok, err)
+		}
+	})
+}
+
+// TestCheckpointBase checks that CheckpointBase deletes exactly the
+// records up to its base and refuses a base above the key or below
+// Oldest (R47's history).
+func TestCheckpointBase(t *testing.T) {
+	j := open(t, filepath.Join(t.TempDir(), "j.db"), journal.Options{Retain: 100})
+	appendAll(t, j, 1, 10)
+	if err := j.CheckpointBase(8, []byte("c8"), 4, []byte("b4")); err != nil {
+		t.Fatal(err)
+	}
+	if j.Oldest() != 4 {
+		t.Errorf("Oldest = %d, want 4", j.Oldest())
+	}
+	if got := read(t, j, 4); len(got) != 6 || got[0].Key != 5 {
+		t.Errorf("Read(4) = %+v", got)
+	}
+	if err := j.CheckpointBase(9, []byte("c9"), 10, nil); !errors.Is(err, journal.ErrKeyOrder) {
+		t.Errorf("base above key: %v", err)
+	}
+	if err := j.CheckpointBase(9, []byte("c9"), 2, nil); !errors.Is(err, journal.ErrKeyOrder) {
+		t.Errorf("base below Oldest: %v", err)
+	}
 }

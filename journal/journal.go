@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -143,6 +144,11 @@ type op struct {
 	err    error       // set when queued: the op fails without touching the file
 	done   func(error) // Append, Reserve
 	result chan error  // Checkpoint (buffered, 1)
+	// CheckpointBase: delete only the records up to base, and store
+	// baseData as the base data.
+	hasBase  bool
+	base     uint64
+	baseData []byte
 }
 
 // durable is what the file holds, as the committer knows it.
@@ -668,11 +674,36 @@ func callDone(done func(error), err error) {
 // data is kept until Checkpoint returns. A failed commit puts the journal in
 // the failed state like a failed Append.
 func (j *Journal) Checkpoint(key uint64, data []byte) error {
+	return j.checkpoint(op{kind: opCheckpoint, key: key, data: data})
+}
+
+// CheckpointBase is Checkpoint, but the caller says which history to
+// keep instead of Options.Retain: it deletes exactly the covered records
+// with a key up to base (base <= key, and not below Oldest), and stores
+// baseData beside the checkpoint as the base data (ReadBase): the
+// caller's own description of the log up to base (for a change feed, its
+// state there, from which the retained records can be replayed). A later
+// Checkpoint without a base removes the base data.
+func (j *Journal) CheckpointBase(key uint64, data []byte, base uint64, baseData []byte) error {
+	switch {
+	case base > key:
+		return fmt.Errorf("%w: checkpoint %d with base %d above it", ErrKeyOrder, key, base)
+	case base < j.Oldest():
+		return fmt.Errorf("%w: checkpoint base %d below the oldest retained key %d", ErrKeyOrder, base, j.Oldest())
+	case len(baseData) > MaxCheckpointSize:
+		return fmt.Errorf("%w: checkpoint base %d of %d bytes, limit %d", ErrTooLarge, base, len(baseData), MaxCheckpointSize)
+	}
+	return j.checkpoint(op{kind: opCheckpoint, key: key, data: data, hasBase: true, base: base, baseData: baseData})
+}
+
+func (j *Journal) checkpoint(o op) error {
+	key, data := o.key, o.data
 	if len(data) > MaxCheckpointSize {
 		return fmt.Errorf("%w: checkpoint %d of %d bytes, limit %d", ErrTooLarge, key, len(data), MaxCheckpointSize)
 	}
 	start := time.Now()
 	res := make(chan error, 1)
+	o.result = res
 	j.mu.Lock()
 	switch {
 	case j.closed:
@@ -688,7 +719,7 @@ func (j *Journal) Checkpoint(key uint64, data []byte) error {
 	}
 	j.ckptAccepted = key
 	j.accepted = max(j.accepted, key)
-	j.queue = append(j.queue, op{kind: opCheckpoint, key: key, data: data, result: res})
+	j.queue = append(j.queue, o)
 	j.mu.Unlock()
 	j.signal()
 	err := <-res
@@ -914,7 +945,7 @@ func (j *Journal) write(batch []op) error {
 				if cb == nil {
 					return reasonf("bucket checkpoint missing")
 				}
-				if err := j.putCheckpoint([]*bolt.Bucket{records, tail}, cb, o.key, o.data, &st); err != nil {
+				if err := j.putCheckpoint([]*bolt.Bucket{records, tail}, cb, o, &st); err != nil {
 					return err
 				}
 				ckpts++
@@ -963,8 +994,10 @@ func (j *Journal) write(batch []op) error {
 
 // putCheckpoint stores the checkpoint and deletes the records up to key
 // from buckets (records, tail) but the newest ones that Options.Retain
-// keeps, in the committer's transaction.
-func (j *Journal) putCheckpoint(buckets []*bolt.Bucket, cb *bolt.Bucket, key uint64, data []byte, st *durable) error {
+// keeps (with a base: but those above o.base), in the committer's
+// transaction.
+func (j *Journal) putCheckpoint(buckets []*bolt.Bucket, cb *bolt.Bucket, o *op, st *durable) error {
+	key, data := o.key, o.data
 	type covered struct {
 		key  []byte
 		size int64
@@ -998,6 +1031,9 @@ func (j *Journal) putCheckpoint(buckets []*bolt.Bucket, cb *bolt.Bucket, key uin
 	// Keep the newest Retain records, counting those above key.
 	above := st.records + st.retained - len(cov)
 	keep := min(len(cov), max(0, j.retain-above))
+	if o.hasBase {
+		keep = len(cov) - sort.Search(len(cov), func(i int) bool { return binary.BigEndian.Uint64(cov[i].key) > o.base })
+	}
 	var keptBytes int64
 	for i, r := range cov {
 		if i >= len(cov)-keep {
@@ -1021,6 +1057,21 @@ func (j *Journal) putCheckpoint(buckets []*bolt.Bucket, cb *bolt.Bucket, key uin
 	for _, kv := range [][2][]byte{{keyCkptKey, u64(key)}, {keyCkptLast, u64(last)}, {keyCkptBase, u64(base)}, {keyCkptCRC, crcField}, {keyCkptData, data}} {
 		if err := cb.Put(kv[0], kv[1]); err != nil {
 			return fmt.Errorf("put checkpoint %s: %w", kv[0], err)
+		}
+	}
+	if o.hasBase {
+		baseCRC := make([]byte, 4)
+		putU32(baseCRC, crc(o.baseData))
+		for _, kv := range [][2][]byte{{keyCkptBaseKey, u64(o.base)}, {keyCkptBaseCRC, baseCRC}, {keyCkptBaseData, o.baseData}} {
+			if err := cb.Put(kv[0], kv[1]); err != nil {
+				return fmt.Errorf("put checkpoint %s: %w", kv[0], err)
+			}
+		}
+	} else {
+		for _, k := range [][]byte{keyCkptBaseKey, keyCkptBaseCRC, keyCkptBaseData} {
+			if err := cb.Delete(k); err != nil {
+				return fmt.Errorf("delete checkpoint %s: %w", k, err)
+			}
 		}
 	}
 	st.ckptKey, st.ckptLast, st.ckptSize, st.base = key, last, int64(len(data)), base

@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -193,4 +194,48 @@ func (j *Journal) chunks(from []byte, after uint64, begin func(tx *bolt.Tx, pos 
 			return pos, nil
 		}
 	}
+}
+
+// ReadBase returns the base data that the latest checkpoint stored with
+// CheckpointBase, and the base it was given (a copy the caller owns); ok
+// is false when there is none (no checkpoint, one written by Checkpoint,
+// or a file of format version 3 or older). A CRC mismatch is a
+// *CorruptError. The base data describes the log up to base; every
+// record above base that a checkpoint covers is still in the file (Read
+// returns it) as long as no later checkpoint replaced the base.
+func (j *Journal) ReadBase() (base uint64, data []byte, ok bool, err error) {
+	if j.isClosed() {
+		return 0, nil, false, ErrClosed
+	}
+	err = guard(j.path, "read checkpoint base", func() error {
+		return j.db.View(func(tx *bolt.Tx) error {
+			cb := tx.Bucket(bucketCheckpoint)
+			if cb == nil {
+				return reasonf("bucket checkpoint missing")
+			}
+			keyField, crcField, dataField := cb.Get(keyCkptBaseKey), cb.Get(keyCkptBaseCRC), cb.Get(keyCkptBaseData)
+			if keyField == nil && crcField == nil && dataField == nil {
+				return nil
+			}
+			if keyField == nil || crcField == nil || dataField == nil {
+				return reasonf("checkpoint base: incomplete (basekey, basecrc and basedata must all be present)")
+			}
+			k, err := decodeU64("checkpoint basekey", keyField)
+			if err != nil {
+				return err
+			}
+			if len(crcField) != 4 {
+				return reasonf("checkpoint base %d: crc of %d bytes, want 4", k, len(crcField))
+			}
+			if want, got := binary.BigEndian.Uint32(crcField), crc(dataField); want != got {
+				return reasonf("checkpoint base %d: crc mismatch (stored %08x, computed %08x)", k, want, got)
+			}
+			base, data, ok = k, append([]byte{}, dataField...), true
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, nil, false, corruptWrap(j.path, err)
+	}
+	return base, data, ok, nil
 }

@@ -47,6 +47,41 @@
 // connection. A lost connection fails every call with ErrConnLost; owners
 // do not re-attach by themselves.
 //
+// # Change feed
+//
+// Changes(ctx, from) streams every mutation above from that changed a
+// journaled config layer (fleet, saved, runtime), in order and
+// uncoalesced, each as a FeedItem with its per-layer changes (R47). A
+// consumer that restarts resumes from the last Seq it saw; when that is
+// older than the history kept it gets a *core.CompactedError and resyncs:
+// Snapshot, then Changes from the snapshot's Seq. See ExampleStore_Changes.
+//
+// How it is built. Journal records hold ops (merge, delete, drop, set),
+// not old values, so a feed needs each layer as it was before a record.
+// The store keeps a feed base: the journaled layers at the oldest point
+// of the history (the records the journal keeps after it, at least
+// Options.FeedRetention of them). Each checkpoint moves the base forward —
+// the checkpointer replays the records it is about to delete onto the old
+// base — and stores it with the checkpoint (journal.CheckpointBase, format
+// version 4), in the same transaction that deletes those records; Open
+// reads it back (a journal of version 3 has none: the base is then the
+// checkpoint itself, and the history before it is reported compacted
+// until the next checkpoint). A feed catches up by replaying the journal
+// from the base in memory (core.Snapshot.Apply) and reporting, for each
+// record above from, core.FeedChanges between the states before and after
+// it. A checkpoint writes a second config-sized snapshot (flash wear).
+//
+// Live, a feed registers a tap in the registry (core.Tap) before it reads
+// the journal, so that nothing published after the read began is missed;
+// live items at or below the last sequence number caught up are dropped,
+// so the hand-over has no gap and no duplicate. The tap buffers at most
+// 1,024 items for a feed whose reader is busy; beyond that it drops them
+// and the feed catches up from the journal again (the writers never wait
+// for a feed, and no item is lost silently: a reader that falls behind the
+// retained history ends with a *core.CompactedError). Each feed runs one
+// goroutine, which Close (or the ctx given to Changes, or Store.Close)
+// stops.
+//
 // # Fleet
 //
 // With Options.Fleet, Open starts the fleet bridge (internal/fleet, R53)

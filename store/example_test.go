@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"os"
@@ -55,4 +56,46 @@ func Example() {
 	// Output:
 	// {"config":{"wifi":{"wlan0":{"channel":11,"ssid":"home"}}}}
 	// home owned by wifi-setup
+}
+
+// ExampleStore_Changes is a resumable consumer of the change feed (R47):
+// it remembers the last seq it saw, resumes from there, and resyncs from
+// a snapshot when the history it needs is gone.
+func ExampleStore_Changes() {
+	dir, _ := os.MkdirTemp("", "sysreg-feed")
+	defer os.RemoveAll(dir)
+	s, err := store.Open(dir, store.Options{})
+	if err != nil {
+		panic(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	o, _ := s.Owner(ctx, "wifid", core.OwnerOptions{KeepConfig: true})
+	wlan := core.ConfigScope("wifi", "wlan0")
+	_ = o.Update(ctx, wlan, core.Values{"ssid": "home"})
+	_ = o.Update(ctx, wlan, core.Values{"ssid": "office"})
+
+	saved := map[string]uint64{} // the consumer's own storage
+	last := saved["feed"]        // its position: 0 = nothing seen yet
+	feed, err := s.Changes(ctx, last)
+	var compacted *core.CompactedError
+	if errors.As(err, &compacted) {
+		snap, _ := s.Snapshot(ctx) // resync: the whole view, then changes after it
+		last = snap.Seq()
+		feed, err = s.Changes(ctx, last)
+	}
+	if err != nil {
+		panic(err)
+	}
+	defer feed.Close()
+	for range 2 {
+		item := <-feed.C()
+		for _, c := range item.Changes {
+			fmt.Printf("%s %s/%s: %v -> %v\n", c.Layer, c.Scope, c.Key, c.Old, c.New)
+		}
+		saved["feed"] = item.Seq // a restarted consumer resumes from here
+	}
+	// Output:
+	// saved config/wifi/wlan0/ssid: <nil> -> home
+	// saved config/wifi/wlan0/ssid: home -> office
 }

@@ -38,6 +38,10 @@ type Registry interface {
 	// scope).
 	ResetKeys(ctx context.Context, scope core.Scope, keys []string, layers ...core.Layer) error
 	Close() error
+	// Changes starts a change feed (R47) of every mutation with a
+	// sequence number above from that changed a journaled config layer:
+	// see Store.Changes.
+	Changes(ctx context.Context, from uint64) (Feed, error)
 	// Stats returns the registry's figures; see Stats.
 	Stats(ctx context.Context) (Stats, error)
 }
@@ -136,6 +140,17 @@ type Store struct {
 	defaultsMu  sync.Mutex    // serialises ReloadDefaults
 	fleet       *fleet.Bridge // nil without Options.Fleet
 
+	// The change feed (R47). baseMu guards base: the journaled config at
+	// the oldest sequence number a feed can start from (the journal's
+	// records after it are retained); the checkpointer moves it, holding
+	// baseMu across the checkpoint that deletes the records up to it.
+	retain  int        // journal Retain: feedRetention(Options.FeedRetention)
+	ckptMu  sync.Mutex // serialises checkpoints (the checkpointer's, tests')
+	baseMu  sync.Mutex
+	base    core.Snapshot
+	feedsMu sync.Mutex              // guards feeds
+	feeds   map[*storeFeed]struct{} // live feeds, ended by Close
+
 	stop, stopped chan struct{}
 	closed        atomic.Bool
 	closeOnce     sync.Once
@@ -187,6 +202,11 @@ func Open(dir string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
+	base, err := loadBase(j)
+	if err != nil {
+		j.Close()
+		return nil, openError(err)
+	}
 	rep := res.Report
 	prev, err := takeCleanMark(dir, rep)
 	if err != nil {
@@ -205,6 +225,9 @@ func Open(dir string, opts Options) (*Store, error) {
 
 		defaultsDir: opts.DefaultsDir,
 		maxBytes:    maxBytes,
+		retain:      jopts.Retain,
+		base:        base,
+		feeds:       map[*storeFeed]struct{}{},
 	}
 	s.reg = core.New(core.Options{
 		Log:            journalLog{j, s.health, &s.jfailed},
@@ -347,21 +370,6 @@ func (s *Store) checkpointer() {
 	}
 }
 
-// checkpoint writes a checkpoint of the journaled layers of the published
-// config (R28, R41) and returns its sequence number.
-func (s *Store) checkpoint() (uint64, error) {
-	snap := s.reg.Snapshot()
-	start := time.Now()
-	data, err := codec.EncodeSnapshot(snap, core.Config)
-	if err == nil {
-		err = s.j.Checkpoint(snap.Seq(), data)
-	}
-	if err == nil {
-		s.logger.Debug("checkpoint", "seq", snap.Seq(), "bytes", len(data), "elapsed", time.Since(start))
-	}
-	return snap.Seq(), err
-}
-
 // Dir returns the data directory.
 func (s *Store) Dir() string { return s.dir }
 
@@ -494,6 +502,7 @@ func (s *Store) Close() error {
 			s.fleet.Close() // before the registry: its subscription ends first
 		}
 		s.reg.Close()
+		s.closeFeeds()
 		close(s.stop)
 		<-s.stopped
 		// Every call has finished: mark the run clean, unless the journal
