@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/sysreg/sysreg/core"
 )
@@ -170,4 +171,49 @@ func BenchmarkGuardedCommit(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkGuardedCommitRatio measures the same two commits as
+// BenchmarkGuardedCommit — with and without an IfModSeq condition —
+// alternating in blocks of 256 within one run, so that the load of a
+// shared machine falls on both alike, and reports guarded/unguarded, the
+// ratio of their mean times (target ≤ 1.2, issue #10).
+func BenchmarkGuardedCommitRatio(b *testing.B) {
+	sc := core.ConfigScope("ntp", "main")
+	r := core.New(core.Options{})
+	defer r.Close()
+	o, err := r.Owner(b.Context(), "w", core.OwnerOptions{KeepConfig: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const block = 256
+	var plain, guarded time.Duration
+	i := int64(0)
+	for b.Loop() {
+		for guard := range 2 {
+			start := time.Now()
+			for range block {
+				i++
+				put := core.Put(sc, core.Values{"n": i, "server": "pool"})
+				var err error
+				if guard == 1 {
+					m, _ := r.Snapshot().Meta(sc, "n")
+					err = o.Commit(b.Context(), core.IfModSeq(sc, "n", m.ModSeq), put)
+				} else {
+					err = o.Commit(b.Context(), put)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			if guard == 1 {
+				guarded += time.Since(start)
+			} else {
+				plain += time.Since(start)
+			}
+		}
+	}
+	b.ReportMetric(float64(guarded)/float64(plain), "guarded/unguarded")
+	b.ReportMetric(float64(plain.Nanoseconds())/float64(b.N*block), "ns/unguarded")
+	b.ReportMetric(float64(guarded.Nanoseconds())/float64(b.N*block), "ns/guarded")
 }

@@ -42,7 +42,7 @@ var (
 	// the layer asked for). Nothing is written.
 	ErrNoMatch = errors.New("store: export: no config scope matches")
 	// ErrNotJSON: a value that JSON cannot hold exactly; export with CBOR.
-	ErrNotJSON = errors.New("store: export: value has no exact JSON form (use the CBOR form, sysregd export --cbor)")
+	ErrNotJSON = errors.New("store: export: a value has no exact JSON form")
 	// ErrBadImport: a file that is not an export of either form, or whose
 	// values break R1/R2. Nothing is applied.
 	ErrBadImport = errors.New("store: import: not a sysreg export")
@@ -121,7 +121,7 @@ func Export(snap core.Snapshot, p core.Pattern, opts ExportOptions) ([]byte, err
 // keys sorted, or fails with ErrNotJSON naming the key path.
 func exactJSON(buf *bytes.Buffer, v any, path []string) error {
 	notJSON := func(what string) error {
-		return fmt.Errorf("%w: %s is %s", ErrNotJSON, exportPath(path), what)
+		return fmt.Errorf("%w: %s is %s; export the CBOR form (ExportOptions.CBOR, sysregd export --cbor), which keeps every type", ErrNotJSON, exportPath(path), what)
 	}
 	switch x := v.(type) {
 	case nil:
@@ -212,10 +212,7 @@ func ParseExport(name string, data []byte) (map[core.Scope]core.Values, error) {
 			if de.Line > 0 {
 				at = fmt.Sprintf("%s:%d:%d", de.Path, de.Line, de.Column)
 			}
-			if de.Err != nil {
-				return nil, fmt.Errorf("%w: %s: %s (%w)", ErrBadImport, at, de.Reason, de.Err)
-			}
-			return nil, fmt.Errorf("%w: %s: %s", ErrBadImport, at, de.Reason)
+			return nil, fmt.Errorf("%w: %s: %w", ErrBadImport, at, &reasonError{de.Reason, de.Err})
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrBadImport, err)
@@ -300,3 +297,12 @@ func Import(ctx context.Context, reg Registry, name string, scopes map[core.Scop
 	}
 	return n, nil
 }
+
+// reasonError is a message that wraps its cause without repeating it.
+type reasonError struct {
+	msg string
+	err error // may be nil
+}
+
+func (e *reasonError) Error() string { return e.msg }
+func (e *reasonError) Unwrap() error { return e.err }

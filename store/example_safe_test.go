@@ -1,0 +1,80 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+
+	"github.com/sysreg/sysreg/core"
+	"github.com/sysreg/sysreg/store"
+)
+
+// Example_guardedEdit: two editors of config/ntp/main; the one whose read
+// is stale gets a conflict instead of overwriting the other's change
+// (R43). Then a backup, an export, a factory reset and an import (R45,
+// R46). The README's "Changing config safely" mirrors it.
+func Example_guardedEdit() {
+	dir, err := os.MkdirTemp("", "sysreg-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	s, err := store.Open(filepath.Join(dir, "data"), store.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	ntp := core.ConfigScope("ntp", "main")
+	ui, _ := s.Owner(ctx, "web-ui", core.OwnerOptions{Layer: core.Saved})
+	cloud, _ := s.Owner(ctx, "cloud-agent", core.OwnerOptions{Layer: core.Saved})
+	// Create only if absent.
+	if err := ui.Commit(ctx, core.IfModSeq(ntp, "server", 0), core.Put(ntp, core.Values{"server": "pool.ntp.org"})); err != nil {
+		log.Fatal(err)
+	}
+
+	// Both read the key's mod seq; the cloud agent writes first.
+	snap, _ := s.Snapshot(ctx)
+	meta, _ := snap.Meta(ntp, "server")
+	if err := cloud.Commit(ctx, core.IfModSeq(ntp, "server", meta.ModSeq), core.Put(ntp, core.Values{"server": "time.example.com"})); err != nil {
+		log.Fatal(err)
+	}
+	err = ui.Commit(ctx, core.IfModSeq(ntp, "server", meta.ModSeq), core.Put(ntp, core.Values{"server": "ntp.home"}))
+	var ce *core.ConflictError
+	fmt.Println("web-ui:", errors.Is(err, core.ErrConflict), errors.As(err, &ce) && ce.Key == "server")
+
+	// A consistent copy of the journal, while the store runs.
+	if _, err := store.WriteBackup(ctx, s, filepath.Join(dir, "backup.db")); err != nil {
+		log.Fatal(err)
+	}
+	// Export the saved layer, reset it (factory reset), import it back.
+	snap, _ = s.Snapshot(ctx)
+	exported, err := store.Export(snap, core.Pattern{}, store.ExportOptions{Layer: core.Saved})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(string(exported))
+	if err := s.Reset(ctx, core.Pattern{}); err != nil {
+		log.Fatal(err)
+	}
+	snap, _ = s.Snapshot(ctx)
+	fmt.Println("after reset:", snap.Len(core.Config), "config keys")
+	scopes, err := store.ParseExport("export.json", exported)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := store.Import(ctx, s, "restore", scopes); err != nil {
+		log.Fatal(err)
+	}
+	snap, _ = s.Snapshot(ctx)
+	server, _ := snap.Get(ntp, "server")
+	fmt.Println("after import:", server)
+	// Output:
+	// web-ui: true true
+	// {"ntp":{"main":{"server":"time.example.com"}}}
+	// after reset: 0 config keys
+	// after import: time.example.com
+}
