@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -418,18 +419,39 @@ func leafKV[V any](x, y *hleaf[V]) (key string, a, b V) {
 // and ±Inf become the strings "NaN", "+Inf", "-Inf". Integers are exact.
 func (s Snapshot) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
-	writeJSON(&buf, s.Map())
+	writeJSON(&buf, s.Map(), false, nil) // never fails when not exact
 	return buf.Bytes(), nil
 }
 
 // ValueJSON renders one value as MarshalJSON does.
 func ValueJSON(v any) []byte {
 	var buf bytes.Buffer
-	writeJSON(&buf, v)
+	writeJSON(&buf, v, false, nil) // never fails when not exact
 	return buf.Bytes()
 }
 
-func writeJSON(buf *bytes.Buffer, v any) {
+// ErrNotJSON: a value that JSON cannot hold exactly (ExactJSON).
+var ErrNotJSON = errors.New("core: value has no exact JSON form")
+
+// ExactJSON renders v (in normal form) as JSON that FromJSON reads back as
+// exactly v, types included: keys sorted, a float always with a '.' or an
+// exponent, an integer never. A value JSON cannot hold so — bytes, NaN,
+// ±Inf, a uint64 that fits an int64 (it would read back as int64) — is an
+// error matching ErrNotJSON naming its key path.
+func ExactJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := writeJSON(&buf, v, true, nil); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// writeJSON writes v; exact is ExactJSON's mode (path: the keys leading to
+// v, for its errors), else MarshalJSON's, which never fails.
+func writeJSON(buf *bytes.Buffer, v any, exact bool, path valuePath) error {
+	notJSON := func(what string) error {
+		return fmt.Errorf("%w: %s is %s", ErrNotJSON, path, what)
+	}
 	switch x := v.(type) {
 	case nil:
 		buf.WriteString("null")
@@ -438,9 +460,14 @@ func writeJSON(buf *bytes.Buffer, v any) {
 	case int64:
 		buf.WriteString(strconv.FormatInt(x, 10))
 	case uint64:
+		if exact && x <= math.MaxInt64 {
+			return notJSON(fmt.Sprintf("the uint64 %d, which JSON gives back as an int64", x))
+		}
 		buf.WriteString(strconv.FormatUint(x, 10))
 	case float64:
 		switch {
+		case exact && (math.IsNaN(x) || math.IsInf(x, 0)):
+			return notJSON(fmt.Sprintf("the float %v", x))
 		case math.IsNaN(x):
 			buf.WriteString(`"NaN"`)
 		case math.IsInf(x, 1):
@@ -449,12 +476,18 @@ func writeJSON(buf *bytes.Buffer, v any) {
 			buf.WriteString(`"-Inf"`)
 		default:
 			b, _ := json.Marshal(x)
+			if exact && !bytes.ContainsAny(b, ".eE") {
+				b = append(b, ".0"...)
+			}
 			buf.Write(b)
 		}
 	case string:
 		b, _ := json.Marshal(x)
 		buf.Write(b)
 	case []byte:
+		if exact {
+			return notJSON(fmt.Sprintf("%d bytes", len(x)))
+		}
 		buf.WriteByte('"')
 		buf.WriteString(base64.StdEncoding.EncodeToString(x))
 		buf.WriteByte('"')
@@ -464,7 +497,9 @@ func writeJSON(buf *bytes.Buffer, v any) {
 			if i > 0 {
 				buf.WriteByte(',')
 			}
-			writeJSON(buf, e)
+			if err := writeJSON(buf, e, exact, append(path, "["+strconv.Itoa(i)+"]")); err != nil {
+				return err
+			}
 		}
 		buf.WriteByte(']')
 	case map[string]any:
@@ -481,14 +516,20 @@ func writeJSON(buf *bytes.Buffer, v any) {
 			b, _ := json.Marshal(k)
 			buf.Write(b)
 			buf.WriteByte(':')
-			writeJSON(buf, x[k])
+			if err := writeJSON(buf, x[k], exact, append(path, k)); err != nil {
+				return err
+			}
 		}
 		buf.WriteByte('}')
 	default:
+		if exact {
+			return notJSON(fmt.Sprintf("a %T", v))
+		}
 		b, err := json.Marshal(x)
 		if err != nil {
 			b = []byte("null")
 		}
 		buf.Write(b)
 	}
+	return nil
 }

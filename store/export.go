@@ -6,9 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/fxamacker/cbor/v2"
@@ -42,7 +42,8 @@ var (
 	// the layer asked for). Nothing is written.
 	ErrNoMatch = errors.New("store: export: no config scope matches")
 	// ErrNotJSON: a value that JSON cannot hold exactly; export with CBOR.
-	ErrNotJSON = errors.New("store: export: a value has no exact JSON form")
+	// It is core.ErrNotJSON.
+	ErrNotJSON = core.ErrNotJSON
 	// ErrBadImport: a file that is not an export of either form, or whose
 	// values break R1/R2. Nothing is applied.
 	ErrBadImport = errors.New("store: import: not a sysreg export")
@@ -109,94 +110,36 @@ func Export(snap core.Snapshot, p core.Pattern, opts ExportOptions) ([]byte, err
 		}
 		return cbor.Marshal([]any{exportMagic, exportVersion, cbor.RawMessage(body)})
 	}
+	// JSON, exact (core.ExactJSON), assembled scope by scope so that an
+	// error names the scope.
 	var buf bytes.Buffer
-	if err := exactJSON(&buf, doc, nil); err != nil {
-		return nil, err
-	}
-	buf.WriteByte('\n')
-	return buf.Bytes(), nil
-}
-
-// exactJSON writes v as JSON that reads back (core.FromJSON) as v exactly,
-// keys sorted, or fails with ErrNotJSON naming the key path.
-func exactJSON(buf *bytes.Buffer, v any, path []string) error {
-	notJSON := func(what string) error {
-		return fmt.Errorf("%w: %s is %s; export the CBOR form (ExportOptions.CBOR, sysregd export --cbor), which keeps every type", ErrNotJSON, exportPath(path), what)
-	}
-	switch x := v.(type) {
-	case nil:
-		buf.WriteString("null")
-	case bool:
-		buf.WriteString(strconv.FormatBool(x))
-	case int64:
-		buf.WriteString(strconv.FormatInt(x, 10))
-	case uint64:
-		if x <= math.MaxInt64 {
-			return notJSON(fmt.Sprintf("uint64 %d, which JSON would give back as an int64", x))
+	buf.WriteByte('{')
+	for i, typ := range slices.Sorted(maps.Keys(doc)) {
+		if i > 0 {
+			buf.WriteByte(',')
 		}
-		buf.WriteString(strconv.FormatUint(x, 10))
-	case float64:
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return notJSON(fmt.Sprintf("the float %v", x))
-		}
-		b := strconv.AppendFloat(nil, x, 'g', -1, 64)
-		if !bytes.ContainsAny(b, ".eE") {
-			b = append(b, ".0"...)
-		}
+		b, _ := json.Marshal(typ) // a string always marshals
 		buf.Write(b)
-	case string:
-		b, _ := json.Marshal(x) // a string always marshals
-		buf.Write(b)
-	case []byte:
-		return notJSON(fmt.Sprintf("%d bytes", len(x)))
-	case []any:
-		buf.WriteByte('[')
-		for i, e := range x {
-			if i > 0 {
+		buf.WriteString(":{")
+		subs := doc[typ].(map[string]any)
+		for j, sub := range slices.Sorted(maps.Keys(subs)) {
+			if j > 0 {
 				buf.WriteByte(',')
 			}
-			if err := exactJSON(buf, e, append(path, strconv.Itoa(i))); err != nil {
-				return err
-			}
-		}
-		buf.WriteByte(']')
-	case map[string]any:
-		buf.WriteByte('{')
-		for i, k := range slices.Sorted(func(yield func(string) bool) {
-			for k := range x {
-				if !yield(k) {
-					return
-				}
-			}
-		}) {
-			if i > 0 {
-				buf.WriteByte(',')
-			}
-			b, _ := json.Marshal(k)
+			b, _ := json.Marshal(sub)
 			buf.Write(b)
 			buf.WriteByte(':')
-			if err := exactJSON(buf, x[k], append(path, k)); err != nil {
-				return err
+			js, err := core.ExactJSON(subs[sub])
+			if err != nil {
+				return nil, fmt.Errorf("store: export %s: %w; export the CBOR form (ExportOptions.CBOR, sysregd export --cbor), which keeps every type",
+					core.ConfigScope(typ, sub), err)
 			}
+			buf.Write(js)
 		}
 		buf.WriteByte('}')
-	default:
-		return notJSON(fmt.Sprintf("a %T", v))
 	}
-	return nil
-}
-
-// exportPath names a value by its path in the export: type/subtype key.path.
-func exportPath(path []string) string {
-	switch len(path) {
-	case 0:
-		return "the export"
-	case 1:
-		return "type " + path[0]
-	case 2:
-		return "config/" + path[0] + "/" + path[1]
-	}
-	return fmt.Sprintf("config/%s/%s key %s", path[0], path[1], strings.Join(path[2:], "."))
+	buf.WriteString("}\n")
+	return buf.Bytes(), nil
 }
 
 // ParseExport reads an export file of either form (data, named name in

@@ -137,3 +137,15 @@ func (cf clientFlags) dial(ctx context.Context) (*store.Client, context.Context,
 	}
 	return c, ctx, cancel, nil
 }
+
+// run dials the daemon, calls fn with the command's context (carrying
+// --timeout) and the client, and closes the client.
+func (cf clientFlags) run(cmd *cobra.Command, fn func(ctx context.Context, c *store.Client) error) error {
+	c, ctx, cancel, err := cf.dial(cmd.Context())
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	defer c.Close()
+	return fn(ctx, c)
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -42,20 +43,16 @@ journal, values since overwritten included. Prints {"file": FILE, "bytes": N}.`,
 			if len(args) != 1 || args[0] == "" {
 				return usagef("backup takes one FILE, got %q", args)
 			}
-			c, ctx, cancel, err := cf.dial(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			defer c.Close()
-			n, err := store.WriteBackup(ctx, c, args[0])
-			if err != nil {
-				return err
-			}
-			return out.writeValue(cmd.OutOrStdout(), struct {
-				File  string `json:"file"`
-				Bytes int64  `json:"bytes"`
-			}{args[0], n})
+			return cf.run(cmd, func(ctx context.Context, c *store.Client) error {
+				n, err := store.WriteBackup(ctx, c, args[0])
+				if err != nil {
+					return err
+				}
+				return out.writeValue(cmd.OutOrStdout(), struct {
+					File  string `json:"file"`
+					Bytes int64  `json:"bytes"`
+				}{args[0], n})
+			})
 		})
 	cf = addClientFlags(cmd, true)
 	out = outputFlag(cmd)
@@ -170,29 +167,25 @@ and the daemon's own uid may reset. Prints what it removed, as JSON:
 					layers = append(layers, l)
 				}
 			}
-			c, ctx, cancel, err := cf.dial(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			defer c.Close()
-			before, err := c.Snapshot(ctx)
-			if err != nil {
-				return err
-			}
-			if len(keys) > 0 {
-				err = c.ResetKeys(ctx, scope, keys, layers...)
-			} else {
-				err = c.Reset(ctx, p, layers...)
-			}
-			if err != nil {
-				return fmt.Errorf("reset: %w", err)
-			}
-			after, err := c.Snapshot(ctx)
-			if err != nil {
-				return err
-			}
-			return out.writeValue(cmd.OutOrStdout(), removedKeys(before, after, p, layers))
+			return cf.run(cmd, func(ctx context.Context, c *store.Client) error {
+				before, err := c.Snapshot(ctx)
+				if err != nil {
+					return err
+				}
+				if len(keys) > 0 {
+					err = c.ResetKeys(ctx, scope, keys, layers...)
+				} else {
+					err = c.Reset(ctx, p, layers...)
+				}
+				if err != nil {
+					return fmt.Errorf("reset: %w", err)
+				}
+				after, err := c.Snapshot(ctx)
+				if err != nil {
+					return err
+				}
+				return out.writeValue(cmd.OutOrStdout(), removedKeys(before, after, p, layers))
+			})
 		})
 	cf = addClientFlags(cmd, true)
 	out = outputFlag(cmd)
@@ -274,22 +267,18 @@ redirect it to a file). A PATTERN that matches nothing is an error.
 				}
 				opts.Layer = l
 			}
-			c, ctx, cancel, err := cf.dial(cmd.Context())
-			if err != nil {
+			return cf.run(cmd, func(ctx context.Context, c *store.Client) error {
+				snap, err := c.Snapshot(ctx)
+				if err != nil {
+					return err
+				}
+				data, err := store.Export(snap, p, opts)
+				if err != nil {
+					return err
+				}
+				_, err = cmd.OutOrStdout().Write(data)
 				return err
-			}
-			defer cancel()
-			defer c.Close()
-			snap, err := c.Snapshot(ctx)
-			if err != nil {
-				return err
-			}
-			data, err := store.Export(snap, p, opts)
-			if err != nil {
-				return err
-			}
-			_, err = cmd.OutOrStdout().Write(data)
-			return err
+			})
 		})
 	cf = addClientFlags(cmd, true)
 	layerName = cmd.Flags().String("layer", "", "export one layer's own values: default, fleet, saved, runtime or override (default: the effective view)")
@@ -323,19 +312,15 @@ like any (1 MiB by default, R2). Prints {"keys": N}.`,
 			if err != nil {
 				return err
 			}
-			c, ctx, cancel, err := cf.dial(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			defer c.Close()
-			n, err := store.Import(ctx, c, *ownerName, scopes)
-			if err != nil {
-				return err
-			}
-			return outputFormat("json").writeValue(cmd.OutOrStdout(), struct {
-				Keys int `json:"keys"`
-			}{n})
+			return cf.run(cmd, func(ctx context.Context, c *store.Client) error {
+				n, err := store.Import(ctx, c, *ownerName, scopes)
+				if err != nil {
+					return err
+				}
+				return outputFormat("json").writeValue(cmd.OutOrStdout(), struct {
+					Keys int `json:"keys"`
+				}{n})
+			})
 		})
 	cf = addClientFlags(cmd, true)
 	ownerName = cmd.Flags().String("owner", "", "the owner name the imported keys belong to (required)")
