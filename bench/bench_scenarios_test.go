@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"io"
 	"math"
 	"strings"
@@ -458,6 +459,7 @@ func TestFlapSweepScenario(t *testing.T) {
 // writes stay within one per interval per device (R53, R54).
 func TestFleetScenario(t *testing.T) {
 	r, err := bench.RunFleet(t.Context(), bench.FleetConfig{
+		URL:      natsURL(t),
 		Devices:  20,
 		Pushes:   2,
 		Interval: 200 * time.Millisecond,
@@ -470,6 +472,12 @@ func TestFleetScenario(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%+v", r)
+	if !bench.InProcessNATS {
+		// The appliance build: no URL is a clear error, not a server.
+		if _, err := bench.RunFleet(t.Context(), bench.FleetConfig{Devices: 1}); !errors.Is(err, bench.ErrNoNATS) {
+			t.Errorf("no URL, no in-process server: %v, want ErrNoNATS", err)
+		}
+	}
 	if r.PushMs.Max <= 0 || r.LocalOn <= 0 || r.LocalOff <= 0 || r.FlapUpdatesPerDeviceSec <= 0 {
 		t.Errorf("missing figures: %+v", r)
 	}

@@ -245,7 +245,7 @@ func BenchmarkFleet(b *testing.B) {
 		devices = 200
 	}
 	b.Run(fmt.Sprintf("devices=%d/interval=1s", devices), func(b *testing.B) {
-		cfg := bench.FleetConfig{Devices: devices, FlapFor: measure(2*time.Second, 5*time.Second)}
+		cfg := bench.FleetConfig{Devices: devices, FlapFor: measure(2*time.Second, 5*time.Second), URL: natsURL(b)}
 		var r bench.FleetResult
 		for b.Loop() {
 			var err error

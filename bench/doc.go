@@ -37,8 +37,10 @@
 //     of one synchronous update, and remote subscribers' convergence on a
 //     flapping key.
 //   - RunFleet: Devices in-process devices (registry and fleet bridge,
-//     each its own NATS connection) on one in-process NATS server with
-//     JetStream: the time from a fleet-wide push until each device applied
+//     each its own NATS connection) on one NATS server with JetStream
+//     (FleetConfig.URL; an in-process one only in builds with the
+//     fleetbench tag, so that the sysregd appliances run does not link
+//     nats-server): the time from a fleet-wide push until each device applied
 //     it, the writes to sysreg_reported per device per second while every
 //     device flaps a state key, and one device's flapping throughput with
 //     its bridge connected beside the same device with no bridge,

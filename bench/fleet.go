@@ -19,7 +19,6 @@ import (
 	"github.com/sysreg/sysreg/core"
 	"github.com/sysreg/sysreg/internal/codec"
 	"github.com/sysreg/sysreg/internal/fleet"
-	"github.com/sysreg/sysreg/internal/fleet/fleettest"
 	"github.com/sysreg/sysreg/store"
 )
 
@@ -46,8 +45,16 @@ type FleetConfig struct {
 	// NoSync opens the devices' stores without fsync (UNSAFE, to separate
 	// the bridge's cost from the disk's).
 	NoSync bool
-	// Dir is where the server's JetStream directory goes (default: the
-	// system temp dir).
+	// URL of the NATS server with JetStream the devices connect to
+	// ("nats://127.0.0.1:4222"; several, comma separated). Use a scratch
+	// server: the scenario writes the buckets sysreg_desired and
+	// sysreg_reported. Empty: an in-process server in Dir, which only a
+	// binary built with the fleetbench tag has (InProcessNATS); other
+	// builds return ErrNoNATS, so that sysregd as appliances run it does
+	// not link the NATS server.
+	URL string
+	// Dir is where the devices' data directories (and the in-process
+	// server's JetStream directory) go (default: the system temp dir).
 	Dir string
 	// Progress receives a line per phase. nil: none.
 	Progress io.Writer
@@ -133,9 +140,10 @@ func (d *fleetDevice) fleetStatus() store.FleetStatus {
 	return *st.Fleet
 }
 
-// RunFleet runs the fleet scenario (R54) on an in-process NATS server with
-// JetStream in a temporary directory: Devices devices, each a store.Open
-// of its own data directory (fsync on) with its bridge and connection.
+// RunFleet runs the fleet scenario (R54) on the NATS server at cfg.URL
+// (or an in-process one, see FleetConfig.URL): Devices devices, each a
+// store.Open of its own data directory (fsync on) with its bridge and
+// connection.
 func RunFleet(ctx context.Context, cfg FleetConfig) (res FleetResult, err error) {
 	cfg = cfg.withDefaults()
 	res.Devices, res.Interval, res.NoSync = cfg.Devices, cfg.Interval, cfg.NoSync
@@ -145,12 +153,15 @@ func RunFleet(ctx context.Context, cfg FleetConfig) (res FleetResult, err error)
 		return res, err
 	}
 	defer os.RemoveAll(dir)
-	srv, err := fleettest.NewServer(filepath.Join(dir, "nats"))
-	if err != nil {
-		return res, err
+	url := cfg.URL
+	if url == "" {
+		var stop func()
+		if url, stop, err = inProcessNATS(filepath.Join(dir, "nats")); err != nil {
+			return res, err
+		}
+		defer stop()
 	}
-	defer srv.Stop()
-	nc, err := nats.Connect(srv.URL())
+	nc, err := nats.Connect(url)
 	if err != nil {
 		return res, err
 	}
@@ -179,7 +190,7 @@ func RunFleet(ctx context.Context, cfg FleetConfig) (res FleetResult, err error)
 	p.printf("fleet: starting %d devices", cfg.Devices)
 	start := time.Now()
 	for i := range cfg.Devices {
-		d, err := startFleetDevice(dir, srv.URL(), fmt.Sprintf("dev-%d", i), cfg.Interval, cfg.NoSync)
+		d, err := startFleetDevice(dir, url, fmt.Sprintf("dev-%d", i), cfg.Interval, cfg.NoSync)
 		if err != nil {
 			return res, err
 		}
@@ -213,7 +224,7 @@ func RunFleet(ctx context.Context, cfg FleetConfig) (res FleetResult, err error)
 	wg.Wait()
 	devs = devs[:0]
 	p.printf("fleet: flapping: %.2f reported writes per device per second", res.ReportedWritesPerDeviceSec)
-	return res, fleetLocal(ctx, cfg, dir, srv.URL(), &res)
+	return res, fleetLocal(ctx, cfg, dir, url, &res)
 }
 
 var pushScope = core.ConfigScope("bench", "push")

@@ -59,10 +59,12 @@ measured beside its baseline in the same run (R36).
   wear      bytes written to storage per config update (flash wear) with 1
             and 64 writers, per checkpoint cycle and per typical appliance
             day, beside raw bbolt appending a 64-byte record per commit
-  fleet     devices on one in-process NATS server with JetStream: time
-            from a fleet-wide push until every device applied it, reported
-            writes per device per second while all flap a state key, one
-            device's flapping throughput with its bridge on and off
+  fleet     devices on one NATS server with JetStream (--nats URL, a
+            scratch server; an in-process one only in a binary built with
+            -tags fleetbench): time from a fleet-wide push until every
+            device applied it, reported writes per device per second while
+            all flap a state key, one device's flapping throughput with its
+            bridge on and off; "all" skips it when there is no server
   footprint "sysregd serve" as an appliance runs it: time from exec until
             a client connects with 10,000 saved config keys, and the idle
             resident set; beside the same daemon on an empty data dir`), nil)
@@ -105,6 +107,7 @@ measured beside its baseline in the same run (R36).
 	subConns := fs.Int("sub-conns", 20, "daemon: connections carrying the remote subscribers")
 	flapFor := durationFlag(fs, "flap-duration", time.Second, "daemon: how long the key flaps under the remote subscribers")
 	// fleet
+	natsURL := fs.String("nats", "", "fleet: `URL` of a scratch NATS server with JetStream (default: an in-process server, only with -tags fleetbench)")
 	devices := fs.Int("devices", 1000, "fleet: in-process devices, each a registry with its own bridge and connection")
 	pushes := fs.Int("pushes", 5, "fleet: fleet-wide pushes timed")
 	fleetInterval := durationFlag(fs, "fleet-interval", time.Second, "fleet: every device's reported-state interval")
@@ -134,6 +137,15 @@ measured beside its baseline in the same run (R36).
 			run[scenario] = true
 		default:
 			return usagef("bench: unknown scenario %q (want flap, durable, recovery, daemon, wear, fleet, footprint or all)", scenario)
+		}
+		if run["fleet"] && *natsURL == "" && !bench.InProcessNATS {
+			if scenario == "fleet" {
+				return usagef("bench: fleet needs --nats URL of a NATS server with JetStream (this sysregd has no in-process server; go run -tags fleetbench ./cmd/sysregd bench fleet has one)")
+			}
+			delete(run, "fleet")
+			if !*quiet {
+				fmt.Fprintln(stderr, "bench: fleet: skipped: no --nats URL and no in-process NATS server in this build (-tags fleetbench)")
+			}
 		}
 		if *svg != "" && !run["flap"] {
 			return usagef("bench: --svg draws the flap scenario, which %q does not run", scenario)
@@ -277,7 +289,7 @@ measured beside its baseline in the same run (R36).
 		}
 		if run["fleet"] {
 			r, err := bench.RunFleet(ctx, bench.FleetConfig{
-				Devices: *devices, Pushes: *pushes, Interval: *fleetInterval, FlapFor: *fleetFlap, NoSync: *fleetNoSync,
+				URL: *natsURL, Devices: *devices, Pushes: *pushes, Interval: *fleetInterval, FlapFor: *fleetFlap, NoSync: *fleetNoSync,
 				Dir: *dir, Progress: progress,
 			})
 			if err != nil {

@@ -8,7 +8,22 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sysreg/sysreg/bench"
+	"github.com/sysreg/sysreg/internal/fleet/fleettest"
 )
+
+// natsServer starts a NATS server with JetStream for "bench fleet --nats"
+// (the appliance build has none in it) and stops it at the end of the test.
+func natsServer(t *testing.T) string {
+	t.Helper()
+	srv, err := fleettest.NewServer(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	return srv.URL()
+}
 
 // tinyBench are flags that make every scenario take a fraction of a second.
 var tinyBench = []string{
@@ -21,7 +36,7 @@ var tinyBench = []string{
 
 func TestBenchCommandJSON(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	args := append([]string{"bench", "all", "--json", "--dir", t.TempDir()}, tinyBench...)
+	args := append([]string{"bench", "all", "--json", "--dir", t.TempDir(), "--nats", natsServer(t)}, tinyBench...)
 	if err := run(t.Context(), args, &stdout, &stderr); err != nil {
 		t.Fatalf("bench: %v\n%s", err, stderr.String())
 	}
@@ -93,7 +108,7 @@ func TestBenchCommandSweep(t *testing.T) {
 }
 
 func TestBenchCommandUsage(t *testing.T) {
-	for _, tc := range []struct {
+	cases := []struct {
 		args  []string
 		usage bool // else the help, and no error (exit 0)
 	}{
@@ -111,7 +126,15 @@ func TestBenchCommandUsage(t *testing.T) {
 		{[]string{"bench", "--no-such-flag"}, true},
 		{[]string{"bench", "fleet", "--devices", "0"}, true},
 		{[]string{"bench", "fleet", "--fleet-interval", "0s"}, true},
-	} {
+	}
+	if !bench.InProcessNATS {
+		// The appliance build has no NATS server in it.
+		cases = append(cases, struct {
+			args  []string
+			usage bool
+		}{[]string{"bench", "fleet"}, true})
+	}
+	for _, tc := range cases {
 		var stdout, stderr bytes.Buffer
 		err := run(t.Context(), tc.args, &stdout, &stderr)
 		var ue usageError
