@@ -37,6 +37,7 @@ type Client struct {
 	nextID  uint64
 	pending map[uint64]chan wire.Frame
 	subs    map[uint64]*clientSub
+	feeds   map[uint64]*clientFeed
 	err     error // set once the connection is lost or closed
 
 	done chan struct{} // closed when the reader exits
@@ -55,6 +56,7 @@ func Dial(ctx context.Context, socket string) (*Client, error) {
 		nc:      nc,
 		pending: map[uint64]chan wire.Frame{},
 		subs:    map[uint64]*clientSub{},
+		feeds:   map[uint64]*clientFeed{},
 		done:    make(chan struct{}),
 	}
 	c.maxFrame.Store(wire.DefaultMaxFrame)
@@ -122,6 +124,12 @@ func (c *Client) read() {
 		case wire.TDelivery:
 			c.deliver(f)
 			continue
+		case wire.TChange:
+			c.deliverChange(f)
+			continue
+		case wire.TChangesEnd:
+			c.endFeed(f)
+			continue
 		case wire.TSubClosed:
 			c.mu.Lock()
 			s := c.subs[f.ID]
@@ -144,8 +152,8 @@ func (c *Client) read() {
 	if c.err == nil {
 		c.err = fmt.Errorf("%w: %v", ErrConnLost, err)
 	}
-	pending, subs := c.pending, c.subs
-	c.pending, c.subs = map[uint64]chan wire.Frame{}, map[uint64]*clientSub{}
+	pending, subs, feeds := c.pending, c.subs, c.feeds
+	c.pending, c.subs, c.feeds = map[uint64]chan wire.Frame{}, map[uint64]*clientSub{}, map[uint64]*clientFeed{}
 	c.mu.Unlock()
 	c.nc.Close()
 	for _, ch := range pending {
@@ -153,6 +161,9 @@ func (c *Client) read() {
 	}
 	for _, s := range subs {
 		s.closeLocal(c.closeReason())
+	}
+	for _, f := range feeds {
+		f.closeLocal(c.closeReason())
 	}
 }
 

@@ -112,12 +112,11 @@ func (s *Store) Changes(ctx context.Context, from uint64) (Feed, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	tap := s.reg.Tap(feedTapLimit) // first: nothing published from now on is missed
-	if base := s.feedBase(); from < base.Seq() {
-		tap.Close()
-		return nil, &core.CompactedError{Oldest: base.Seq()}
+	tap, err := s.startFeed(from)
+	if err != nil {
+		return nil, err
 	}
-	f := &storeFeed{s: s, c: make(chan FeedItem), stop: make(chan struct{}), done: make(chan struct{})}
+	f := &storeFeed{s: s, c: make(chan FeedItem, feedChanCap), stop: make(chan struct{}), done: make(chan struct{})}
 	s.feedsMu.Lock()
 	if s.closed.Load() {
 		s.feedsMu.Unlock()
@@ -128,6 +127,23 @@ func (s *Store) Changes(ctx context.Context, from uint64) (Feed, error) {
 	s.feedsMu.Unlock()
 	go f.run(ctx, from, tap)
 	return f, nil
+}
+
+// feedChanCap is the capacity of an embedded feed's channel.
+const feedChanCap = 16
+
+// startFeed registers a feed's tap — first, so that nothing published
+// from now on is missed — and checks that from is not compacted.
+func (s *Store) startFeed(from uint64) (*core.Tap, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	tap := s.reg.Tap(feedTapLimit)
+	if base := s.feedBase(); from < base.Seq() {
+		tap.Close()
+		return nil, &core.CompactedError{Oldest: base.Seq()}
+	}
+	return tap, nil
 }
 
 // storeFeed is a Feed of a Store: one goroutine, run, which catches up
@@ -157,8 +173,7 @@ func (f *storeFeed) Close() error {
 }
 
 func (f *storeFeed) run(ctx context.Context, pos uint64, tap *core.Tap) {
-	err := f.follow(ctx, pos, tap)
-	tap.Close()
+	err := f.s.follow(ctx, pos, tap, f.stop, func(it FeedItem) error { return f.send(ctx, it) }, nil)
 	if errors.Is(err, errFeedStop) {
 		err = ErrClosed
 	}
@@ -181,15 +196,19 @@ func (f *storeFeed) send(ctx context.Context, it FeedItem) error {
 	}
 }
 
-// follow catches up from the journal, then delivers the tap's items,
-// dropping those the catch-up delivered; when the tap lost items (the
-// reader fell behind), it catches up from the journal again.
-func (f *storeFeed) follow(ctx context.Context, pos uint64, tap *core.Tap) error {
-	emit := func(it FeedItem) error { return f.send(ctx, it) }
+// follow runs a feed started by startFeed until stop closes, ctx ends
+// or emit fails, and closes tap: it catches up from the journal, then
+// delivers the tap's items, dropping those the catch-up delivered; when
+// the tap lost items (the reader fell behind), it catches up from the
+// journal again. idle, if set, is called before each wait for the tap
+// (the daemon flushes its writes there).
+func (s *Store) follow(ctx context.Context, pos uint64, tap *core.Tap, stop <-chan struct{},
+	emit func(FeedItem) error, idle func() error) error {
+	defer tap.Close()
 	var items []core.TapItem
 	for {
 		var err error
-		if pos, err = f.s.catchUp(pos, emit); err != nil {
+		if pos, err = s.catchUp(pos, emit); err != nil {
 			return err
 		}
 		for {
@@ -210,9 +229,14 @@ func (f *storeFeed) follow(ctx context.Context, pos uint64, tap *core.Tap) error
 				pos = it.Seq
 			}
 			clear(items)
+			if idle != nil {
+				if err := idle(); err != nil {
+					return err
+				}
+			}
 			select {
 			case <-tap.Ready():
-			case <-f.stop:
+			case <-stop:
 				return errFeedStop
 			case <-ctx.Done():
 				return ctx.Err()

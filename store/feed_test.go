@@ -373,3 +373,89 @@ func testFeedCompacted(t *testing.T, env feedEnv, checkpointed func()) {
 		t.Fatalf("resynced view:\n%v\nwant\n%v", view, want)
 	}
 }
+
+// socketFeedEnv: mutations on the daemon's store, feeds over a Client;
+// a restart stops the daemon and starts another on the same directory.
+func socketFeedEnv(t *testing.T, opts store.Options) (feedEnv, **daemon) {
+	dir := t.TempDir()
+	d := startDaemonOpts(t, dir, opts, store.ServerOptions{})
+	c := dial(t, d)
+	pd := &d
+	env := feedEnv{
+		writer: func() store.Registry { return (*pd).st },
+		feeds:  func() store.Registry { return c },
+		fleet:  func(ctx context.Context, sc map[core.Scope]core.Values) error { return (*pd).st.SetFleet(ctx, sc) },
+		restart: func() {
+			c.Close()
+			(*pd).stop(t)
+			*pd = startDaemonOpts(t, dir, opts, store.ServerOptions{})
+			c = dial(t, *pd)
+		},
+	}
+	return env, pd
+}
+
+func TestR47_FeedPropertySocket(t *testing.T) {
+	for seed := range uint64(2) {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			env, _ := socketFeedEnv(t, feedOpts)
+			runFeedProperty(t, seed+uint64(time.Now().UnixNano()%1000)*10, env, 300)
+		})
+	}
+}
+
+func TestR47_FeedCompactedSocket(t *testing.T) {
+	env, pd := socketFeedEnv(t, store.Options{NoSync: true, CheckpointRecords: 1 << 20, FeedRetention: 20})
+	testFeedCompacted(t, env, func() { must(t, (*pd).st.Checkpoint()) })
+}
+
+// TestR47_FeedSocketNotRead: a client whose feed is not read stalls its
+// connection, and the daemon disconnects it after the write timeout
+// (R47's flow control); the daemon keeps serving others.
+func TestR47_FeedSocketNotRead(t *testing.T) {
+	d := startDaemonOpts(t, t.TempDir(), store.Options{NoSync: true}, store.ServerOptions{WriteTimeout: 200 * time.Millisecond})
+	c := dial(t, d)
+	ctx := t.Context()
+	f, err := c.Changes(ctx, 0)
+	must(t, err)
+	defer f.Close()
+	o, err := d.st.Owner(ctx, "o", core.OwnerOptions{KeepConfig: true})
+	must(t, err)
+	big := strings.Repeat("x", 4096)
+	// Never read f: the client's buffer, then the socket buffers fill.
+	for i := 0; ; i++ {
+		must(t, o.Update(ctx, core.ConfigScope("a", "b"), core.Values{"k": i, "pad": big}))
+		if i%50 == 0 {
+			select {
+			case <-pingFails(c):
+				// disconnected: the feed ends with ErrConnLost once read.
+				for range f.C() {
+				}
+				if !errors.Is(f.Err(), store.ErrConnLost) {
+					t.Fatalf("feed Err %v, want ErrConnLost", f.Err())
+				}
+				c2 := dial(t, d)
+				if _, err := c2.Snapshot(ctx); err != nil {
+					t.Fatalf("daemon after the disconnect: %v", err)
+				}
+				return
+			default:
+			}
+		}
+		if i > 100000 {
+			t.Fatal("never disconnected")
+		}
+	}
+}
+
+// pingFails returns a closed channel when the client's connection is
+// gone, checked with a ping bounded by a short deadline.
+func pingFails(c *store.Client) <-chan struct{} {
+	ch := make(chan struct{})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := c.Ping(ctx); errors.Is(err, store.ErrConnLost) {
+		close(ch)
+	}
+	return ch
+}

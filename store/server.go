@@ -45,6 +45,8 @@ type ServerOptions struct {
 	MaxOwners int
 	// MaxSubscriptions limits live subscriptions per connection. Default 64.
 	MaxSubscriptions int
+	// MaxFeeds limits live change feeds (R47) per connection. Default 64.
+	MaxFeeds int
 	// MaxKeysPerOwner limits the keys an owner attached over the socket may
 	// hold. Default 100,000.
 	MaxKeysPerOwner int
@@ -77,6 +79,9 @@ func (o ServerOptions) withDefaults() ServerOptions {
 	}
 	if o.MaxSubscriptions <= 0 {
 		o.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if o.MaxFeeds <= 0 {
+		o.MaxFeeds = DefaultMaxSubscriptions
 	}
 	if o.MaxKeysPerOwner <= 0 {
 		o.MaxKeysPerOwner = DefaultMaxKeysPerOwner
@@ -301,8 +306,9 @@ type conn struct {
 	owners     map[uint64]*core.Owner
 	nextHandle uint64
 
-	smu  sync.Mutex // guards subs
-	subs map[uint64]*core.Subscription
+	smu   sync.Mutex // guards subs and feeds
+	subs  map[uint64]*core.Subscription
+	feeds map[uint64]chan struct{} // change feeds (R47): closing one stops it
 
 	subWG   sync.WaitGroup // subscription pushers
 	closing atomic.Bool    // reading stopped by Shutdown
@@ -325,6 +331,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		bw:      bufio.NewWriterSize(nc, 64<<10),
 		owners:  map[uint64]*core.Owner{},
 		subs:    map[uint64]*core.Subscription{},
+		feeds:   map[uint64]chan struct{}{},
 	}
 	c.uid, c.cred = peerUID(nc)
 	c.log = s.log.With("conn", fmt.Sprintf("%p", c), "uid", c.uid)
@@ -362,6 +369,10 @@ func (c *conn) serve() {
 	for id, sub := range c.subs {
 		sub.Close()
 		delete(c.subs, id)
+	}
+	for id, stop := range c.feeds {
+		close(stop)
+		delete(c.feeds, id)
 	}
 	c.smu.Unlock()
 	c.nc.Close()
@@ -505,6 +516,10 @@ func (c *conn) handle(f wire.Frame) reply {
 		return withBody(c, f, (*conn).reset)
 	case wire.TResetKeys:
 		return withBody(c, f, (*conn).resetKeys)
+	case wire.TChanges:
+		return withBody(c, f, (*conn).changes)
+	case wire.TUnchanges:
+		return withBody(c, f, (*conn).unchanges)
 	case wire.THello:
 		c.srv.stats.badFrames.Add(1)
 		return badRequest(f.ID, "hello after the handshake")

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/sysreg/sysreg/core"
 	"github.com/sysreg/sysreg/internal/codec"
@@ -151,4 +152,57 @@ func fromWireError(we wire.Error) error {
 		}
 	}
 	return fmt.Errorf("sysregd: %s: %s", we.Code, we.Message)
+}
+
+// wireFeedItem is a feed item on the wire (R47).
+func wireFeedItem(it FeedItem) (wire.FeedItem, error) {
+	w := wire.FeedItem{Seq: it.Seq, Changes: make([]wire.Change, len(it.Changes))}
+	if !it.Time.IsZero() {
+		w.Time = it.Time.UnixNano()
+	}
+	for i, c := range it.Changes {
+		wc := wire.Change{Layer: uint8(c.Layer), Scope: wireScope(c.Scope), Key: c.Key,
+			Existed: c.Existed, Exists: c.Exists, OldOwner: c.OldOwner, NewOwner: c.NewOwner}
+		var err error
+		if c.Existed {
+			if wc.Old, err = codec.EncodeValue(c.Old); err != nil {
+				return wire.FeedItem{}, err
+			}
+		}
+		if c.Exists {
+			if wc.New, err = codec.EncodeValue(c.New); err != nil {
+				return wire.FeedItem{}, err
+			}
+		}
+		w.Changes[i] = wc
+	}
+	return w, nil
+}
+
+// fromWireFeedItem rebuilds a feed item from the wire.
+func fromWireFeedItem(w wire.FeedItem) (FeedItem, error) {
+	it := FeedItem{Seq: w.Seq, Changes: make([]core.Change, len(w.Changes))}
+	if w.Time != 0 {
+		it.Time = time.Unix(0, w.Time)
+	}
+	for i, wc := range w.Changes {
+		c := core.Change{Layer: core.Layer(wc.Layer), Scope: coreScope(wc.Scope), Key: wc.Key,
+			Existed: wc.Existed, Exists: wc.Exists, OldOwner: wc.OldOwner, NewOwner: wc.NewOwner}
+		if !c.Layer.Journaled() {
+			return FeedItem{}, fmt.Errorf("change %d: layer %d", i, wc.Layer)
+		}
+		var err error
+		if c.Existed {
+			if c.Old, err = codec.DecodeValue(wc.Old); err != nil {
+				return FeedItem{}, fmt.Errorf("change %d: old: %w", i, err)
+			}
+		}
+		if c.Exists {
+			if c.New, err = codec.DecodeValue(wc.New); err != nil {
+				return FeedItem{}, fmt.Errorf("change %d: new: %w", i, err)
+			}
+		}
+		it.Changes[i] = c
+	}
+	return it, nil
 }

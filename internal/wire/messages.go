@@ -159,6 +159,62 @@ type Conflict struct {
 	Present bool // the key was in the view
 }
 
+// Changes starts a change feed (R47) of the mutations after From.
+type Changes struct {
+	_    struct{} `cbor:",toarray"`
+	From uint64
+}
+
+// ChangesOK names the feed; Change pushes carry this id (the request id).
+type ChangesOK struct {
+	_    struct{} `cbor:",toarray"`
+	Feed uint64
+}
+
+// Compacted is core.CompactedError: the reply to a Changes whose From is
+// below the retained history, in place of an Error.
+type Compacted struct {
+	_      struct{} `cbor:",toarray"`
+	Oldest uint64
+}
+
+// Unchanges ends a feed.
+type Unchanges struct {
+	_    struct{} `cbor:",toarray"`
+	Feed uint64
+}
+
+// Change is one core.Change of a feed item: Old and New are values
+// encoded as internal/codec encodes them (null when absent).
+type Change struct {
+	_                  struct{} `cbor:",toarray"`
+	Layer              uint8
+	Scope              Scope
+	Key                string
+	Old, New           cbor.RawMessage
+	Existed, Exists    bool
+	OldOwner, NewOwner string
+}
+
+// FeedItem is a pushed feed item (store.FeedItem); Time in Unix
+// nanoseconds (0: unknown).
+type FeedItem struct {
+	_       struct{} `cbor:",toarray"`
+	Seq     uint64
+	Time    int64
+	Changes []Change
+}
+
+// ChangesEnd says why the daemon ended a feed: Oldest > 0 for a feed
+// that fell behind the retained history (core.CompactedError), else an
+// Error's code and message.
+type ChangesEnd struct {
+	_       struct{} `cbor:",toarray"`
+	Oldest  uint64
+	Code    string
+	Message string
+}
+
 // Error codes: each maps to one sentinel error of core or store.
 const (
 	CodeInvalidScope = "invalid_scope"

@@ -45,6 +45,10 @@ const (
 	TBackup    Type = 20 // (no body) → BackupOK; root or the daemon's uid only
 	TReset     Type = 21 // Reset → OK; root or the daemon's uid only
 	TResetKeys Type = 22 // ResetKeys → OK; root or the daemon's uid only
+
+	// The change feed (R47) is numbered from 30.
+	TChanges   Type = 30 // Changes → ChangesOK (or Compacted), then Change pushes
+	TUnchanges Type = 31 // Unchanges → OK
 )
 
 // Replies and pushes (daemon → client).
@@ -60,6 +64,11 @@ const (
 	TConflict    Type = 81 // the error reply of a mutate whose condition failed (R43)
 	TDelivery    Type = 96 // push: id is the subscription id
 	TSubClosed   Type = 97 // push: the daemon ended the subscription; id is its id
+
+	TChangesOK  Type = 90 // the feed id (the request id)
+	TCompacted  Type = 91 // the error reply of changes below the retained history (R47)
+	TChange     Type = 98 // push: one feed item; id is the feed id
+	TChangesEnd Type = 99 // push: the daemon ended the feed; id is the feed id
 )
 
 func (t Type) String() string {
@@ -77,6 +86,8 @@ var typeNames = map[Type]string{
 	TSubscribeOK: "subscribe_ok", TStatsOK: "stats_ok", TDelivery: "delivery",
 	TBackup: "backup", TBackupOK: "backup_ok", TConflict: "conflict", TReset: "reset", TResetKeys: "reset_keys",
 	TSubClosed: "sub_closed",
+	TChanges: "changes", TUnchanges: "unchanges", TChangesOK: "changes_ok", TCompacted: "compacted",
+	TChange: "change", TChangesEnd: "changes_end",
 }
 
 // Known reports whether t is a type of this protocol version.

@@ -130,8 +130,8 @@ func TestTypeNames(t *testing.T) {
 		}
 		names[ty.String()] = ty
 	}
-	if len(names) != 24 {
-		t.Errorf("%d known types, want 24: update PROTOCOL.md with the protocol", len(names))
+	if len(names) != 30 {
+		t.Errorf("%d known types, want 30: update PROTOCOL.md with the protocol", len(names))
 	}
 }
 
