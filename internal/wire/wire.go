@@ -86,7 +86,7 @@ var typeNames = map[Type]string{
 	TSubscribeOK: "subscribe_ok", TStatsOK: "stats_ok", TDelivery: "delivery",
 	TBackup: "backup", TBackupOK: "backup_ok", TConflict: "conflict", TReset: "reset", TResetKeys: "reset_keys",
 	TSubClosed: "sub_closed",
-	TChanges: "changes", TUnchanges: "unchanges", TChangesOK: "changes_ok", TCompacted: "compacted",
+	TChanges:   "changes", TUnchanges: "unchanges", TChangesOK: "changes_ok", TCompacted: "compacted",
 	TChange: "change", TChangesEnd: "changes_end",
 }
 
