@@ -67,6 +67,13 @@
 //     holding keys.
 //   - Snapshot.MarshalJSON writes []byte as base64 and NaN/±Inf as the
 //     strings "NaN", "+Inf", "-Inf", since JSON has none of them.
+//   - Owner-uid bindings (R35): a name is bound to the uid of the session
+//     that gives it its first key (Owner: Options.UID; OwnerFor: the uid
+//     it names), until it holds no key. OwnerFor and EvictFor refuse a uid
+//     other than the bound one or root with ErrPermission, MayAct is the
+//     same check for other callers; Owner and Evict act for the process
+//     and are not checked. Bindings of names holding journaled keys go into
+//     the record of the mutation that changes them (Mutation.Binds).
 //   - ctx bounds only the call it is passed to: an owner session or a
 //     subscription lives until it is closed. Once a mutation has its
 //     sequence number, the call waits for its outcome regardless of ctx, so

@@ -29,6 +29,9 @@ var (
 	// ErrReadOnlyLayer: an owner may not write the default or fleet layer
 	// (R39); they are written by SetDefaults and SetFleet only.
 	ErrReadOnlyLayer = errors.New("core: layer is read-only for owners")
+	// ErrPermission: the uid may not act for that owner name (R35): the
+	// name is bound to another uid.
+	ErrPermission = errors.New("core: permission denied")
 	// ErrInvalidLayer: a layer name or number that is not one of R37's five.
 	ErrInvalidLayer = errors.New("core: invalid layer")
 )

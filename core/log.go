@@ -91,4 +91,19 @@ type Mutation struct {
 	Seq  uint64
 	Time time.Time // zero: unknown (records of format version 1)
 	Ops  []MutationOp
+	// Binds are the owner-uid binding changes (R35) that the mutation
+	// makes, sorted by name, each name once: the journal carries a binding
+	// in the same record as the ops that make it matter. A mutation that
+	// gives a name its first key in a journaled layer carries a Bind of
+	// that name (to the uid it is bound to), one that leaves it none an
+	// Unbind; a Bind also rebinds a name that holds journaled keys (the
+	// migration of bindings written before they were journaled).
+	Binds []Bind
+}
+
+// Bind is one change of an owner name's uid binding (R35).
+type Bind struct {
+	Name   string
+	UID    uint32 // the uid Name is bound to (not for Unbind)
+	Unbind bool   // Name holds no journaled key any more: its journaled binding ends
 }

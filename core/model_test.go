@@ -154,7 +154,7 @@ func (l *recLog) Records() []*core.Mutation {
 // cloneMutation deep-copies m so that the test notices if the registry
 // changes a mutation (or its values) after handing it over.
 func mtCloneMutation(m *core.Mutation) *core.Mutation {
-	c := &core.Mutation{Seq: m.Seq, Time: m.Time, Ops: make([]core.MutationOp, len(m.Ops))}
+	c := &core.Mutation{Seq: m.Seq, Time: m.Time, Ops: make([]core.MutationOp, len(m.Ops)), Binds: slices.Clone(m.Binds)}
 	for i, op := range m.Ops {
 		c.Ops[i] = core.MutationOp{Kind: op.Kind, Layer: op.Layer, Scope: op.Scope, Owner: op.Owner, Keys: slices.Clone(op.Keys)}
 		if op.Values != nil {

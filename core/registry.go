@@ -37,6 +37,11 @@ type Options struct {
 	ReserveBlock uint64
 	// Logger: nil means no logging.
 	Logger hclog.Logger
+	// UID is the local user of the sessions that Owner opens (R35): a name
+	// they give its first key is bound to it. store.Open sets the process's
+	// uid (os.Getuid). Default 0. Sessions opened with OwnerFor act for the
+	// uid they name instead.
+	UID uint32
 }
 
 // Registry is the in-memory registry: owners, the global view, and
@@ -44,6 +49,7 @@ type Options struct {
 // goroutine (the notifier), which Close stops.
 type Registry struct {
 	log      Log
+	uid      uint32 // Options.UID
 	maxBytes int
 	maxBlock uint64 // Options.ReserveBlock
 	logger   hclog.Logger
@@ -101,6 +107,7 @@ type pending struct {
 func New(opts Options) *Registry {
 	r := &Registry{
 		log:      opts.Log,
+		uid:      opts.UID,
 		maxBytes: opts.MaxUpdateBytes,
 		maxBlock: opts.ReserveBlock,
 		logger:   opts.Logger,
@@ -197,8 +204,45 @@ func (r *Registry) Close() error {
 
 // Owner opens an owner session by name (R8). An empty name makes an
 // anonymous owner with a generated name that clashes with no name in use or
-// holding keys.
+// holding keys. The session acts for the registry's own process
+// (Options.UID): it may act for any name, whatever uid the name is bound
+// to, and a name it gives its first key is bound to Options.UID (R35).
 func (r *Registry) Owner(ctx context.Context, name string, opts OwnerOptions) (*Owner, error) {
+	return r.owner(ctx, name, opts, r.uid, false)
+}
+
+// OwnerFor opens an owner session as Owner does, for the local user uid:
+// the daemon opens one for each attach, with the uid of the socket's peer
+// (R35). It fails with ErrPermission when name is bound to another uid,
+// unless uid is 0 (root); a name the session gives its first key is bound
+// to uid.
+func (r *Registry) OwnerFor(ctx context.Context, name string, uid uint32, opts OwnerOptions) (*Owner, error) {
+	return r.owner(ctx, name, opts, uid, true)
+}
+
+// MayAct reports whether the local user uid may act for owner name (R35):
+// attach as it, evict it, confirm or roll back its changes. It is nil for
+// root (uid 0), for a name that holds no key and for one bound to uid, and
+// an error matching ErrPermission for a name bound to another uid. It
+// reads the latest state, mutations not yet durable included, so that a
+// check followed by a mutation in the same order sees every earlier one.
+func (r *Registry) MayAct(uid uint32, name string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.mayActLocked(uid, name)
+}
+
+func (r *Registry) mayActLocked(uid uint32, name string) error {
+	if uid == 0 {
+		return nil
+	}
+	if oi, ok := r.work.owners.get(name); ok && oi.bound && oi.uid != uid {
+		return fmt.Errorf("%w: owner %q is bound to uid %d", ErrPermission, name, oi.uid)
+	}
+	return nil
+}
+
+func (r *Registry) owner(ctx context.Context, name string, opts OwnerOptions, uid uint32, check bool) (*Owner, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -228,21 +272,39 @@ func (r *Registry) Owner(ctx context.Context, name string, opts OwnerOptions) (*
 			}
 		}
 	}
+	if check {
+		if err := r.mayActLocked(uid, name); err != nil {
+			return nil, err
+		}
+	}
 	if _, live := r.sessions[name]; live {
 		return nil, fmt.Errorf("%w: %q", ErrOwnerInUse, name)
 	}
 	// R48: a session of a name in grace takes its keys over, with no
 	// mutation and no notification.
 	r.endGraceLocked(name)
-	o := &Owner{r: r, name: name, layer: layer, maxKeys: opts.MaxKeys, grace: opts.Grace}
+	o := &Owner{r: r, name: name, uid: uid, layer: layer, maxKeys: opts.MaxKeys, grace: opts.Grace}
 	r.sessions[name] = o
 	return o, nil
 }
 
 // Evict deletes everything that name holds, in the state bucket and every
 // writable config layer (saved, runtime, override), as one mutation (R14).
-// It fails with ErrOwnerInUse while name has a live session.
+// It fails with ErrOwnerInUse while name has a live session. Like Owner,
+// it acts for the registry's own process, which may evict any name; the
+// name's binding ends with its last key (R35).
 func (r *Registry) Evict(ctx context.Context, name string) error {
+	return r.evict(ctx, name, 0, false)
+}
+
+// EvictFor is Evict for the local user uid (the daemon's peer): it fails
+// with ErrPermission when name is bound to another uid, unless uid is 0
+// (R35).
+func (r *Registry) EvictFor(ctx context.Context, name string, uid uint32) error {
+	return r.evict(ctx, name, uid, true)
+}
+
+func (r *Registry) evict(ctx context.Context, name string, uid uint32, check bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -250,6 +312,11 @@ func (r *Registry) Evict(ctx context.Context, name string) error {
 		return err
 	}
 	return r.mutate(func(t *txn) error {
+		if check {
+			if err := r.mayActLocked(uid, name); err != nil {
+				return err
+			}
+		}
 		if _, live := r.sessions[name]; live {
 			return fmt.Errorf("%w: %q has a live session", ErrOwnerInUse, name)
 		}
@@ -283,7 +350,7 @@ func (r *Registry) mutateAsync(fn func(t *txn) error) func() error {
 		return failedWait(ErrClosed)
 	}
 	t := &r.scratch
-	*t = txn{st: *r.work, base: r.work, record: r.log != nil, seq: r.seq + 1, reg: r}
+	*t = txn{st: *r.work, base: r.work, record: r.log != nil, seq: r.seq + 1, reg: r, uid: r.uid}
 	if err := fn(t); err != nil {
 		r.mu.Unlock()
 		return failedWait(err)
@@ -292,17 +359,21 @@ func (r *Registry) mutateAsync(fn func(t *txn) error) func() error {
 		r.mu.Unlock()
 		return doneWait
 	}
-	if len(t.ops) > 0 && r.failed != nil {
+	var binds []Bind
+	if t.record {
+		binds = t.binds() // R35: in the same record as the ops that make them
+	}
+	logged := len(t.ops) > 0 || len(binds) > 0
+	if logged && r.failed != nil {
 		err := r.failed
 		r.mu.Unlock()
 		return failedWait(err)
 	}
-	logged := len(t.ops) > 0
 	seq := r.seq + 1
 	var p *pending
 	if logged {
 		lp := &pending{logged: true, at: t.clock(), done: make(chan struct{})} // not p: a captured p would be heap-allocated on every call
-		err := r.log.Append(&Mutation{Seq: seq, Time: time.Unix(0, lp.at), Ops: t.ops}, func(err error) { r.logDone(lp, err) })
+		err := r.log.Append(&Mutation{Seq: seq, Time: time.Unix(0, lp.at), Ops: t.ops, Binds: binds}, func(err error) { r.logDone(lp, err) })
 		if err != nil { // nothing queued: the mutation never happened
 			r.mu.Unlock()
 			return failedWait(err)
@@ -497,7 +568,8 @@ func (o OwnerOptions) layer() (Layer, error) {
 type Owner struct {
 	r       *Registry
 	name    string
-	layer   Layer // where config writes go (R39)
+	uid     uint32 // the local user it acts for (R35)
+	layer   Layer  // where config writes go (R39)
 	maxKeys int
 	grace   time.Duration // R48
 	closed  atomic.Bool   // Close was called
@@ -551,6 +623,7 @@ func (o *Owner) Update(ctx context.Context, scope Scope, values Values) error {
 		if err := o.live(); err != nil {
 			return err
 		}
+		t.uid = o.uid
 		return o.updatePairs(t, scope, ps)
 	})
 }
@@ -593,8 +666,8 @@ func (o *Owner) updatePairs(t *txn, scope Scope, ps []pair) error {
 		return &ReservedKeysError{Scope: scope, Keys: reserved}
 	}
 	if o.maxKeys > 0 && added > 0 {
-		if om, _ := t.st.owners.get(o.name); om.len()+added > o.maxKeys {
-			return fmt.Errorf("%w: owner %q would hold %d keys, the limit is %d", ErrLimit, o.name, om.len()+added, o.maxKeys)
+		if oi, _ := t.st.owners.get(o.name); oi.keys.len()+added > o.maxKeys {
+			return fmt.Errorf("%w: owner %q would hold %d keys, the limit is %d", ErrLimit, o.name, oi.keys.len()+added, o.maxKeys)
 		}
 	}
 	t.mergeLookups(o.name, scope, l, k, h, km, ls)
@@ -683,6 +756,7 @@ func (o *Owner) CommitAsync(ctx context.Context, ops ...Op) (wait func() error) 
 		if err := o.live(); err != nil {
 			return err
 		}
+		t.uid = o.uid
 		base := t.st
 		var reserved *ReservedKeysError
 		for i, op := range norm {
@@ -833,4 +907,45 @@ func (r *Registry) coarseNow() int64 {
 		r.clock.timer.Reset(clockTick)
 	}
 	return r.clock.now
+}
+
+// BindUnbound binds, as one mutation, every owner name that holds keys
+// but no binding — restored from a journal written before bindings were
+// journaled (R35) — to uids[name], or to fallback for a name that uids
+// does not list, and returns the names it bound. With a Log the bindings
+// are journaled in one record (store.Open migrates owners.json so). A
+// registry with no unbound name makes no mutation.
+func (r *Registry) BindUnbound(ctx context.Context, uids map[string]uint32, fallback uint32) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var bound []string
+	err := r.mutate(func(t *txn) error {
+		bound = bound[:0]
+		t.st.owners.each(func(l *hleaf[ownerInfo]) bool {
+			if !l.val.bound {
+				bound = append(bound, l.key)
+			}
+			return true
+		})
+		for _, name := range bound {
+			oi, _ := t.st.owners.get(name)
+			uid, ok := uids[name]
+			if !ok {
+				uid = fallback
+			}
+			oi.uid, oi.bound = uid, true
+			t.st.owners = t.st.owners.set(name, oi)
+			if oi.journaled > 0 {
+				t.bindTouched(name)
+			}
+		}
+		t.changed = len(bound) > 0
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(bound)
+	return bound, nil
 }

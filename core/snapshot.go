@@ -89,7 +89,7 @@ func (s Snapshot) Scopes(b Bucket) []Scope {
 // Owners returns the sorted names of the owners that hold keys.
 func (s Snapshot) Owners() []string {
 	var out []string
-	s.st().owners.each(func(l *hleaf[ownedMap]) bool { out = append(out, l.key); return true })
+	s.st().owners.each(func(l *hleaf[ownerInfo]) bool { out = append(out, l.key); return true })
 	slices.Sort(out)
 	return out
 }
@@ -101,11 +101,11 @@ func (s Snapshot) Holds(owner string, b Bucket) bool { return s.st().holds(owner
 // HoldsIn reports whether owner holds any key in config layer l (0: in the
 // state bucket).
 func (s Snapshot) HoldsIn(owner string, l Layer) bool {
-	om, ok := s.st().owners.get(owner)
+	oi, ok := s.st().owners.get(owner)
 	if !ok {
 		return false
 	}
-	return !om.each(func(lf *hleaf[ownedKey]) bool {
+	return !oi.keys.each(func(lf *hleaf[ownedKey]) bool {
 		held := lf.val.layer == l && (l != 0 || lf.val.scope.Bucket == State)
 		return !held
 	})
@@ -272,9 +272,18 @@ func (s Snapshot) LayerScopes(l Layer) []Scope {
 // needed and none in Default and Fleet, normalised values) and an error
 // matching ErrInvalidScope, ErrInvalidLayer, ErrInvalidOwner or
 // ErrInvalidValue names the first bad op; s is never modified.
+//
+// Names that get their first key from m are unbound until m.Binds binds
+// them (R35); a Bind must name an owner that holds journaled keys once
+// the ops are applied and an Unbind one that holds none (ErrInvalidOwner
+// otherwise), so that a journal can never bind a name to keys it does not
+// hold. A name left unbound (restored from records written before
+// bindings were journaled) may be acted for by any uid until BindUnbound
+// binds it.
 func (s Snapshot) Apply(m *Mutation) (Snapshot, error) {
 	t := newTxn(s.st(), false, m.Seq, 0)
 	t.fixed = true
+	t.replay = true
 	if !m.Time.IsZero() {
 		t.now = m.Time.UnixNano()
 	}
@@ -283,7 +292,65 @@ func (s Snapshot) Apply(m *Mutation) (Snapshot, error) {
 			return s, fmt.Errorf("op %d (%s): %w", i, op.Kind, err)
 		}
 	}
+	for i, b := range m.Binds {
+		if err := applyBind(t, b); err != nil {
+			return s, fmt.Errorf("bind %d: %w", i, err)
+		}
+	}
 	return Snapshot{t.finish(m.Seq)}, nil
+}
+
+// applyBind applies one binding change of a record (R35).
+func applyBind(t *txn, b Bind) error {
+	if err := validOwner(b.Name); err != nil {
+		return err
+	}
+	oi, ok := t.st.owners.get(b.Name)
+	if b.Unbind {
+		if oi.journaled > 0 {
+			return fmt.Errorf("%w: unbind of %q, which holds %d journaled keys", ErrInvalidOwner, b.Name, oi.journaled)
+		}
+		return nil
+	}
+	if !ok || oi.journaled == 0 {
+		return fmt.Errorf("%w: binding of %q, which holds no journaled key", ErrInvalidOwner, b.Name)
+	}
+	oi.uid, oi.bound = b.UID, true
+	t.st.owners = t.st.owners.set(b.Name, oi)
+	t.changed = true
+	return nil
+}
+
+// Binding returns the uid that owner name is bound to (R35): the uid of
+// the session that gave it its first key, for as long as it holds any
+// key. ok is false for a name that holds no key, or that was restored
+// unbound (see Apply).
+func (s Snapshot) Binding(name string) (uid uint32, ok bool) {
+	oi, held := s.st().owners.get(name)
+	if !held || !oi.bound {
+		return 0, false
+	}
+	return oi.uid, true
+}
+
+// Bindings returns the bindings (R35) of the names that hold keys in
+// journaled layers (fleet, saved, runtime): those that a checkpoint keeps,
+// sorted by name; and, in unbound, the sorted names among them that hold
+// no binding (restored from records written before bindings).
+func (s Snapshot) Bindings() (binds []Bind, unbound []string) {
+	s.st().owners.each(func(l *hleaf[ownerInfo]) bool {
+		switch {
+		case l.val.journaled == 0:
+		case l.val.bound:
+			binds = append(binds, Bind{Name: l.key, UID: l.val.uid})
+		default:
+			unbound = append(unbound, l.key)
+		}
+		return true
+	})
+	slices.SortFunc(binds, func(a, b Bind) int { return strings.Compare(a.Name, b.Name) })
+	slices.Sort(unbound)
+	return binds, unbound
 }
 
 func applyOp(t *txn, op MutationOp) error {

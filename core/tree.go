@@ -28,8 +28,20 @@ type (
 	scopesMap = hmap[keysMap]
 	// ownedMap indexes what one owner holds: ownedIndexKey(scope, layer, key) → where.
 	ownedMap  = hmap[ownedKey]
-	ownersMap = hmap[ownedMap]
+	ownersMap = hmap[ownerInfo]
 )
+
+// ownerInfo is what the registry knows of one owner name that holds keys:
+// the keys (ownedMap) and its uid binding (R35). A name is bound from the
+// mutation that gives it its first key, in any layer or bucket, to the uid
+// of the session that wrote it, until it holds no key at all; so the entry
+// and the binding live and die together.
+type ownerInfo struct {
+	keys      ownedMap
+	uid       uint32 // the uid the name is bound to, if bound
+	bound     bool   // false only for names restored from records without bindings (before R35's journaled bindings)
+	journaled int    // keys in journaled config layers (R41): the binding is journaled while this is above 0
+}
 
 // scopeKey is a scope's key in its bucket's map: type, NUL, subtype. Types
 // and subtypes contain no NUL (R1), so it is unique and splits back.
@@ -145,6 +157,47 @@ type txn struct {
 	one           Scope
 	touched, many bool
 	buckets       uint8 // 1<<Bucket for each bucket touched (Stats)
+	// uid binds owner names that get their first key (R35): the session's.
+	uid uint32
+	// replay: names that get their first key stay unbound until the
+	// record's Binds bind them (Snapshot.Apply).
+	replay bool
+	// bindNames lists the names whose journaled keys went from none to some
+	// or back, or whose binding changed: candidates for the record's Binds.
+	bindNames []string
+}
+
+// journaledKey reports whether a key of sc in layer l is journaled (R41).
+func journaledKey(sc Scope, l Layer) bool { return sc.Bucket == Config && l.Journaled() }
+
+// bindTouched notes that name's journaled binding may change.
+func (t *txn) bindTouched(name string) {
+	if !slices.Contains(t.bindNames, name) {
+		t.bindNames = append(t.bindNames, name)
+	}
+}
+
+// binds returns the binding changes of the mutation for its record (R35),
+// sorted by name: a Bind for each name that now holds journaled keys and
+// held none before, or was bound otherwise before; an Unbind for each name
+// that held journaled keys and holds none now.
+func (t *txn) binds() []Bind {
+	if len(t.bindNames) == 0 {
+		return nil
+	}
+	var out []Bind
+	for _, name := range t.bindNames {
+		before, _ := t.base.owners.get(name)
+		after, _ := t.st.owners.get(name)
+		switch {
+		case after.journaled > 0 && after.bound && (before.journaled == 0 || !before.bound || before.uid != after.uid):
+			out = append(out, Bind{Name: name, UID: after.uid})
+		case after.journaled == 0 && before.journaled > 0:
+			out = append(out, Bind{Name: name, Unbind: true})
+		}
+	}
+	slices.SortFunc(out, func(a, b Bind) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 // touch notes that sc changed.
@@ -227,24 +280,50 @@ func (t *txn) setTree(b Bucket, l Layer, k string, h uint64, km keysMap) {
 	*p = scopes
 }
 
+// ownerAdd notes in the owner index that owner holds key of sc in layer
+// l. A name's first key binds it to t.uid (R35).
 func (t *txn) ownerAdd(owner string, sc Scope, l Layer, key string) {
 	if owner == "" { // Default and Fleet keys have no owner
 		return
 	}
-	om, _ := t.st.owners.get(owner)
-	t.st.owners = t.st.owners.set(owner, om.set(ownedIndexKey(sc, l, key), ownedKey{sc, l, key}))
+	oi, ok := t.st.owners.get(owner)
+	if !ok {
+		oi = ownerInfo{uid: t.uid, bound: !t.replay}
+	}
+	n := oi.keys.len()
+	oi.keys = oi.keys.set(ownedIndexKey(sc, l, key), ownedKey{sc, l, key})
+	if oi.keys.len() > n && journaledKey(sc, l) {
+		if oi.journaled == 0 {
+			t.bindTouched(owner)
+		}
+		oi.journaled++
+	}
+	t.st.owners = t.st.owners.set(owner, oi)
 }
 
 func (t *txn) ownerDel(owner string, sc Scope, l Layer, key string) {
 	if owner == "" {
 		return
 	}
-	om, _ := t.st.owners.get(owner)
-	om = om.del(ownedIndexKey(sc, l, key))
-	if om.len() == 0 {
+	oi, _ := t.st.owners.get(owner)
+	n := oi.keys.len()
+	oi.keys = oi.keys.del(ownedIndexKey(sc, l, key))
+	if oi.keys.len() < n && journaledKey(sc, l) {
+		oi.journaled--
+		if oi.journaled == 0 {
+			t.bindTouched(owner)
+		}
+	}
+	t.putOwner(owner, oi)
+}
+
+// putOwner stores oi as owner's entry, or drops the entry (and with it the
+// binding, R35) when the name holds no key any more.
+func (t *txn) putOwner(owner string, oi ownerInfo) {
+	if oi.keys.len() == 0 {
 		t.st.owners = t.st.owners.del(owner)
 	} else {
-		t.st.owners = t.st.owners.set(owner, om)
+		t.st.owners = t.st.owners.set(owner, oi)
 	}
 }
 
@@ -511,10 +590,11 @@ func (t *txn) remove(sc Scope, l Layer, keys []string) {
 // drop deletes every key that owner holds in bucket b: in the state
 // bucket, or in the named config layers (R13, R14).
 func (t *txn) drop(owner string, b Bucket, layers ...Layer) {
-	om, ok := t.st.owners.get(owner)
+	oi, ok := t.st.owners.get(owner)
 	if !ok {
 		return
 	}
+	om := oi.keys
 	type where struct {
 		sc Scope
 		l  Layer
@@ -538,6 +618,9 @@ func (t *txn) drop(owner string, b Bucket, layers ...Layer) {
 		for _, key := range keys {
 			km = km.del(key)
 			om = om.del(ownedIndexKey(w.sc, w.l, key))
+			if journaledKey(w.sc, w.l) {
+				oi.journaled--
+			}
 		}
 		t.touch(w.sc)
 		t.setTree(b, w.l, k, h, km)
@@ -546,11 +629,11 @@ func (t *txn) drop(owner string, b Bucket, layers ...Layer) {
 		}
 		dropped[w.l] = true
 	}
-	if om.len() == 0 {
-		t.st.owners = t.st.owners.del(owner)
-	} else {
-		t.st.owners = t.st.owners.set(owner, om)
+	if oi.journaled == 0 {
+		t.bindTouched(owner)
 	}
+	oi.keys = om
+	t.putOwner(owner, oi)
 	t.changed = true
 	for _, l := range layers {
 		if dropped[l] {
@@ -663,14 +746,14 @@ func ownedKeys(km keysMap, owner string) []string {
 // holds reports whether owner holds any key in bucket b (0: either), in
 // any layer.
 func (s *state) holds(owner string, b Bucket) bool {
-	om, ok := s.owners.get(owner)
+	oi, ok := s.owners.get(owner)
 	if !ok {
 		return false
 	}
 	if b == 0 {
 		return true
 	}
-	return !om.each(func(l *hleaf[ownedKey]) bool { return l.val.scope.Bucket != b })
+	return !oi.keys.each(func(l *hleaf[ownedKey]) bool { return l.val.scope.Bucket != b })
 }
 
 // regionChanged reports whether anything inside pattern p may differ between

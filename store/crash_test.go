@@ -75,6 +75,9 @@ var (
 	txnY = core.ConfigScope("txn", "y")
 )
 
+// crashUID is the uid writer g acts for: its name is bound to it (R35).
+func crashUID(g int) uint32 { return uint32(1000 + g) }
+
 // crashValue encodes (round, counter); it grows with both.
 func crashValue(round, n int) int64 { return int64(round)*crashRoundBase + int64(n) }
 
@@ -238,7 +241,7 @@ func crashChild(dir string, round int) int {
 	}()
 
 	for g := range crashWriters {
-		o, err := s.Owner(ctx, fmt.Sprintf("w%d", g), core.OwnerOptions{})
+		o, err := s.OwnerFor(ctx, fmt.Sprintf("w%d", g), crashUID(g), core.OwnerOptions{})
 		if err != nil {
 			out.printf("E owner %d: %v", g, err)
 			return 3
@@ -407,6 +410,12 @@ func TestR24_CrashRecovery(t *testing.T) {
 				if owner, _ := snap.Owner(scope, key); owner != fmt.Sprintf("w%d", g) {
 					t.Fatalf("round %d: R27: %s owned by %q", round, k, owner)
 				}
+			}
+			// R35: the binding survives exactly with the config: bound
+			// to the writer's uid while it holds a key, free otherwise.
+			uid, bound := snap.Binding(fmt.Sprintf("w%d", g))
+			if bound != (len(got) > 0) || bound && uid != crashUID(g) {
+				t.Fatalf("round %d: R35: writer %d holds %d keys, bound %v to uid %d (want %d)", round, g, len(got), bound, uid, crashUID(g))
 			}
 			prev[g] = got
 		}

@@ -33,11 +33,46 @@
 // connection may attach several owners; when it drops they die (R31).
 // Subscriptions are rate limited in the daemon, and a client that does not
 // read is disconnected after ServerOptions.WriteTimeout: a slow client
-// costs one undelivered snapshot, never a queue. Owner names that hold
-// config are bound to the uid that created them (SO_PEERCRED, kept in
-// dir/owners.json); another uid other than root cannot attach as them
-// (R35). Per-connection limits bound owners, subscriptions, keys per owner,
-// frame size and requests in flight.
+// costs one undelivered snapshot, never a queue. Per-connection limits
+// bound owners, subscriptions, keys per owner, frame size and requests in
+// flight.
+//
+// # Owner-uid bindings (R35)
+//
+// The daemon reads each peer's uid (SO_PEERCRED). An owner name is bound to
+// the uid of the session that gives it its first key, in any bucket or
+// layer, for as long as it holds any key; another uid, root (0) excepted,
+// gets ErrPermission when it attaches as the name or evicts it, and
+// Store.MayAct is the check for anything else done on a name's behalf
+// (confirm, rollback). Root acting for a bound name leaves the binding as
+// it is. A connection without peer credentials (not a Unix socket) acts as
+// the daemon's own uid.
+//
+// Bindings live in core's state beside the keys, and are journaled in the
+// same record as the mutation that makes them matter: the one that gives a
+// name its first key in a journaled layer (fleet, saved, runtime) carries
+// its binding, the one that leaves it none its unbinding; checkpoints hold
+// the bindings of every name holding journaled keys (internal/codec,
+// format version 3). So a binding survives kill -9 and power loss exactly
+// as the config it protects, and a damaged binding stops Open with a
+// *CorruptError like any other damage (R29). A name that holds only state
+// or override keys is bound in memory only: those keys and the binding go
+// with the process.
+//
+// Embedded (Open): Store's sessions act as the process. They may act for
+// any name — the program holds the data directory and could edit it
+// anyway — and names they give their first key are bound to the process's
+// uid (os.Getuid), so that the daemon later serving the same directory
+// protects them from other users.
+//
+// Migration. Versions before journaled bindings kept them in
+// dir/owners.json (BindingsFile). The first Open of such a directory binds
+// every name the journal left unbound in one record — to its uid in
+// owners.json, or to the process's uid for a name the file does not list
+// (config written embedded, or a binding that the old code lost) — and
+// removes owners.json once that record is durable. An owners.json that
+// cannot be read or parsed stops Open with a *CorruptError (fail closed);
+// delete it by hand to bind every name to the opening process's uid.
 //
 // # Client
 //
@@ -127,12 +162,13 @@
 //     subscribe and the connection's teardown hold it while they create or
 //     close a core subscription. Nothing of store is taken under it.
 //   - Server.mu (listeners, connections, shutting), Server.snapMu (the
-//     encoded snapshot cache), conn.wmu (the buffered writer) and
-//     bindings.mu are leaves: nothing else is taken while one is held, and
-//     none is held while taking another. conn.wmu is held across one frame
-//     write, which the write deadline (ServerOptions.WriteTimeout) bounds;
-//     Server.mu across closing listeners and connections, which does not
-//     block; bindings.mu across writing owners.json (R35).
+//     encoded snapshot cache) and conn.wmu (the buffered writer) are
+//     leaves: nothing else is taken while one is held, and none is held
+//     while taking another. conn.wmu is held across one frame write, which
+//     the write deadline (ServerOptions.WriteTimeout) bounds; Server.mu
+//     across closing listeners and connections, which does not block.
+//     Bindings (R35) need no lock of store's: core checks and changes them
+//     under its write lock, with the mutation they belong to.
 //
 // In the Client, Client.wmu (the write queue) is released before the
 // socket write and before Client.mu is taken; Client.mu is released before

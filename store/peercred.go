@@ -1,100 +1,74 @@
 package store
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/sysreg/sysreg/core"
 	"github.com/sysreg/sysreg/internal/fsync"
 )
 
-// bindings records which uid created each owner name (R35), persisted in
-// the data directory as owners.json (written to a temporary file, fsynced
-// and renamed) so that the binding outlives a daemon restart as the config
-// it protects does. A name is (re)bound to the attaching uid whenever it
-// holds no config.
-type bindings struct {
-	path string
-	log  hclog.Logger
-
-	mu sync.Mutex // guards m and the file
-	m  map[string]uint32
-}
-
-// BindingsFile is the name of the owner-uid bindings inside the data dir.
+// BindingsFile is where sysreg versions before journaled bindings kept the
+// owner-uid bindings (R35), in the data directory. Open migrates it into
+// the journal and removes it; nothing writes it any more.
 const BindingsFile = "owners.json"
 
-func loadBindings(dir string, log hclog.Logger) *bindings {
-	b := &bindings{path: filepath.Join(dir, BindingsFile), log: log, m: map[string]uint32{}}
-	data, err := os.ReadFile(b.path)
-	if err == nil {
-		if err := json.Unmarshal(data, &b.m); err != nil {
-			log.Warn("owner bindings unreadable; starting without", "path", b.path, "error", err)
-			b.m = map[string]uint32{}
+// migrateBindings binds every owner name that the recovered journal left
+// unbound (records written before bindings were journaled, R35): to its
+// uid in dir/owners.json where that file lists it, otherwise to uid (the
+// process's own). It is one mutation, so one journal record; once that is
+// durable owners.json is removed (and the directory fsynced). A file that
+// cannot be read or parsed stops Open (*CorruptError): bindings fail
+// closed. It returns the names bound.
+func migrateBindings(reg *core.Registry, dir string, uid uint32) ([]string, error) {
+	path := filepath.Join(dir, BindingsFile)
+	uids := map[string]uint32{}
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		data = nil
+	case err != nil:
+		return nil, &CorruptError{Path: path, Reason: fmt.Sprintf("owner bindings cannot be read: %v", err), Err: err}
+	default:
+		if err := json.Unmarshal(data, &uids); err != nil {
+			return nil, &CorruptError{Path: path, Reason: fmt.Sprintf("owner bindings do not parse: %v", err), Err: err}
 		}
 	}
-	return b
-}
-
-func (b *bindings) get(name string) (uint32, bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	uid, ok := b.m[name]
-	return uid, ok
-}
-
-func (b *bindings) len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.m)
-}
-
-// bind records name → uid unless name is bound to another uid and still
-// holds config. Names that no longer hold config are dropped on the way.
-func (b *bindings) bind(name string, uid uint32, snap core.Snapshot) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if old, ok := b.m[name]; ok && (old == uid || snap.Holds(name, core.Config)) {
-		return
+	bound, err := reg.BindUnbound(context.Background(), uids, uid)
+	if err != nil {
+		return nil, fmt.Errorf("store: migrate owner bindings: %w", err)
 	}
-	for n := range b.m {
-		if !snap.Holds(n, core.Config) {
-			delete(b.m, n)
+	if data != nil {
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("store: remove %s after migrating it: %w", path, err)
+		}
+		if err := fsync.Dir(dir); err != nil {
+			return nil, fmt.Errorf("store: remove %s after migrating it: %w", path, err)
 		}
 	}
-	b.m[name] = uid
-	if err := b.save(); err != nil {
-		b.log.Warn("cannot save owner bindings", "path", b.path, "error", err)
-	}
+	return bound, nil
 }
 
-func (b *bindings) save() error {
-	data, err := json.Marshal(b.m)
+// OwnerFor opens an owner session as Owner does, on behalf of the local
+// user uid, as the daemon does for each peer (R35): it fails with
+// ErrPermission when name is bound to another uid (unless uid is 0), and a
+// name it gives its first key is bound to uid. For programs that serve
+// other users themselves.
+func (s *Store) OwnerFor(ctx context.Context, name string, uid uint32, opts core.OwnerOptions) (Owner, error) {
+	o, err := s.reg.OwnerFor(ctx, name, uid, opts)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	tmp := b.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, b.path); err != nil {
-		return err
-	}
-	return fsync.Dir(filepath.Dir(b.path))
+	return o, nil
 }
+
+// MayAct reports whether the local user uid may act for owner name (R35):
+// attach as it, evict it, confirm or roll back its changes. nil for root
+// (uid 0), for a name that holds no key and for one bound to uid; an error
+// matching ErrPermission otherwise. The daemon checks it for every peer;
+// an embedded program acts as its own process and is not checked.
+func (s *Store) MayAct(uid uint32, name string) error { return s.reg.MayAct(uid, name) }

@@ -106,10 +106,9 @@ var ErrServerClosed = errors.New("store: server closed")
 // goroutine, a reply writer goroutine and one goroutine per subscription;
 // Shutdown stops them all.
 type Server struct {
-	st    *Store
-	opts  ServerOptions
-	log   hclog.Logger
-	binds *bindings
+	st   *Store
+	opts ServerOptions
+	log  hclog.Logger
 
 	mu       sync.Mutex // guards the fields below
 	lns      map[net.Listener]struct{}
@@ -117,9 +116,6 @@ type Server struct {
 	shutting bool
 
 	wg sync.WaitGroup // connection goroutines
-
-	graceMu  sync.Mutex        // guards graceUID
-	graceUID map[string]uint32 // uid of each owner name abandoned with a grace (R48)
 
 	snapMu   sync.Mutex // guards snapSeq, snapBody: one encoding per snapshot
 	snapSeq  uint64
@@ -139,11 +135,8 @@ func NewServer(st *Store, opts ServerOptions) *Server {
 		st:    st,
 		opts:  opts,
 		log:   opts.Logger,
-		binds: loadBindings(st.Dir(), opts.Logger),
 		lns:   map[net.Listener]struct{}{},
 		conns: map[*conn]struct{}{},
-
-		graceUID: map[string]uint32{},
 	}
 }
 
@@ -283,7 +276,7 @@ func (s *Server) Stats() ServerStats {
 		Requests:       s.stats.requests.Load(),
 		Deliveries:     s.stats.deliveries.Load(),
 		BadFrames:      s.stats.badFrames.Load(),
-		BoundOwnerUIDs: s.binds.len(),
+		BoundOwnerUIDs: s.boundOwners(),
 		SlowClients:    s.health.dropped.Load(),
 		LaggingPushes:  s.health.lagging.Load(),
 	}
@@ -334,6 +327,10 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		feeds:   map[uint64]chan struct{}{},
 	}
 	c.uid, c.cred = peerUID(nc)
+	if !c.cred {
+		// Not a Unix socket: the peer acts as the daemon's own uid (R35).
+		c.uid = processUID()
+	}
 	c.log = s.log.With("conn", fmt.Sprintf("%p", c), "uid", c.uid)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -382,11 +379,6 @@ func (c *conn) serve() {
 	// deletes config (R27).
 	if !c.closing.Load() && !s.shuttingDown() {
 		for h, o := range c.owners {
-			if s.opts.Grace > 0 {
-				s.graceMu.Lock()
-				s.graceUID[o.Name()] = c.uid
-				s.graceMu.Unlock()
-			}
 			if err := o.Abandon(); err != nil {
 				c.log.Warn("owner death failed", "owner", o.Name(), "error", err)
 			}
@@ -578,9 +570,6 @@ func (c *conn) attach(id uint64, a wire.Attach) reply {
 	if len(c.owners) >= s.opts.MaxOwners {
 		return errReply(id, fmt.Errorf("%w: %d owner sessions on this connection", core.ErrLimit, s.opts.MaxOwners))
 	}
-	if err := c.mayAttach(a.Name); err != nil {
-		return errReply(id, err)
-	}
 	if a.Grace < 0 {
 		return badRequest(id, "attach: negative grace %d", a.Grace)
 	}
@@ -588,13 +577,12 @@ func (c *conn) attach(id uint64, a wire.Attach) reply {
 	if grace == 0 {
 		grace = s.opts.Grace // the daemon's default (R48)
 	}
-	o, err := s.st.reg.Owner(context.Background(), a.Name, core.OwnerOptions{KeepConfig: a.KeepConfig,
+	// R35, R48: a name bound to another uid — also one in grace, whose
+	// keys keep it bound — is refused here.
+	o, err := s.st.reg.OwnerFor(context.Background(), a.Name, c.uid, core.OwnerOptions{KeepConfig: a.KeepConfig,
 		Layer: core.Layer(a.Layer), Grace: grace, MaxKeys: s.opts.MaxKeysPerOwner})
 	if err != nil {
 		return errReply(id, err)
-	}
-	if c.cred {
-		s.binds.bind(o.Name(), c.uid, s.st.reg.Snapshot())
 	}
 	c.nextHandle++
 	c.owners[c.nextHandle] = o
@@ -627,13 +615,10 @@ func (c *conn) unsubscribe(id uint64, u wire.Unsubscribe) reply {
 }
 
 func (c *conn) evict(id uint64, e wire.Evict) reply {
-	if err := c.mayAttach(e.Name); err != nil {
-		return errReply(id, err)
-	}
 	// Synchronous, like Detach: requests take effect in the order they
 	// were sent, so a later attach or write of the name in the pipeline
 	// must find the eviction done (not run it first).
-	if err := c.srv.st.Evict(context.Background(), e.Name); err != nil {
+	if err := c.srv.st.reg.EvictFor(context.Background(), e.Name, c.uid); err != nil {
 		return errReply(id, err)
 	}
 	return reply{id: id, typ: wire.TOK}
@@ -725,31 +710,10 @@ func resetLayers(ls []uint64) ([]core.Layer, error) {
 	return layers, nil
 }
 
-// mayAttach applies R35: an owner name that holds config is bound to the
-// uid that created it; another uid, root excepted, may not act as it.
-func (c *conn) mayAttach(name string) error {
-	if name == "" {
-		return nil
-	}
-	// R48: a name in grace is taken over, or evicted, only by its uid.
-	s := c.srv
-	s.graceMu.Lock()
-	uid, ok := s.graceUID[name]
-	if ok && !s.st.reg.InGrace(name) {
-		delete(s.graceUID, name)
-		ok = false
-	}
-	s.graceMu.Unlock()
-	if ok && c.cred && c.uid != 0 && uid != c.uid {
-		return fmt.Errorf("%w: owner %q is in its grace period, held for uid %d", ErrPermission, name, uid)
-	}
-	if !c.cred || c.uid == 0 {
-		return nil
-	}
-	if uid, ok := c.srv.binds.get(name); ok && uid != c.uid && c.srv.st.reg.Snapshot().Holds(name, core.Config) {
-		return fmt.Errorf("%w: owner %q belongs to uid %d", ErrPermission, name, uid)
-	}
-	return nil
+// boundOwners counts the owner names whose binding (R35) is journaled.
+func (s *Server) boundOwners() int {
+	binds, _ := s.st.reg.Snapshot().Bindings()
+	return len(binds)
 }
 
 func (c *conn) subscribe(id uint64, sr wire.Subscribe) reply {

@@ -235,7 +235,19 @@ func Open(dir string, opts Options) (*Store, error) {
 		SeqFloor:       rep.SeqFloor,
 		MaxUpdateBytes: opts.MaxUpdateBytes,
 		Logger:         logger.Named("core"),
+		UID:            processUID(),
 	})
+	// R35: names restored from records written before bindings were
+	// journaled are bound now, in one record, before any call.
+	bound, err := migrateBindings(s.reg, dir, processUID())
+	if err != nil {
+		s.reg.Close()
+		j.Close()
+		return nil, err
+	}
+	if len(bound) > 0 {
+		logger.Info("owner bindings migrated into the journal", "owners", len(bound))
+	}
 	// Loading the defaults is the first mutation (R40, R42): keys whose
 	// value comes from them carry its sequence number. With no defaults it
 	// is a no-op, unless the checkpoint held values of unjournaled layers
@@ -415,8 +427,12 @@ func (s *Store) Reset(ctx context.Context, p core.Pattern, layers ...core.Layer)
 	return s.reg.Reset(ctx, p, layers...)
 }
 
-// Evict deletes everything name holds (R14).
+// Evict deletes everything name holds (R14). An embedded program acts as
+// its own process: it may evict any name, whatever uid it is bound to.
 func (s *Store) Evict(ctx context.Context, name string) error { return s.reg.Evict(ctx, name) }
+
+// processUID is the uid that embedded sessions bind names to (R35).
+func processUID() uint32 { return uint32(os.Getuid()) }
 
 // Stats are a registry's figures, the same for an embedded *Store and a
 // *Client, which asks the daemon (R50 lists what a metrics exporter makes

@@ -11,7 +11,8 @@ import (
 )
 
 // ErrPermission: the peer may not act as that owner (R35).
-var ErrPermission = errors.New("store: permission denied")
+// It is core.ErrPermission.
+var ErrPermission = core.ErrPermission
 
 // ErrProtocol: the peer broke the protocol (a malformed, oversized or
 // unknown frame, a bad request).

@@ -31,10 +31,20 @@ type fxRecord struct {
 	Seq     uint64
 	Time    int64
 	Ops     []fxOp
+	Binds   []fxBind
+}
+
+type fxBind struct {
+	_    struct{} `cbor:",toarray"`
+	Name string
+	UID  uint32
 }
 
 func fxEncodeMutation(tb testing.TB, m *core.Mutation) []byte {
-	r := fxRecord{Version: 2, Seq: m.Seq}
+	r := fxRecord{Version: 3, Seq: m.Seq, Binds: []fxBind{}}
+	for _, b := range m.Binds {
+		r.Binds = append(r.Binds, fxBind{Name: b.Name, UID: b.UID})
+	}
 	if !m.Time.IsZero() {
 		r.Time = m.Time.UnixNano()
 	}
@@ -72,6 +82,7 @@ func TestRecordMatchesReference(t *testing.T) {
 	m := typicalRecord()
 	m.Ops = append(m.Ops, core.MutationOp{Kind: core.MutMerge, Layer: core.Runtime, Scope: core.ConfigScope("wifi", "wlan0"),
 		Owner: "wifid", Values: core.Values{"ssid": "home", "n": uint64(1 << 63), "f": []any{0.1, nil}}})
+	m.Binds = []core.Bind{{Name: "netd", UID: 1000}, {Name: "wifid", UID: 70000}}
 	got, err := codec.EncodeMutation(m)
 	if err != nil {
 		t.Fatal(err)

@@ -61,15 +61,17 @@
 //
 // # Records
 //
-// A record is one core.Mutation, a CBOR array (format version 2):
+// A record is one core.Mutation, a CBOR array (format version 3):
 //
-//	record = [version: uint = 2, seq: uint, time: int, ops: [op...]]
+//	record = [version: uint = 3, seq: uint, time: int, ops: [op...], binds: [bind...]]
 //	op     = [1, bucket, layer, type, subtype, owner, values]   merge (core.MutMerge)
 //	       | [2, bucket, layer, type, subtype, [key...]]        delete (core.MutDelete)
 //	       | [3, bucket, layer, owner]                          drop (core.MutDrop)
 //	       | [4, bucket, layer, type, subtype, owner, values]   set (core.MutSet)
 //	bucket = 1 (state) | 2 (config)
 //	layer  = 0 (state) | 1 default | 2 fleet | 3 saved | 4 runtime | 5 override
+//	bind   = [owner, uid: uint]                             owner is bound to uid (core.Bind)
+//	       | [owner]                                        owner's binding ends (Unbind)
 //
 // time is the mutation's wall-clock time in Unix nanoseconds (0: unknown),
 // from which recovery restores KeyMeta.Modified (R42). type, subtype,
@@ -80,13 +82,22 @@
 // drops name a layer owners write (saved, runtime, override); owner is
 // non-empty, except in the default and fleet layers, whose keys have none
 // (it is then ""). The journal holds only ops of the fleet, saved and
-// runtime layers (R41), but the format can carry any. The typical record,
-// seq 42 at 2023-11-14T22:13:20Z, one merge of
-// {"address":"192.168.1.100","up":true} into the runtime layer of
-// config/network_interface/eth0 by owner "netd", is these 73 bytes:
+// runtime layers (R41), but the format can carry any.
 //
-//	84                                      array(4): record
-//	   02                                   version 2
+// binds are the owner-uid binding changes of the mutation (R35), in the
+// same record as the ops that make them: a name that gets its first key in
+// a journaled layer is bound to a uid, one that holds none any more is
+// unbound. Names are non-empty text in strictly ascending byte order, each
+// once; uid is below 2^32. Binding netd to uid 1000 and unbinding "gone"
+// is 82 82 646e657464 1903e8 81 64676f6e65.
+//
+// The typical record, seq 42 at 2023-11-14T22:13:20Z, one merge of
+// {"address":"192.168.1.100","up":true} into the runtime layer of
+// config/network_interface/eth0 by owner "netd" (already bound, so no
+// binds), is these 74 bytes:
+//
+//	85                                      array(5): record
+//	   03                                   version 3
 //	   18 2a                                seq 42
 //	   1b 17979cfe362a0000                  time 1700000000000000000 ns
 //	   81                                   array(1): ops
@@ -102,6 +113,12 @@
 //	            f5                          true
 //	            67 61646472657373           "address"
 //	            6d 3139322e3136382e312e313030 "192.168.1.100"
+//	   80                                   array(0): binds
+//
+// Version 2 records, written before bindings were journaled, are
+// [2, seq, time, ops] and decode with no binding changes; names they give
+// keys are unbound after recovery until the store binds them (store.Open
+// migrates owners.json, see the store package).
 //
 // Version 1 records, written before config layers, are
 // [1, seq, ops] with ops as above without the layer field and no time.
@@ -115,9 +132,10 @@
 // # Snapshots
 //
 // A snapshot (a checkpoint of the journaled config layers, or a whole view
-// on the wire) is (format version 2):
+// on the wire) is (format version 2 on the wire, 3 for checkpoints):
 //
 //	snapshot = [version: uint = 2, seq: uint, scopes: [scope...]]
+//	         | [version: uint = 3, seq: uint, scopes: [scope...], binds: [[owner, uid: uint]...]]
 //	scope    = [bucket, type, subtype, layers: [[layer, [entry...]]...], meta: [meta...]]
 //	entry    = [key, owner, value]
 //	meta     = [key, create seq: uint, mod seq: uint, version: uint, modified: int, volatile: bool]
@@ -137,11 +155,17 @@
 // same owner, then one core.MutMeta op per scope.
 //
 // EncodeSnapshot(s, core.Config), a checkpoint, writes the fleet, saved
-// and runtime layers and the metadata of their keys; EncodeSnapshot(s, 0),
-// the wire form, writes the state bucket, all five layers and all
-// metadata. Version 1 snapshots, [1, seq, [[bucket, type, subtype,
-// [entry...]]...]] with no layers or metadata, decode with their config
-// keys in the saved layer.
+// and runtime layers, the metadata of their keys and the bindings of every
+// name that holds keys in them (version 3: binds as in records, without
+// unbinds, names in ascending byte order; recovery refuses a binding of a
+// name that holds no journaled key); EncodeSnapshot(s, 0), the wire form,
+// writes the state bucket, all five layers and all metadata (version 2:
+// bindings are the daemon's access control, not part of the view, and
+// wire protocol version 2 carries snapshot format 2). Version 2
+// checkpoints decode with their names unbound, as version 2 records do.
+// Version 1 snapshots, [1, seq, [[bucket, type, subtype, [entry...]]...]]
+// with no layers or metadata, decode with their config keys in the saved
+// layer.
 //
 // # Versions
 //
@@ -153,7 +177,8 @@
 // has another shape. Encoders always write the current version. A change to
 // any byte of these layouts needs a new version, with decoding of the old
 // one kept: the golden files in testdata/ (value_v1.cbor, record_v1.cbor,
-// snapshot_v1.cbor, record_v2.cbor, snapshot_v2.cbor) must decode to the
+// snapshot_v1.cbor, record_v2.cbor, snapshot_v2.cbor, record_v3.cbor,
+// checkpoint_v3.cbor) must decode to the
 // same values forever and are rewritten only by an explicit
 // go test -run Golden -update (which never touches the v1 files: no
 // encoder writes version 1 any more).

@@ -3,6 +3,7 @@ package codec_test
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/sysreg/sysreg/core"
@@ -134,6 +135,26 @@ func FuzzDecodeSnapshot(f *testing.F) {
 		b3, err := codec.EncodeSnapshot(s2, 0)
 		if err != nil || !bytes.Equal(b2, b3) {
 			t.Fatalf("encoding is not a fixed point: %x then %x (%v)", b2, b3, err)
+		}
+		// A snapshot whose names are all bound (a checkpoint, R35) keeps
+		// its bindings through a checkpoint's encoding.
+		binds, unbound := s.Bindings()
+		if len(unbound) > 0 {
+			if _, err := codec.EncodeSnapshot(s, core.Config); !errors.Is(err, codec.ErrInvalidMutation) {
+				t.Fatalf("checkpoint with unbound names %q: error %v, want ErrInvalidMutation", unbound, err)
+			}
+			return
+		}
+		c, err := codec.EncodeSnapshot(s, core.Config)
+		if err != nil {
+			t.Fatalf("decoded snapshot does not encode as a checkpoint: %v", err)
+		}
+		s3, err := codec.DecodeSnapshot(c)
+		if err != nil {
+			t.Fatalf("checkpoint does not decode: %v", err)
+		}
+		if b, u := s3.Bindings(); !slices.Equal(b, binds) || len(u) > 0 {
+			t.Fatalf("bindings %+v became %+v (unbound %q)", binds, b, u)
 		}
 	})
 }

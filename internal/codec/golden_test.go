@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -57,9 +58,10 @@ func goldenRecordV1() *core.Mutation {
 	}}
 }
 
-// goldenRecord has one op of every kind, in every journaled layer, and a
-// time (format version 2).
-func goldenRecord() *core.Mutation {
+// goldenRecordV2 is what record_v2.cbor holds (format version 2, before
+// bindings were journaled): one op of every kind, in every journaled
+// layer, and a time.
+func goldenRecordV2() *core.Mutation {
 	cfg := core.ConfigScope("network_interface", "eth0")
 	return &core.Mutation{Seq: 123456789, Time: time.Unix(1700000000, 123456789), Ops: []core.MutationOp{
 		{Kind: core.MutMerge, Layer: core.Runtime, Scope: cfg, Owner: "netd", Values: goldenValue()},
@@ -174,19 +176,76 @@ func TestGoldenRecordV1(t *testing.T) {
 	}
 }
 
+// goldenRecord is goldenRecordV2 with binding changes (format version 3,
+// R35): a bind, a bind to root, an unbind, a uid above 2^16.
+func goldenRecord() *core.Mutation {
+	m := goldenRecordV2()
+	m.Binds = []core.Bind{{Name: "evicted", Unbind: true}, {Name: "netd", UID: 1234}, {Name: "root-tool", UID: 0},
+		{Name: "wifid", UID: 4000000000}}
+	return m
+}
+
+// TestGoldenRecordV2: records of format version 2 decode forever, with no
+// binding changes.
+func TestGoldenRecordV2(t *testing.T) {
+	got, err := codec.DecodeMutation(readFile(t, "record_v2.cbor"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equalMutation(got, goldenRecordV2()) || got.Binds != nil {
+		t.Fatalf("record_v2.cbor decodes to %+v", got)
+	}
+}
+
 func TestGoldenRecord(t *testing.T) {
 	enc, err := codec.EncodeMutation(goldenRecord())
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := golden(t, "record_v2.cbor", enc)
+	data := golden(t, "record_v3.cbor", enc)
 	got, err := codec.DecodeMutation(data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !equalMutation(got, goldenRecord()) {
-		t.Fatalf("record_v2.cbor decodes to %+v", got)
+		t.Fatalf("record_v3.cbor decodes to %+v", got)
 	}
+}
+
+// TestGoldenCheckpoint: a checkpoint (format version 3) holds the
+// journaled layers, their metadata and the bindings of the names that hold
+// journaled keys (R35); testdata/checkpoint_v3.cbor decodes to them forever.
+func TestGoldenCheckpoint(t *testing.T) {
+	want := goldenCheckpoint(t)
+	enc, err := codec.EncodeSnapshot(want, core.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := golden(t, "checkpoint_v3.cbor", enc)
+	got, err := codec.DecodeSnapshot(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []core.Layer{core.Fleet, core.Saved, core.Runtime} {
+		sameWalk(t, "checkpoint_v3.cbor", walkLayer(t, want, l), walkLayer(t, got, l))
+	}
+	wb, _ := want.Bindings()
+	gb, unbound := got.Bindings()
+	if !slices.Equal(wb, gb) || len(unbound) > 0 || len(gb) != 3 {
+		t.Fatalf("checkpoint_v3.cbor bindings %+v (unbound %q), want %+v", gb, unbound, wb)
+	}
+}
+
+// goldenCheckpoint is goldenSnapshot with its owners bound: ui to 1000,
+// netd to root, tool to 65534 (ops, which holds only override keys, has no
+// journaled binding).
+func goldenCheckpoint(t *testing.T) core.Snapshot {
+	s, err := goldenSnapshot(t).Apply(&core.Mutation{Seq: 301, Binds: []core.Bind{
+		{Name: "netd", UID: 0}, {Name: "tool", UID: 65534}, {Name: "ui", UID: 1000}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // TestGoldenSnapshotV1: snapshots of format version 1 decode forever,
@@ -292,6 +351,9 @@ func TestFuzzSeeds(t *testing.T) {
 		"FuzzDecodeMutation": {
 			"golden":    rec(goldenRecord()),
 			"golden-v1": readFile(t, "record_v1.cbor"),
+			"golden-v2": readFile(t, "record_v2.cbor"),
+			"binds":     unhex(t, "85 03 07 00 80 82 81 6161 82 6162 19 04d2"),
+			"bad-binds": unhex(t, "85 03 07 00 80 82 82 6162 01 81 6161"),
 			"layers":    unhex(t, "84 02 05 1a000f4240 82 84 03 02 04 616f 87 04 02 02 6174 6173 60 a1 616b 01"),
 			"typical":   rec(typicalRecord()),
 			"empty":     rec(&core.Mutation{Seq: 1}),
@@ -302,15 +364,17 @@ func TestFuzzSeeds(t *testing.T) {
 			"bad-kind":  unhex(t, "83 01 01 81 83 05 02 616f"),
 		},
 		"FuzzDecodeSnapshot": {
-			"golden":    snap,
-			"golden-v1": readFile(t, "snapshot_v1.cbor"),
-			"v2-one":    unhex(t, "83 02 05 81 85 02 6174 6173 81 82 03 81 83 616b 616f 01 81 86 616b 01 05 02 1a000f4240 f5"),
-			"v2-fleet":  unhex(t, "83 02 05 81 85 02 6174 6173 82 82 02 81 83 616b 60 01 82 04 81 83 616b 616f 02 80"),
-			"empty":     unhex(t, "83 01 00 80"),
-			"one":       unhex(t, "83 01 05 81 84 02 6174 6173 81 83 616b 616f 01"),
-			"two-owner": unhex(t, "83 01 05 81 84 02 6174 6173 82 83 616b 616f 01 83 616c 6170 02"),
-			"version-2": unhex(t, "83 02 00 80"),
-			"version-3": unhex(t, "83 03 00 80"),
+			"golden":     snap,
+			"golden-v1":  readFile(t, "snapshot_v1.cbor"),
+			"checkpoint": readFile(t, "checkpoint_v3.cbor"),
+			"v3-bound":   unhex(t, "84 03 05 81 85 02 6174 6173 81 82 03 81 83 616b 616f 01 80 81 82 616f 19 04d2"),
+			"v2-one":     unhex(t, "83 02 05 81 85 02 6174 6173 81 82 03 81 83 616b 616f 01 81 86 616b 01 05 02 1a000f4240 f5"),
+			"v2-fleet":   unhex(t, "83 02 05 81 85 02 6174 6173 82 82 02 81 83 616b 60 01 82 04 81 83 616b 616f 02 80"),
+			"empty":      unhex(t, "83 01 00 80"),
+			"one":        unhex(t, "83 01 05 81 84 02 6174 6173 81 83 616b 616f 01"),
+			"two-owner":  unhex(t, "83 01 05 81 84 02 6174 6173 82 83 616b 616f 01 83 616c 6170 02"),
+			"version-2":  unhex(t, "83 02 00 80"),
+			"version-3":  unhex(t, "83 03 00 80"),
 		},
 	}
 	for target, files := range seeds {

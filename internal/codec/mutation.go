@@ -10,9 +10,10 @@ import (
 
 // RecordVersion is the format version of the mutation records that
 // EncodeMutation writes. DecodeMutation reads every version from 1 up to it:
-// version 1 (before config layers) and version 2 (ops carry their layer,
-// records their time).
-const RecordVersion = 2
+// version 1 (before config layers), version 2 (ops carry their layer,
+// records their time) and version 3 (records carry owner-uid bindings,
+// R35).
+const RecordVersion = 3
 
 // Numbers of op kinds and buckets in records and snapshots. They are fixed
 // by the format, whatever core's Go constants become.
@@ -87,8 +88,8 @@ func EncodeMutation(m *core.Mutation) ([]byte, error) {
 	if m == nil {
 		return nil, fmt.Errorf("%w: nil mutation", ErrInvalidMutation)
 	}
-	b := make([]byte, 0, 24+64*len(m.Ops))
-	b = appendHead(b, majorArray, 4)
+	b := make([]byte, 0, 24+64*len(m.Ops)+16*len(m.Binds))
+	b = appendHead(b, majorArray, 5)
 	b = appendHead(b, majorUint, RecordVersion)
 	b = appendHead(b, majorUint, m.Seq)
 	var ns int64
@@ -103,7 +104,85 @@ func EncodeMutation(m *core.Mutation) ([]byte, error) {
 			return nil, fmt.Errorf("encode mutation %d: op %d (%s): %w", m.Seq, i, m.Ops[i].Kind, err)
 		}
 	}
+	b, err := appendBinds(b, m.Binds, true)
+	if err != nil {
+		return nil, fmt.Errorf("encode mutation %d: %w", m.Seq, err)
+	}
 	return b, nil
+}
+
+// appendBinds writes binds = [bind...], bind = [owner, uid] | [owner]
+// (unbind; only where unbinds are allowed: records, not checkpoints).
+// Names must be valid owner names in strictly ascending byte order.
+func appendBinds(b []byte, binds []core.Bind, unbinds bool) ([]byte, error) {
+	b = appendHead(b, majorArray, uint64(len(binds)))
+	for i, bd := range binds {
+		if err := checkName("bound owner", bd.Name); err != nil {
+			return nil, err
+		}
+		if i > 0 && bd.Name <= binds[i-1].Name {
+			return nil, fmt.Errorf("%w: binding of %q after %q: out of order or repeated", ErrInvalidMutation, bd.Name, binds[i-1].Name)
+		}
+		if bd.Unbind {
+			if !unbinds {
+				return nil, fmt.Errorf("%w: unbind of %q in a snapshot", ErrInvalidMutation, bd.Name)
+			}
+			b = appendHead(b, majorArray, 1)
+			b = appendText(b, bd.Name)
+			continue
+		}
+		b = appendHead(b, majorArray, 2)
+		b = appendText(b, bd.Name)
+		b = appendHead(b, majorUint, uint64(bd.UID))
+	}
+	return b, nil
+}
+
+// binds reads what appendBinds writes.
+func (d *decoder) binds(unbinds bool) ([]core.Bind, error) {
+	n, err := d.arrayHead(3) // the smallest bind, [name], takes 3 bytes
+	if err != nil {
+		return nil, fmt.Errorf("binds: %w", err)
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	out := make([]core.Bind, n)
+	for i := range out {
+		off := d.off
+		k, err := d.arrayHead(1)
+		if err != nil {
+			return nil, fmt.Errorf("bind %d: %w", i, err)
+		}
+		if k != 2 && (k != 1 || !unbinds) {
+			d.off = off
+			return nil, d.errorf("bind %d has %d fields", i, k)
+		}
+		name, err := d.nonEmptyText("bound owner")
+		if err != nil {
+			return nil, fmt.Errorf("bind %d: %w", i, err)
+		}
+		if i > 0 && name <= out[i-1].Name {
+			d.off = off
+			return nil, d.errorf("binding of %q after %q: out of order or repeated", name, out[i-1].Name)
+		}
+		out[i].Name = name
+		if k == 1 {
+			out[i].Unbind = true
+			continue
+		}
+		uoff := d.off
+		uid, err := d.uint()
+		if err != nil {
+			return nil, fmt.Errorf("bind of %q: uid: %w", name, err)
+		}
+		if uid > 1<<32-1 {
+			d.off = uoff
+			return nil, d.errorf("bind of %q: uid %d out of range", name, uid)
+		}
+		out[i].UID = uint32(uid)
+	}
+	return out, nil
 }
 
 func appendOp(b []byte, op *core.MutationOp) ([]byte, error) {
@@ -198,7 +277,8 @@ func DecodeMutation(b []byte) (*core.Mutation, error) {
 // envelope reads the head shared by records and snapshots, [version, seq,
 // ...], up to the fields after seq, and returns the version and seq.
 // Version 1 has 3 fields; version 2 has 4 in records (time before the
-// ops) and 3 in snapshots.
+// ops) and 3 in snapshots; version 3 has 5 in records (binds after the
+// ops) and 4 in snapshots (binds after the scopes).
 func (d *decoder) envelope(format string, current uint64) (version, seq uint64, err error) {
 	n, err := d.arrayHead(1)
 	if err != nil {
@@ -215,8 +295,13 @@ func (d *decoder) envelope(format string, current uint64) (version, seq uint64, 
 		return 0, 0, &VersionError{Format: format, Found: v, Supported: current}
 	}
 	want := 3
-	if v >= 2 && format == "record" {
+	switch {
+	case format == "record" && v >= 3:
+		want = 5 // binds after the ops
+	case format == "record" && v == 2:
 		want = 4
+	case format == "snapshot" && v >= 3:
+		want = 4 // binds after the scopes
 	}
 	if n != want {
 		return 0, 0, d.errorf("%s version %d has %d fields, want %d", format, v, n, want)
@@ -251,6 +336,11 @@ func (d *decoder) mutation() (*core.Mutation, error) {
 	for i := range m.Ops {
 		if err := d.op(&m.Ops[i], v); err != nil {
 			return nil, fmt.Errorf("record %d: op %d: %w", seq, i, err)
+		}
+	}
+	if v >= 3 {
+		if m.Binds, err = d.binds(true); err != nil {
+			return nil, fmt.Errorf("record %d: %w", seq, err)
 		}
 	}
 	return m, nil

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -80,7 +81,7 @@ func isHex(w []byte) bool {
 }
 
 func equalMutation(a, b *core.Mutation) bool {
-	if a.Seq != b.Seq || len(a.Ops) != len(b.Ops) || !a.Time.Equal(b.Time) {
+	if a.Seq != b.Seq || len(a.Ops) != len(b.Ops) || !a.Time.Equal(b.Time) || !slices.Equal(a.Binds, b.Binds) {
 		return false
 	}
 	for i := range a.Ops {
@@ -103,8 +104,8 @@ func TestMutationBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dump := docDump(t, "is these 73 bytes:")
-	if want := hexOf(t, dump); !bytes.Equal(got, want) || len(got) != 73 {
+	dump := docDump(t, "is these 74 bytes:")
+	if want := hexOf(t, dump); !bytes.Equal(got, want) || len(got) != 74 {
 		t.Fatalf("EncodeMutation = %x\nwant             %x", got, want)
 	}
 }
@@ -274,10 +275,10 @@ func TestDecodeMutationVersion(t *testing.T) {
 		found uint64
 	}{
 		{"v0", "83 00 01 80", 0},
-		{"v3", "84 03 01 00 80", 3},
+		{"v4", "85 04 01 00 80 80", 4},
 		// A newer version may have another shape: the version decides first.
-		{"v3=shape", "85 03 01 80 f6 f6", 3},
-		{"v3=one-field", "81 03", 3},
+		{"v4=shape", "86 04 01 80 f6 f6 f6", 4},
+		{"v4=one-field", "81 04", 4},
 		{"vmax", "83 1bffffffffffffffff 01 80", math.MaxUint64},
 	}
 	for _, tt := range tests {

@@ -10,10 +10,17 @@ import (
 	"github.com/sysreg/sysreg/core"
 )
 
-// SnapshotVersion is the format version of the snapshots that EncodeSnapshot
-// writes. DecodeSnapshot reads every version from 1 up to it: version 1
-// (before config layers) and version 2 (keys per layer, and metadata).
-const SnapshotVersion = 2
+// SnapshotVersion is the format version of the checkpoints that
+// EncodeSnapshot writes. DecodeSnapshot reads every version from 1 up to
+// it: version 1 (before config layers), version 2 (keys per layer, and
+// metadata) and version 3 (version 2 and the owner-uid bindings, R35).
+const SnapshotVersion = 3
+
+// WireSnapshotVersion is the format version of the whole views that
+// EncodeSnapshot writes for the wire (protocol version 2 carries format 2):
+// bindings are the daemon's access control, not part of the view, and
+// stay out of it.
+const WireSnapshotVersion = 2
 
 // EncodeSnapshot returns the encoding of s (see "Snapshots" in the package
 // documentation) with s.Seq(), selected by b:
@@ -24,7 +31,11 @@ const SnapshotVersion = 2
 //     layers and the metadata of every key.
 //
 // Scopes and keys are written in a canonical order, so equal snapshots
-// encode to equal bytes.
+// encode to equal bytes. A checkpoint (format version 3) also holds the
+// bindings of the names that hold journaled keys (core.Snapshot.Bindings);
+// a name among them that is unbound is an error matching
+// ErrInvalidMutation, since a checkpoint must keep every binding that
+// matters across a restart. The other forms are format version 2.
 func EncodeSnapshot(s core.Snapshot, b core.Bucket) ([]byte, error) {
 	var layers []core.Layer
 	switch b {
@@ -47,7 +58,15 @@ func EncodeSnapshot(s core.Snapshot, b core.Bucket) ([]byte, error) {
 		}
 		return nil
 	}
-	return encodeSnapshot(s.Seq(), walk, func(fn metaFunc) error { return s.WalkMeta(b, fn) })
+	meta := func(fn metaFunc) error { return s.WalkMeta(b, fn) }
+	if b != core.Config {
+		return encodeSnapshot(WireSnapshotVersion, s.Seq(), walk, meta, nil)
+	}
+	binds, unbound := s.Bindings()
+	if len(unbound) > 0 {
+		return nil, fmt.Errorf("encode snapshot %d: %w: owner %q holds journaled keys but no binding", s.Seq(), ErrInvalidMutation, unbound[0])
+	}
+	return encodeSnapshot(SnapshotVersion, s.Seq(), walk, meta, binds)
 }
 
 // layerWalkFunc receives one key of one layer (0: the state bucket).
@@ -77,7 +96,8 @@ type snapScope struct {
 // encodeSnapshot encodes what walk and meta report, whatever order they
 // report it in; a key reported twice in a layer of a scope is an error.
 // Metadata of keys that no layer written holds is left out.
-func encodeSnapshot(seq uint64, walk func(layerWalkFunc) error, meta func(metaFunc) error) ([]byte, error) {
+// Version 3 (checkpoints) appends binds; version 2 has none.
+func encodeSnapshot(version, seq uint64, walk func(layerWalkFunc) error, meta func(metaFunc) error, binds []core.Bind) ([]byte, error) {
 	var (
 		scopes []*snapScope
 		index  = map[core.Scope]*snapScope{}
@@ -113,14 +133,23 @@ func encodeSnapshot(seq uint64, walk func(layerWalkFunc) error, meta func(metaFu
 	}
 	slices.SortFunc(scopes, func(a, b *snapScope) int { return compareScopes(a.scope, b.scope) })
 
-	buf := make([]byte, 0, 16+size)
-	buf = appendHead(buf, majorArray, 3)
-	buf = appendHead(buf, majorUint, SnapshotVersion)
+	buf := make([]byte, 0, 16+size+16*len(binds))
+	if version >= 3 {
+		buf = appendHead(buf, majorArray, 4)
+	} else {
+		buf = appendHead(buf, majorArray, 3)
+	}
+	buf = appendHead(buf, majorUint, version)
 	buf = appendHead(buf, majorUint, seq)
 	buf = appendHead(buf, majorArray, uint64(len(scopes)))
 	for _, sc := range scopes {
 		if buf, err = appendSnapScope(buf, sc); err != nil {
 			return nil, fmt.Errorf("encode snapshot %d: %s: %w", seq, sc.scope, err)
+		}
+	}
+	if version >= 3 {
+		if buf, err = appendBinds(buf, binds, false); err != nil {
+			return nil, fmt.Errorf("encode snapshot %d: %w", seq, err)
 		}
 	}
 	return buf, nil
@@ -278,6 +307,7 @@ func (d *decoder) snapshot() (*core.Mutation, error) {
 		if v >= 2 {
 			want = 5
 		}
+		// Version 3 scopes are version 2's.
 		if k != want {
 			d.off = off
 			return nil, d.errorf("snapshot %d: scope %d has %d fields, want %d", seq, i, k, want)
@@ -302,6 +332,11 @@ func (d *decoder) snapshot() (*core.Mutation, error) {
 		}
 		if err != nil {
 			return nil, fmt.Errorf("snapshot %d: %s: %w", seq, sc, err)
+		}
+	}
+	if v >= 3 {
+		if m.Binds, err = d.binds(false); err != nil {
+			return nil, fmt.Errorf("snapshot %d: %w", seq, err)
 		}
 	}
 	return m, nil

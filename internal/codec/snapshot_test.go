@@ -59,6 +59,16 @@ func randomSnapshot(t *testing.T, r *rand.Rand) core.Snapshot {
 			t.Fatal(err)
 		}
 	}
+	// R35: a checkpoint needs every name holding journaled keys bound.
+	_, unbound := s.Bindings()
+	var binds []core.Bind
+	for _, name := range unbound {
+		binds = append(binds, core.Bind{Name: name, UID: r.Uint32()})
+	}
+	s, err := s.Apply(&core.Mutation{Seq: seq + 1, Binds: binds})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return s
 }
 
@@ -149,6 +159,13 @@ func TestSnapshotRoundTrip(t *testing.T) {
 				}
 				if bk == core.Config && w.volatile && !h.volatile {
 					t.Fatalf("snapshot %d: a checkpoint lost the volatile mark of %+v", i, w)
+				}
+			}
+			if bk == core.Config {
+				wb, _ := s.Bindings()
+				gb, unbound := got.Bindings()
+				if !slices.Equal(wb, gb) || len(unbound) > 0 {
+					t.Fatalf("snapshot %d: checkpoint bindings %+v (unbound %q), want %+v", i, gb, unbound, wb)
 				}
 			}
 			again, err := codec.EncodeSnapshot(got, bk)
