@@ -690,9 +690,7 @@ func (c *conn) resetKeys(id uint64, r wire.ResetKeys) reply {
 	if err != nil {
 		return errReply(id, err)
 	}
-	sc := corePattern(r.Scope)
-	scope := core.Scope{Bucket: sc.Bucket, Type: sc.Type, Subtype: sc.Subtype}
-	if err := c.srv.st.ResetKeys(context.Background(), scope, r.Keys, layers...); err != nil {
+	if err := c.srv.st.ResetKeys(context.Background(), coreScope(r.Scope), r.Keys, layers...); err != nil {
 		return errReply(id, err)
 	}
 	return reply{id: id, typ: wire.TOK}
