@@ -54,7 +54,7 @@ func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 // transaction's own (future) sequence number, which no caller knows:
 // put the condition first.
 func IfModSeq(scope Scope, key string, seq uint64) Op {
-	return Op{kind: opIfModSeq, scope: scope, keys: []string{key}, seq: seq}
+	return Op{kind: opIfModSeq, scope: scope, key: key, seq: seq}
 }
 
 // IfEqual is a condition for Commit (R43): key of scope must be present
@@ -62,7 +62,7 @@ func IfModSeq(scope Scope, key string, seq uint64) Op {
 // floats bit for bit) in the effective view as the transaction has changed it
 // so far.
 func IfEqual(scope Scope, key string, value any) Op {
-	return Op{kind: opIfEqual, scope: scope, keys: []string{key}, value: value}
+	return Op{kind: opIfEqual, scope: scope, key: key, value: value}
 }
 
 // OpKind says what an Op does.
@@ -83,15 +83,12 @@ func (op Op) Kind() OpKind { return OpKind(op.kind) }
 // sequence number (IfModSeq) and value (IfEqual). Clients that send ops
 // elsewhere use it.
 func (op Op) Cond() (scope Scope, key string, seq uint64, value any) {
-	if len(op.keys) > 0 {
-		key = op.keys[0]
-	}
-	return op.scope, key, op.seq, op.value
+	return op.scope, op.key, op.seq, op.value
 }
 
 // checkCond checks condition op against the working copy t (R43).
 func checkCond(t *txn, op Op) error {
-	key := op.keys[0]
+	key := op.key
 	e, ok := t.st.scope(op.scope).get(key)
 	switch op.kind {
 	case opIfModSeq:

@@ -730,7 +730,7 @@ func (o *Owner) CommitAsync(ctx context.Context, ops ...Op) (wait func() error) 
 				size += headSize(uint64(len(k))) + len(k)
 			}
 		case opIfModSeq, opIfEqual: // checked, never journaled: no size
-			if len(op.keys) != 1 || op.keys[0] == "" {
+			if op.key == "" {
 				return failedWait(opError(i, len(ops), fmt.Errorf("%w: a condition needs a non-empty key", ErrInvalidValue)))
 			}
 			if op.kind == opIfEqual {
@@ -868,7 +868,8 @@ type Op struct {
 	kind   opKind
 	scope  Scope
 	values Values
-	keys   []string // Del; a condition's key
+	keys   []string // Del
+	key    string   // a condition's
 	seq    uint64   // IfModSeq
 	value  any      // IfEqual
 }
