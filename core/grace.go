@@ -3,6 +3,8 @@ package core
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -93,4 +95,15 @@ func (r *Registry) InGrace(name string) bool {
 	defer r.mu.Unlock()
 	_, ok := r.graces[name]
 	return ok
+}
+
+// Sessions returns the names that have a live session and the names in
+// grace (R48), each sorted. The two lists are read together, under the
+// registry's lock, but apart from any Snapshot.
+func (r *Registry) Sessions() (live, grace []string) {
+	r.mu.Lock()
+	live = slices.Sorted(maps.Keys(r.sessions))
+	grace = slices.Sorted(maps.Keys(r.graces))
+	r.mu.Unlock()
+	return live, grace
 }

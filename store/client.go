@@ -410,6 +410,20 @@ func (c *Client) Evict(ctx context.Context, name string) error {
 	return c.call(ctx, wire.TEvict, wire.Evict{Name: name}, wire.TOK, nil)
 }
 
+// Owners lists the daemon's owner names (R52), with the uid each is bound
+// to (R35); see Store.Owners.
+func (c *Client) Owners(ctx context.Context) ([]OwnerInfo, error) {
+	var ok wire.OwnersOK
+	if err := c.call(ctx, wire.TOwners, nil, wire.TOwnersOK, &ok); err != nil {
+		return nil, err
+	}
+	var list []OwnerInfo
+	if err := cbor.Unmarshal(ok.Data, &list); err != nil {
+		return nil, fmt.Errorf("%w: owners: %v", ErrProtocol, err)
+	}
+	return list, nil
+}
+
 // Stats returns the daemon's figures (sysregd stats), with its server's
 // counters in Server.
 func (c *Client) Stats(ctx context.Context) (Stats, error) {

@@ -500,6 +500,8 @@ func (c *conn) handle(f wire.Frame) reply {
 		return c.snapshot(f.ID)
 	case wire.TStats:
 		return c.stats(f.ID)
+	case wire.TOwners:
+		return c.ownerList(f.ID)
 	case wire.TPing:
 		return reply{id: f.ID, typ: wire.TOK}
 	case wire.TBackup:
@@ -639,6 +641,16 @@ func (c *conn) stats(id uint64) reply {
 		return errReply(id, err)
 	}
 	return reply{id: id, typ: wire.TStatsOK, body: wire.StatsOK{Data: data}}
+}
+
+// ownerList answers owners (R52).
+func (c *conn) ownerList(id uint64) reply {
+	list := c.srv.st.owners()
+	data, err := cbor.Marshal(list)
+	if err != nil {
+		return errReply(id, err)
+	}
+	return reply{id: id, typ: wire.TOwnersOK, body: wire.OwnersOK{Data: data}}
 }
 
 // mayAdmin says whether the peer may make a request that concerns every

@@ -147,10 +147,13 @@ func ownersCmd() *cobra.Command {
 	var cf clientFlags
 	var out *outputFormat
 	cmd := command("owners [flags]",
-		"list the owner names that hold keys, with their key counts",
-		`Prints a JSON array with one object per owner name that holds keys, sorted by
-name: {"name": N, "state_keys": S, "config_keys": C, "layers": {"saved": C},
-"scopes": K}, layers counting config keys by the layer they show from. Config
+		"list the owner names, live or not, with their uid and key counts",
+		`Prints a JSON array with one object per owner name that holds keys or has a
+live session, sorted by name: {"name": N, "live": L, "grace": G, "uid": U,
+"state_keys": S, "config_keys": C, "layers": {"saved": C}, "scopes": K}.
+live: a session holds the name now; grace: its connection dropped and its keys
+wait out a grace period (R48); uid: the uid the name is bound to (R35), absent
+when unbound; layers counts config keys by the layer they show from. Config
 restored after a restart belongs to its owner's name (R27); an evicted name
 is gone (R14). Act as a name with 'set/delete --owner NAME', remove all it
 holds with 'evict NAME'.`,
@@ -164,11 +167,11 @@ holds with 'evict NAME'.`,
 			}
 			defer cancel()
 			defer c.Close()
-			snap, err := c.Snapshot(ctx)
+			list, err := c.Owners(ctx)
 			if err != nil {
 				return err
 			}
-			return out.writeValue(cmd.OutOrStdout(), owners(snap))
+			return out.writeValue(cmd.OutOrStdout(), list)
 		})
 	cf = addClientFlags(cmd, true)
 	out = outputFlag(cmd)

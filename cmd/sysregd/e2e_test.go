@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -1712,9 +1713,10 @@ func TestGetPatterns(t *testing.T) {
 	}
 }
 
-// TestOwners: owners lists every name holding keys, with counts; restored
-// config keeps its owner names across a restart, and an evicted name is
-// gone; delete and evict say what they removed (R14, R27, R52).
+// TestOwners: owners lists every name holding keys or with a live
+// session, with counts, live, grace and uid; restored config keeps its
+// owner names across a restart, and an evicted name is gone; delete and
+// evict say what they removed (R14, R27, R35, R48, R52).
 func TestOwners(t *testing.T) {
 	dir := t.TempDir()
 	d := startDaemon(t, dir, "--no-sync")
@@ -1725,11 +1727,15 @@ func TestOwners(t *testing.T) {
 	o, err := c.Owner(t.Context(), "live", core.OwnerOptions{})
 	must(t, err)
 	must(t, o.Update(t.Context(), core.StateScope("live", "x"), core.Values{"up": true}))
+	_, err = c.Owner(t.Context(), "idle", core.OwnerOptions{}) // a live session holding nothing
+	must(t, err)
 	type owner struct {
 		Name       string
 		StateKeys  int `json:"state_keys"`
 		ConfigKeys int `json:"config_keys"`
 		Scopes     int
+		Live       bool
+		Grace      bool
 	}
 	list := func() []owner {
 		t.Helper()
@@ -1742,17 +1748,39 @@ func TestOwners(t *testing.T) {
 	}
 	var raw []map[string]any
 	must(t, json.Unmarshal([]byte(ok(t, d.socket, "owners").stdout), &raw))
-	if len(raw) != 3 || raw[0]["state_keys"] == nil || raw[0]["config_keys"] == nil || path(raw[1], "layers", "saved") != 3.0 {
+	if len(raw) != 4 || raw[0]["state_keys"] == nil || raw[0]["config_keys"] == nil || path(raw[2], "layers", "saved") != 3.0 {
 		t.Fatalf("owners: %v", raw)
 	}
-	want := []owner{{"live", 1, 0, 1}, {"netd", 0, 3, 2}, {"wifid", 0, 1, 1}}
+	// Every name that holds keys is bound to the uid that gave it its
+	// first key: this process's (R35); idle holds none.
+	if runtime.GOOS == "linux" {
+		if raw[0]["uid"] != nil {
+			t.Errorf("idle holds no key but is bound to %v", raw[0]["uid"])
+		}
+		for _, o := range raw[1:] {
+			if o["uid"] != float64(os.Getuid()) {
+				t.Errorf("owner %v: uid %v, want %d", o["name"], o["uid"], os.Getuid())
+			}
+		}
+	}
+	want := []owner{{"idle", 0, 0, 0, true, false}, {"live", 1, 0, 1, true, false}, {"netd", 0, 3, 2, false, false}, {"wifid", 0, 1, 1, false, false}}
 	if got := list(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("owners %v, want %v", got, want)
 	}
+	// A dropped connection whose owner has a grace period: in grace, not live.
+	c2 := d.dial(t)
+	g, err := c2.Owner(t.Context(), "graced", core.OwnerOptions{Grace: time.Minute})
+	must(t, err)
+	must(t, g.Update(t.Context(), core.StateScope("g", "x"), core.Values{"up": true}))
+	c2.Close()
+	poll(t, 10*time.Second, "graced to be in grace", func() bool {
+		got := list()
+		return len(got) == 5 && fmt.Sprint(got[0]) == fmt.Sprint(owner{"graced", 1, 0, 1, false, true})
+	})
 	must(t, c.Close())
 	d.stop()
 	d = startDaemonAt(t, dir, d.socket, "--no-sync")
-	want = []owner{{"netd", 0, 3, 2}, {"wifid", 0, 1, 1}}
+	want = []owner{{"netd", 0, 3, 2, false, false}, {"wifid", 0, 1, 1, false, false}}
 	if got := list(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("owners after restart %v, want %v", got, want)
 	}
@@ -1768,7 +1796,7 @@ func TestOwners(t *testing.T) {
 	if r := ok(t, d.socket, "delete", "--owner", "netd", "config/net/eth0", "b"); r.stdout != "deleted 0 keys from config/net/eth0\n" {
 		t.Errorf("delete again: %q", r.stdout)
 	}
-	want = []owner{{"netd", 0, 2, 2}}
+	want = []owner{{"netd", 0, 2, 2, false, false}}
 	if got := list(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("owners after evict and delete %v, want %v", got, want)
 	}

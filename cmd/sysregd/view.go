@@ -97,51 +97,6 @@ func writeRaw(w io.Writer, v any) error {
 	return err
 }
 
-// ownerInfo is one line of 'sysregd owners'. Fields the daemon cannot tell
-// yet (a live session, the uid binding, layers) are added as it learns to.
-type ownerInfo struct {
-	Name       string         `json:"name"`
-	StateKeys  int            `json:"state_keys"`
-	ConfigKeys int            `json:"config_keys"`
-	Layers     map[string]int `json:"layers,omitempty"` // config keys per layer they show from (R37)
-	Scopes     int            `json:"scopes"`
-}
-
-// owners lists every name that holds keys in s, sorted.
-func owners(s core.Snapshot) []ownerInfo {
-	idx := map[string]*ownerInfo{}
-	scopes := map[string]map[core.Scope]bool{}
-	s.Walk(0, func(sc core.Scope, key, owner string, _ any) error {
-		o := idx[owner]
-		if o == nil {
-			o = &ownerInfo{Name: owner}
-			idx[owner] = o
-			scopes[owner] = map[core.Scope]bool{}
-		}
-		if sc.Bucket == core.State {
-			o.StateKeys++
-		} else {
-			o.ConfigKeys++
-			if m, ok := s.Meta(sc, key); ok && m.Layer != 0 {
-				if o.Layers == nil {
-					o.Layers = map[string]int{}
-				}
-				o.Layers[m.Layer.String()]++
-			}
-		}
-		scopes[owner][sc] = true
-		return nil
-	})
-	out := make([]ownerInfo, 0, len(idx))
-	for _, name := range s.Owners() {
-		if o := idx[name]; o != nil {
-			o.Scopes = len(scopes[name])
-			out = append(out, *o)
-		}
-	}
-	return out
-}
-
 // heldBy is what name holds in s: scope text → sorted keys, and the count.
 func heldBy(s core.Snapshot, name string) (map[string][]string, int) {
 	held, n := map[string][]string{}, 0

@@ -99,7 +99,7 @@ func bodyTypes() []any {
 		new(wire.Hello), new(wire.HelloOK), new(wire.Attach), new(wire.AttachOK),
 		new(wire.Detach), new(wire.Mutate), new(wire.SnapshotOK), new(wire.Subscribe),
 		new(wire.SubscribeOK), new(wire.Unsubscribe), new(wire.Evict), new(wire.Delivery),
-		new(wire.StatsOK), new(wire.Error),
+		new(wire.StatsOK), new(wire.OwnersOK), new(wire.Error),
 	}
 }
 
@@ -144,6 +144,8 @@ func checkBodies(t *testing.T, fr wire.Frame) {
 		case wire.Delivery:
 			codec.DecodeSnapshot(m.Data)
 		case wire.StatsOK:
+			codec.DecodeValue(m.Data)
+		case wire.OwnersOK:
 			codec.DecodeValue(m.Data)
 		}
 	}

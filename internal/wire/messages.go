@@ -123,6 +123,13 @@ type StatsOK struct {
 	Data []byte   // internal/codec.EncodeValue of a map[string]any
 }
 
+// OwnersOK carries the owner names (R52) as a CBOR array of maps, each a
+// store.OwnerInfo keyed by its JSON names.
+type OwnersOK struct {
+	_    struct{} `cbor:",toarray"`
+	Data []byte
+}
+
 // BackupOK carries a consistent copy of the daemon's journal file (R45).
 type BackupOK struct {
 	_    struct{} `cbor:",toarray"`

@@ -40,6 +40,7 @@ const (
 	TEvict       Type = 8  // Evict → OK
 	TStats       Type = 9  // (no body) → StatsOK
 	TPing        Type = 10 // (no body) → OK
+	TOwners      Type = 11 // (no body) → OwnersOK (R52)
 
 	// Safe changes (R43–R46) are numbered from 20.
 	TBackup    Type = 20 // (no body) → BackupOK; root or the daemon's uid only
@@ -60,6 +61,7 @@ const (
 	TSnapshotOK  Type = 68
 	TSubscribeOK Type = 69
 	TStatsOK     Type = 70
+	TOwnersOK    Type = 71
 	TBackupOK    Type = 80
 	TConflict    Type = 81 // the error reply of a mutate whose condition failed (R43)
 	TDelivery    Type = 96 // push: id is the subscription id
@@ -88,6 +90,7 @@ var typeNames = map[Type]string{
 	TSubClosed: "sub_closed",
 	TChanges:   "changes", TUnchanges: "unchanges", TChangesOK: "changes_ok", TCompacted: "compacted",
 	TChange: "change", TChangesEnd: "changes_end",
+	TOwners: "owners", TOwnersOK: "owners_ok",
 }
 
 // Known reports whether t is a type of this protocol version.

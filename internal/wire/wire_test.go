@@ -59,6 +59,8 @@ func messages() []message {
 		{"evict", wire.TEvict, 9, wire.Evict{Name: "netd"}, new(wire.Evict)},
 		{"stats", wire.TStats, 10, nil, nil},
 		{"stats_ok", wire.TStatsOK, 10, wire.StatsOK{Data: []byte{0xa1, 0x63, 's', 'e', 'q', 0x01}}, new(wire.StatsOK)},
+		{"owners", wire.TOwners, 11, nil, nil},
+		{"owners_ok", wire.TOwnersOK, 11, wire.OwnersOK{Data: []byte{0x80}}, new(wire.OwnersOK)},
 		{"ping", wire.TPing, 11, nil, nil},
 		{"backup", wire.TBackup, 12, nil, nil},
 		{"backup_ok", wire.TBackupOK, 12, wire.BackupOK{Data: []byte{0xed, 0xda}}, new(wire.BackupOK)},
@@ -130,8 +132,8 @@ func TestTypeNames(t *testing.T) {
 		}
 		names[ty.String()] = ty
 	}
-	if len(names) != 30 {
-		t.Errorf("%d known types, want 30: update PROTOCOL.md with the protocol", len(names))
+	if len(names) != 32 {
+		t.Errorf("%d known types, want 32: update PROTOCOL.md with the protocol", len(names))
 	}
 }
 
