@@ -85,6 +85,7 @@ type Stats struct {
 	Bytes       int64  `json:"bytes"`       // data bytes of those records
 	Retained    int    `json:"retained"`    // records at or below the last checkpoint kept for Read (Options.Retain)
 	Oldest      uint64 `json:"oldest"`      // Read accepts an after of at least this (see Oldest)
+	LastRecord  uint64 `json:"last_record"` // the key of the newest durable record ever appended, 0 if none
 	Appends     uint64 `json:"appends"`     // Append calls since Open, failed ones included
 	Reserves    uint64 `json:"reserves"`    // Reserve calls since Open, failed ones included
 	Checkpoints uint64 `json:"checkpoints"` // checkpoints written since Open
@@ -203,7 +204,7 @@ type Journal struct {
 	spare  []op  // the other queue buffer
 
 	// Published by the committer (and Append), read by anyone.
-	pubMark, pubLastKey            atomic.Uint64
+	pubMark, pubLastKey, pubPrev   atomic.Uint64
 	pubRecords                     atomic.Int64
 	pubBytes                       atomic.Int64
 	pubCkptSize                    atomic.Int64
@@ -569,6 +570,7 @@ func (j *Journal) Stats() Stats {
 		CheckpointBytes: j.pubCkptSize.Load(),
 		Retained:        int(j.pubRetained.Load()),
 		Oldest:          j.pubBase.Load(),
+		LastRecord:      j.pubPrev.Load(),
 		Fsync:           j.fsyncTime.Snapshot(),
 		Batch:           j.batchSize.Snapshot(),
 		CheckpointTime:  j.ckptTime.Snapshot(),
@@ -777,6 +779,7 @@ func (j *Journal) signalDue() {
 func (j *Journal) publish() {
 	j.pubMark.Store(j.st.mark)
 	j.pubLastKey.Store(max(j.st.prev, j.st.ckptKey))
+	j.pubPrev.Store(j.st.prev)
 	j.pubRecords.Store(int64(j.st.records))
 	j.pubBytes.Store(j.st.bytes)
 	j.pubCkptSize.Store(j.st.ckptSize)

@@ -134,7 +134,7 @@ its command line client. Flags go anywhere before '--' (R52).`,
 	root.SuggestionsMinimumDistance = 2
 	root.AddCommand(
 		serveCmd(),
-		getCmd(), setCmd(), ownersCmd(), deleteCmd(), evictCmd(), watchCmd(), waitCmd(), statsCmd(),
+		getCmd(), setCmd(), ownersCmd(), deleteCmd(), evictCmd(), watchCmd(), waitCmd(), changesCmd(), statsCmd(),
 		inspectCmd(), checkCmd(),
 		backupCmd(), resetCmd(), exportCmd(), importCmd(),
 		benchCmd(),
