@@ -157,8 +157,8 @@
 // EncodeSnapshot(s, core.Config), a checkpoint, writes the fleet, saved
 // and runtime layers, the metadata of their keys and the bindings of every
 // name that holds keys in them (version 3: binds as in records, without
-// unbinds, names in ascending byte order; recovery refuses a binding of a
-// name that holds no journaled key); EncodeSnapshot(s, 0), the wire form,
+// unbinds, names in ascending byte order, unbound names left out; recovery
+// refuses a binding of a name that holds no journaled key); EncodeSnapshot(s, 0), the wire form,
 // writes the state bucket, all five layers and all metadata (version 2:
 // bindings are the daemon's access control, not part of the view, and
 // wire protocol version 2 carries snapshot format 2). Version 2
