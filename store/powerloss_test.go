@@ -51,8 +51,12 @@ import (
 //	              attach it (if needed) and write a key, even ones close it,
 //	              which deletes its config (R13)
 //
-// TODO(#15): owner bindings (R35) once they live in the journal, and
-// confirmed/unconfirmed applies once the safe-changes issue lands.
+// Every writer acts for uid 2000+g (Store.OwnerFor), so its names are bound
+// to it (R35): after recovery each name that holds a key is bound to its
+// writer's uid, and a name that holds none is unbound — bindings survive a
+// power cut exactly as the config they protect.
+//
+// TODO(#15): confirmed/unconfirmed applies once the safe-changes issue lands.
 
 const (
 	powerEnv       = "SYSREG_POWER_CHILD"
@@ -141,9 +145,12 @@ func (op powerOp) apply(m map[string]int64, v int64) {
 // powerWriter is one writer goroutine of the child.
 type powerWriter struct {
 	g        int
-	reg      store.Registry
+	reg      *store.Store
 	own, eph store.Owner
 }
+
+// powerUID is the uid writer g acts for (R35).
+func powerUID(g int) uint32 { return uint32(2000 + g) }
 
 func (w *powerWriter) do(ctx context.Context, op powerOp, v int64) error {
 	var err error
@@ -156,7 +163,7 @@ func (w *powerWriter) do(ctx context.Context, op powerOp, v int64) error {
 		if err := w.own.Close(); err != nil {
 			return err
 		}
-		w.own, err = w.reg.Owner(ctx, fmt.Sprintf("p%02d", w.g), core.OwnerOptions{KeepConfig: true})
+		w.own, err = w.reg.OwnerFor(ctx, fmt.Sprintf("p%02d", w.g), powerUID(w.g), core.OwnerOptions{KeepConfig: true})
 		return err
 	case powerTxnPut, powerTxnDel:
 		var ops []core.Op
@@ -178,7 +185,7 @@ func (w *powerWriter) do(ctx context.Context, op powerOp, v int64) error {
 		return w.own.Commit(ctx, ops...)
 	case powerEphPut:
 		if w.eph == nil {
-			if w.eph, err = w.reg.Owner(ctx, fmt.Sprintf("e%02d", w.g), core.OwnerOptions{}); err != nil {
+			if w.eph, err = w.reg.OwnerFor(ctx, fmt.Sprintf("e%02d", w.g), powerUID(w.g), core.OwnerOptions{}); err != nil {
 				return err
 			}
 		}
@@ -274,7 +281,7 @@ func powerChild(dir string, round int, noSync bool) int {
 		}
 	}()
 	for g := range powerWriters {
-		own, err := s.Owner(ctx, fmt.Sprintf("p%02d", g), core.OwnerOptions{KeepConfig: true})
+		own, err := s.OwnerFor(ctx, fmt.Sprintf("p%02d", g), powerUID(g), core.OwnerOptions{KeepConfig: true})
 		if err != nil {
 			out.printf("E owner %d: %v", g, err)
 			return 3
@@ -513,6 +520,13 @@ func (h *powerHarness) check(runs []powerChildRun, seq uint64) error {
 			}
 			if owners[k] != want {
 				return fmt.Errorf("R27: %s owned by %q, want %q", k, owners[k], want)
+			}
+		}
+		// R35: bound to the writer's uid exactly while holding a key.
+		for _, name := range []string{fmt.Sprintf("p%02d", g), fmt.Sprintf("e%02d", g)} {
+			uid, bound := snap.Binding(name)
+			if holds := snap.Holds(name, 0); bound != holds || bound && uid != powerUID(g) {
+				return fmt.Errorf("R35: %s holds keys %v, bound %v to uid %d (want %d)", name, holds, bound, uid, powerUID(g))
 			}
 		}
 	}
