@@ -33,6 +33,7 @@ type Subscription struct {
 
 	// Guarded by h.mu.
 	lastAt int64   // when the last delivery was made, in ns since h.epoch
+	lagAt  int64   // the lastAt that Lagging counted last (-1: none)
 	cohort *cohort // while armed: the cohort it waits in
 	idx    int32   // index in h.all
 	phase  subPhase
@@ -61,7 +62,7 @@ func (r *Registry) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subsc
 		return nil, err
 	}
 	h := r.hub
-	s := &Subscription{h: h, opts: opts, ch: make(chan Snapshot, 1)}
+	s := &Subscription{h: h, opts: opts, ch: make(chan Snapshot, 1), lagAt: -1}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -78,6 +79,34 @@ func (r *Registry) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subsc
 	h.all = append(h.all, s)
 	h.deliverLocked(s, h.since(time.Now()))
 	return s, nil
+}
+
+// Lagging finds the subscriptions whose last delivery has waited on C, not
+// taken, for at least threshold(their MinInterval) at now (R51). Each
+// delivery counts once: a subscription found lagging is found again only
+// after it took that delivery and lags on a later one. n is how many were
+// found, worst the longest wait among them. It scans every subscription
+// under the notifier's lock, never a producer's: call it every few
+// seconds, not per mutation. threshold runs under that lock and must not
+// call the registry.
+func (r *Registry) Lagging(now time.Time, threshold func(minInterval time.Duration) time.Duration) (n int, worst time.Duration) {
+	h := r.hub
+	at := h.since(now)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range h.all {
+		if len(s.ch) == 0 || s.lagAt == s.lastAt {
+			continue
+		}
+		waited := time.Duration(at - s.lastAt)
+		if waited < threshold(s.opts.MinInterval) {
+			continue
+		}
+		s.lagAt = s.lastAt
+		n++
+		worst = max(worst, waited)
+	}
+	return n, worst
 }
 
 // errSubClosed and errRegistryClosed are what Err reports after Close and

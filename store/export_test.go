@@ -1,6 +1,10 @@
 package store
 
-import "github.com/sysreg/sysreg/internal/faults"
+import (
+	"time"
+
+	"github.com/sysreg/sysreg/internal/faults"
+)
 
 // Hooks inject faults into the store's journal (R29); see internal/faults.
 type Hooks = faults.Hooks
@@ -17,4 +21,16 @@ func OpenWithHooks(dir string, opts Options, h Hooks) (*Store, error) {
 func (s *Store) Checkpoint() error {
 	_, err := s.checkpoint()
 	return err
+}
+
+// Knobs are the R51 thresholds a test may shrink (see healthKnobs); zero
+// fields keep the defaults.
+type Knobs struct {
+	SlowAppend, MinLag, LagScan time.Duration
+}
+
+// OpenWithKnobs opens a store whose R51 warnings use the thresholds k.
+func OpenWithKnobs(dir string, opts Options, k Knobs) (*Store, error) {
+	opts.knobs = healthKnobs{slowAppend: k.SlowAppend, minLag: k.MinLag, lagScan: k.LagScan}
+	return Open(dir, opts)
 }

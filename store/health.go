@@ -6,6 +6,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sysreg/sysreg/core"
 	"github.com/sysreg/sysreg/internal/histogram"
 	"github.com/sysreg/sysreg/journal"
 )
@@ -45,15 +46,36 @@ func (r *rateLimit) allow(now time.Time, every time.Duration) bool {
 	}
 }
 
+// healthKnobs are the thresholds of R51. Only tests change them, through
+// the unexported Options.knobs (export_test.go), to see a warning without
+// waiting for a second or ten; zero fields mean the defaults.
+type healthKnobs struct {
+	slowAppend time.Duration // SlowAppend
+	minLag     time.Duration // MinLagWarn
+	lagScan    time.Duration // LagScan
+}
+
 // health is what a Store keeps for R50 and R51.
 type health struct {
 	append   *histogram.Recorder // durable append time of config mutations
+	lagging  atomic.Uint64       // subscriptions found lagging (each delivery once)
 	slowWarn rateLimit           // the slow-append warning
+	lagWarn  rateLimit           // the lagging-subscriber warning, embedded or remote
+	knobs    healthKnobs         // with the defaults filled in
 	log      hclog.Logger
 }
 
-func newHealth(log hclog.Logger) *health {
-	return &health{append: histogram.NewDurations(AppendBuckets), log: log}
+func newHealth(log hclog.Logger, k healthKnobs) *health {
+	if k.slowAppend <= 0 {
+		k.slowAppend = SlowAppend
+	}
+	if k.minLag <= 0 {
+		k.minLag = MinLagWarn
+	}
+	if k.lagScan <= 0 {
+		k.lagScan = LagScan
+	}
+	return &health{append: histogram.NewDurations(AppendBuckets), knobs: k, log: log}
 }
 
 // timeAppend wraps an append's done callback: it records the time from the
@@ -67,27 +89,49 @@ func (h *health) timeAppend(done func(error)) func(error) {
 		now := time.Now()
 		d := now.Sub(start)
 		h.append.ObserveDuration(d)
-		if d > SlowAppend && h.slowWarn.allow(now, WarnInterval) {
+		if d > h.knobs.slowAppend && h.slowWarn.allow(now, WarnInterval) {
 			h.log.Warn("slow journal append: the disk took over a second to commit and fsync (R51)", "elapsed", d)
 		}
 		done(err)
 	}
 }
 
-// LagWarnFactor and MinLagWarn: a remote subscriber that has not taken a
-// delivery for LagWarnFactor × its MinInterval, and at least MinLagWarn,
-// is logged as lagging (R51).
+// LagWarnFactor and MinLagWarn: a subscriber, embedded or remote, that has
+// not taken a delivery for LagWarnFactor × its MinInterval, and at least
+// MinLagWarn, is logged as lagging (R51). The store looks for them every
+// LagScan, so a warning comes up to LagScan after the threshold.
 const (
 	LagWarnFactor = 10
 	MinLagWarn    = 10 * time.Second
+	LagScan       = 5 * time.Second
 )
+
+// lagThreshold is how long a delivery to a subscriber with minInterval may
+// wait before the subscriber counts as lagging.
+func (h *health) lagThreshold(minInterval time.Duration) time.Duration {
+	return max(LagWarnFactor*minInterval, h.knobs.minLag)
+}
+
+// scanLag counts the subscriptions of reg found lagging now and warns at
+// most once per WarnInterval (R51). The checkpointer calls it every
+// knobs.lagScan.
+func (h *health) scanLag(reg *core.Registry) {
+	now := time.Now()
+	n, worst := reg.Lagging(now, h.lagThreshold)
+	if n == 0 {
+		return
+	}
+	total := h.lagging.Add(uint64(n))
+	if h.lagWarn.allow(now, WarnInterval) {
+		h.log.Warn("subscriber lags: a delivery has not been taken (R51)", "subscribers", n, "waited", worst, "lagging", total)
+	}
+}
 
 // serverHealth is what a Server keeps for R50 and R51.
 type serverHealth struct {
 	dropped  atomic.Uint64 // clients disconnected for not reading
 	lagging  atomic.Uint64 // deliveries that waited past the lag threshold
 	dropWarn rateLimit
-	lagWarn  rateLimit
 }
 
 // drop counts a client disconnected for not reading, and warns at most once
@@ -99,19 +143,14 @@ func (h *serverHealth) drop(log hclog.Logger, timeout time.Duration) {
 	}
 }
 
-// lagThreshold is how long a delivery to a subscriber with minInterval may
-// wait before the subscriber counts as lagging.
-func lagThreshold(minInterval time.Duration) time.Duration {
-	return max(LagWarnFactor*minInterval, MinLagWarn)
-}
-
 // watchLag arms a timer that, if the delivery write has not finished after
 // lag, counts the subscriber as lagging and warns at most once per
-// WarnInterval (R51). The caller stops the timer when the write returns.
-func (h *serverHealth) watchLag(log hclog.Logger, sub uint64, lag time.Duration) *time.Timer {
+// WarnInterval, with the store's limiter: the store's scan may find the
+// same subscriber (R51). The caller stops the timer when the write returns.
+func (h *serverHealth) watchLag(log hclog.Logger, lagWarn *rateLimit, sub uint64, lag time.Duration) *time.Timer {
 	return time.AfterFunc(lag, func() {
 		n := h.lagging.Add(1)
-		if h.lagWarn.allow(time.Now(), WarnInterval) {
+		if lagWarn.allow(time.Now(), WarnInterval) {
 			log.Warn("subscriber lags: a delivery has not been taken (R51)", "sub", sub, "waited", lag, "lagging", n)
 		}
 	})

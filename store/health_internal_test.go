@@ -24,7 +24,7 @@ func TestRateLimit(t *testing.T) {
 // TestLagThreshold: 10 × MinInterval, at least 10 s (R51).
 func TestLagThreshold(t *testing.T) {
 	for in, want := range map[time.Duration]time.Duration{0: 10 * time.Second, time.Second: 10 * time.Second, 5 * time.Second: 50 * time.Second} {
-		if got := lagThreshold(in); got != want {
+		if got := newHealth(nil, healthKnobs{}).lagThreshold(in); got != want {
 			t.Errorf("lagThreshold(%v) = %v, want %v", in, got, want)
 		}
 	}

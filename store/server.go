@@ -752,7 +752,7 @@ func (c *conn) subscribe(id uint64, sr wire.Subscribe) reply {
 	}
 	c.subs[id] = sub
 	c.subWG.Add(1)
-	go c.push(id, sub, lagThreshold(time.Duration(sr.MinInterval)))
+	go c.push(id, sub, c.srv.st.health.lagThreshold(time.Duration(sr.MinInterval)))
 	// The subscription id is the request id, so deliveries that overtake
 	// this reply still find their subscription at the client.
 	return reply{id: id, typ: wire.TSubscribeOK, body: wire.SubscribeOK{Sub: id}}
@@ -765,7 +765,7 @@ func (c *conn) push(id uint64, sub *core.Subscription, lag time.Duration) {
 	for snap := range sub.C() {
 		body, err := c.srv.encodeSnapshot(snap)
 		if err == nil {
-			t := c.srv.health.watchLag(c.log, id, lag)
+			t := c.srv.health.watchLag(c.log, &c.srv.st.health.lagWarn, id, lag)
 			err = c.writeFrame(wire.TDelivery, id, body, true)
 			t.Stop()
 		}

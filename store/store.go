@@ -120,6 +120,7 @@ type Options struct {
 	Fleet *FleetOptions
 
 	hooks faults.Hooks // fault injection, set by tests (export_test.go)
+	knobs healthKnobs  // R51 thresholds, set by tests (export_test.go)
 }
 
 // Store is the registry embedded in this process, with its config journaled
@@ -218,7 +219,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		j:       j,
 		logger:  logger,
 		report:  rep,
-		health:  newHealth(logger),
+		health:  newHealth(logger, opts.knobs),
 		prev:    prev,
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
@@ -370,10 +371,15 @@ func (l journalLog) watch(done func(error)) func(error) {
 // the journal writes it and drops the records it covers in one transaction.
 func (s *Store) checkpointer() {
 	defer close(s.stopped)
+	lag := time.NewTicker(s.health.knobs.lagScan)
+	defer lag.Stop()
 	for {
 		select {
 		case <-s.stop:
 			return
+		case <-lag.C:
+			s.health.scanLag(s.reg) // R51: embedded and remote subscribers
+			continue
 		case <-s.j.Due():
 		}
 		if seq, err := s.checkpoint(); err != nil {
@@ -456,6 +462,10 @@ type Stats struct {
 	// here so that the metric (R50) and scripts reading stats keep their
 	// shape when it is.
 	PendingApplies int `json:"pending_applies"`
+	// LaggingSubscribers counts the deliveries, embedded or remote, found
+	// untaken past 10 × the subscriber's MinInterval, at least 10 s (R51);
+	// each delivery counts once.
+	LaggingSubscribers uint64 `json:"lagging_subscribers"`
 
 	// Journal: appends, commits (one fsync pair each), batches and the
 	// largest batch (group commit, R25), checkpoints (R28), file size.
@@ -489,22 +499,23 @@ func (s *Store) stats() Stats {
 	c := s.reg.Stats()
 	js := s.j.Stats()
 	return Stats{
-		Seq:             c.Seq,
-		Mutations:       c.Mutations,
-		ConfigMutations: c.ConfigMutations,
-		StateMutations:  c.StateMutations,
-		Sessions:        c.Sessions,
-		Owners:          len(snap.Owners()),
-		StateKeys:       snap.Len(core.State),
-		ConfigKeys:      snap.Len(core.Config),
-		Subscriptions:   c.Subs,
-		Deliveries:      c.Deliveries,
-		Coalesced:       c.Coalesced,
-		Journal:         js,
-		Recovery:        s.report,
-		Append:          s.health.append.Snapshot(),
-		PreviousRun:     s.prev,
-		Fleet:           s.fleetStatus(),
+		Seq:                c.Seq,
+		Mutations:          c.Mutations,
+		ConfigMutations:    c.ConfigMutations,
+		StateMutations:     c.StateMutations,
+		Sessions:           c.Sessions,
+		Owners:             len(snap.Owners()),
+		StateKeys:          snap.Len(core.State),
+		ConfigKeys:         snap.Len(core.Config),
+		Subscriptions:      c.Subs,
+		Deliveries:         c.Deliveries,
+		Coalesced:          c.Coalesced,
+		Journal:            js,
+		Recovery:           s.report,
+		Append:             s.health.append.Snapshot(),
+		LaggingSubscribers: s.health.lagging.Load(),
+		PreviousRun:        s.prev,
+		Fleet:              s.fleetStatus(),
 	}
 }
 

@@ -118,6 +118,8 @@ func newCollector(st *store.Store, srv *store.Server) *collector {
 				func(_ *store.Stats, srv *store.ServerStats) float64 { return float64(srv.BadFrames) }),
 			newMetric("slow_clients_total", "Clients disconnected for not reading (R51).", c, nil,
 				func(_ *store.Stats, srv *store.ServerStats) float64 { return float64(srv.SlowClients) }),
+			newMetric("lagging_subscribers_total", "Deliveries, embedded or remote, found untaken past the subscriber's lag threshold (R51).", c, nil,
+				func(st *store.Stats, _ *store.ServerStats) float64 { return float64(st.LaggingSubscribers) }),
 			newMetric("lagging_deliveries_total", "Deliveries that waited past the subscriber's lag threshold (R51).", c, nil,
 				func(_ *store.Stats, srv *store.ServerStats) float64 { return float64(srv.LaggingPushes) }),
 			newMetric("bound_owners", "Owner names bound to a uid (R35).", g, nil,
