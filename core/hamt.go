@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
+	"unsafe"
 )
 
 // hmap is a persistent (immutable) hash map from string to V: a CHAMP trie
@@ -100,34 +101,70 @@ func (m hmap[V]) leafH(k string, h uint64) *hleaf[V] {
 func (m hmap[V]) set(k string, v V) hmap[V] { return m.setH(k, hashKey(k), v) }
 
 // setH is set with k's hash already computed.
-func (m hmap[V]) setH(k string, h uint64, v V) hmap[V] {
-	root, added := insertLeaf(m.root, hleaf[V]{key: k, hash: h, val: v}, 0)
+func (m hmap[V]) setH(k string, h uint64, v V) hmap[V] { return m.setE(k, h, v, nil) }
+
+// setE is setH that changes the nodes in ed in place instead of copying
+// them, and adds the nodes it creates to ed (nil: copy every node on the
+// path, the persistent update).
+//
+// The caller must own every map version that can reach a node in ed: the
+// map m is modified, not just the result, so an edit set belongs to one
+// working copy that nothing else has seen (Snapshot.Apply's transaction,
+// which replays a journal record of thousands of keys with one copy per
+// node instead of one per key and node: issue #14's startup).
+func (m hmap[V]) setE(k string, h uint64, v V, ed edits) hmap[V] {
+	root, added := insertLeaf(m.root, hleaf[V]{key: k, hash: h, val: v}, 0, ed)
 	if added {
 		return hmap[V]{root, m.n + 1}
 	}
 	return hmap[V]{root, m.n}
 }
 
+// edits is the set of nodes one working copy created and may change in
+// place (see setE). Its keys keep those nodes alive, so an address in it
+// is never reused for another node while the set lives.
+type edits map[unsafe.Pointer]struct{}
+
+// mine reports whether n is in ed.
+func mine[V any](ed edits, n *hnode[V]) bool {
+	if ed == nil {
+		return false
+	}
+	_, ok := ed[unsafe.Pointer(n)]
+	return ok
+}
+
+// claim adds n to ed (if any) and returns it.
+func claim[V any](ed edits, n *hnode[V]) *hnode[V] {
+	if ed != nil {
+		ed[unsafe.Pointer(n)] = struct{}{}
+	}
+	return n
+}
+
 func cmpLeafKey[V any](e hleaf[V], k string) int { return strings.Compare(e.key, k) }
 
-func insertLeaf[V any](n *hnode[V], l hleaf[V], shift uint) (*hnode[V], bool) {
+func insertLeaf[V any](n *hnode[V], l hleaf[V], shift uint, ed edits) (*hnode[V], bool) {
 	if n == nil {
 		c := allocNode[V](1, 1, 0)
 		c.leaves[0] = l
 		if shift <= hmaxShift {
 			c.datamap = 1 << ((l.hash >> shift) & hmask)
 		}
-		return c, true
+		return claim(ed, c), true
 	}
+	own := mine(ed, n)
 	if shift > hmaxShift {
 		i, found := slices.BinarySearchFunc(n.leaves, l.key, cmpLeafKey[V])
-		c := &hnode[V]{}
+		c := n
+		if !own {
+			c = claim(ed, &hnode[V]{leaves: slices.Clone(n.leaves)})
+		}
 		if found {
-			c.leaves = slices.Clone(n.leaves)
 			c.leaves[i] = l
 			return c, false
 		}
-		c.leaves = slices.Insert(slices.Clone(n.leaves), i, l)
+		c.leaves = slices.Insert(c.leaves, i, l)
 		return c, true
 	}
 	bit := uint32(1) << ((l.hash >> shift) & hmask)
@@ -136,29 +173,44 @@ func insertLeaf[V any](n *hnode[V], l hleaf[V], shift uint) (*hnode[V], bool) {
 		i := bits.OnesCount32(n.datamap & (bit - 1))
 		old := n.leaves[i]
 		if old.key == l.key {
-			c := n.clone(0, 0)
+			c := n
+			if !own {
+				c = claim(ed, n.clone(0, 0))
+			}
 			l.key = old.key // keep sharing the stored key
 			c.leaves[i] = l
 			return c, false
 		}
 		// Push both leaves one level down.
-		c := n.clone(0, 1)
+		c := n
+		if !own {
+			c = claim(ed, n.clone(0, 1))
+		}
 		sub := mergeLeaves(old, l, shift+hbits)
 		c.leaves = slices.Delete(c.leaves, i, i+1)
 		c.datamap &^= bit
-		j := bits.OnesCount32(n.nodemap & (bit - 1))
+		j := bits.OnesCount32(c.nodemap & (bit - 1))
 		c.nodes = slices.Insert(c.nodes, j, sub)
 		c.nodemap |= bit
 		return c, true
 	case n.nodemap&bit != 0:
 		j := bits.OnesCount32(n.nodemap & (bit - 1))
-		sub, added := insertLeaf(n.nodes[j], l, shift+hbits)
-		c := n.clone(0, 0)
+		sub, added := insertLeaf(n.nodes[j], l, shift+hbits, ed)
+		c := n
+		if !own {
+			if sub == n.nodes[j] { // changed in place below
+				return n, added
+			}
+			c = claim(ed, n.clone(0, 0))
+		}
 		c.nodes[j] = sub
 		return c, added
 	default:
 		i := bits.OnesCount32(n.datamap & (bit - 1))
-		c := n.clone(1, 0)
+		c := n
+		if !own {
+			c = claim(ed, n.clone(1, 0))
+		}
 		c.leaves = slices.Insert(c.leaves, i, l)
 		c.datamap |= bit
 		return c, true

@@ -166,6 +166,49 @@ func TestHAMTRandomAgainstMap(t *testing.T) {
 	}
 }
 
+// setE with an edit set (Snapshot.Apply's replay) gives the same trie as
+// persistent sets, mixed with persistent deletes, and never changes a map
+// version that existed before the edit set: the base a replay starts from
+// stays intact.
+func TestHAMTEditsInPlace(t *testing.T) {
+	deep := collidingKeys(25, 20, 1<<20)
+	for seed := range uint64(100) {
+		r := rand.New(rand.NewPCG(seed, 13))
+		universe := 1 + r.IntN(500)
+		pick := func() string {
+			if r.IntN(4) == 0 && len(deep) > 0 {
+				g := deep[r.IntN(len(deep))]
+				return g[r.IntN(len(g))]
+			}
+			return "k" + strconv.Itoa(r.IntN(universe))
+		}
+		var base hmap[int]
+		for i := range r.IntN(300) {
+			base = base.set(pick(), -i)
+		}
+		baseWant := map[string]int{}
+		base.each(func(l *hleaf[int]) bool { baseWant[l.key] = l.val; return true })
+		ed := edits{}
+		m, p := base, base // m with the edit set, p persistent
+		want := maps.Clone(baseWant)
+		for step := range 800 {
+			k := pick()
+			if r.IntN(5) == 0 {
+				m, p = m.del(k), p.del(k)
+				delete(want, k)
+			} else {
+				m, p = m.setE(k, hashKey(k), step, ed), p.set(k, step)
+				want[k] = step
+			}
+		}
+		checkMap(t, m, want)
+		checkMap(t, base, baseWant)
+		if err := sameShape(m.root, p.root); err != nil {
+			t.Fatalf("seed %d: edited and persistent tries differ: %v", seed, err)
+		}
+	}
+}
+
 func TestHAMTDeletingMissingKeysSharesTheMap(t *testing.T) {
 	var m hmap[int]
 	for i := range 100 {
@@ -267,7 +310,7 @@ func TestHAMTCanonicalForm(t *testing.T) {
 func TestHAMTFullHashCollisions(t *testing.T) {
 	const h = 0xdeadbeefcafef00d
 	setH := func(m hmap[int], k string, hash uint64, v int) hmap[int] {
-		root, added := insertLeaf(m.root, hleaf[int]{key: k, hash: hash, val: v}, 0)
+		root, added := insertLeaf(m.root, hleaf[int]{key: k, hash: hash, val: v}, 0, nil)
 		if added {
 			return hmap[int]{root, m.n + 1}
 		}
@@ -337,6 +380,24 @@ func TestHAMTFullHashCollisions(t *testing.T) {
 		}
 	}
 	check()
+	// The same built with an edit set (Snapshot.Apply's replay), from a
+	// persistent base that must stay as it was.
+	ed := edits{}
+	em := setH(hmap[int]{}, "other", 42, -1)
+	emBase := em
+	for _, k := range []string{"z", "a", "m", "near", "other", "b"} {
+		r, added := insertLeaf(em.root, hleaf[int]{key: k, hash: hashes[k], val: want[k]}, 0, ed)
+		em = hmap[int]{r, em.n}
+		if added {
+			em.n++
+		}
+	}
+	if err := sameShape(em.root, m.root); err != nil || em.len() != m.len() {
+		t.Fatalf("edited trie differs from the persistent one (len %d vs %d): %v", em.len(), m.len(), err)
+	}
+	if v, ok := getH(emBase, "other", 42); !ok || v != -1 || emBase.len() != 1 {
+		t.Fatalf("the base changed: %d, %v, len %d", v, ok, emBase.len())
+	}
 	before := m
 	// diffMaps inside collision nodes.
 	m2 := setH(delH(m, "m", h), "b", h, 7)

@@ -284,6 +284,9 @@ func (s Snapshot) Apply(m *Mutation) (Snapshot, error) {
 	t := newTxn(s.st(), false, m.Seq, 0)
 	t.fixed = true
 	t.replay = true
+	// Nobody sees t's maps until it returns, and s is never changed: the
+	// nodes the replay creates are changed in place, not copied per key.
+	t.edits = edits{}
 	if !m.Time.IsZero() {
 		t.now = m.Time.UnixNano()
 	}

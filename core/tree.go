@@ -151,7 +151,12 @@ type txn struct {
 	// now its wall-clock time in Unix nanoseconds, read on first use (R42).
 	seq   uint64
 	now   int64
-	fixed bool      // replay: now is the record's time, never the clock
+	fixed bool // replay: now is the record's time, never the clock
+	// edits: nodes this transaction created and changes in place (see
+	// hmap.setE); nil, the default, copies every node on a path. Only a
+	// transaction whose intermediate maps nobody else can see sets it
+	// (Snapshot.Apply).
+	edits edits
 	reg   *Registry // the live registry's coarse clock; nil: time.Now
 	// The scopes changed, for the notifier: one (if !many) or several.
 	one           Scope
@@ -273,9 +278,9 @@ func (t *txn) setTree(b Bucket, l Layer, k string, h uint64, km keysMap) {
 	case km.len() == 0:
 		scopes = scopes.delH(k, h)
 	case lf != nil:
-		scopes = scopes.setH(lf.key, h, km)
+		scopes = scopes.setE(lf.key, h, km, t.edits)
 	default:
-		scopes = scopes.setH(strings.Clone(k), h, km)
+		scopes = scopes.setE(strings.Clone(k), h, km, t.edits)
 	}
 	*p = scopes
 }
@@ -291,14 +296,15 @@ func (t *txn) ownerAdd(owner string, sc Scope, l Layer, key string) {
 		oi = ownerInfo{uid: t.uid, bound: !t.replay}
 	}
 	n := oi.keys.len()
-	oi.keys = oi.keys.set(ownedIndexKey(sc, l, key), ownedKey{sc, l, key})
+	ik := ownedIndexKey(sc, l, key)
+	oi.keys = oi.keys.setE(ik, hashKey(ik), ownedKey{sc, l, key}, t.edits)
 	if oi.keys.len() > n && journaledKey(sc, l) {
 		if oi.journaled == 0 {
 			t.bindTouched(owner)
 		}
 		oi.journaled++
 	}
-	t.st.owners = t.st.owners.set(owner, oi)
+	t.st.owners = t.st.owners.setE(owner, hashKey(owner), oi, t.edits)
 }
 
 func (t *txn) ownerDel(owner string, sc Scope, l Layer, key string) {
@@ -417,7 +423,7 @@ func (t *txn) settle(sc Scope, k string, h uint64, keys []string) {
 		if had && cur.meta == ne.meta && cur.owner == ne.owner && equalValue(cur.val, ne.val) {
 			continue
 		}
-		eff = eff.set(key, ne)
+		eff = eff.setE(key, hashKey(key), ne, t.edits)
 		changed = true
 	}
 	if changed {
@@ -477,7 +483,11 @@ func (t *txn) merge(owner string, sc Scope, l Layer, vals Values) {
 	km := scopeIn(t.st.tree(sc.Bucket, l), k, h)
 	var pbuf [8]pair
 	var lbuf [8]lookup
-	t.mergeLookups(owner, sc, l, k, h, km, lookupAll(km, pairsOf(vals, pbuf[:0]), lbuf[:0]))
+	ps, ls := pbuf[:0], lbuf[:0]
+	if len(vals) > len(pbuf) { // one allocation each, not append's doublings
+		ps, ls = make([]pair, 0, len(vals)), make([]lookup, 0, len(vals))
+	}
+	t.mergeLookups(owner, sc, l, k, h, km, lookupAll(km, pairsOf(vals, ps), ls))
 }
 
 // mergeLookups is merge with the update's keys already looked up in km, the
@@ -501,7 +511,7 @@ func (t *txn) mergeLookups(owner string, sc Scope, l Layer, k string, h uint64, 
 		if sc.Bucket == State {
 			e.meta = t.metaOf(State, k, h, lk.key, &e, &lk.old, lk.exists)
 		}
-		km = km.set(lk.key, e)
+		km = km.setE(lk.key, hashKey(lk.key), e, t.edits)
 		if sc.Bucket == Config {
 			keys = append(keys, lk.key)
 		}
@@ -546,7 +556,7 @@ func (t *txn) set(owner string, sc Scope, l Layer, vals Values) {
 		if sc.Bucket == State {
 			e.meta = t.metaOf(State, k, h, key, &e, &old, ok)
 		}
-		km = km.set(key, e)
+		km = km.setE(key, hashKey(key), e, t.edits)
 		keys = append(keys, key)
 	}
 	if len(keys) > 0 {
@@ -664,7 +674,7 @@ func (t *txn) setMeta(sc Scope, ms map[string]KeyMeta, stale []string) error {
 		if !m.Modified.IsZero() {
 			e.meta.modified = m.Modified.UnixNano()
 		}
-		eff = eff.set(key, e)
+		eff = eff.setE(key, hashKey(key), e, t.edits)
 	}
 	for _, key := range stale {
 		e, ok := eff.get(key)
@@ -674,7 +684,7 @@ func (t *txn) setMeta(sc Scope, ms map[string]KeyMeta, stale []string) error {
 		if !e.meta.stale() {
 			e.meta.setFlag(metaStale, true)
 			t.layW().stale++
-			eff = eff.set(key, e)
+			eff = eff.setE(key, hashKey(key), e, t.edits)
 		}
 	}
 	t.setTree(sc.Bucket, 0, k, h, eff)
