@@ -576,8 +576,11 @@ func statsCmd() *cobra.Command {
 	var out *outputFormat
 	cmd := command("stats [flags]",
 		"print the daemon's counters as JSON",
-		`Prints the daemon's counters as JSON: sequence, sessions, keys, journal
-(records, fsyncs, batches, checkpoints), last recovery, connections.`,
+		`Prints the daemon's figures as JSON (store.Stats, the figures the metrics
+show): sequence, mutations per bucket, sessions, keys, subscribers, journal
+(records, fsyncs, batches, checkpoints, their histograms), last recovery,
+connections. Keys sorted; a float figure always has a '.' (0.0, 1.0), a count
+never has one.`,
 		func(cmd *cobra.Command, args []string) error {
 			if err := noArgs(cmd, args); err != nil {
 				return err
@@ -592,7 +595,7 @@ func statsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return out.writeValue(cmd.OutOrStdout(), st)
+			return out.writeValue(cmd.OutOrStdout(), markFloats(figuresTree(st)))
 		})
 	cf = addClientFlags(cmd, true)
 	out = outputFlag(cmd)

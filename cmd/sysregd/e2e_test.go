@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -829,9 +830,19 @@ func TestCLI(t *testing.T) {
 		ok(t, sock, "evict", "nobody") // nothing to do
 	})
 	t.Run("stats", func(t *testing.T) {
-		st := jsonOf(t, ok(t, sock, "stats").stdout)
+		out := ok(t, sock, "stats").stdout
+		st := jsonOf(t, out)
 		if st["seq"] == nil || path(st, "server", "connections") == nil || path(st, "journal", "records") == nil {
 			t.Fatalf("stats: %v", st)
+		}
+		// The float rule (R52): a float figure prints as one, a count never.
+		for _, want := range []string{`"bounds":[1.0,2.0,4.0,`, `"bounds":[0.0005,0.001,`, `"sum":`} {
+			if !strings.Contains(out, want) {
+				t.Errorf("stats output lacks %s:\n%s", want, out)
+			}
+		}
+		if regexp.MustCompile(`"sum":-?\d+[,}]`).MatchString(out) || regexp.MustCompile(`"(seq|commits|count)":\d+\.`).MatchString(out) {
+			t.Errorf("stats output breaks the float rule:\n%s", out)
 		}
 	})
 	t.Run("flags-after-args", func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"reflect"
 	"strings"
 
 	"github.com/sysreg/sysreg/core"
@@ -115,4 +116,73 @@ func markFloats(v any) any {
 		return out
 	}
 	return v
+}
+
+// figuresTree returns v (a struct of figures, such as store.Stats) as maps,
+// slices and scalars, keyed by the fields' JSON names, so that markFloats
+// can apply the float rule to it: a figure that is a float prints as one
+// (0.0, 1.0) and a count never does. A nil pointer, and an empty field
+// tagged omitempty, are left out, as encoding/json leaves them; a type with
+// its own MarshalJSON (time.Time) is kept as it is.
+func figuresTree(v any) any { return figuresValue(reflect.ValueOf(v)) }
+
+var jsonMarshaler = reflect.TypeFor[json.Marshaler]()
+
+func figuresValue(v reflect.Value) any {
+	if !v.IsValid() {
+		return nil
+	}
+	if v.Type().Implements(jsonMarshaler) {
+		return v.Interface()
+	}
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return nil
+		}
+		return figuresValue(v.Elem())
+	case reflect.Struct:
+		out := map[string]any{}
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "-" {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			fv := v.Field(i)
+			if (strings.Contains(opts, "omitempty") || fv.Kind() == reflect.Pointer) && fv.IsZero() {
+				continue
+			}
+			out[name] = figuresValue(fv)
+		}
+		return out
+	case reflect.Slice, reflect.Array:
+		if v.Kind() == reflect.Slice && v.IsNil() {
+			return nil
+		}
+		out := make([]any, v.Len())
+		for i := range out {
+			out[i] = figuresValue(v.Index(i))
+		}
+		return out
+	case reflect.Map:
+		if v.IsNil() {
+			return nil
+		}
+		out := make(map[string]any, v.Len())
+		for it := v.MapRange(); it.Next(); {
+			out[fmt.Sprint(it.Key().Interface())] = figuresValue(it.Value())
+		}
+		return out
+	case reflect.Float32, reflect.Float64:
+		return v.Float()
+	}
+	return v.Interface()
 }
