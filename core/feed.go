@@ -52,6 +52,15 @@ func FeedChanges(old, new Snapshot) []Change {
 	return out
 }
 
+// ApplyLayers is Apply for the config layers alone: it changes the layers
+// and the owner index as Apply does, but leaves the effective config view
+// and its metadata as they were, so the result is good only for reading
+// layers (LayerValues, LayerOwner, LayerScopes, WalkLayer, FeedChanges)
+// and for further ApplyLayers — never to show, encode or publish. A
+// change feed (R47) replays the journal with it to learn each layer's old
+// values at a fraction of Apply's cost.
+func (s Snapshot) ApplyLayers(m *Mutation) (Snapshot, error) { return s.apply(m, true) }
+
 // Tap receives every published mutation that carries a journal record
 // (config changes of journaled layers), in sequence order, into a bounded
 // buffer: the live side of a change feed (R47). The write path never

@@ -280,10 +280,14 @@ func (s Snapshot) LayerScopes(l Layer) []Scope {
 // hold. A name left unbound (restored from records written before
 // bindings were journaled) may be acted for by any uid until BindUnbound
 // binds it.
-func (s Snapshot) Apply(m *Mutation) (Snapshot, error) {
+func (s Snapshot) Apply(m *Mutation) (Snapshot, error) { return s.apply(m, false) }
+
+// apply is Apply; with layers, ApplyLayers.
+func (s Snapshot) apply(m *Mutation, layers bool) (Snapshot, error) {
 	t := newTxn(s.st(), false, m.Seq, 0)
 	t.fixed = true
 	t.replay = true
+	t.layers = layers
 	// Nobody sees t's maps until it returns, and s is never changed: the
 	// nodes the replay creates are changed in place, not copied per key.
 	t.edits = edits{}

@@ -152,6 +152,8 @@ type txn struct {
 	seq   uint64
 	now   int64
 	fixed bool // replay: now is the record's time, never the clock
+	// layers: ApplyLayers; the effective view is not maintained.
+	layers bool
 	// edits: nodes this transaction created and changes in place (see
 	// hmap.setE); nil, the default, copies every node on a path. Only a
 	// transaction whose intermediate maps nobody else can see sets it
@@ -400,6 +402,9 @@ func effective(lms *[NumLayers]keysMap, key string) (entry, bool) {
 // settle recomputes the effective entries of keys of config scope sc
 // (scope key k, hash h) after their layers changed (R38, R42).
 func (t *txn) settle(sc Scope, k string, h uint64, keys []string) {
+	if t.layers {
+		return
+	}
 	var lms [NumLayers]keysMap
 	for i := range lms {
 		lms[i] = scopeIn(t.st.lay().layers[i], k, h)

@@ -35,13 +35,30 @@ func BenchmarkDurableUpdates(b *testing.B) {
 	}
 }
 
-func benchDurable(b *testing.B, writers int) {
+func benchDurable(b *testing.B, writers int) { benchDurableFeed(b, writers, false) }
+
+// benchDurableFeed is benchDurable, with a change feed (R47) followed
+// live during the run when feed is set.
+func benchDurableFeed(b *testing.B, writers int, feed bool) {
 	ctx := context.Background()
 	s, err := store.Open(b.TempDir(), store.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
+	if feed {
+		f, err := s.Changes(ctx, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for range f.C() {
+			}
+		}()
+		defer func() { f.Close(); <-done }()
+	}
 	work := make(chan struct{}, writers)
 	errs := make(chan error, writers)
 	var wg, warm sync.WaitGroup

@@ -76,7 +76,7 @@ func (s *Store) catchUp(pos uint64, emit func(FeedItem) error) (uint64, error) {
 			if err != nil {
 				return err
 			}
-			next, err := cur.Apply(m)
+			next, err := cur.ApplyLayers(m)
 			if err != nil {
 				return err
 			}
@@ -130,7 +130,7 @@ func (s *Store) Changes(ctx context.Context, from uint64) (Feed, error) {
 }
 
 // feedChanCap is the capacity of an embedded feed's channel.
-const feedChanCap = 16
+const feedChanCap = 64
 
 // startFeed registers a feed's tap — first, so that nothing published
 // from now on is missed — and checks that from is not compacted.
