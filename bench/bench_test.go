@@ -66,6 +66,39 @@ func BenchmarkFlap(b *testing.B) {
 	}
 }
 
+// BenchmarkFlapMetrics: the headline flap with and without a metrics
+// scrape every 100 ms (R50; Prometheus scrapes every 15 s by default), side
+// by side in one run: compare the two with benchstat. The target is within
+// 5 % (issue #12).
+func BenchmarkFlapMetrics(b *testing.B) {
+	for _, scrape := range []time.Duration{0, 100 * time.Millisecond} {
+		name := "metrics=off"
+		if scrape > 0 {
+			name = "metrics=on/scrape=" + scrape.String()
+		}
+		b.Run(name, func(b *testing.B) {
+			cfg := bench.FlapConfig{
+				Producers:   4,
+				Subscribers: 1000,
+				Interval:    100 * time.Millisecond,
+				Duration:    measure(time.Second, 2*time.Second),
+				NoBaseline:  true,
+				Scrape:      scrape,
+			}
+			var r bench.FlapResult
+			for b.Loop() {
+				var err error
+				if r, err = bench.RunFlap(b.Context(), cfg); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(r.Sysreg.UpdatesPerSec, "updates/s")
+			b.ReportMetric(r.Sysreg.UpdatesPerCPUSec, "updates/cpu-s")
+			b.ReportMetric(r.Sysreg.ConvergeMs.Max, "converge-ms")
+		})
+	}
+}
+
 // BenchmarkFlapSweep: the flap scenario against the number of subscribers
 // (issue #14's curve), each point beside the same producers without
 // subscribers in the same run: x-bare is the throughput ratio,

@@ -49,6 +49,11 @@ type FlapConfig struct {
 	Core bool
 	// NoBaseline skips the naive fan-out.
 	NoBaseline bool
+	// Scrape, if positive, reads the store's Stats this often while the
+	// producers run, as sysregd's metrics collector does at each scrape
+	// (R50): the figures a Prometheus server pulls. Zero: never. Ignored
+	// with Core.
+	Scrape time.Duration
 	// Buffer is the capacity of each baseline consumer's channel. Default
 	// 1,024.
 	Buffer int
@@ -320,6 +325,7 @@ type flapTarget struct {
 	subscribe func(ctx context.Context, opts core.SubscribeOptions) (store.Subscription, error)
 	snapshot  func() core.Snapshot
 	close     func()
+	stats     func() // reads the figures (Scrape); nil for Core
 }
 
 func openFlapTarget(cfg FlapConfig) (*flapTarget, error) {
@@ -358,7 +364,32 @@ func openFlapTarget(cfg FlapConfig) (*flapTarget, error) {
 			st.Close()
 			os.RemoveAll(dir)
 		},
+		stats: func() { st.Stats(context.Background()) },
 	}, nil
+}
+
+// scrape calls stats every period on a goroutine of its own until the
+// returned stop is called (which waits for it). A nil stats or a period of
+// zero starts nothing.
+func scrape(stats func(), period time.Duration) (stop func()) {
+	if stats == nil || period <= 0 {
+		return func() {}
+	}
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(period)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				stats()
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
 }
 
 // flapSub is what one sysreg subscriber's goroutine records.
@@ -410,11 +441,13 @@ func runFlapSysreg(ctx context.Context, cfg FlapConfig) (FlapRun, error) {
 	}
 
 	defer m.stop()
+	stopScrape := scrape(tgt.stats, cfg.Scrape)
 	err = m.produce(ctx, w, func(p, k int, v bool) error {
 		// A fresh map per update, as real callers build them: its
 		// allocation and the collector's work are part of the measurement.
 		return owners[p].Update(ctx, w.scopes[p], core.Values{w.keys[k]: v})
 	})
+	stopScrape()
 	if err != nil {
 		return FlapRun{}, err
 	}
