@@ -2,11 +2,7 @@ package store_test
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -146,24 +142,9 @@ func TestR51_LaggingEmbeddedSubscriber(t *testing.T) {
 // counted in SlowClients and logged at WARN once (R51).
 func TestR51_DroppedClientWarning(t *testing.T) {
 	log, out := newLog()
-	st, err := store.Open(t.TempDir(), store.Options{NoSync: true, Logger: log})
-	must(t, err)
-	srv := store.NewServer(st, store.ServerOptions{WriteTimeout: 100 * time.Millisecond, Logger: log})
-	sockDir, err := os.MkdirTemp("", "sr")
-	must(t, err)
-	defer os.RemoveAll(sockDir)
-	socket := filepath.Join(sockDir, "s")
-	ln, err := net.Listen("unix", socket)
-	must(t, err)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	defer func() {
-		srv.Shutdown(context.Background())
-		if err := <-served; !errors.Is(err, store.ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-		st.Close()
-	}()
+	d := startDaemonOpts(t, t.TempDir(), store.Options{NoSync: true, Logger: log},
+		store.ServerOptions{WriteTimeout: 100 * time.Millisecond, Logger: log})
+	st, srv, socket := d.st, d.srv, d.socket
 
 	stalled, err := net.Dial("unix", socket)
 	must(t, err)
