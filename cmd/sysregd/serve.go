@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -163,6 +164,11 @@ func serve(ctx context.Context, stderr io.Writer, cfg serveConfig) error {
 	logger.Info("listening", "socket", cfg.socket, "data_dir", cfg.dataDir, "previous_run", st.PreviousRun(),
 		"records", rep.Records, "keys", rep.Keys, "elapsed", rep.Elapsed)
 	sdNotify(logger, "READY=1\nSTATUS=listening on "+cfg.socket)
+	// Recovery's garbage (decoded records, replaced nodes) is several
+	// times the registry it leaves; an appliance should not keep it as
+	// resident memory until the scavenger gets to it (issue #14's idle
+	// RSS). One collection, while clients are already served.
+	debug.FreeOSMemory()
 
 	for running := true; running; {
 		select {
