@@ -156,7 +156,10 @@
 // appends share one commit and one fsync pair (group commit). ReadCheckpoint
 // and Replay are meant for startup, before the first Append; Read may run
 // at any time, from any number of goroutines. Stats, Mark and Oldest read
-// counters kept in memory.
+// counters kept in memory; the fsync, batch and checkpoint histograms in
+// Stats are recorded with atomic adds by the committer (and Checkpoint's
+// caller), never under a lock, so a snapshot may be one observation apart
+// between Count and its bucket.
 //
 // The journal logs lifecycle events (opened, created, closed) at Info,
 // checkpoints at Debug and batches at Trace. It returns errors, it does not

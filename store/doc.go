@@ -138,7 +138,8 @@
 //
 // All methods of Store, Client and Server are safe for concurrent use.
 // Open starts the registry's notifier and the checkpointer (and, with
-// Options.Fleet, the fleet bridge's goroutines), Close stops them. A Server runs, per connection, a reader, a reply writer and one
+// Options.Fleet, the fleet bridge's goroutines), Close stops them. The
+// checkpointer also looks for lagging subscriptions every LagScan (R51). A Server runs, per connection, a reader, a reply writer and one
 // pusher per subscription; Shutdown stops them. A Client runs one reader,
 // which Close stops.
 //
