@@ -26,35 +26,12 @@ const (
 	goldenV4 = "testdata/golden-v4.db"
 )
 
-// writeGolden writes the journal that the golden files hold: records 1..5,
-// mark 100, a checkpoint at 6 ("checkpoint-6", covering records 1..5,
-// last 5), then records 7 ("record-7"), 8 (empty), 9 (00 ff); with more,
-// also records 10..20 of 100 bytes each ('a'+key-10 repeated), which make
-// the tail overflow once.
-//
-// Version 3 is written with Retain 2: the checkpoint keeps records 4 and 5
-// (base 3).
-func writeGolden(t *testing.T, path string, more bool, retain int) {
-	j, err := journal.Open(path, journal.Options{Retain: retain})
-	if err != nil {
-		t.Fatal(err)
-	}
-	appendAll(t, j, 1, 5)
-	if err := reserveWait(j, 100); err != nil {
-		t.Fatal(err)
-	}
-	if err := j.Checkpoint(6, []byte("checkpoint-6")); err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range goldenRecords(more) {
-		if err := appendWait(j, r.Key, []byte(r.Data)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := j.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
+// The golden files hold: records 1..5, mark 100, a checkpoint at 6
+// ("checkpoint-6", covering records 1..5, last 5), then records 7
+// ("record-7"), 8 (empty), 9 (00 ff); with more, also records 10..20 of
+// 100 bytes each ('a'+key-10 repeated), which make the tail overflow once.
+// Version 3 was written with Retain 2: the checkpoint keeps records 4 and
+// 5 (base 3). Version 4: see writeGoldenV4.
 
 func goldenRecords(more bool) []rec {
 	recs := []rec{{7, "record-7"}, {8, ""}, {9, "\x00\xff"}}

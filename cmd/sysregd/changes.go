@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -48,53 +49,55 @@ examples:
 			if err := noArgs(cmd, args); err != nil {
 				return err
 			}
-			c, ctx, cancel, err := cf.dial(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			defer c.Close()
-			target := uint64(0)
-			if !*follow {
-				st, err := c.Stats(ctx)
-				if err != nil {
-					return fmt.Errorf("changes: %w", err)
-				}
-				if target = st.Journal.LastRecord; target <= *from {
-					return nil
-				}
-			}
-			feed, err := c.Changes(ctx, *from)
-			var ce *core.CompactedError
-			if errors.As(err, &ce) {
-				return fmt.Errorf("changes: history compacted: the oldest --from kept is %d; resync with 'sysregd get' and resume from the seq of 'sysregd stats'", ce.Oldest)
-			}
-			if err != nil {
-				return fmt.Errorf("changes: %w", err)
-			}
-			defer feed.Close()
-			w := cmd.OutOrStdout()
-			for it := range feed.C() {
-				if err := out.write(w, feedItemJSON(it)); err != nil {
-					return err
-				}
-				if !*follow && it.Seq >= target {
-					return nil
-				}
-			}
-			if cmd.Context().Err() != nil {
-				return nil // interrupted
-			}
-			if errors.As(feed.Err(), &ce) {
-				return fmt.Errorf("changes: fell behind the history kept (oldest %d): resync", ce.Oldest)
-			}
-			return fmt.Errorf("changes: %w", feed.Err())
+			return cf.run(cmd, func(ctx context.Context, c *store.Client) error {
+				return printChanges(ctx, cmd, c, *out, *from, *follow)
+			})
 		})
 	cf = addClientFlags(cmd, false)
 	out = outputFlag(cmd)
 	from = cmd.Flags().Uint64("from", 0, "print the changes after this sequence number (the last one you saw; 0: all history kept)")
 	follow = cmd.Flags().Bool("follow", false, "after the history, keep printing live changes until interrupted")
 	return cmd
+}
+
+// printChanges prints the feed after from: up to the newest record, or
+// on and on with follow.
+func printChanges(ctx context.Context, cmd *cobra.Command, c *store.Client, out outputFormat, from uint64, follow bool) error {
+	target := uint64(0)
+	if !follow {
+		st, err := c.Stats(ctx)
+		if err != nil {
+			return fmt.Errorf("changes: %w", err)
+		}
+		if target = st.Journal.LastRecord; target <= from {
+			return nil
+		}
+	}
+	feed, err := c.Changes(ctx, from)
+	var ce *core.CompactedError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("changes: history compacted: the oldest --from kept is %d; resync with 'sysregd get' and resume from the seq of 'sysregd stats'", ce.Oldest)
+	}
+	if err != nil {
+		return fmt.Errorf("changes: %w", err)
+	}
+	defer feed.Close()
+	w := cmd.OutOrStdout()
+	for it := range feed.C() {
+		if err := out.write(w, feedItemJSON(it)); err != nil {
+			return err
+		}
+		if !follow && it.Seq >= target {
+			return nil
+		}
+	}
+	if cmd.Context().Err() != nil {
+		return nil // interrupted
+	}
+	if errors.As(feed.Err(), &ce) {
+		return fmt.Errorf("changes: fell behind the history kept (oldest %d): resync", ce.Oldest)
+	}
+	return fmt.Errorf("changes: %w", feed.Err())
 }
 
 // feedItemJSON renders a feed item as one JSON document.
