@@ -47,17 +47,23 @@ func (r *Registry) SetDefaults(ctx context.Context, defaults map[Scope]Values) e
 	if err != nil {
 		return err
 	}
-	var layer scopesMap
+	// The layer is built in bulk: each map once from its whole key set.
+	scopes := make([]hleaf[keysMap], 0, len(norm))
+	var ls []hleaf[entry]
 	for sc, vals := range norm {
 		if len(vals) == 0 {
 			continue
 		}
-		var km keysMap
+		ls = ls[:0]
 		for k, v := range vals {
-			km = km.set(k, entry{val: v})
+			ls = append(ls, hleaf[entry]{key: k, hash: hashKey(k), val: entry{val: v}})
 		}
-		layer = layer.set(scopeKey(sc.Type, sc.Subtype), km)
+		km, _, _ := buildHmap(ls) // a map's keys are distinct
+		k := scopeKey(sc.Type, sc.Subtype)
+		scopes = append(scopes, hleaf[keysMap]{k, hashKey(k), km})
 	}
+	layer, _, _ := buildHmap(scopes) // distinct scopes: distinct keys
+
 	return r.mutate(func(t *txn) error {
 		old := t.st.lay().layers[Default-1]
 		type change struct {

@@ -499,3 +499,75 @@ func diffLeafLists[V any](a, b []hleaf[V], fn func(a, b *hleaf[V]) bool) bool {
 	}
 	return true
 }
+
+// buildHmap builds, in one pass, the map of the leaves ls (hash set): the
+// very trie that inserting them one by one would give (the shape is a
+// function of the key set), at one allocation per node instead of a path
+// copy per key. ls is reordered. ok is false, naming the key, when a key
+// occurs twice.
+func buildHmap[V any](ls []hleaf[V]) (m hmap[V], dup string, ok bool) {
+	if len(ls) == 0 {
+		return hmap[V]{}, "", true
+	}
+	root, dup, ok := buildNode(ls, make([]hleaf[V], len(ls)), 0)
+	if !ok {
+		return hmap[V]{}, dup, false
+	}
+	return hmap[V]{root, len(ls)}, "", true
+}
+
+// buildNode builds the node at shift for ls (two or more leaves, or one at
+// the root); scratch is as long as ls.
+func buildNode[V any](ls, scratch []hleaf[V], shift uint) (*hnode[V], string, bool) {
+	if shift > hmaxShift {
+		c := &hnode[V]{leaves: slices.Clone(ls)}
+		slices.SortFunc(c.leaves, func(a, b hleaf[V]) int { return strings.Compare(a.key, b.key) })
+		for i := 1; i < len(c.leaves); i++ {
+			if c.leaves[i].key == c.leaves[i-1].key {
+				return nil, c.leaves[i].key, false
+			}
+		}
+		return c, "", true
+	}
+	// Counting sort by the slot at this level.
+	var start [hmask + 2]int
+	for i := range ls {
+		start[(ls[i].hash>>shift)&hmask+1]++
+	}
+	nl, nn := 0, 0
+	for s := 1; s < len(start); s++ {
+		switch start[s] {
+		case 0:
+		case 1:
+			nl++
+		default:
+			nn++
+		}
+		start[s] += start[s-1]
+	}
+	pos := start
+	for i := range ls {
+		s := (ls[i].hash >> shift) & hmask
+		scratch[pos[s]] = ls[i]
+		pos[s]++
+	}
+	copy(ls, scratch)
+	c := allocNode[V](0, nl, nn)
+	for s := range uint(hmask + 1) {
+		lo, hi := start[s], start[s+1]
+		switch hi - lo {
+		case 0:
+		case 1:
+			c.leaves = append(c.leaves, ls[lo])
+			c.datamap |= 1 << s
+		default:
+			sub, dup, ok := buildNode(ls[lo:hi], scratch[lo:hi], shift+hbits)
+			if !ok {
+				return nil, dup, false
+			}
+			c.nodes = append(c.nodes, sub)
+			c.nodemap |= 1 << s
+		}
+	}
+	return c, "", true
+}

@@ -634,3 +634,59 @@ func BenchmarkHAMT(b *testing.B) {
 		})
 	}
 }
+
+// buildHmap gives the very trie that inserting the keys one by one gives
+// (canonical form, which Diff relies on; R22), colliding hashes included,
+// and refuses a key given twice.
+func TestHAMTBuild(t *testing.T) {
+	deep := collidingKeys(30, 8, 1<<22)
+	for seed := range uint64(40) {
+		r := rand.New(rand.NewPCG(seed, 13))
+		n := r.IntN(3000)
+		if seed < 5 {
+			n = int(seed)
+		}
+		var m hmap[int]
+		var ls []hleaf[int]
+		keys := map[string]bool{}
+		addH := func(k string, h uint64) {
+			if keys[k] {
+				return
+			}
+			keys[k] = true
+			v := r.IntN(100)
+			m = m.setH(k, h, v)
+			ls = append(ls, hleaf[int]{key: k, hash: h, val: v})
+		}
+		for range n {
+			k := "k" + strconv.Itoa(r.IntN(5000))
+			addH(k, hashKey(k))
+		}
+		if seed%3 == 0 {
+			for _, g := range deep {
+				for _, k := range g {
+					addH(k, hashKey(k))
+				}
+			}
+			for i := range 3 { // one full hash: a collision node
+				addH("c"+strconv.Itoa(i), 42)
+			}
+		}
+		b, dup, ok := buildHmap(slices.Clone(ls))
+		if !ok {
+			t.Fatalf("seed %d: duplicate %q reported", seed, dup)
+		}
+		if b.len() != m.len() {
+			t.Fatalf("seed %d: len %d, want %d", seed, b.len(), m.len())
+		}
+		if err := sameShape(b.root, m.root); err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		if len(ls) > 0 {
+			dupd := append(slices.Clone(ls), ls[r.IntN(len(ls))])
+			if _, dup, ok := buildHmap(dupd); ok || !keys[dup] {
+				t.Fatalf("seed %d: a key given twice: ok=%v dup=%q", seed, ok, dup)
+			}
+		}
+	}
+}

@@ -361,6 +361,36 @@ func (s Snapshot) Bindings() (binds []Bind, unbound []string) {
 }
 
 func applyOp(t *txn, op MutationOp) error {
+	if err := checkOp(op); err != nil {
+		return err
+	}
+	switch op.Kind {
+	case MutMerge, MutSet:
+		vals, _, err := NormalizeValues(op.Values)
+		if err != nil {
+			return err
+		}
+		if op.Kind == MutMerge {
+			t.merge(op.Owner, op.Scope, op.Layer, vals)
+		} else {
+			t.set(op.Owner, op.Scope, op.Layer, vals)
+		}
+	case MutDelete:
+		t.remove(op.Scope, op.Layer, op.Keys)
+	case MutDrop:
+		t.drop(op.Owner, op.Scope.Bucket, op.Layer)
+	case MutMeta:
+		return t.setMeta(op.Scope, op.Meta, op.Keys)
+	default:
+		return fmt.Errorf("%w: unknown op kind %d", ErrInvalidValue, op.Kind)
+	}
+	return nil
+}
+
+// checkOp checks the shape of op (not its values): a valid scope, a layer
+// that fits bucket and kind, an owner where one is needed and none in
+// Default and Fleet.
+func checkOp(op MutationOp) error {
 	if op.Kind == MutDrop {
 		if !op.Scope.Bucket.valid() {
 			return fmt.Errorf("%w: drop in bucket %s", ErrInvalidScope, op.Scope.Bucket)
@@ -388,26 +418,8 @@ func applyOp(t *txn, op MutationOp) error {
 		} else if err := validOwner(op.Owner); err != nil {
 			return err
 		}
-		vals, _, err := NormalizeValues(op.Values)
-		if err != nil {
-			return err
-		}
-		if op.Kind == MutMerge {
-			t.merge(op.Owner, op.Scope, op.Layer, vals)
-		} else {
-			t.set(op.Owner, op.Scope, op.Layer, vals)
-		}
-	case MutDelete:
-		t.remove(op.Scope, op.Layer, op.Keys)
 	case MutDrop:
-		if err := validOwner(op.Owner); err != nil {
-			return err
-		}
-		t.drop(op.Owner, op.Scope.Bucket, op.Layer)
-	case MutMeta:
-		return t.setMeta(op.Scope, op.Meta, op.Keys)
-	default:
-		return fmt.Errorf("%w: unknown op kind %d", ErrInvalidValue, op.Kind)
+		return validOwner(op.Owner)
 	}
 	return nil
 }

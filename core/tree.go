@@ -380,20 +380,17 @@ func effective(lms *[NumLayers]keysMap, key string) (entry, bool) {
 			first = i
 		}
 		if first < top {
-			v := any(nil)
+			var buf [NumLayers]any
+			vs := buf[:0]
 			for i := first; i <= top; i++ {
 				if x, ok := lms[i].get(key); ok {
-					if v == nil {
-						v = x.val
-					} else {
-						v = mergeValue(v, x.val)
-					}
+					vs = append(vs, x.val)
 					if Layer(i + 1).volatile() {
 						out.meta.setFlag(metaVol, true)
 					}
 				}
 			}
-			out.val = v
+			out.val = mergeAll(vs)
 		}
 	}
 	return out, true
@@ -668,23 +665,17 @@ func (t *txn) setMeta(sc Scope, ms map[string]KeyMeta, stale []string) error {
 	for key, m := range ms {
 		e, ok := eff.get(key)
 		if !ok {
-			return fmt.Errorf("%w: metadata for key %q that %s does not hold", ErrInvalidValue, key, sc)
+			return errMetaKey(sc, key)
 		}
-		if m.Version >= 1<<56 {
-			return fmt.Errorf("%w: %s key %q: version %d out of range", ErrInvalidValue, sc, key, m.Version)
-		}
-		e.meta.create, e.meta.mod = m.CreateSeq, m.ModSeq
-		e.meta.setVersion(m.Version)
-		e.meta.modified = 0
-		if !m.Modified.IsZero() {
-			e.meta.modified = m.Modified.UnixNano()
+		if err := e.meta.restore(sc, key, m); err != nil {
+			return err
 		}
 		eff = eff.setE(key, hashKey(key), e, t.edits)
 	}
 	for _, key := range stale {
 		e, ok := eff.get(key)
 		if !ok {
-			return fmt.Errorf("%w: stale mark for key %q that %s does not hold", ErrInvalidValue, key, sc)
+			return errStaleKey(sc, key)
 		}
 		if !e.meta.stale() {
 			e.meta.setFlag(metaStale, true)
@@ -695,6 +686,29 @@ func (t *txn) setMeta(sc Scope, ms map[string]KeyMeta, stale []string) error {
 	t.setTree(sc.Bucket, 0, k, h, eff)
 	t.changed = true
 	return nil
+}
+
+// restore sets the recorded sequence numbers, version and time m of key
+// of scope sc; layer and flags stay.
+func (md *meta) restore(sc Scope, key string, m KeyMeta) error {
+	if m.Version >= 1<<56 {
+		return fmt.Errorf("%w: %s key %q: version %d out of range", ErrInvalidValue, sc, key, m.Version)
+	}
+	md.create, md.mod = m.CreateSeq, m.ModSeq
+	md.setVersion(m.Version)
+	md.modified = 0
+	if !m.Modified.IsZero() {
+		md.modified = m.Modified.UnixNano()
+	}
+	return nil
+}
+
+func errMetaKey(sc Scope, key string) error {
+	return fmt.Errorf("%w: metadata for key %q that %s does not hold", ErrInvalidValue, key, sc)
+}
+
+func errStaleKey(sc Scope, key string) error {
+	return fmt.Errorf("%w: stale mark for key %q that %s does not hold", ErrInvalidValue, key, sc)
 }
 
 // settleStale recomputes every key whose metadata is stale (after a

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -422,6 +423,64 @@ func mergeValue(old, nv any) any {
 			out[k] = mergeValue(ov, v)
 		} else {
 			out[k] = v
+		}
+	}
+	return out
+}
+
+// mergeAll deep-merges vs, lowest first, as folding mergeValue over them
+// does, but in one pass: each merged map is allocated once however many
+// values it merges, and a sub-tree that only one of them holds is shared,
+// not copied. At most NumLayers values.
+func mergeAll(vs []any) any {
+	top := len(vs) - 1
+	if _, ok := vs[top].(map[string]any); !ok {
+		return vs[top]
+	}
+	// Only the run of maps at the top merges: a non-map below it is replaced.
+	first := top
+	for first > 0 {
+		if _, ok := vs[first-1].(map[string]any); !ok {
+			break
+		}
+		first--
+	}
+	vs = vs[first:]
+	if len(vs) == 1 {
+		return vs[0]
+	}
+	n := 0
+	for _, v := range vs {
+		n = max(n, len(v.(map[string]any)))
+	}
+	out := make(map[string]any, n)
+	var kbuf [8]string
+	nested := kbuf[:0] // keys where two maps meet: merged again below
+	for i, v := range vs {
+		for k, e := range v.(map[string]any) {
+			if i > 0 {
+				if old, ok := out[k]; ok {
+					_, m1 := old.(map[string]any)
+					_, m2 := e.(map[string]any)
+					if m1 && m2 {
+						nested = append(nested, k)
+					}
+				}
+			}
+			out[k] = e
+		}
+	}
+	if len(nested) > 0 {
+		slices.Sort(nested)
+		for _, k := range slices.Compact(nested) {
+			var buf [NumLayers]any
+			sub := buf[:0]
+			for _, v := range vs {
+				if e, ok := v.(map[string]any)[k]; ok {
+					sub = append(sub, e)
+				}
+			}
+			out[k] = mergeAll(sub)
 		}
 	}
 	return out

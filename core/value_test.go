@@ -220,3 +220,33 @@ func TestCopyValueIsDeep(t *testing.T) {
 		t.Fatalf("changing a copy changed the original: %#v", v)
 	}
 }
+
+// mergeAll is the fold of mergeValue over the layers (R4, R38), whatever
+// mix of maps and non-maps they hold.
+func TestMergeAllIsFold(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var gen func(depth int) any
+	gen = func(depth int) any {
+		if depth > 2 || r.IntN(3) == 0 {
+			return int64(r.IntN(3))
+		}
+		m := map[string]any{}
+		for range r.IntN(4) {
+			m[string(rune('a'+r.IntN(4)))] = gen(depth + 1)
+		}
+		return m
+	}
+	for range 3000 {
+		vs := make([]any, 1+r.IntN(NumLayers))
+		for i := range vs {
+			vs[i] = gen(0)
+		}
+		want := vs[0]
+		for _, v := range vs[1:] {
+			want = mergeValue(want, v)
+		}
+		if got := mergeAll(vs); !equalValue(got, want) {
+			t.Fatalf("mergeAll(%v) = %v, want %v", vs, got, want)
+		}
+	}
+}

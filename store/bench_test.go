@@ -17,6 +17,9 @@ import (
 	"github.com/sysreg/sysreg/store"
 )
 
+var recoveryDir = flag.String("recovery-dir", "",
+	"BenchmarkRecovery: keep the data dirs under this directory and reuse them (so that a baseline and a candidate open the same dir)")
+
 var recoveryLarge = flag.Bool("recovery-large", false,
 	"BenchmarkRecovery: also build and time the 10^6-update data dir (the build takes a while)")
 
@@ -196,9 +199,22 @@ func BenchmarkRecovery(b *testing.B) {
 				b.Skip("10^6 updates: run with -recovery-large")
 			}
 			dir := b.TempDir()
-			buildStart := time.Now()
-			buildRecoveryDir(b, dir, updates, 10000)
-			b.Logf("built %d updates in %v", updates, time.Since(buildStart).Round(time.Millisecond))
+			if *recoveryDir != "" {
+				// A prebuilt dir, shared by baseline and candidate runs:
+				// built on first use, opened read-mostly after.
+				dir = filepath.Join(*recoveryDir, "updates="+strconv.Itoa(updates))
+			}
+			if _, err := os.Stat(filepath.Join(dir, "ready")); err != nil {
+				buildStart := time.Now()
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					b.Fatal(err)
+				}
+				buildRecoveryDir(b, dir, updates, 10000)
+				b.Logf("built %d updates in %v", updates, time.Since(buildStart).Round(time.Millisecond))
+				if err := os.WriteFile(filepath.Join(dir, "ready"), nil, 0o644); err != nil {
+					b.Fatal(err)
+				}
+			}
 			size := dirSize(b, dir)
 			b.ReportAllocs()
 			n, records := 0, 0

@@ -250,7 +250,9 @@ func compareScopes(a, b core.Scope) int {
 }
 
 // DecodeSnapshot decodes a snapshot written by EncodeSnapshot of any version
-// up to SnapshotVersion and rebuilds it with core.Snapshot.Apply: one
+// up to SnapshotVersion and rebuilds it with core.RestoreSnapshot (in
+// bulk; the decoder's values are in normal form, so they are not
+// normalised again — see core's trust boundary): one
 // core.MutSet op per run of keys of a scope and layer with the same owner,
 // then one core.MutMeta op per scope with metadata. Config keys of a
 // version-1 snapshot are read into the saved layer (R41's migration).
@@ -262,7 +264,7 @@ func DecodeSnapshot(data []byte) (core.Snapshot, error) {
 	if err != nil {
 		return core.Snapshot{}, err
 	}
-	s, err := core.Snapshot{}.Apply(m)
+	s, err := core.RestoreSnapshot(m)
 	if err != nil {
 		return core.Snapshot{}, fmt.Errorf("%w: snapshot %d: %v", ErrMalformed, m.Seq, err)
 	}
