@@ -9,7 +9,10 @@ import (
 // normalizeLayer checks and normalises the scopes and values of a whole
 // layer write (SetDefaults, SetFleet): config scopes only, values as R2
 // says, each scope's values within the update size limit.
-func (r *Registry) normalizeLayer(what string, in map[Scope]Values) (map[Scope]Values, error) {
+//
+// owned: the caller hands the values over; values already in normal form
+// are kept as they are, checked but not copied.
+func (r *Registry) normalizeLayer(what string, in map[Scope]Values, owned bool) (map[Scope]Values, error) {
 	out := make(map[Scope]Values, len(in))
 	for sc, vals := range in {
 		if err := sc.Validate(); err != nil {
@@ -18,9 +21,15 @@ func (r *Registry) normalizeLayer(what string, in map[Scope]Values) (map[Scope]V
 		if sc.Bucket != Config {
 			return nil, fmt.Errorf("%s: %w: %s: only config scopes have layers", what, ErrInvalidScope, sc)
 		}
-		nv, size, err := NormalizeValues(vals)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s: %w", what, sc, err)
+		nv, size, ok := vals, 0, false
+		if owned {
+			size, ok = normalValuesSize(vals)
+		}
+		if !ok {
+			var err error
+			if nv, size, err = NormalizeValues(vals); err != nil {
+				return nil, fmt.Errorf("%s: %s: %w", what, sc, err)
+			}
 		}
 		if size > r.maxBytes {
 			return nil, fmt.Errorf("%s: %w: %d bytes in %s, the limit is %d", what, ErrTooLarge, size, sc, r.maxBytes)
@@ -40,10 +49,24 @@ func (r *Registry) normalizeLayer(what string, in map[Scope]Values) (map[Scope]V
 // value, a scope beyond the size limit) fails as a whole and changes
 // nothing.
 func (r *Registry) SetDefaults(ctx context.Context, defaults map[Scope]Values) error {
+	return r.setDefaults(ctx, defaults, false)
+}
+
+// SetDefaultsOwned is SetDefaults for values that the caller hands over
+// and never touches again — typically just decoded from a defaults file
+// and normalised (NormalizeValues) while checking it: values already in
+// normal form are checked in place and kept as they are, not normalised
+// and copied a second time. Values not in normal form are normalised as
+// SetDefaults does.
+func (r *Registry) SetDefaultsOwned(ctx context.Context, defaults map[Scope]Values) error {
+	return r.setDefaults(ctx, defaults, true)
+}
+
+func (r *Registry) setDefaults(ctx context.Context, defaults map[Scope]Values, owned bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	norm, err := r.normalizeLayer("defaults", defaults)
+	norm, err := r.normalizeLayer("defaults", defaults, owned)
 	if err != nil {
 		return err
 	}
@@ -109,7 +132,7 @@ func (r *Registry) SetFleet(ctx context.Context, scopes map[Scope]Values) error 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	norm, err := r.normalizeLayer("fleet", scopes)
+	norm, err := r.normalizeLayer("fleet", scopes, false)
 	if err != nil {
 		return err
 	}

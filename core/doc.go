@@ -177,6 +177,29 @@
 // update copies only the nodes on its path (three small allocations for a
 // small scope, a few more for a wide one), and a Snapshot is one pointer.
 //
+// Bulk paths and the trust boundary. Rebuilding a whole view — a
+// checkpoint at recovery (R24, R28), a view from the wire — goes through
+// RestoreSnapshot, and large changes of one scope (SetDefaults replacing
+// many defaults, R40) settle in bulk (settleBulk): every trie is then built
+// once from its complete key set (buildHmap: a counting sort per level,
+// one allocation per node, the same canonical trie that inserting the keys
+// one by one gives) and each effective value is merged once (mergeAll,
+// one map per merged level whatever the number of layers), instead of a
+// path copy and a merge per key. RestoreSnapshot trusts one thing: that
+// the values it is given are in normal form, as the codec's decoder
+// produces them (every CBOR item checked, UTF-8 and depth included, before
+// any reaches core), so they are not normalised or copied again. It still
+// checks everything a damaged but CRC-valid file could get wrong that the
+// decoder does not: scopes, layers, owner names, keys set twice, metadata
+// of keys no layer holds, version range, bindings (R35); an error leaves
+// nothing behind. SetDefaultsOwned takes values handed over by their
+// caller (the store, fresh from a defaults file it has just normalised
+// while checking it): values already in normal form are checked in place
+// without a copy, anything else is normalised as SetDefaults does; so no
+// input can put a value that is not in normal form into the registry.
+// Journal records replayed after the checkpoint still go through Apply,
+// with its full checks.
+//
 // Write path. Every mutation is validated and applied to the latest working
 // state under one lock, so that validation sees every earlier mutation,
 // published or not, and two writers can never both claim a key. An

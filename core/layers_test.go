@@ -519,3 +519,25 @@ func TestR42_MetaReplays(t *testing.T) {
 		}
 	}
 }
+
+// SetDefaultsOwned (R40) is SetDefaults for values handed over: normal-form
+// values are kept, others normalised, bad ones refused with nothing
+// changed.
+func TestR40_SetDefaultsOwned(t *testing.T) {
+	ctx := context.Background()
+	r := core.New(core.Options{})
+	defer r.Close()
+	sc := core.ConfigScope("net", "eth0")
+	if err := r.SetDefaultsOwned(ctx, map[core.Scope]core.Values{sc: {"mtu": int64(1500), "n": 7, "m": map[string]any{"a": []any{"x"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	want := core.Values{"mtu": int64(1500), "n": int64(7), "m": map[string]any{"a": []any{"x"}}}
+	if got := r.Snapshot().Values(sc); !core.Equal(map[string]any(got), map[string]any(want)) {
+		t.Fatalf("defaults %v, want %v", got, want)
+	}
+	seq := r.Snapshot().Seq()
+	err := r.SetDefaultsOwned(ctx, map[core.Scope]core.Values{sc: {"bad": "\xff"}})
+	if !errors.Is(err, core.ErrInvalidValue) || r.Snapshot().Seq() != seq {
+		t.Fatalf("bad value: %v, seq %d → %d", err, seq, r.Snapshot().Seq())
+	}
+}

@@ -407,6 +407,10 @@ func (t *txn) settle(sc Scope, k string, h uint64, keys []string) {
 		lms[i] = scopeIn(t.st.lay().layers[i], k, h)
 	}
 	eff := scopeIn(t.st.buckets[Config-1], k, h)
+	if len(keys) >= settleBulk && 2*len(keys) >= eff.len() {
+		t.settleBulk(sc, k, h, &lms, eff, keys)
+		return
+	}
 	changed := false
 	for _, key := range keys {
 		ne, ok := effective(&lms, key)
@@ -433,6 +437,67 @@ func (t *txn) settle(sc Scope, k string, h uint64, keys []string) {
 		t.setTree(Config, 0, k, h, eff)
 	}
 }
+
+// settleBulk is settle for a change to many keys of a scope (SetDefaults,
+// a large import): the scope's effective map is built once from its whole
+// key set instead of being copied key by key.
+func (t *txn) settleBulk(sc Scope, k string, h uint64, lms *[NumLayers]keysMap, eff keysMap, keys []string) {
+	type change struct {
+		e    entry
+		gone bool
+	}
+	changes := make(map[string]change, len(keys))
+	for _, key := range keys {
+		if _, dup := changes[key]; dup {
+			continue
+		}
+		ne, ok := effective(lms, key)
+		cur, had := eff.get(key)
+		if had && cur.meta.stale() {
+			t.layW().stale--
+		}
+		if !ok {
+			if had {
+				changes[key] = change{gone: true}
+			}
+			continue
+		}
+		ne.meta = t.metaOf(Config, k, h, key, &ne, &cur, had)
+		if had && cur.meta == ne.meta && cur.owner == ne.owner && equalValue(cur.val, ne.val) {
+			continue
+		}
+		changes[key] = change{e: ne}
+	}
+	if len(changes) == 0 {
+		return
+	}
+	ls := make([]hleaf[entry], 0, eff.len()+len(changes))
+	eff.each(func(l *hleaf[entry]) bool {
+		c, ok := changes[l.key]
+		switch {
+		case !ok:
+			ls = append(ls, *l)
+		case !c.gone:
+			ls = append(ls, hleaf[entry]{key: l.key, hash: l.hash, val: c.e})
+		}
+		if ok {
+			delete(changes, l.key)
+		}
+		return true
+	})
+	for key, c := range changes { // keys new to the view
+		if !c.gone {
+			ls = append(ls, hleaf[entry]{key: key, hash: hashKey(key), val: c.e})
+		}
+	}
+	em, _, _ := buildHmap(ls) // distinct: each key once
+	t.touch(sc)
+	t.setTree(Config, 0, k, h, em)
+}
+
+// settleBulk is used for at least this many keys, and at least half the
+// scope's.
+var settleBulk = 16 // a variable for tests
 
 // foreign returns the sorted keys among keys that exist in km with an owner
 // other than owner.

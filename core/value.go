@@ -116,6 +116,59 @@ func normalScalar(v any) (nv any, size int, ok bool) {
 	return nil, 0, false
 }
 
+// normalValuesSize returns the encoded size of vals (as NormalizeValues
+// does) if every key is valid and every value already in normal form
+// nested at most MaxDepth deep; ok is false otherwise (NormalizeValues
+// then says what is wrong, or converts). It copies nothing.
+func normalValuesSize(vals Values) (size int, ok bool) {
+	size = headSize(uint64(len(vals)))
+	for k, v := range vals {
+		if k == "" || !utf8.ValidString(k) {
+			return 0, false
+		}
+		n, ok := normalSize(v, 1)
+		if !ok {
+			return 0, false
+		}
+		size += headSize(uint64(len(k))) + len(k) + n
+	}
+	return size, true
+}
+
+func normalSize(v any, depth int) (int, bool) {
+	if depth > MaxDepth {
+		return 0, false
+	}
+	if _, n, ok := normalScalar(v); ok {
+		return n, true
+	}
+	switch x := v.(type) {
+	case []byte:
+		return headSize(uint64(len(x))) + len(x), x != nil
+	case []any:
+		size := headSize(uint64(len(x)))
+		for _, e := range x {
+			n, ok := normalSize(e, depth+1)
+			if !ok {
+				return 0, false
+			}
+			size += n
+		}
+		return size, x != nil
+	case map[string]any:
+		size := headSize(uint64(len(x)))
+		for k, e := range x {
+			n, ok := normalSize(e, depth+1)
+			if !ok || !utf8.ValidString(k) {
+				return 0, false
+			}
+			size += headSize(uint64(len(k))) + len(k) + n
+		}
+		return size, x != nil
+	}
+	return 0, false
+}
+
 // normalizePairs is NormalizeValues into a list of pairs (in buf's
 // storage) instead of a map: the form the write path uses.
 func normalizePairs(vals Values, buf []pair) ([]pair, int, error) {

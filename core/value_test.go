@@ -5,6 +5,7 @@ package core
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -247,6 +248,39 @@ func TestMergeAllIsFold(t *testing.T) {
 		}
 		if got := mergeAll(vs); !equalValue(got, want) {
 			t.Fatalf("mergeAll(%v) = %v, want %v", vs, got, want)
+		}
+	}
+}
+
+// normalValuesSize accepts exactly what NormalizeValues returns unchanged,
+// with the same size, and refuses anything NormalizeValues would convert
+// or reject (R2): SetDefaultsOwned relies on it to skip the copy (R40).
+func TestNormalValuesSize(t *testing.T) {
+	deep := any(int64(1))
+	for range MaxDepth {
+		deep = []any{deep}
+	}
+	for i, vals := range []Values{
+		{},
+		{"a": int64(1), "b": uint64(2), "c": 1.5, "d": "x", "e": []byte("y"), "f": nil, "g": true},
+		{"m": map[string]any{"n": []any{int64(1), map[string]any{"o": "p"}}}},
+		{"int": 1},
+		{"typed": map[string]int64{"a": 1}},
+		{"nilmap": map[string]any(nil)},
+		{"nilslice": []any(nil)},
+		{"bad": "\xff"},
+		{"": int64(1)},
+		{"badkey": map[string]any{"\xff": int64(1)}},
+		{"deep": deep},
+	} {
+		size, ok := normalValuesSize(vals)
+		nv, nsize, err := NormalizeValues(vals)
+		unchanged := err == nil && equalValue(map[string]any(nv), map[string]any(vals)) && fmt.Sprintf("%#v", nv) == fmt.Sprintf("%#v", vals)
+		if ok != unchanged {
+			t.Errorf("case %d: normalValuesSize ok=%v; NormalizeValues err=%v unchanged=%v", i, ok, err, unchanged)
+		}
+		if ok && size != nsize {
+			t.Errorf("case %d: size %d, NormalizeValues says %d", i, size, nsize)
 		}
 	}
 }

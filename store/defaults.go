@@ -228,7 +228,7 @@ func (s *Store) ReloadDefaults(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.reg.SetDefaults(ctx, d); err != nil {
+	if err := s.reg.SetDefaultsOwned(ctx, d); err != nil {
 		return err
 	}
 	s.logger.Info("defaults reloaded", "dir", s.defaultsDir, "scopes", len(d))

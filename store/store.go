@@ -253,7 +253,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	// value comes from them carry its sequence number. With no defaults it
 	// is a no-op, unless the checkpoint held values of unjournaled layers
 	// whose metadata it renews.
-	if err := s.reg.SetDefaults(context.Background(), defaults); err != nil {
+	if err := s.reg.SetDefaultsOwned(context.Background(), defaults); err != nil {
 		s.reg.Close()
 		j.Close()
 		return nil, fmt.Errorf("store: defaults: %w", err)
