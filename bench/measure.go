@@ -125,8 +125,11 @@ func (s *sampler) run() {
 		select {
 		case <-s.quit:
 			return
-		case now := <-t.C:
-			s.sample(now)
+		case <-t.C:
+			// Now, not the tick's time: that is when the tick was due,
+			// which a late tick (a loaded machine, an emulator) puts before
+			// the previous sample's reading, and the counters are read now.
+			s.sample(time.Now())
 		}
 	}
 }
