@@ -21,15 +21,13 @@ func (r *Registry) normalizeLayer(what string, in map[Scope]Values, owned bool) 
 		if sc.Bucket != Config {
 			return nil, fmt.Errorf("%s: %w: %s: only config scopes have layers", what, ErrInvalidScope, sc)
 		}
-		nv, size, ok := vals, 0, false
+		normalize := NormalizeValues
 		if owned {
-			size, ok = normalValuesSize(vals)
+			normalize = NormalizeOwnedValues
 		}
-		if !ok {
-			var err error
-			if nv, size, err = NormalizeValues(vals); err != nil {
-				return nil, fmt.Errorf("%s: %s: %w", what, sc, err)
-			}
+		nv, size, err := normalize(vals)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", what, sc, err)
 		}
 		if size > r.maxBytes {
 			return nil, fmt.Errorf("%s: %w: %d bytes in %s, the limit is %d", what, ErrTooLarge, size, sc, r.maxBytes)

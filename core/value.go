@@ -116,6 +116,18 @@ func normalScalar(v any) (nv any, size int, ok bool) {
 	return nil, 0, false
 }
 
+// NormalizeOwnedValues is NormalizeValues for values that the caller hands
+// over and never modifies again (a document it has just decoded): values
+// already in normal form are checked in place and returned as they are,
+// without the deep copy; anything else is normalised as NormalizeValues
+// does, with its errors.
+func NormalizeOwnedValues(vals Values) (Values, int, error) {
+	if size, ok := normalValuesSize(vals); ok {
+		return vals, size, nil
+	}
+	return NormalizeValues(vals)
+}
+
 // normalValuesSize returns the encoded size of vals (as NormalizeValues
 // does) if every key is valid and every value already in normal form
 // nested at most MaxDepth deep; ok is false otherwise (NormalizeValues

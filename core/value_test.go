@@ -284,3 +284,21 @@ func TestNormalValuesSize(t *testing.T) {
 		}
 	}
 }
+
+// NormalizeOwnedValues (R2) keeps handed-over values in normal form as
+// they are and normalises anything else exactly as NormalizeValues does.
+func TestNormalizeOwnedValues(t *testing.T) {
+	in := Values{"m": map[string]any{"a": []any{int64(1), "x"}}}
+	out, size, err := NormalizeOwnedValues(in)
+	_, wantSize, _ := NormalizeValues(in)
+	if err != nil || size != wantSize || reflect.ValueOf(out["m"]).UnsafePointer() != reflect.ValueOf(in["m"]).UnsafePointer() {
+		t.Fatalf("normal input: %v, size %d (want %d), copied: %v", err, size, wantSize, reflect.ValueOf(out["m"]).UnsafePointer() != reflect.ValueOf(in["m"]).UnsafePointer())
+	}
+	out, _, err = NormalizeOwnedValues(Values{"n": 7, "m": map[string]int{"a": 1}})
+	if err != nil || !equalValue(map[string]any(out), map[string]any{"n": int64(7), "m": map[string]any{"a": int64(1)}}) {
+		t.Fatalf("converted: %v, %v", out, err)
+	}
+	if _, _, err := NormalizeOwnedValues(Values{"s": "\xff"}); !errors.Is(err, ErrInvalidValue) {
+		t.Fatalf("invalid: %v", err)
+	}
+}

@@ -139,7 +139,8 @@ func parseConfigJSON(path string, data []byte, maxBytes int, what string) (map[c
 			if err != nil {
 				return nil, &DefaultsError{Path: path, Reason: fmt.Sprintf("%s: %v", sc, err), Err: err}
 			}
-			norm, size, err := core.NormalizeValues(conv.(map[string]any))
+			// conv is this document's own: normalised in place, not copied.
+			norm, size, err := core.NormalizeOwnedValues(conv.(map[string]any))
 			if err != nil {
 				return nil, &DefaultsError{Path: path, Reason: fmt.Sprintf("%s: %v", sc, err), Err: err}
 			}
