@@ -99,6 +99,12 @@ type Mutation struct {
 	// Unbind; a Bind also rebinds a name that holds journaled keys (the
 	// migration of bindings written before they were journaled).
 	Binds []Bind
+	// Applies are the applies (R44) that the mutation starts: at most
+	// one, whose ID is Seq, in a journal record; a checkpoint's are every
+	// apply pending at its sequence number. Finish lists, sorted, the
+	// pending applies it ends: confirmed, or undone by its Ops.
+	Applies []PendingApply
+	Finish  []uint64
 }
 
 // Bind is one change of an owner name's uid binding (R35).

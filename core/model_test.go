@@ -154,7 +154,11 @@ func (l *recLog) Records() []*core.Mutation {
 // cloneMutation deep-copies m so that the test notices if the registry
 // changes a mutation (or its values) after handing it over.
 func mtCloneMutation(m *core.Mutation) *core.Mutation {
-	c := &core.Mutation{Seq: m.Seq, Time: m.Time, Ops: make([]core.MutationOp, len(m.Ops)), Binds: slices.Clone(m.Binds)}
+	c := &core.Mutation{Seq: m.Seq, Time: m.Time, Ops: make([]core.MutationOp, len(m.Ops)), Binds: slices.Clone(m.Binds), Finish: slices.Clone(m.Finish)}
+	for _, a := range m.Applies { // values in Undo are immutable (normalised): a shallow copy of the slice is enough
+		a.Undo = slices.Clone(a.Undo)
+		c.Applies = append(c.Applies, a)
+	}
 	for i, op := range m.Ops {
 		c.Ops[i] = core.MutationOp{Kind: op.Kind, Layer: op.Layer, Scope: op.Scope, Owner: op.Owner, Keys: slices.Clone(op.Keys)}
 		if op.Values != nil {

@@ -363,7 +363,12 @@ func (r *Registry) mutateAsync(fn func(t *txn) error) func() error {
 	if t.record {
 		binds = t.binds() // R35: in the same record as the ops that make them
 	}
-	logged := len(t.ops) > 0 || len(binds) > 0
+	var applies []PendingApply
+	if t.started != nil {
+		applies = []PendingApply{*t.started}
+	}
+	finished := t.finished
+	logged := len(t.ops) > 0 || len(binds) > 0 || applies != nil || len(finished) > 0
 	if logged && r.failed != nil {
 		err := r.failed
 		r.mu.Unlock()
@@ -373,7 +378,7 @@ func (r *Registry) mutateAsync(fn func(t *txn) error) func() error {
 	var p *pending
 	if logged {
 		lp := &pending{logged: true, at: t.clock(), done: make(chan struct{})} // not p: a captured p would be heap-allocated on every call
-		err := r.log.Append(&Mutation{Seq: seq, Time: time.Unix(0, lp.at), Ops: t.ops, Binds: binds}, func(err error) { r.logDone(lp, err) })
+		err := r.log.Append(&Mutation{Seq: seq, Time: time.Unix(0, lp.at), Ops: t.ops, Binds: binds, Applies: applies, Finish: finished}, func(err error) { r.logDone(lp, err) })
 		if err != nil { // nothing queued: the mutation never happened
 			r.mu.Unlock()
 			return failedWait(err)
@@ -708,6 +713,13 @@ func (o *Owner) Commit(ctx context.Context, ops ...Op) error { return o.CommitAs
 // in order, sharing fsyncs. Update is CommitAsync(Put(scope, values)) and
 // Delete is CommitAsync(Del(scope, keys...)), errors included.
 func (o *Owner) CommitAsync(ctx context.Context, ops ...Op) (wait func() error) {
+	return o.commitAsync(ctx, ops, nil)
+}
+
+// commitAsync is CommitAsync; then, if the transaction is effective, it
+// calls after with the transaction and the state before it (Apply's undo
+// information, R44), under the write lock.
+func (o *Owner) commitAsync(ctx context.Context, ops []Op, after func(t *txn, base *state)) (wait func() error) {
 	if err := o.check(ctx); err != nil {
 		return failedWait(err)
 	}
@@ -793,6 +805,9 @@ func (o *Owner) CommitAsync(ctx context.Context, ops ...Op) (wait func() error) 
 		// get here with t.changed set and nothing changed.
 		if t.changed && len(norm) > 1 && sameView(&base, &t.st) {
 			t.changed = false
+		}
+		if t.changed && after != nil {
+			after(t, &base)
 		}
 		return nil
 	})

@@ -304,6 +304,9 @@ func (s Snapshot) apply(m *Mutation, layers bool) (Snapshot, error) {
 			return s, fmt.Errorf("bind %d: %w", i, err)
 		}
 	}
+	if err := applyPending(t, m); err != nil {
+		return s, err
+	}
 	return Snapshot{t.finish(m.Seq)}, nil
 }
 

@@ -70,6 +70,9 @@ type state struct {
 	// until a mutation changes a layer: a state-only mutation copies a
 	// small state (R42's budget for the flapping benchmark). nil: empty.
 	cfg *cfgLayers
+	// applies are the pending applies (R44), oldest first; copied on
+	// write, never modified in place.
+	applies []*PendingApply
 }
 
 // cfgLayers is the config layers of a state; immutable once published.
@@ -172,6 +175,10 @@ type txn struct {
 	// bindNames lists the names whose journaled keys went from none to some
 	// or back, or whose binding changed: candidates for the record's Binds.
 	bindNames []string
+	// started is the apply this mutation starts (R44); finished the
+	// applies it ends (confirmed or undone), sorted. Both go in its record.
+	started  *PendingApply
+	finished []uint64
 }
 
 // journaledKey reports whether a key of sc in layer l is journaled (R41).
