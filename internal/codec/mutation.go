@@ -11,9 +11,11 @@ import (
 // RecordVersion is the format version of the mutation records that
 // EncodeMutation writes. DecodeMutation reads every version from 1 up to it:
 // version 1 (before config layers), version 2 (ops carry their layer,
-// records their time) and version 3 (records carry owner-uid bindings,
-// R35).
-const RecordVersion = 3
+// records their time), version 3 (records carry owner-uid bindings,
+// R35) and version 4 (records start and end confirmed applies, R44).
+// EncodeMutation writes version 4 only for a record that starts or ends
+// an apply, version 3 otherwise: see "Versions" in the package docs.
+const RecordVersion = 4
 
 // Numbers of op kinds and buckets in records and snapshots. They are fixed
 // by the format, whatever core's Go constants become.
@@ -89,8 +91,14 @@ func EncodeMutation(m *core.Mutation) ([]byte, error) {
 		return nil, fmt.Errorf("%w: nil mutation", ErrInvalidMutation)
 	}
 	b := make([]byte, 0, 24+64*len(m.Ops)+16*len(m.Binds))
-	b = appendHead(b, majorArray, 5)
-	b = appendHead(b, majorUint, RecordVersion)
+	version := uint64(3)
+	if len(m.Applies) > 0 || len(m.Finish) > 0 {
+		version = 4
+		b = appendHead(b, majorArray, 7)
+	} else {
+		b = appendHead(b, majorArray, 5)
+	}
+	b = appendHead(b, majorUint, version)
 	b = appendHead(b, majorUint, m.Seq)
 	var ns int64
 	if !m.Time.IsZero() {
@@ -105,6 +113,16 @@ func EncodeMutation(m *core.Mutation) ([]byte, error) {
 		}
 	}
 	b, err := appendBinds(b, m.Binds, true)
+	if err == nil && version >= 4 {
+		for _, p := range m.Applies {
+			if p.ID != m.Seq {
+				return nil, fmt.Errorf("encode mutation %d: %w: it starts apply %d (a record starts only its own)", m.Seq, ErrInvalidMutation, p.ID)
+			}
+		}
+		if b, err = appendApplies(b, m.Applies); err == nil {
+			b, err = appendFinish(b, m.Finish)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("encode mutation %d: %w", m.Seq, err)
 	}
@@ -296,11 +314,15 @@ func (d *decoder) envelope(format string, current uint64) (version, seq uint64, 
 	}
 	want := 3
 	switch {
-	case format == "record" && v >= 3:
+	case format == "record" && v >= 4:
+		want = 7 // applies and finish after the binds
+	case format == "snapshot" && v >= 4:
+		want = 5 // applies after the binds
+	case format == "record" && v == 3:
 		want = 5 // binds after the ops
 	case format == "record" && v == 2:
 		want = 4
-	case format == "snapshot" && v >= 3:
+	case format == "snapshot" && v == 3:
 		want = 4 // binds after the scopes
 	}
 	if n != want {
@@ -340,6 +362,19 @@ func (d *decoder) mutation() (*core.Mutation, error) {
 	}
 	if v >= 3 {
 		if m.Binds, err = d.binds(true); err != nil {
+			return nil, fmt.Errorf("record %d: %w", seq, err)
+		}
+	}
+	if v >= 4 {
+		off := d.off
+		if m.Applies, err = d.applies(); err != nil {
+			return nil, fmt.Errorf("record %d: %w", seq, err)
+		}
+		if len(m.Applies) > 1 || (len(m.Applies) == 1 && m.Applies[0].ID != seq) {
+			d.off = off
+			return nil, d.errorf("record %d starts applies other than its own", seq)
+		}
+		if m.Finish, err = d.finish(); err != nil {
 			return nil, fmt.Errorf("record %d: %w", seq, err)
 		}
 	}

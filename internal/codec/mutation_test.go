@@ -84,6 +84,9 @@ func equalMutation(a, b *core.Mutation) bool {
 	if a.Seq != b.Seq || len(a.Ops) != len(b.Ops) || !a.Time.Equal(b.Time) || !slices.Equal(a.Binds, b.Binds) {
 		return false
 	}
+	if !slices.Equal(a.Finish, b.Finish) || !equalApplies(a.Applies, b.Applies) {
+		return false
+	}
 	for i := range a.Ops {
 		x, y := &a.Ops[i], &b.Ops[i]
 		if x.Kind != y.Kind || x.Layer != y.Layer || x.Scope != y.Scope || x.Owner != y.Owner || len(x.Keys) != len(y.Keys) ||
@@ -275,10 +278,10 @@ func TestDecodeMutationVersion(t *testing.T) {
 		found uint64
 	}{
 		{"v0", "83 00 01 80", 0},
-		{"v4", "85 04 01 00 80 80", 4},
+		{"v5", "87 05 01 00 80 80 80 80", 5},
 		// A newer version may have another shape: the version decides first.
-		{"v4=shape", "86 04 01 80 f6 f6 f6", 4},
-		{"v4=one-field", "81 04", 4},
+		{"v5=shape", "86 05 01 80 f6 f6 f6", 5},
+		{"v5=one-field", "81 05", 5},
 		{"vmax", "83 1bffffffffffffffff 01 80", math.MaxUint64},
 	}
 	for _, tt := range tests {

@@ -14,7 +14,7 @@ import (
 // EncodeSnapshot writes. DecodeSnapshot reads every version from 1 up to
 // it: version 1 (before config layers), version 2 (keys per layer, and
 // metadata) and version 3 (version 2 and the owner-uid bindings, R35).
-const SnapshotVersion = 3
+const SnapshotVersion = 4
 
 // WireSnapshotVersion is the format version of the whole views that
 // EncodeSnapshot writes for the wire (protocol version 2 carries format 2):
@@ -60,10 +60,14 @@ func EncodeSnapshot(s core.Snapshot, b core.Bucket) ([]byte, error) {
 	}
 	meta := func(fn metaFunc) error { return s.WalkMeta(b, fn) }
 	if b != core.Config {
-		return encodeSnapshot(WireSnapshotVersion, s.Seq(), walk, meta, nil)
+		return encodeSnapshot(WireSnapshotVersion, s.Seq(), walk, meta, nil, nil)
 	}
 	binds, _ := s.Bindings()
-	return encodeSnapshot(SnapshotVersion, s.Seq(), walk, meta, binds)
+	pending := s.Pending()
+	if len(pending) == 0 {
+		return encodeSnapshot(3, s.Seq(), walk, meta, binds, nil)
+	}
+	return encodeSnapshot(SnapshotVersion, s.Seq(), walk, meta, binds, pending)
 }
 
 // layerWalkFunc receives one key of one layer (0: the state bucket).
@@ -94,7 +98,7 @@ type snapScope struct {
 // report it in; a key reported twice in a layer of a scope is an error.
 // Metadata of keys that no layer written holds is left out.
 // Version 3 (checkpoints) appends binds; version 2 has none.
-func encodeSnapshot(version, seq uint64, walk func(layerWalkFunc) error, meta func(metaFunc) error, binds []core.Bind) ([]byte, error) {
+func encodeSnapshot(version, seq uint64, walk func(layerWalkFunc) error, meta func(metaFunc) error, binds []core.Bind, applies []core.PendingApply) ([]byte, error) {
 	var (
 		scopes []*snapScope
 		index  = map[core.Scope]*snapScope{}
@@ -131,9 +135,12 @@ func encodeSnapshot(version, seq uint64, walk func(layerWalkFunc) error, meta fu
 	slices.SortFunc(scopes, func(a, b *snapScope) int { return compareScopes(a.scope, b.scope) })
 
 	buf := make([]byte, 0, 16+size+16*len(binds))
-	if version >= 3 {
+	switch {
+	case version >= 4:
+		buf = appendHead(buf, majorArray, 5)
+	case version == 3:
 		buf = appendHead(buf, majorArray, 4)
-	} else {
+	default:
 		buf = appendHead(buf, majorArray, 3)
 	}
 	buf = appendHead(buf, majorUint, version)
@@ -146,6 +153,16 @@ func encodeSnapshot(version, seq uint64, walk func(layerWalkFunc) error, meta fu
 	}
 	if version >= 3 {
 		if buf, err = appendBinds(buf, binds, false); err != nil {
+			return nil, fmt.Errorf("encode snapshot %d: %w", seq, err)
+		}
+	}
+	if version >= 4 {
+		for _, p := range applies {
+			if p.ID > seq {
+				return nil, fmt.Errorf("encode snapshot %d: %w: apply %d is newer than the snapshot", seq, ErrInvalidMutation, p.ID)
+			}
+		}
+		if buf, err = appendApplies(buf, applies); err != nil {
 			return nil, fmt.Errorf("encode snapshot %d: %w", seq, err)
 		}
 	}
@@ -336,6 +353,16 @@ func (d *decoder) snapshot() (*core.Mutation, error) {
 	if v >= 3 {
 		if m.Binds, err = d.binds(false); err != nil {
 			return nil, fmt.Errorf("snapshot %d: %w", seq, err)
+		}
+	}
+	if v >= 4 {
+		off := d.off
+		if m.Applies, err = d.applies(); err != nil {
+			return nil, fmt.Errorf("snapshot %d: %w", seq, err)
+		}
+		if len(m.Applies) > 0 && m.Applies[len(m.Applies)-1].ID > seq {
+			d.off = off
+			return nil, d.errorf("snapshot %d: apply %d is newer than the snapshot", seq, m.Applies[len(m.Applies)-1].ID)
 		}
 	}
 	return m, nil

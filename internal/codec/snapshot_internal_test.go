@@ -51,7 +51,7 @@ func TestSnapshotMutation(t *testing.T) {
 		{a, "c", "o2", []any{}},
 		{b, "k", "o1", map[string]any{"n": true}},
 	}
-	data, err := encodeSnapshot(WireSnapshotVersion, 9, fakeWalk(entries), noMeta, nil)
+	data, err := encodeSnapshot(WireSnapshotVersion, 9, fakeWalk(entries), noMeta, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestSnapshotMutation(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for range 20 {
 		r.Shuffle(len(entries), func(i, j int) { entries[i], entries[j] = entries[j], entries[i] })
-		again, err := encodeSnapshot(WireSnapshotVersion, 9, fakeWalk(entries), noMeta, nil)
+		again, err := encodeSnapshot(WireSnapshotVersion, 9, fakeWalk(entries), noMeta, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,13 +105,13 @@ func TestEncodeSnapshotInvalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := encodeSnapshot(WireSnapshotVersion, 1, fakeWalk(tt.entries), noMeta, nil); !errors.Is(err, tt.want) {
+			if _, err := encodeSnapshot(WireSnapshotVersion, 1, fakeWalk(tt.entries), noMeta, nil, nil); !errors.Is(err, tt.want) {
 				t.Fatalf("encodeSnapshot error %v, want %v", err, tt.want)
 			}
 		})
 	}
 	stop := errors.New("stop")
-	if _, err := encodeSnapshot(WireSnapshotVersion, 1, func(layerWalkFunc) error { return stop }, noMeta, nil); !errors.Is(err, stop) {
+	if _, err := encodeSnapshot(WireSnapshotVersion, 1, func(layerWalkFunc) error { return stop }, noMeta, nil, nil); !errors.Is(err, stop) {
 		t.Fatalf("walk error not returned: %v", err)
 	}
 }
@@ -180,7 +180,7 @@ func TestDecodeSnapshotMalformed(t *testing.T) {
 		})
 	}
 	var ve *VersionError
-	if _, err := snapshotMutation(unhexT(t, "84 04 00 80 80")); !errors.As(err, &ve) || ve.Format != "snapshot" || ve.Found != 4 || ve.Supported != 3 {
-		t.Fatalf("version 4: error %v, want a snapshot *VersionError", err)
+	if _, err := snapshotMutation(unhexT(t, "85 05 00 80 80 80")); !errors.As(err, &ve) || ve.Format != "snapshot" || ve.Found != 5 || ve.Supported != 4 {
+		t.Fatalf("version 5: error %v, want a snapshot *VersionError", err)
 	}
 }
