@@ -238,6 +238,52 @@ func (r *Registry) rollbackWhere(ctx context.Context, due func(*PendingApply) bo
 	return ids, left, nil
 }
 
+// armDeadlineLocked sets the deadline timer to the earliest deadline of
+// the pending applies, or stops it when none is pending. Called with r.mu
+// held whenever a mutation starts or ends applies.
+func (r *Registry) armDeadlineLocked() {
+	var next time.Time
+	for _, p := range r.work.applies {
+		if next.IsZero() || p.Deadline.Before(next) {
+			next = p.Deadline
+		}
+	}
+	d := &r.deadline
+	switch {
+	case r.closed:
+	case next.IsZero():
+		if d.timer != nil {
+			d.timer.Stop()
+		}
+	case d.timer == nil:
+		d.timer = time.AfterFunc(time.Until(next), r.deadlineFired)
+	case !next.Equal(d.at):
+		d.timer.Reset(time.Until(next))
+	default:
+		return
+	}
+	d.at = next
+}
+
+// deadlineFired undoes the applies that are due (R44). A failure (the
+// Log failed, the registry closed) leaves them pending: a reopened
+// store undoes them at recovery.
+func (r *Registry) deadlineFired() {
+	ids, _, err := r.RollbackDue(context.Background(), time.Now())
+	switch {
+	case err != nil && !errors.Is(err, ErrClosed):
+		r.logger.Error("apply deadline: undo failed", "error", err)
+	case len(ids) > 0:
+		r.logger.Info("apply deadline passed unconfirmed: undone", "ids", ids)
+	}
+	r.mu.Lock()
+	if len(ids) == 0 && err == nil { // fired early (clock steps): try again at the deadline
+		r.deadline.at = time.Time{}
+		r.armDeadlineLocked()
+	}
+	r.mu.Unlock()
+}
+
 // NextDeadline returns the earliest deadline of the pending applies, and
 // false when none is pending: when the store's timer must fire next.
 func (r *Registry) NextDeadline() (time.Time, bool) {

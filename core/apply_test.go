@@ -230,13 +230,15 @@ func TestR44_NewestFirst(t *testing.T) {
 	})
 }
 
-// TestR44_ConfirmRacesDeadline: Confirm and the deadline's RollbackDue
-// race; exactly one wins and each side learns the outcome — Confirm
-// returns nil and the rollback undoes nothing, or the rollback undoes it
-// and Confirm returns ErrNotPending.
+// TestR44_ConfirmRacesDeadline: Confirm at the very deadline races the
+// registry's own deadline timer; exactly one wins, and both sides see the
+// same outcome — Confirm returns nil and the applied value stays, or the
+// timer undid it (one mutation, one notification to a subscriber) and
+// Confirm returns ErrNotPending.
 func TestR44_ConfirmRacesDeadline(t *testing.T) {
 	sc := core.ConfigScope("net", "eth0")
-	for i := range 50 {
+	outcomes := map[string]int{}
+	for i := range 40 {
 		synctest.Test(t, func(t *testing.T) {
 			ctx := context.Background()
 			log := newRecLog()
@@ -252,33 +254,43 @@ func TestR44_ConfirmRacesDeadline(t *testing.T) {
 			if !ok {
 				t.Fatal("no deadline")
 			}
-			time.Sleep(time.Until(dl))
-			confirmErr := make(chan error, 1)
-			go func() {
-				if i%2 == 0 {
-					time.Sleep(0)
-				}
-				confirmErr <- r.Confirm(ctx, id)
-			}()
-			ids, _, err := r.RollbackDue(ctx, time.Now())
-			must(t, err)
-			cerr := <-confirmErr
-			v, _ := r.Snapshot().Get(sc, "ip")
-			switch {
-			case cerr == nil && len(ids) == 0 && v == "new":
-			case errors.Is(cerr, core.ErrNotPending) && reflect.DeepEqual(ids, []uint64{id}) && v == "old":
-			default:
-				t.Fatalf("confirm %v, rolled back %v, value %v", cerr, ids, v)
+			// Just before the deadline nothing has happened.
+			time.Sleep(time.Until(dl) - time.Nanosecond)
+			synctest.Wait()
+			if v, _ := r.Snapshot().Get(sc, "ip"); v != "new" || len(r.Snapshot().Pending()) != 1 {
+				t.Fatalf("before the deadline: %v, pending %v", v, r.Snapshot().Pending())
 			}
-			if len(r.Snapshot().Pending()) != 0 {
-				t.Fatal("still pending")
+			seq := r.Snapshot().Seq()
+			time.Sleep(time.Nanosecond)
+			if i%2 == 0 {
+				synctest.Wait() // let the timer run first
+			}
+			cerr := r.Confirm(ctx, id)
+			synctest.Wait()
+			s := r.Snapshot()
+			v, _ := s.Get(sc, "ip")
+			switch {
+			case cerr == nil && v == "new":
+				outcomes["confirmed"]++
+			case errors.Is(cerr, core.ErrNotPending) && v == "old":
+				outcomes["undone"]++
+			default:
+				t.Fatalf("confirm %v, value %v", cerr, v)
+			}
+			if len(s.Pending()) != 0 || s.Seq() != seq+1 {
+				t.Fatalf("pending %v, seq %d (was %d): want exactly one mutation", s.Pending(), s.Seq(), seq)
 			}
 		})
 	}
+	if outcomes["undone"] == 0 {
+		t.Errorf("outcomes %v: the deadline never won", outcomes)
+	}
 }
 
-// TestR44_RollbackDue undoes only the applies whose deadline has come.
-func TestR44_RollbackDue(t *testing.T) {
+// TestR44_DeadlineUndoes: each apply is undone by itself at its own
+// deadline (R44), only the ones due; RollbackDue undoes what is due at the
+// time it is given.
+func TestR44_DeadlineUndoes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		sc := core.ConfigScope("net", "eth0")
@@ -288,20 +300,27 @@ func TestR44_RollbackDue(t *testing.T) {
 		defer r.Close()
 		a, err := r.Owner(ctx, "a", core.OwnerOptions{KeepConfig: true})
 		must(t, err)
-		short, err := a.Apply(ctx, time.Second, core.Put(sc, core.Values{"a": 1}))
+		_, err = a.Apply(ctx, time.Second, core.Put(sc, core.Values{"a": 1}))
 		must(t, err)
 		long, err := a.Apply(ctx, time.Hour, core.Put(sc, core.Values{"b": 1}))
 		must(t, err)
 		time.Sleep(2 * time.Second)
-		ids, _, err := r.RollbackDue(ctx, time.Now())
-		if err != nil || !reflect.DeepEqual(ids, []uint64{short}) {
-			t.Fatalf("RollbackDue = %v, %v", ids, err)
-		}
+		synctest.Wait()
 		if ps := r.Snapshot().Pending(); len(ps) != 1 || ps[0].ID != long {
 			t.Fatalf("pending %+v", ps)
 		}
 		if got := r.Snapshot().Values(sc); !reflect.DeepEqual(got, core.Values{"b": int64(1)}) {
 			t.Fatalf("values %v", got)
+		}
+		ids, _, err := r.RollbackDue(ctx, time.Now().Add(2*time.Hour))
+		if err != nil || !reflect.DeepEqual(ids, []uint64{long}) {
+			t.Fatalf("RollbackDue = %v, %v", ids, err)
+		}
+		if got := r.Snapshot().Values(sc); len(got) != 0 {
+			t.Fatalf("values %v", got)
+		}
+		if _, ok := r.NextDeadline(); ok {
+			t.Fatal("a deadline with nothing pending")
 		}
 	})
 }

@@ -69,6 +69,12 @@ type Registry struct {
 	scratch  txn                    // the working copy of the mutation in progress
 	taps     []*Tap                 // change feed taps (R47): every logged mutation as published
 	closed   bool
+	// deadline fires at the earliest deadline of the pending applies
+	// (R44), when RollbackDue undoes what is due; guarded by mu.
+	deadline struct {
+		timer *time.Timer
+		at    time.Time
+	}
 
 	// The last reservation (reserveLocked), also guarded by mu.
 	block      uint64    // its size
@@ -134,6 +140,11 @@ func New(opts Options) *Registry {
 	r.work = st
 	r.pub.Store(st)
 	r.hub = newHub(r)
+	if len(st.applies) > 0 {
+		r.mu.Lock()
+		r.armDeadlineLocked()
+		r.mu.Unlock()
+	}
 	if r.log != nil {
 		r.mu.Lock()
 		r.reserveLocked()
@@ -197,6 +208,9 @@ func (r *Registry) Close() error {
 	r.mu.Lock()
 	if r.clock.timer != nil {
 		r.clock.timer.Stop()
+	}
+	if r.deadline.timer != nil {
+		r.deadline.timer.Stop()
 	}
 	r.mu.Unlock()
 	return nil
@@ -388,6 +402,9 @@ func (r *Registry) mutateAsync(fn func(t *txn) error) func() error {
 	r.seq = seq
 	st := t.finish(seq)
 	r.work = st
+	if t.started != nil || len(t.finished) > 0 {
+		r.armDeadlineLocked()
+	}
 	bkts := t.buckets
 	if bkts == 0 { // whole-tree changes (defaults, recovered metadata) are config
 		bkts = 1 << Config
