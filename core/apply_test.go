@@ -165,7 +165,7 @@ func TestR44_LaterChangeLeftAlone(t *testing.T) {
 	id, err := a.Apply(ctx, time.Minute, core.Put(sc, core.Values{"ip": "10.0.0.2", "mtu": int64(9000), "gw": "10.0.0.1"}))
 	must(t, err)
 	rtUpdate(t, b, sc, core.Values{"ip": "192.168.1.2"}) // b changes the value
-	must(t, a.Delete(ctx, sc, "gw"))                      // a deletes one
+	must(t, a.Delete(ctx, sc, "gw"))                     // a deletes one
 	left, err := r.Rollback(ctx, id)
 	must(t, err)
 	want := []core.Change{

@@ -338,6 +338,38 @@ func (c *Client) ResetKeys(ctx context.Context, scope core.Scope, keys []string,
 	return c.call(ctx, wire.TResetKeys, r, wire.TOK, nil)
 }
 
+// Confirm asks the daemon to make the pending apply id permanent (R44).
+func (c *Client) Confirm(ctx context.Context, id uint64) error {
+	return c.call(ctx, wire.TConfirm, wire.Confirm{ID: id}, wire.TOK, nil)
+}
+
+// Rollback asks the daemon to undo the pending apply id now (R44) and
+// returns the keys the undo left alone.
+func (c *Client) Rollback(ctx context.Context, id uint64) ([]core.Change, error) {
+	var ok wire.RollbackOK
+	if err := c.call(ctx, wire.TRollback, wire.Rollback{ID: id}, wire.TRollbackOK, &ok); err != nil {
+		return nil, err
+	}
+	left, err := coreChanges(ok.Left)
+	if err != nil {
+		return nil, fmt.Errorf("%w: rollback_ok: %v", ErrProtocol, err)
+	}
+	return left, nil
+}
+
+// Pending lists the daemon's pending applies (R44), oldest first.
+func (c *Client) Pending(ctx context.Context) ([]core.PendingApply, error) {
+	var ok wire.PendingOK
+	if err := c.call(ctx, wire.TPending, nil, wire.TPendingOK, &ok); err != nil {
+		return nil, err
+	}
+	ps, err := corePending(ok.Applies)
+	if err != nil {
+		return nil, fmt.Errorf("%w: pending_ok: %v", ErrProtocol, err)
+	}
+	return ps, nil
+}
+
 // Snapshot returns the daemon's current view.
 func (c *Client) Snapshot(ctx context.Context) (core.Snapshot, error) {
 	var ok wire.SnapshotOK
@@ -478,15 +510,41 @@ func (o *clientOwner) Commit(ctx context.Context, ops ...core.Op) error {
 	if err := o.live(); err != nil {
 		return err
 	}
-	m := wire.Mutate{Handle: o.handle, Ops: make([]wire.Op, len(ops))}
+	wops, err := wireOps(ops)
+	if err != nil {
+		return err
+	}
+	return o.c.call(ctx, wire.TMutate, wire.Mutate{Handle: o.handle, Ops: wops}, wire.TOK, nil)
+}
+
+// Apply is core.Owner.Apply on the daemon (R44): the daemon runs the
+// deadline, so an apply is undone even if this client goes away.
+func (o *clientOwner) Apply(ctx context.Context, within time.Duration, ops ...core.Op) (uint64, error) {
+	if err := o.live(); err != nil {
+		return 0, err
+	}
+	wops, err := wireOps(ops)
+	if err != nil {
+		return 0, err
+	}
+	var ok wire.ApplyOK
+	if err := o.c.call(ctx, wire.TApply, wire.Apply{Handle: o.handle, Within: int64(within), Ops: wops}, wire.TApplyOK, &ok); err != nil {
+		return 0, err
+	}
+	return ok.ID, nil
+}
+
+// wireOps is ops on the wire; a bad op's error names it as core does.
+func wireOps(ops []core.Op) ([]wire.Op, error) {
+	out := make([]wire.Op, len(ops))
 	for i, op := range ops {
 		w, err := wireOp(op)
 		if err != nil {
-			return opError(i, len(ops), err)
+			return nil, opError(i, len(ops), err)
 		}
-		m.Ops[i] = w
+		out[i] = w
 	}
-	return o.c.call(ctx, wire.TMutate, m, wire.TOK, nil)
+	return out, nil
 }
 
 func wireOp(op core.Op) (wire.Op, error) {

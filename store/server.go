@@ -510,6 +510,14 @@ func (c *conn) handle(f wire.Frame) reply {
 		return withBody(c, f, (*conn).reset)
 	case wire.TResetKeys:
 		return withBody(c, f, (*conn).resetKeys)
+	case wire.TApply:
+		return withBody(c, f, (*conn).apply)
+	case wire.TConfirm:
+		return withBody(c, f, (*conn).confirm)
+	case wire.TRollback:
+		return withBody(c, f, (*conn).rollback)
+	case wire.TPending:
+		return c.pending(f.ID)
 	case wire.TChanges:
 		return withBody(c, f, (*conn).changes)
 	case wire.TUnchanges:
@@ -542,14 +550,97 @@ func (c *conn) mutate(id uint64, m wire.Mutate) reply {
 	if o == nil {
 		return noOwner(id, m.Handle)
 	}
-	ops := make([]core.Op, len(m.Ops))
-	for i, op := range m.Ops {
+	ops, bad := coreOps(id, m.Ops)
+	if ops == nil {
+		return bad
+	}
+	return reply{id: id, wait: o.CommitAsync(context.Background(), ops...)}
+}
+
+// apply is mutate with a confirm deadline (R44). Synchronous: the reply
+// carries the id, and a confirm later in the pipeline must find it.
+func (c *conn) apply(id uint64, a wire.Apply) reply {
+	o := c.owners[a.Handle]
+	if o == nil {
+		return noOwner(id, a.Handle)
+	}
+	ops, bad := coreOps(id, a.Ops)
+	if ops == nil {
+		return bad
+	}
+	aid, err := o.Apply(context.Background(), time.Duration(a.Within), ops...)
+	if err != nil {
+		return errReply(id, err)
+	}
+	return reply{id: id, typ: wire.TApplyOK, body: wire.ApplyOK{ID: aid}}
+}
+
+// mayFinish says whether the peer may confirm or roll back apply aid
+// (R44, R35): root, or the uid its owner is bound to. An id that is not
+// pending is core.ErrNotPending whoever asks.
+func (c *conn) mayFinish(aid uint64) error {
+	var owner string
+	for _, p := range c.srv.st.reg.Snapshot().Pending() {
+		if p.ID == aid {
+			owner = p.Owner
+		}
+	}
+	switch {
+	case owner == "":
+		return fmt.Errorf("%w: %d", core.ErrNotPending, aid)
+	case c.uid == 0: // a peer of unknown uid acts as the daemon's (R35), as attach does
+		return nil
+	}
+	if err := c.srv.st.MayAct(c.uid, owner); err != nil {
+		return fmt.Errorf("apply %d of %q: %w", aid, owner, err)
+	}
+	return nil
+}
+
+func (c *conn) confirm(id uint64, r wire.Confirm) reply {
+	if err := c.mayFinish(r.ID); err != nil {
+		return errReply(id, err)
+	}
+	if err := c.srv.st.Confirm(context.Background(), r.ID); err != nil {
+		return errReply(id, err)
+	}
+	return reply{id: id, typ: wire.TOK}
+}
+
+func (c *conn) rollback(id uint64, r wire.Rollback) reply {
+	if err := c.mayFinish(r.ID); err != nil {
+		return errReply(id, err)
+	}
+	left, err := c.srv.st.Rollback(context.Background(), r.ID)
+	if err != nil {
+		return errReply(id, err)
+	}
+	wl, err := wireChanges(left)
+	if err != nil {
+		return errReply(id, err)
+	}
+	return reply{id: id, typ: wire.TRollbackOK, body: wire.RollbackOK{Left: wl}}
+}
+
+func (c *conn) pending(id uint64) reply {
+	ps, err := wirePending(c.srv.st.reg.Snapshot().Pending())
+	if err != nil {
+		return errReply(id, err)
+	}
+	return reply{id: id, typ: wire.TPendingOK, body: wire.PendingOK{Applies: ps}}
+}
+
+// coreOps converts a request's ops; on failure it returns nil and the
+// reply.
+func coreOps(id uint64, wops []wire.Op) ([]core.Op, reply) {
+	ops := make([]core.Op, len(wops))
+	for i, op := range wops {
 		sc := coreScope(op.Scope)
 		switch op.Kind {
 		case wire.OpPut:
 			vals, err := codec.DecodeValues(op.Values)
 			if err != nil {
-				return errReply(id, opError(i, len(m.Ops), fmt.Errorf("%w: %v", core.ErrInvalidValue, err)))
+				return nil, errReply(id, opError(i, len(wops), fmt.Errorf("%w: %v", core.ErrInvalidValue, err)))
 			}
 			ops[i] = core.Put(sc, vals)
 		case wire.OpDel:
@@ -557,14 +648,14 @@ func (c *conn) mutate(id uint64, m wire.Mutate) reply {
 		case wire.OpIfModSeq, wire.OpIfEqual:
 			cond, err := condOp(op.Kind, sc, op.Values)
 			if err != nil {
-				return errReply(id, opError(i, len(m.Ops), err))
+				return nil, errReply(id, opError(i, len(wops), err))
 			}
 			ops[i] = cond
 		default:
-			return badRequest(id, "op %d: unknown kind %d", i, op.Kind)
+			return nil, badRequest(id, "op %d: unknown kind %d", i, op.Kind)
 		}
 	}
-	return reply{id: id, wait: o.CommitAsync(context.Background(), ops...)}
+	return ops, reply{}
 }
 
 func (c *conn) attach(id uint64, a wire.Attach) reply {

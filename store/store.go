@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +45,15 @@ type Registry interface {
 	Changes(ctx context.Context, from uint64) (Feed, error)
 	// Stats returns the registry's figures; see Stats.
 	Stats(ctx context.Context) (Stats, error)
+	// Confirm makes the pending apply id permanent (R44); Rollback undoes
+	// it now and returns the keys it left alone (a later mutation changed
+	// them). An id that is not pending is core.ErrNotPending. Over the
+	// socket only the uid the apply's owner is bound to, or root, may
+	// (ErrPermission).
+	Confirm(ctx context.Context, id uint64) error
+	Rollback(ctx context.Context, id uint64) (left []core.Change, err error)
+	// Pending lists the pending applies (R44), oldest first.
+	Pending(ctx context.Context) ([]core.PendingApply, error)
 }
 
 // Owner is a live owner session (R8–R15).
@@ -52,7 +62,10 @@ type Owner interface {
 	Update(ctx context.Context, scope core.Scope, values core.Values) error
 	Delete(ctx context.Context, scope core.Scope, keys ...string) error
 	Commit(ctx context.Context, ops ...core.Op) error // R15
-	Close() error                                     // the owner dies (R13)
+	// Apply commits ops like Commit and undoes them unless Confirm
+	// follows within the deadline (R44); see core.Owner.Apply.
+	Apply(ctx context.Context, within time.Duration, ops ...core.Op) (id uint64, err error)
+	Close() error // the owner dies (R13)
 }
 
 // Subscription delivers snapshots of the whole view (R16–R21).
@@ -135,6 +148,7 @@ type Store struct {
 	health *health // R50, R51
 
 	prev        string      // PreviousRun
+	undone      []uint64    // UndoneAtOpen
 	jfailed     atomic.Bool // the journal failed an operation (journalLog)
 	defaultsDir string
 	maxBytes    int
@@ -249,6 +263,18 @@ func Open(dir string, opts Options) (*Store, error) {
 	if len(bound) > 0 {
 		logger.Info("owner bindings migrated into the journal", "owners", len(bound))
 	}
+	// R44: a restart is never a confirmation. Every apply still pending
+	// is undone now, newest first, in one record, before any call.
+	undone, left, err := s.reg.RollbackAll(context.Background())
+	if err != nil {
+		s.reg.Close()
+		j.Close()
+		return nil, fmt.Errorf("store: undo unconfirmed applies: %w", err)
+	}
+	if len(undone) > 0 {
+		logger.Warn("unconfirmed applies undone at startup", "ids", undone, "keys_left_alone", len(left))
+	}
+	s.undone = undone
 	// Loading the defaults is the first mutation (R40, R42): keys whose
 	// value comes from them carry its sequence number. With no defaults it
 	// is a no-op, unless the checkpoint held values of unjournaled layers
@@ -386,6 +412,27 @@ func (s *Store) checkpointer() {
 			s.logger.Warn("checkpoint failed", "seq", seq, "error", err)
 		}
 	}
+}
+
+// UndoneAtOpen returns the ids of the applies that Open undid because
+// they were still unconfirmed (R44), oldest first.
+func (s *Store) UndoneAtOpen() []uint64 { return slices.Clone(s.undone) }
+
+// Confirm is core.Registry.Confirm (R44).
+func (s *Store) Confirm(ctx context.Context, id uint64) error { return s.reg.Confirm(ctx, id) }
+
+// Rollback is core.Registry.Rollback (R44).
+func (s *Store) Rollback(ctx context.Context, id uint64) ([]core.Change, error) {
+	return s.reg.Rollback(ctx, id)
+}
+
+// Pending lists the pending applies (R44), oldest first.
+func (s *Store) Pending(ctx context.Context) ([]core.PendingApply, error) {
+	snap, err := s.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return snap.Pending(), nil
 }
 
 // Dir returns the data directory.

@@ -43,6 +43,8 @@ var codeErrs = []struct {
 	{wire.CodePermission, ErrPermission},
 	{wire.CodeBadRequest, ErrProtocol},
 	{wire.CodeClosed, core.ErrClosed},
+	{wire.CodeNotPending, core.ErrNotPending},
+	{wire.CodeInvalidWithin, core.ErrInvalidWithin},
 }
 
 // opError names op i of a transaction of n ops in err, as core does: only
@@ -157,53 +159,110 @@ func fromWireError(we wire.Error) error {
 
 // wireFeedItem is a feed item on the wire (R47).
 func wireFeedItem(it FeedItem) (wire.FeedItem, error) {
-	w := wire.FeedItem{Seq: it.Seq, Changes: make([]wire.Change, len(it.Changes))}
+	w := wire.FeedItem{Seq: it.Seq}
 	if !it.Time.IsZero() {
 		w.Time = it.Time.UnixNano()
 	}
-	for i, c := range it.Changes {
+	var err error
+	w.Changes, err = wireChanges(it.Changes)
+	return w, err
+}
+
+// wireChanges is changes on the wire (the change feed, R47; the keys a
+// rollback left alone, R44).
+func wireChanges(cs []core.Change) ([]wire.Change, error) {
+	out := make([]wire.Change, len(cs))
+	for i, c := range cs {
 		wc := wire.Change{Layer: uint8(c.Layer), Scope: wireScope(c.Scope), Key: c.Key,
 			Existed: c.Existed, Exists: c.Exists, OldOwner: c.OldOwner, NewOwner: c.NewOwner}
 		var err error
 		if c.Existed {
 			if wc.Old, err = codec.EncodeValue(c.Old); err != nil {
-				return wire.FeedItem{}, err
+				return nil, err
 			}
 		}
 		if c.Exists {
 			if wc.New, err = codec.EncodeValue(c.New); err != nil {
-				return wire.FeedItem{}, err
+				return nil, err
 			}
 		}
-		w.Changes[i] = wc
+		out[i] = wc
 	}
-	return w, nil
+	return out, nil
 }
 
 // fromWireFeedItem rebuilds a feed item from the wire.
 func fromWireFeedItem(w wire.FeedItem) (FeedItem, error) {
-	it := FeedItem{Seq: w.Seq, Changes: make([]core.Change, len(w.Changes))}
+	it := FeedItem{Seq: w.Seq}
 	if w.Time != 0 {
 		it.Time = time.Unix(0, w.Time)
 	}
-	for i, wc := range w.Changes {
+	var err error
+	if it.Changes, err = coreChanges(w.Changes); err != nil {
+		return FeedItem{}, err
+	}
+	return it, nil
+}
+
+// coreChanges rebuilds changes from the wire; every change is of a
+// journaled layer.
+func coreChanges(ws []wire.Change) ([]core.Change, error) {
+	out := make([]core.Change, len(ws))
+	for i, wc := range ws {
 		c := core.Change{Layer: core.Layer(wc.Layer), Scope: coreScope(wc.Scope), Key: wc.Key,
 			Existed: wc.Existed, Exists: wc.Exists, OldOwner: wc.OldOwner, NewOwner: wc.NewOwner}
 		if !c.Layer.Journaled() {
-			return FeedItem{}, fmt.Errorf("change %d: layer %d", i, wc.Layer)
+			return nil, fmt.Errorf("change %d: layer %d", i, wc.Layer)
 		}
 		var err error
 		if c.Existed {
 			if c.Old, err = codec.DecodeValue(wc.Old); err != nil {
-				return FeedItem{}, fmt.Errorf("change %d: old: %w", i, err)
+				return nil, fmt.Errorf("change %d: old: %w", i, err)
 			}
 		}
 		if c.Exists {
 			if c.New, err = codec.DecodeValue(wc.New); err != nil {
-				return FeedItem{}, fmt.Errorf("change %d: new: %w", i, err)
+				return nil, fmt.Errorf("change %d: new: %w", i, err)
 			}
 		}
-		it.Changes[i] = c
+		out[i] = c
 	}
-	return it, nil
+	return out, nil
+}
+
+// wirePending is the pending applies on the wire (R44): each undo key as
+// a change from the key before the apply (Old) to what it left (New).
+func wirePending(ps []core.PendingApply) ([]wire.Pending, error) {
+	out := make([]wire.Pending, len(ps))
+	for i, p := range ps {
+		cs := make([]core.Change, len(p.Undo))
+		for j, u := range p.Undo {
+			cs[j] = core.Change{Layer: p.Layer, Scope: u.Scope, Key: u.Key, Old: u.Value, Existed: u.Had, OldOwner: u.Owner,
+				New: u.LeftValue, Exists: u.Left, NewOwner: u.LeftOwner}
+		}
+		undo, err := wireChanges(cs)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = wire.Pending{ID: p.ID, Owner: p.Owner, Layer: uint8(p.Layer), Deadline: p.Deadline.UnixNano(), Undo: undo}
+	}
+	return out, nil
+}
+
+// corePending rebuilds what wirePending writes.
+func corePending(ws []wire.Pending) ([]core.PendingApply, error) {
+	out := make([]core.PendingApply, len(ws))
+	for i, w := range ws {
+		cs, err := coreChanges(w.Undo)
+		if err != nil {
+			return nil, fmt.Errorf("pending %d: %w", w.ID, err)
+		}
+		p := core.PendingApply{ID: w.ID, Owner: w.Owner, Layer: core.Layer(w.Layer), Deadline: time.Unix(0, w.Deadline), Undo: make([]core.UndoKey, len(cs))}
+		for j, c := range cs {
+			p.Undo[j] = core.UndoKey{Scope: c.Scope, Key: c.Key, Had: c.Existed, Value: c.Old, Owner: c.OldOwner,
+				Left: c.Exists, LeftValue: c.New, LeftOwner: c.NewOwner}
+		}
+		out[i] = p
+	}
+	return out, nil
 }

@@ -109,8 +109,19 @@ func feedItemJSON(it store.FeedItem) []byte {
 		b.WriteString(`,"time":`)
 		b.WriteString(strconv.Quote(it.Time.UTC().Format(time.RFC3339Nano)))
 	}
-	b.WriteString(`,"changes":[`)
-	for i, c := range it.Changes {
+	b.WriteString(`,"changes":`)
+	writeChanges(&b, it.Changes)
+	b.WriteByte('}')
+	return b.Bytes()
+}
+
+// writeChanges writes changes as a JSON array: each {"layer", "scope",
+// "key"}, with "old"/"old_owner" when the key was there before and
+// "new"/"new_owner" when it is there after (the feed, R47; rollback and
+// pending, R44).
+func writeChanges(b *bytes.Buffer, cs []core.Change) {
+	b.WriteByte('[')
+	for i, c := range cs {
 		if i > 0 {
 			b.WriteByte(',')
 		}
@@ -134,6 +145,5 @@ func feedItemJSON(it store.FeedItem) []byte {
 		}
 		b.WriteByte('}')
 	}
-	b.WriteString(`]}`)
-	return b.Bytes()
+	b.WriteByte(']')
 }

@@ -206,6 +206,7 @@ func setCmd() *cobra.Command {
 	var ownerName, layerName *string
 	var keep, asBytes, createOnly *bool
 	var ifModSeq *uint64
+	var confirmWithin *time.Duration
 	cmd := command("set [flags] SCOPE key=value…",
 		"update keys of a scope",
 		`Updates (deep-merges, R4) the keys of SCOPE. A value is parsed as JSON where it
@@ -233,7 +234,17 @@ warnings go to stderr.
 A guarded edit (R43): --if-mod-seq N writes only if every key named still
 has the mod seq N that 'sysregd get --meta SCOPE KEY' showed (nobody changed
 it since); --create-only only if none of them exists. Otherwise nothing is
-written and set fails (exit 1) saying what the key holds now.`,
+written and set fails (exit 1) saying what the key holds now.
+
+A change that could cut you off (R44): --confirm-within 60s writes the keys
+and prints an apply ID; unless 'sysregd confirm ID' follows within the time
+given (at most 24h), the daemon undoes the change — and a restart of the
+daemon before the confirm undoes it too. 'sysregd rollback ID' undoes it at
+once, 'sysregd pending' lists what waits. Config only; the saved layer unless
+--layer runtime (override is not journaled and cannot be undone).
+
+  id=$(sysregd set --confirm-within 60s config/net/eth0 address=10.0.0.2)
+  sysregd confirm "$id"`,
 		func(cmd *cobra.Command, args []string) error {
 			if len(args) < 2 {
 				return usagef("set needs a SCOPE and at least one key=value")
@@ -265,7 +276,20 @@ written and set fails (exit 1) saying what the key holds now.`,
 			if err != nil {
 				return fmt.Errorf("set: attach owner: %w", err)
 			}
-			if err := o.Commit(ctx, guardedPut(scope, vals, *ifModSeq, *createOnly || cmd.Flags().Changed("if-mod-seq"))...); err != nil {
+			ops := guardedPut(scope, vals, *ifModSeq, *createOnly || cmd.Flags().Changed("if-mod-seq"))
+			if cmd.Flags().Changed("confirm-within") {
+				id, err := o.Apply(ctx, *confirmWithin, ops...)
+				if err != nil {
+					o.Close()
+					return fmt.Errorf("set %s: %w", scope, conflictHint(reservedHint(err)))
+				}
+				if id == 0 {
+					fmt.Fprintln(cmd.ErrOrStderr(), "sysregd: note: the keys already held these values: nothing changed, nothing to confirm")
+				} else {
+					fmt.Fprintln(cmd.OutOrStdout(), id)
+					fmt.Fprintf(cmd.ErrOrStderr(), "sysregd: confirm within %v with 'sysregd confirm %d', or the change is undone\n", *confirmWithin, id)
+				}
+			} else if err := o.Commit(ctx, ops...); err != nil {
 				o.Close()
 				return fmt.Errorf("set %s: %w", scope, conflictHint(reservedHint(err)))
 			}
@@ -292,6 +316,7 @@ written and set fails (exit 1) saying what the key holds now.`,
 	asBytes = cmd.Flags().Bool("bytes", false, "store key=@FILE values as bytes, exactly as read")
 	ifModSeq = cmd.Flags().Uint64("if-mod-seq", 0, "write only if every key named has this mod seq ('get --meta SCOPE KEY'); 0: only if absent (R43)")
 	createOnly = cmd.Flags().Bool("create-only", false, "write only keys that do not exist yet: all or none (R43)")
+	confirmWithin = cmd.Flags().Duration("confirm-within", 0, "undo the change unless 'sysregd confirm ID' follows within this time (R44); prints the ID")
 	return cmd
 }
 

@@ -136,7 +136,7 @@ its command line client. Flags go anywhere before '--' (R52).`,
 		serveCmd(),
 		getCmd(), setCmd(), ownersCmd(), deleteCmd(), evictCmd(), watchCmd(), waitCmd(), changesCmd(), statsCmd(),
 		inspectCmd(), checkCmd(),
-		backupCmd(), resetCmd(), exportCmd(), importCmd(),
+		backupCmd(), resetCmd(), exportCmd(), importCmd(), confirmCmd(), rollbackCmd(), pendingCmd(),
 		benchCmd(),
 		versionCmd(), manCmd(root),
 	)

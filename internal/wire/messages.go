@@ -224,20 +224,22 @@ type ChangesEnd struct {
 
 // Error codes: each maps to one sentinel error of core or store.
 const (
-	CodeInvalidScope = "invalid_scope"
-	CodeInvalidValue = "invalid_value"
-	CodeTooLarge     = "too_large"
-	CodeReservedKeys = "reserved_keys"
-	CodeOwnerInUse   = "owner_in_use"
-	CodeInvalidOwner = "invalid_owner"
-	CodeReadOnly     = "read_only_layer"
-	CodeInvalidLayer = "invalid_layer"
-	CodeClosed       = "closed"
-	CodeJournal      = "journal"
-	CodeLimit        = "limit"
-	CodePermission   = "permission"
-	CodeBadRequest   = "bad_request"
-	CodeInternal     = "internal"
+	CodeInvalidScope  = "invalid_scope"
+	CodeInvalidValue  = "invalid_value"
+	CodeTooLarge      = "too_large"
+	CodeReservedKeys  = "reserved_keys"
+	CodeOwnerInUse    = "owner_in_use"
+	CodeInvalidOwner  = "invalid_owner"
+	CodeReadOnly      = "read_only_layer"
+	CodeInvalidLayer  = "invalid_layer"
+	CodeClosed        = "closed"
+	CodeJournal       = "journal"
+	CodeLimit         = "limit"
+	CodePermission    = "permission"
+	CodeBadRequest    = "bad_request"
+	CodeNotPending    = "not_pending"    // core.ErrNotPending (R44)
+	CodeInvalidWithin = "invalid_within" // core.ErrInvalidWithin (R44)
+	CodeInternal      = "internal"
 )
 
 // Error is a failed request. Scope and Keys are set for reserved_keys.
@@ -247,4 +249,55 @@ type Error struct {
 	Message string
 	Scope   Scope
 	Keys    []string
+}
+
+// Apply is a Mutate with a confirm deadline (R44): Within in nanoseconds.
+type Apply struct {
+	_      struct{} `cbor:",toarray"`
+	Handle uint64
+	Within int64
+	Ops    []Op
+}
+
+// ApplyOK names the apply: its sequence number (0: it changed nothing).
+type ApplyOK struct {
+	_  struct{} `cbor:",toarray"`
+	ID uint64
+}
+
+// Confirm makes a pending apply permanent; Rollback undoes it (R44).
+type Confirm struct {
+	_  struct{} `cbor:",toarray"`
+	ID uint64
+}
+
+// Rollback undoes a pending apply now (R44).
+type Rollback struct {
+	_  struct{} `cbor:",toarray"`
+	ID uint64
+}
+
+// RollbackOK lists the keys the undo left alone: Old is the value the
+// undo would have restored, New the current one.
+type RollbackOK struct {
+	_    struct{} `cbor:",toarray"`
+	Left []Change
+}
+
+// Pending is one pending apply (core.PendingApply); each Undo change's
+// Old is the key before the apply, New what the apply left. Deadline in
+// Unix nanoseconds.
+type Pending struct {
+	_        struct{} `cbor:",toarray"`
+	ID       uint64
+	Owner    string
+	Layer    uint8
+	Deadline int64
+	Undo     []Change
+}
+
+// PendingOK lists the pending applies, oldest first.
+type PendingOK struct {
+	_       struct{} `cbor:",toarray"`
+	Applies []Pending
 }

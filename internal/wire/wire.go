@@ -46,6 +46,10 @@ const (
 	TBackup    Type = 20 // (no body) → BackupOK; root or the daemon's uid only
 	TReset     Type = 21 // Reset → OK; root or the daemon's uid only
 	TResetKeys Type = 22 // ResetKeys → OK; root or the daemon's uid only
+	TApply     Type = 23 // Apply → ApplyOK (R44)
+	TConfirm   Type = 24 // Confirm → OK; the apply owner's uid or root
+	TRollback  Type = 25 // Rollback → RollbackOK; the apply owner's uid or root
+	TPending   Type = 26 // (no body) → PendingOK
 
 	// The change feed (R47) is numbered from 30.
 	TChanges   Type = 30 // Changes → ChangesOK (or Compacted), then Change pushes
@@ -64,6 +68,9 @@ const (
 	TOwnersOK    Type = 71
 	TBackupOK    Type = 80
 	TConflict    Type = 81 // the error reply of a mutate whose condition failed (R43)
+	TApplyOK     Type = 82
+	TRollbackOK  Type = 83
+	TPendingOK   Type = 84
 	TDelivery    Type = 96 // push: id is the subscription id
 	TSubClosed   Type = 97 // push: the daemon ended the subscription; id is its id
 
@@ -91,6 +98,8 @@ var typeNames = map[Type]string{
 	TChanges:   "changes", TUnchanges: "unchanges", TChangesOK: "changes_ok", TCompacted: "compacted",
 	TChange: "change", TChangesEnd: "changes_end",
 	TOwners: "owners", TOwnersOK: "owners_ok",
+	TApply: "apply", TConfirm: "confirm", TRollback: "rollback", TPending: "pending",
+	TApplyOK: "apply_ok", TRollbackOK: "rollback_ok", TPendingOK: "pending_ok",
 }
 
 // Known reports whether t is a type of this protocol version.
