@@ -211,7 +211,8 @@ func (r *Registry) RollbackDue(ctx context.Context, now time.Time) (ids []uint64
 
 // RollbackAll undoes every pending apply, newest first, as one mutation
 // (R44): what a restart does before the store serves a call, since a
-// reboot is never a confirmation.
+// reboot is never a confirmation. New starts no deadline timer for the
+// applies pending in Options.Initial: they wait for this call.
 func (r *Registry) RollbackAll(ctx context.Context) (ids []uint64, left []Change, err error) {
 	return r.rollbackWhere(ctx, func(*PendingApply) bool { return true })
 }

@@ -140,11 +140,9 @@ func New(opts Options) *Registry {
 	r.work = st
 	r.pub.Store(st)
 	r.hub = newHub(r)
-	if len(st.applies) > 0 {
-		r.mu.Lock()
-		r.armDeadlineLocked()
-		r.mu.Unlock()
-	}
+	// Pending applies of Initial get no deadline timer: a restart is
+	// never a confirmation, and the caller undoes them (RollbackAll, as
+	// store.Open does) before it serves a call (R44).
 	if r.log != nil {
 		r.mu.Lock()
 		r.reserveLocked()
