@@ -22,7 +22,7 @@ import (
 // ErrInvalidValue names the first bad op. m.Binds are applied as Apply
 // applies them (R35).
 func RestoreSnapshot(m *Mutation) (Snapshot, error) {
-	b := restorer{seq: m.Seq, scopes: map[Scope]*restoreScope{}, owned: map[string][]hleaf[ownedKey]{}, binds: m.Binds}
+	b := restorer{seq: m.Seq, scopes: map[Scope]*restoreScope{}, owned: map[string][]hleaf[ownedKey]{}, binds: m.Binds, pending: m}
 	if !m.Time.IsZero() {
 		b.now = m.Time.UnixNano()
 	}
@@ -46,6 +46,9 @@ type restorer struct {
 	owned  map[string][]hleaf[ownedKey]
 	metas  []MutationOp
 	binds  []Bind
+	// pending carries the applies pending at the snapshot (R44), restored
+	// as Apply restores them (m.Applies; m.Finish must be empty).
+	pending *Mutation
 }
 
 // restoreScope collects the keys of one scope: layers[0] the state
@@ -179,13 +182,16 @@ func (b *restorer) build() (*state, error) {
 	if !empty {
 		st.cfg = &cfg
 	}
-	if len(b.binds) > 0 {
+	if len(b.binds) > 0 || len(b.pending.Applies) > 0 || len(b.pending.Finish) > 0 {
 		t := newTxn(st, false, b.seq, b.now)
 		t.fixed, t.replay = true, true
 		for i, bd := range b.binds {
 			if err := applyBind(t, bd); err != nil {
 				return nil, fmt.Errorf("bind %d: %w", i, err)
 			}
+		}
+		if err := applyPending(t, b.pending); err != nil {
+			return nil, err
 		}
 		st = t.finish(b.seq)
 	}
