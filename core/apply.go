@@ -55,6 +55,9 @@ func (s Snapshot) Pending() []PendingApply {
 	return out
 }
 
+// PendingCount returns how many applies are pending (R44).
+func (s Snapshot) PendingCount() int { return len(s.st().applies) }
+
 // pendingIndex returns the index of id in applies, or -1.
 func pendingIndex(ps []*PendingApply, id uint64) int {
 	return slices.IndexFunc(ps, func(p *PendingApply) bool { return p.ID == id })

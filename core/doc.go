@@ -122,6 +122,35 @@
 //     the view shows after a restart.
 //   - Change.Layer in Diff is the layer of New (of Old for a key gone).
 //
+// # Confirmed applies (R44)
+//
+// Owner.Apply commits like Commit and keeps, in the state and in the
+// mutation's record (Mutation.Applies), a PendingApply: for each top-level
+// key it changed in the owner's layer, the key before (value and owner, or
+// absent) and what the apply left there, and the wall-clock deadline.
+// Registry.Confirm ends it (a record with Mutation.Finish and no ops);
+// Registry.Rollback undoes it: each key goes back to what it was before,
+// unless its value or owner in the layer is no longer what the apply left
+// there — then it is left alone, logged and returned as a Change (Old: the
+// value the undo would restore, New: the current one). RollbackDue and
+// RollbackAll undo several in one mutation, newest first, each judged
+// after the newer ones were undone; Rollback(id) undoes id alone, so a key
+// that a newer pending apply changed counts as changed later.
+//
+// Pending applies are part of the state: snapshots carry them
+// (Snapshot.Pending), checkpoints keep them, Snapshot.Apply replays their
+// start and end, so recovery rebuilds exactly the set pending at the crash.
+// The registry keeps one timer (time.AfterFunc, as grace periods do) for
+// the earliest deadline and calls RollbackDue when it fires; New arms none
+// for the applies of Options.Initial, which the caller undoes with
+// RollbackAll before serving (store.Open does: a restart is never a
+// confirmation). Confirm and the deadline race under the write lock:
+// exactly one of them ends the apply, and the other sees ErrNotPending or
+// nothing due. Apply refuses a deadline outside (0, 24 h]
+// (ErrInvalidWithin), state ops (ErrInvalidScope) and an owner of the
+// unjournaled override layer (ErrReadOnlyLayer); one that changes nothing
+// returns id 0 and leaves nothing pending.
+//
 // # Sequence numbers and failures
 //
 // What a sequence number means to a user: a position in the registry's

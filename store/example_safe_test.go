@@ -7,6 +7,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/sysreg/sysreg/core"
 	"github.com/sysreg/sysreg/store"
@@ -77,4 +78,60 @@ func Example_guardedEdit() {
 	// {"ntp":{"main":{"server":"time.example.com"}}}
 	// after reset: 0 config keys
 	// after import: time.example.com
+}
+
+// ExampleOwner_apply: a network change that undoes itself unless it is
+// confirmed (R44) — a rollback on purpose, then an apply left unconfirmed
+// across a restart: a restart is never a confirmation. The README's
+// "Changing config safely" mirrors it.
+func ExampleOwner_apply() {
+	dir, err := os.MkdirTemp("", "sysreg-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	s, err := store.Open(dir, store.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	eth0 := core.ConfigScope("net", "eth0")
+	ui, _ := s.Owner(ctx, "web-ui", core.OwnerOptions{Layer: core.Saved})
+	_ = ui.Update(ctx, eth0, core.Values{"address": "10.0.0.1"})
+
+	// Applied, visible and durable now; undone in 60 s unless confirmed.
+	id, err := ui.Apply(ctx, 60*time.Second, core.Put(eth0, core.Values{"address": "10.0.0.2"}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	snap, _ := s.Snapshot(ctx)
+	v, _ := snap.Get(eth0, "address")
+	fmt.Println("applied:", v, "pending:", len(snap.Pending()))
+	if err := s.Confirm(ctx, id); err != nil { // still reachable: keep it
+		log.Fatal(err)
+	}
+
+	// This one is rolled back on purpose; a second rollback is refused.
+	id, _ = ui.Apply(ctx, time.Minute, core.Put(eth0, core.Values{"address": "10.9.9.9"}))
+	left, _ := s.Rollback(ctx, id)
+	_, err = s.Rollback(ctx, id)
+	snap, _ = s.Snapshot(ctx)
+	v, _ = snap.Get(eth0, "address")
+	fmt.Println("rolled back:", v, len(left), errors.Is(err, core.ErrNotPending))
+
+	// Unconfirmed when the device restarts: undone before Open returns.
+	_, _ = ui.Apply(ctx, time.Hour, core.Put(eth0, core.Values{"address": "192.0.2.1"}))
+	s.Close()
+	s, err = store.Open(dir, store.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	snap, _ = s.Snapshot(ctx)
+	v, _ = snap.Get(eth0, "address")
+	fmt.Println("after restart:", v, "undone:", len(s.UndoneAtOpen()))
+	// Output:
+	// applied: 10.0.0.2 pending: 1
+	// rolled back: 10.0.0.2 0 true
+	// after restart: 10.0.0.2 undone: 1
 }

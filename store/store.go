@@ -505,9 +505,7 @@ type Stats struct {
 	Deliveries      uint64 `json:"deliveries"`       // snapshots handed to subscriptions
 	Coalesced       uint64 `json:"coalesced"`        // snapshots replaced before they were taken (R19)
 	// PendingApplies are applied changes waiting for Confirm or their
-	// deadline (R44). Always 0 until Owner.Apply is built: the field is
-	// here so that the metric (R50) and scripts reading stats keep their
-	// shape when it is.
+	// deadline (R44).
 	PendingApplies int `json:"pending_applies"`
 	// LaggingSubscribers counts the deliveries, embedded or remote, found
 	// untaken past 10 × the subscriber's MinInterval, at least 10 s (R51);
@@ -554,6 +552,7 @@ func (s *Store) stats() Stats {
 		Owners:             len(snap.Owners()),
 		StateKeys:          snap.Len(core.State),
 		ConfigKeys:         snap.Len(core.Config),
+		PendingApplies:     snap.PendingCount(),
 		Subscriptions:      c.Subs,
 		Deliveries:         c.Deliveries,
 		Coalesced:          c.Coalesced,

@@ -115,6 +115,22 @@
 //	            6d 3139322e3136382e312e313030 "192.168.1.100"
 //	   80                                   array(0): binds
 //
+// A record that starts or ends a confirmed apply (R44) is version 4, with
+// two more fields; every other record is still written as version 3:
+//
+//	record = [version: uint = 4, seq, time, ops, binds, applies: [apply...], finish: [id: uint...]]
+//	apply  = [id: uint, owner, layer: uint, deadline: int, undo: [undo...]]
+//	undo   = [type, subtype, key, before, after]
+//	before, after = [] (the key was absent / the apply deleted it) | [owner, value]
+//
+// applies holds at most the apply the record starts, whose id is its seq;
+// finish lists, strictly ascending, the pending applies it ends (confirmed,
+// or undone by its ops). layer is 3 (saved) or 4 (runtime); deadline is in
+// Unix nanoseconds; undo entries are config keys, before and after not both
+// absent. Starting apply 7 of owner "o" that changed t/s key "k" from 1 to
+// 2, ending none (its ops and time left out): 87 04 07 00 80 80 81 85 07
+// 616f 03 <deadline> 81 85 6174 6173 616b 82 616f 01 82 616f 02 80.
+//
 // Version 2 records, written before bindings were journaled, are
 // [2, seq, time, ops] and decode with no binding changes; names they give
 // keys are unbound after recovery until the store binds them (store.Open
@@ -163,6 +179,10 @@
 // bindings are the daemon's access control, not part of the view, and
 // wire protocol version 2 carries snapshot format 2). Version 2
 // checkpoints decode with their names unbound, as version 2 records do.
+// A checkpoint taken while applies are pending (R44) is version 4:
+// [4, seq, scopes, binds, applies], applies as in records (ids strictly
+// ascending, none above seq); without pending applies checkpoints are
+// still written as version 3.
 // Version 1 snapshots, [1, seq, [[bucket, type, subtype, [entry...]]...]]
 // with no layers or metadata, decode with their config keys in the saved
 // layer.
@@ -174,11 +194,14 @@
 // A decoder reads the version before anything else and accepts every version
 // from 1 up to its own; a newer version (or 0) is a *VersionError, matching
 // ErrVersion, that names both versions — even if the rest of the envelope
-// has another shape. Encoders always write the current version. A change to
+// has another shape. Encoders write the current version. A change to
 // any byte of these layouts needs a new version, with decoding of the old
-// one kept: the golden files in testdata/ (value_v1.cbor, record_v1.cbor,
+// one kept. One exception, for confirmed applies: records and checkpoints
+// that carry none are still written as version 3, byte for byte as before
+// (smaller, and readable by the previous release); version 4 only when
+// they do. The golden files in testdata/ (value_v1.cbor, record_v1.cbor,
 // snapshot_v1.cbor, record_v2.cbor, snapshot_v2.cbor, record_v3.cbor,
-// checkpoint_v3.cbor) must decode to the
+// checkpoint_v3.cbor, record_v4.cbor, checkpoint_v4.cbor) must decode to the
 // same values forever and are rewritten only by an explicit
 // go test -run Golden -update (which never touches the v1 files: no
 // encoder writes version 1 any more).

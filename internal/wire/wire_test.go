@@ -67,6 +67,13 @@ func messages() []message {
 		{"reset_keys", wire.TResetKeys, 15, wire.ResetKeys{Scope: wire.Scope{Bucket: 2, Type: "wifi", Subtype: "wlan0"}, Keys: []string{"ssid"}, Layers: []uint64{3}}, new(wire.ResetKeys)},
 		{"reset", wire.TReset, 14, wire.Reset{Pattern: wire.Scope{Bucket: 2}, Layers: []uint64{3, 4}}, new(wire.Reset)},
 		{"mutate_cond", wire.TMutate, 13, wire.Mutate{Handle: 1, Ops: []wire.Op{{Kind: wire.OpIfModSeq, Scope: wire.Scope{Bucket: 2, Type: "net", Subtype: "eth0"}, Values: cbor.RawMessage{0xa1, 0x62, 'u', 'p', 0xd9, 0x53, 0x52, 0x07}}}}, new(wire.Mutate)},
+		{"apply", wire.TApply, 16, wire.Apply{Handle: 1, Within: int64(60e9), Ops: []wire.Op{{Kind: wire.OpPut, Scope: wire.Scope{Bucket: 2, Type: "net", Subtype: "eth0"}, Values: cbor.RawMessage{0xa1, 0x62, 'u', 'p', 0xf5}}}}, new(wire.Apply)},
+		{"apply_ok", wire.TApplyOK, 16, wire.ApplyOK{ID: 42}, new(wire.ApplyOK)},
+		{"confirm", wire.TConfirm, 17, wire.Confirm{ID: 42}, new(wire.Confirm)},
+		{"rollback", wire.TRollback, 18, wire.Rollback{ID: 42}, new(wire.Rollback)},
+		{"rollback_ok", wire.TRollbackOK, 18, wire.RollbackOK{Left: []wire.Change{{Layer: 3, Scope: wire.Scope{Bucket: 2, Type: "net", Subtype: "eth0"}, Key: "up", Old: cbor.RawMessage{0xf4}, New: cbor.RawMessage{0xf5}, Existed: true, Exists: true, OldOwner: "a", NewOwner: "b"}}}, new(wire.RollbackOK)},
+		{"pending", wire.TPending, 19, nil, nil},
+		{"pending_ok", wire.TPendingOK, 19, wire.PendingOK{Applies: []wire.Pending{{ID: 42, Owner: "ui", Layer: 3, Deadline: 1700000000000000000, Undo: []wire.Change{{Layer: 3, Scope: wire.Scope{Bucket: 2, Type: "net", Subtype: "eth0"}, Key: "up", Old: cbor.RawMessage{0xf6}, New: cbor.RawMessage{0xf5}, Exists: true, NewOwner: "ui"}}}}}, new(wire.PendingOK)},
 		{"conflict", wire.TConflict, 13, wire.Conflict{Scope: wire.Scope{Bucket: 2, Type: "net", Subtype: "eth0"}, Key: "up", Want: cbor.RawMessage{0xd9, 0x53, 0x52, 0x07}, Got: cbor.RawMessage{0xd9, 0x53, 0x52, 0x09}, ModSeq: true, Present: true}, new(wire.Conflict)},
 	}
 }
@@ -132,8 +139,8 @@ func TestTypeNames(t *testing.T) {
 		}
 		names[ty.String()] = ty
 	}
-	if len(names) != 32 {
-		t.Errorf("%d known types, want 32: update PROTOCOL.md with the protocol", len(names))
+	if len(names) != 39 {
+		t.Errorf("%d known types, want 39: update PROTOCOL.md with the protocol", len(names))
 	}
 }
 
