@@ -171,16 +171,16 @@ func TestReplayErrorPropagates(t *testing.T) {
 // corruption and never skipped.
 func TestR29_NewerVersionRefused(t *testing.T) {
 	for name, src := range map[string]*memSource{
-		"record":     {records: []rec{{3, []byte{0x85, 0x04, 0x03, 0x00, 0x80, 0x80}}}},
-		"checkpoint": {ckKey: 4, ckData: []byte{0x84, 0x04, 0x04, 0x80, 0x80}},
+		"record":     {records: []rec{{3, []byte{0x87, 0x05, 0x03, 0x00, 0x80, 0x80, 0x80, 0x80}}}},
+		"checkpoint": {ckKey: 4, ckData: []byte{0x85, 0x05, 0x04, 0x80, 0x80, 0x80}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := recovery.Run(src)
 			var ve *codec.VersionError
-			if !errors.As(err, &ve) || ve.Found != 4 || ve.Supported != 3 {
-				t.Fatalf("Run: %v, want a *codec.VersionError 4 > 3", err)
+			if !errors.As(err, &ve) || ve.Found != 5 || ve.Supported != 4 {
+				t.Fatalf("Run: %v, want a *codec.VersionError 5 > 4", err)
 			}
-			if msg := err.Error(); !strings.Contains(msg, "/data/journal.db") || !strings.Contains(msg, "version 4") || !strings.Contains(msg, "version 3") {
+			if msg := err.Error(); !strings.Contains(msg, "/data/journal.db") || !strings.Contains(msg, "version 5") || !strings.Contains(msg, "version 4") {
 				t.Fatalf("error %q does not name the file and both versions", msg)
 			}
 		})
