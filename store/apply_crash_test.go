@@ -3,7 +3,6 @@ package store_test
 import (
 	"context"
 	"errors"
-	"io"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -61,15 +60,7 @@ func TestApplyCrashChild(t *testing.T) {
 }
 
 func applyCrashChild(dir, mode string, round int) int {
-	out := &lineWriter{w: os.Stdout}
-	go func() {
-		io.Copy(io.Discard, os.Stdin)
-		os.Exit(4)
-	}()
-	time.AfterFunc(time.Minute, func() {
-		out.printf("E child ran for a minute without being killed")
-		os.Exit(5)
-	})
+	out := childOutput()
 	out.printf("A open")
 	s, err := store.Open(dir, store.Options{CheckpointRecords: 50})
 	if err != nil {

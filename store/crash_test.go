@@ -196,16 +196,24 @@ func (l *lineWriter) printf(format string, args ...any) {
 	l.w.Write(line)
 }
 
-func crashChild(dir string, round int) int {
+// childOutput starts a crash child: it returns the child's line writer
+// on stdout, and makes the child exit once its parent closes stdin (or
+// dies), or after a minute without being killed (a safety net).
+func childOutput() *lineWriter {
 	out := &lineWriter{w: os.Stdout}
 	go func() { // the parent closes stdin or dies: stop
 		io.Copy(io.Discard, os.Stdin)
 		os.Exit(4)
 	}()
-	time.AfterFunc(time.Minute, func() { // a safety net
+	time.AfterFunc(time.Minute, func() {
 		out.printf("E child ran for a minute without being killed")
 		os.Exit(5)
 	})
+	return out
+}
+
+func crashChild(dir string, round int) int {
+	out := childOutput()
 	s, err := store.Open(dir, store.Options{CheckpointRecords: 200})
 	if err != nil {
 		out.printf("E open: %v", err)
