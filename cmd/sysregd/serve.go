@@ -156,13 +156,15 @@ func serve(ctx context.Context, stderr io.Writer, cfg serveConfig) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
 	rep := st.Recovery()
 	// The start line says how the previous run ended (R51): "unclean"
 	// means a crash, kill -9 or power loss, and what recovery did about it.
+	// It is written before the first request is served, so whoever got an
+	// answer from the daemon finds it in the log.
 	logger.Info("listening", "socket", cfg.socket, "data_dir", cfg.dataDir, "previous_run", st.PreviousRun(),
 		"records", rep.Records, "keys", rep.Keys, "elapsed", rep.Elapsed)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
 	sdNotify(logger, "READY=1\nSTATUS=listening on "+cfg.socket)
 	// Recovery's garbage (decoded records, replaced nodes) is several
 	// times the registry it leaves; an appliance should not keep it as
