@@ -127,21 +127,32 @@ func TestR44_ApplyCrash(t *testing.T) {
 	if os.Getenv(applyCrashEnv) == "1" {
 		return
 	}
+	dir := t.TempDir()
+	applyRounds(t, 20, dir, func(int) (string, <-chan struct{}, func()) { return dir, nil, func() {} })
+}
+
+// applyRounds runs the rounds of the apply crash test. boot prepares a
+// round: it returns the data directory the children use, a channel closed
+// when the working child is being killed at a crash point of its own (nil:
+// it is killed after a random delay), and a function that runs once the
+// children are dead (the power cut, for TestR44_ApplyPowerLoss); dir is
+// where the parent then opens the store to check it.
+func applyRounds(t *testing.T, rounds int, dir string, boot func(round int) (string, <-chan struct{}, func())) {
+	t.Helper()
 	if _, err := testexec.Reexec(); err != nil {
 		t.Skipf("cannot re-execute the test binary: %v", err)
 	}
-	const rounds = 20
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
-	dir := t.TempDir()
 	committed := int64(-1) // the key's value after the last recovery; -1: absent
 	var lastSeq, maxID uint64
 	var applies, confirms int
 	for round := 1; round <= rounds; round++ {
-		env := []string{applyCrashEnv + "=1", crashDirEnv + "=" + dir, applyCrashRound + "=" + strconv.Itoa(round)}
+		childDir, killed, afterChildren := boot(round)
+		env := []string{applyCrashEnv + "=1", crashDirEnv + "=" + childDir, applyCrashRound + "=" + strconv.Itoa(round)}
 		delay := time.Duration(rng.Int64N(int64(150 * time.Millisecond)))
-		lines := runChild(t, "TestApplyCrashChild", append(env, applyCrashMode+"=work"), round, delay, nil)
+		lines := runChild(t, "TestApplyCrashChild", append(env, applyCrashMode+"=work"), round, delay, killed)
 		allowed := map[int64]bool{}
 		cur := committed
 		inDoubt := int64(-2)
@@ -203,6 +214,7 @@ func TestR44_ApplyCrash(t *testing.T) {
 				}
 			}
 		}
+		afterChildren()
 		s, err := store.Open(dir, store.Options{})
 		if err != nil {
 			t.Fatalf("round %d: reopen: %v", round, err)
