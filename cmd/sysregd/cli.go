@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -84,57 +85,53 @@ integer never (1); bytes are base64, NaN and ±Inf the strings "NaN", "+Inf",
 			if *meta && *origin {
 				return usagef("get: --meta or --origin, not both")
 			}
-			c, ctx, cancel, err := cf.dial(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			defer c.Close()
-			snap, err := c.Snapshot(ctx)
-			if err != nil {
-				return err
-			}
-			stdout := cmd.OutOrStdout()
-			switch {
-			case *origin && len(args) == 2:
-				v, ok := snap.Get(scope, args[1])
-				if !ok {
-					return errSilent
+			return cf.run(cmd, func(ctx context.Context, c *store.Client) error {
+				snap, err := c.Snapshot(ctx)
+				if err != nil {
+					return err
 				}
-				m, _ := snap.Meta(scope, args[1])
-				return out.write(stdout, valueJSON(originOf(v, m)))
-			case *origin && len(args) == 1 && !pattern:
-				return out.write(stdout, valueJSON(originView(snap, scope)))
-			case *origin:
-				// No argument: every scope, as 'get' shows the global view.
-				return out.write(stdout, valueJSON(patternShape(snap, pat, func(sc core.Scope) map[string]any {
-					return originView(snap, sc)
-				})))
-			case len(args) == 0:
-				return out.write(stdout, snapshotJSON(snap))
-			case pattern:
-				return out.write(stdout, valueJSON(patternView(snap, pat)))
-			case len(args) == 2 && *meta:
-				m, ok := snap.Meta(scope, args[1])
-				if !ok {
-					return errSilent
+				stdout := cmd.OutOrStdout()
+				switch {
+				case *origin && len(args) == 2:
+					v, ok := snap.Get(scope, args[1])
+					if !ok {
+						return errSilent
+					}
+					m, _ := snap.Meta(scope, args[1])
+					return out.write(stdout, valueJSON(originOf(v, m)))
+				case *origin && len(args) == 1 && !pattern:
+					return out.write(stdout, valueJSON(originView(snap, scope)))
+				case *origin:
+					// No argument: every scope, as 'get' shows the global view.
+					return out.write(stdout, valueJSON(patternShape(snap, pat, func(sc core.Scope) map[string]any {
+						return originView(snap, sc)
+					})))
+				case len(args) == 0:
+					return out.write(stdout, snapshotJSON(snap))
+				case pattern:
+					return out.write(stdout, valueJSON(patternView(snap, pat)))
+				case len(args) == 2 && *meta:
+					m, ok := snap.Meta(scope, args[1])
+					if !ok {
+						return errSilent
+					}
+					return out.writeValue(stdout, metaJSON(m))
+				case len(args) == 2:
+					v, ok := snap.Get(scope, args[1])
+					if !ok {
+						return errSilent
+					}
+					if cmd.Flags().Changed("output") {
+						return out.write(stdout, valueJSON(v))
+					}
+					return writeRaw(stdout, v)
 				}
-				return out.writeValue(stdout, metaJSON(m))
-			case len(args) == 2:
-				v, ok := snap.Get(scope, args[1])
-				if !ok {
-					return errSilent
+				vals := snap.Values(scope)
+				if vals == nil {
+					vals = core.Values{}
 				}
-				if cmd.Flags().Changed("output") {
-					return out.write(stdout, valueJSON(v))
-				}
-				return writeRaw(stdout, v)
-			}
-			vals := snap.Values(scope)
-			if vals == nil {
-				vals = core.Values{}
-			}
-			return out.write(stdout, valueJSON(map[string]any(vals)))
+				return out.write(stdout, valueJSON(map[string]any(vals)))
+			})
 		})
 	cf = addClientFlags(cmd, true)
 	out = outputFlag(cmd)
@@ -161,17 +158,13 @@ holds with 'evict NAME'.`,
 			if err := noArgs(cmd, args); err != nil {
 				return err
 			}
-			c, ctx, cancel, err := cf.dial(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			defer c.Close()
-			list, err := c.Owners(ctx)
-			if err != nil {
-				return err
-			}
-			return out.writeValue(cmd.OutOrStdout(), list)
+			return cf.run(cmd, func(ctx context.Context, c *store.Client) error {
+				list, err := c.Owners(ctx)
+				if err != nil {
+					return err
+				}
+				return out.writeValue(cmd.OutOrStdout(), list)
+			})
 		})
 	cf = addClientFlags(cmd, true)
 	out = outputFlag(cmd)
@@ -423,51 +416,47 @@ stay. Use
 					return usagef("delete: empty key")
 				}
 			}
-			c, ctx, cancel, err := cf.dial(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			defer c.Close()
-			layer, err := writeLayer(cmd, *layerName, *keep)
-			if err != nil {
-				return err
-			}
-			o, err := c.Owner(ctx, *ownerName, core.OwnerOptions{Layer: layer})
-			if err != nil {
-				return fmt.Errorf("delete: attach owner: %w", err)
-			}
-			// What goes: the named keys that are there, or every key the
-			// owner holds in the scope (R12), as the view shows them
-			// just before; a delete is all or nothing.
-			before, err := c.Snapshot(ctx)
-			if err != nil {
-				return err
-			}
-			var gone []string
-			vals := before.Values(scope)
-			if scope.Bucket == core.Config {
-				vals = before.LayerValues(layer, scope)
-			}
-			for k := range vals {
-				own, _ := before.Owner(scope, k)
+			return cf.run(cmd, func(ctx context.Context, c *store.Client) error {
+				layer, err := writeLayer(cmd, *layerName, *keep)
+				if err != nil {
+					return err
+				}
+				o, err := c.Owner(ctx, *ownerName, core.OwnerOptions{Layer: layer})
+				if err != nil {
+					return fmt.Errorf("delete: attach owner: %w", err)
+				}
+				// What goes: the named keys that are there, or every key the
+				// owner holds in the scope (R12), as the view shows them
+				// just before; a delete is all or nothing.
+				before, err := c.Snapshot(ctx)
+				if err != nil {
+					return err
+				}
+				var gone []string
+				vals := before.Values(scope)
 				if scope.Bucket == core.Config {
-					own, _ = before.LayerOwner(layer, scope, k)
+					vals = before.LayerValues(layer, scope)
 				}
-				if len(keys) == 0 && own == o.Name() || slices.Contains(keys, k) {
-					gone = append(gone, k)
+				for k := range vals {
+					own, _ := before.Owner(scope, k)
+					if scope.Bucket == core.Config {
+						own, _ = before.LayerOwner(layer, scope, k)
+					}
+					if len(keys) == 0 && own == o.Name() || slices.Contains(keys, k) {
+						gone = append(gone, k)
+					}
 				}
-			}
-			if err := o.Delete(ctx, scope, keys...); err != nil {
-				o.Close()
-				return fmt.Errorf("delete %s: %w", scope, reservedHint(err))
-			}
-			if err := o.Close(); err != nil {
-				return fmt.Errorf("delete: end owner session: %w", err)
-			}
-			slices.Sort(gone)
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "deleted %s from %s%s\n", keyCount(len(gone)), scope, keyList(gone))
-			return err
+				if err := o.Delete(ctx, scope, keys...); err != nil {
+					o.Close()
+					return fmt.Errorf("delete %s: %w", scope, reservedHint(err))
+				}
+				if err := o.Close(); err != nil {
+					return fmt.Errorf("delete: end owner session: %w", err)
+				}
+				slices.Sort(gone)
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "deleted %s from %s%s\n", keyCount(len(gone)), scope, keyList(gone))
+				return err
+			})
 		})
 	cf = addClientFlags(cmd, true)
 	ownerName = cmd.Flags().String("owner", "", "owner name to act as: the owner of the keys (default: an anonymous owner, which owns nothing)")
@@ -487,26 +476,22 @@ its keys ("evicted NAME: 0 keys" when the name held nothing).`,
 			if len(args) != 1 {
 				return usagef("evict needs exactly one NAME")
 			}
-			c, ctx, cancel, err := cf.dial(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			defer c.Close()
-			before, err := c.Snapshot(ctx)
-			if err != nil {
-				return err
-			}
-			held, n := heldBy(before, args[0])
-			if err := c.Evict(ctx, args[0]); err != nil {
-				return fmt.Errorf("evict %q: %w", args[0], err)
-			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "evicted %s: %s\n", args[0], keyCount(n))
-			for _, sc := range slices.Sorted(maps.Keys(held)) {
-				fmt.Fprintf(w, "  %s%s\n", sc, keyList(held[sc]))
-			}
-			return nil
+			return cf.run(cmd, func(ctx context.Context, c *store.Client) error {
+				before, err := c.Snapshot(ctx)
+				if err != nil {
+					return err
+				}
+				held, n := heldBy(before, args[0])
+				if err := c.Evict(ctx, args[0]); err != nil {
+					return fmt.Errorf("evict %q: %w", args[0], err)
+				}
+				w := cmd.OutOrStdout()
+				fmt.Fprintf(w, "evicted %s: %s\n", args[0], keyCount(n))
+				for _, sc := range slices.Sorted(maps.Keys(held)) {
+					fmt.Fprintf(w, "  %s%s\n", sc, keyList(held[sc]))
+				}
+				return nil
+			})
 		})
 	cf = addClientFlags(cmd, true)
 	return cmd
@@ -610,17 +595,13 @@ never has one.`,
 			if err := noArgs(cmd, args); err != nil {
 				return err
 			}
-			c, ctx, cancel, err := cf.dial(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			defer c.Close()
-			st, err := c.Stats(ctx)
-			if err != nil {
-				return err
-			}
-			return out.writeValue(cmd.OutOrStdout(), markFloats(figuresTree(st)))
+			return cf.run(cmd, func(ctx context.Context, c *store.Client) error {
+				st, err := c.Stats(ctx)
+				if err != nil {
+					return err
+				}
+				return out.writeValue(cmd.OutOrStdout(), markFloats(figuresTree(st)))
+			})
 		})
 	cf = addClientFlags(cmd, true)
 	out = outputFlag(cmd)
