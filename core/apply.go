@@ -47,7 +47,7 @@ type UndoKey struct {
 // Pending returns the pending applies (R44), oldest first. The slice is
 // the caller's; the values in it are shared and must not be modified.
 func (s Snapshot) Pending() []PendingApply {
-	ps := s.st().applies
+	ps := s.st().lay().applies
 	out := make([]PendingApply, len(ps))
 	for i, p := range ps {
 		out[i] = *p
@@ -56,7 +56,7 @@ func (s Snapshot) Pending() []PendingApply {
 }
 
 // PendingCount returns how many applies are pending (R44).
-func (s Snapshot) PendingCount() int { return len(s.st().applies) }
+func (s Snapshot) PendingCount() int { return len(s.st().lay().applies) }
 
 // pendingIndex returns the index of id in applies, or -1.
 func pendingIndex(ps []*PendingApply, id uint64) int {
@@ -94,7 +94,7 @@ func (o *Owner) Apply(ctx context.Context, within time.Duration, ops ...Op) (id 
 			return
 		}
 		p := &PendingApply{ID: t.seq, Owner: o.name, Layer: o.layer, Deadline: time.Unix(0, t.clock()).Add(within), Undo: undo}
-		t.st.applies = append(slices.Clip(t.st.applies), p)
+		t.layW().applies = append(slices.Clip(t.st.lay().applies), p)
 		t.started = p
 		id = t.seq
 	})
@@ -167,11 +167,11 @@ func (r *Registry) Confirm(ctx context.Context, id uint64) error {
 		return err
 	}
 	return r.mutate(func(t *txn) error {
-		i := pendingIndex(t.st.applies, id)
+		i := pendingIndex(t.st.lay().applies, id)
 		if i < 0 {
 			return fmt.Errorf("%w: %d", ErrNotPending, id)
 		}
-		t.st.applies = slices.Delete(slices.Clone(t.st.applies), i, i+1)
+		t.layW().applies = slices.Delete(slices.Clone(t.st.lay().applies), i, i+1)
 		t.finished = append(t.finished, id)
 		t.changed = true
 		return nil
@@ -192,7 +192,7 @@ func (r *Registry) Rollback(ctx context.Context, id uint64) (left []Change, err 
 	}
 	err = r.mutate(func(t *txn) error {
 		left = left[:0]
-		if pendingIndex(t.st.applies, id) < 0 {
+		if pendingIndex(t.st.lay().applies, id) < 0 {
 			return fmt.Errorf("%w: %d", ErrNotPending, id)
 		}
 		left = r.undoLocked(t, func(p *PendingApply) bool { return p.ID == id })
@@ -226,7 +226,7 @@ func (r *Registry) rollbackWhere(ctx context.Context, due func(*PendingApply) bo
 	}
 	err = r.mutate(func(t *txn) error {
 		ids, left = ids[:0], left[:0]
-		for _, p := range t.st.applies {
+		for _, p := range t.st.lay().applies {
 			if due(p) {
 				ids = append(ids, p.ID)
 			}
@@ -247,7 +247,7 @@ func (r *Registry) rollbackWhere(ctx context.Context, due func(*PendingApply) bo
 // held whenever a mutation starts or ends applies.
 func (r *Registry) armDeadlineLocked() {
 	var next time.Time
-	for _, p := range r.work.applies {
+	for _, p := range r.work.lay().applies {
 		if next.IsZero() || p.Deadline.Before(next) {
 			next = p.Deadline
 		}
@@ -294,7 +294,7 @@ func (r *Registry) NextDeadline() (time.Time, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var next time.Time
-	for _, p := range r.work.applies {
+	for _, p := range r.work.lay().applies {
 		if next.IsZero() || p.Deadline.Before(next) {
 			next = p.Deadline
 		}
@@ -316,7 +316,7 @@ func (r *Registry) undoLocked(t *txn, sel func(*PendingApply) bool) []Change {
 // an undo record does not use it (the record carries the resulting ops).
 func undoApplies(t *txn, sel func(*PendingApply) bool) []Change {
 	var left []Change
-	ps := t.st.applies
+	ps := t.st.lay().applies
 	var keep []*PendingApply
 	for i := len(ps) - 1; i >= 0; i-- {
 		p := ps[i]
@@ -344,7 +344,7 @@ func undoApplies(t *txn, sel func(*PendingApply) bool) []Change {
 		t.finished = append(t.finished, p.ID)
 	}
 	slices.Reverse(keep)
-	t.st.applies = keep
+	t.layW().applies = keep
 	slices.Sort(t.finished)
 	t.changed = true
 	return left
@@ -353,11 +353,11 @@ func undoApplies(t *txn, sel func(*PendingApply) bool) []Change {
 // applyPending applies a record's Applies and Finish to t (replay).
 func applyPending(t *txn, m *Mutation) error {
 	for _, id := range m.Finish {
-		i := pendingIndex(t.st.applies, id)
+		i := pendingIndex(t.st.lay().applies, id)
 		if i < 0 {
 			return fmt.Errorf("%w: record ends apply %d, which is not pending", ErrNotPending, id)
 		}
-		t.st.applies = slices.Delete(slices.Clone(t.st.applies), i, i+1)
+		t.layW().applies = slices.Delete(slices.Clone(t.st.lay().applies), i, i+1)
 		t.changed = true
 	}
 	for i := range m.Applies {
@@ -366,7 +366,7 @@ func applyPending(t *txn, m *Mutation) error {
 		switch {
 		case p.ID == 0 || p.ID > m.Seq:
 			return fmt.Errorf("%w: apply id %d in record %d", ErrInvalidValue, p.ID, m.Seq)
-		case pendingIndex(t.st.applies, p.ID) >= 0:
+		case pendingIndex(t.st.lay().applies, p.ID) >= 0:
 			return fmt.Errorf("%w: apply %d is pending twice", ErrInvalidValue, p.ID)
 		case !p.Layer.Journaled() || !p.Layer.Writable():
 			return fmt.Errorf("%w: apply %d in layer %d", ErrInvalidLayer, p.ID, uint8(p.Layer))
@@ -393,13 +393,13 @@ func applyPending(t *txn, m *Mutation) error {
 				*v = nv
 			}
 		}
-		t.st.applies = append(slices.Clip(t.st.applies), &p)
+		t.layW().applies = append(slices.Clip(t.st.lay().applies), &p)
 		t.changed = true
 	}
 	// Applies stay ordered by id (oldest first); the slice is t's own
 	// once something was appended.
 	if len(m.Applies) > 0 {
-		slices.SortFunc(t.st.applies, func(a, b *PendingApply) int { return cmpU64(a.ID, b.ID) })
+		slices.SortFunc(t.st.lay().applies, func(a, b *PendingApply) int { return cmpU64(a.ID, b.ID) })
 	}
 	return nil
 }

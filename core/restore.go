@@ -110,7 +110,7 @@ func (b *restorer) build() (*state, error) {
 		}
 	}
 	st := &state{seq: b.seq}
-	var cfg cfgLayers
+	var cfg cfgState
 	var trees [2 + NumLayers][]hleaf[keysMap] // [0] state, [1] effective config, [1+l] layer l
 	for _, rs := range b.order {
 		var eff []hleaf[entry]

@@ -66,36 +66,38 @@ type state struct {
 	seq     uint64
 	buckets [2]scopesMap // [State-1]: state keys; [Config-1]: the effective config view
 	owners  ownersMap
-	// cfg holds the config layers, behind a pointer shared by every state
-	// until a mutation changes a layer: a state-only mutation copies a
-	// small state (R42's budget for the flapping benchmark). nil: empty.
-	cfg *cfgLayers
+	// cfg holds the config layers and pending applies, behind a pointer
+	// shared by every state until a mutation changes one of them: a
+	// state-only mutation copies a state of 64 bytes, one size class, as
+	// before layers (R42's budget for the flapping benchmark). nil: empty.
+	cfg *cfgState
+}
+
+// cfgState is the part of a state that state-only mutations never change;
+// immutable once published.
+type cfgState struct {
+	layers [NumLayers]scopesMap // config layer l at [l-1]
+	stale  int                  // effective keys whose meta.stale is set
 	// applies are the pending applies (R44), oldest first; copied on
 	// write, never modified in place.
 	applies []*PendingApply
 }
 
-// cfgLayers is the config layers of a state; immutable once published.
-type cfgLayers struct {
-	layers [NumLayers]scopesMap // config layer l at [l-1]
-	stale  int                  // effective keys whose meta.stale is set
-}
-
 var emptyState = &state{}
 
-var emptyLayers = &cfgLayers{}
+var emptyLayers = &cfgState{}
 
-// lay returns the config layers (never nil).
-func (s *state) lay() *cfgLayers {
+// lay returns the config layers and pending applies (never nil).
+func (s *state) lay() *cfgState {
 	if s.cfg == nil {
 		return emptyLayers
 	}
 	return s.cfg
 }
 
-// layW returns the config layers for writing: copied once per mutation
-// from the base state's.
-func (t *txn) layW() *cfgLayers {
+// layW returns the config layers and pending applies for writing: copied
+// once per mutation from the base state's.
+func (t *txn) layW() *cfgState {
 	if t.st.cfg == nil || t.st.cfg == t.base.cfg {
 		c := *t.st.lay()
 		t.st.cfg = &c
