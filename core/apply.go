@@ -138,15 +138,15 @@ func undoOf(base, st *state, l Layer, ops []Op) []UndoKey {
 		}
 		b, had := base.layerScope(l, c.sc).get(c.key)
 		a, left := st.layerScope(l, c.sc).get(c.key)
-		if had == left && (!had || (b.owner == a.owner && equalValue(b.val, a.val))) {
+		if had == left && (!had || (b.owner() == a.owner() && equalValue(b.val, a.val))) {
 			continue
 		}
 		u := UndoKey{Scope: c.sc, Key: c.key, Had: had, Left: left}
 		if had {
-			u.Value, u.Owner = b.val, b.owner
+			u.Value, u.Owner = b.val, b.owner()
 		}
 		if left {
-			u.LeftValue, u.LeftOwner = a.val, a.owner
+			u.LeftValue, u.LeftOwner = a.val, a.owner()
 		}
 		out = append(out, u)
 	}
@@ -326,11 +326,11 @@ func undoApplies(t *txn, sel func(*PendingApply) bool) []Change {
 		}
 		for _, u := range p.Undo {
 			cur, ok := t.st.layerScope(p.Layer, u.Scope).get(u.Key)
-			same := ok == u.Left && (!ok || (cur.owner == u.LeftOwner && equalValue(cur.val, u.LeftValue)))
+			same := ok == u.Left && (!ok || (cur.owner() == u.LeftOwner && equalValue(cur.val, u.LeftValue)))
 			if !same {
 				c := Change{Scope: u.Scope, Key: u.Key, Old: u.Value, Existed: u.Had, OldOwner: u.Owner, Layer: p.Layer}
 				if ok {
-					c.New, c.Exists, c.NewOwner = cur.val, true, cur.owner
+					c.New, c.Exists, c.NewOwner = cur.val, true, cur.owner()
 				}
 				left = append(left, c)
 				continue

@@ -198,8 +198,10 @@
 // keyed by type, NUL, subtype, whose values are persistent tries of keys;
 // the nested form of the view (R3) is built only by Map and MarshalJSON.
 // The config bucket is kept per layer, behind one pointer that state-only
-// mutations share, plus the materialised effective view with each key's
-// metadata packed into 32 bytes; a mutation recomputes the effective
+// mutations share (with the pending applies), plus the materialised
+// effective view with each key's metadata packed into 24 bytes beside a
+// pointer to its origin (owner name and CreateSeq), which the key's
+// versions share: an entry is 48 bytes; a mutation recomputes the effective
 // entries of exactly the keys whose layers it changed (settle in tree.go),
 // so readers, Diff and the notifier (regionChanged) look at one map as
 // before. An

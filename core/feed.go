@@ -27,15 +27,15 @@ func FeedChanges(old, new Snapshot) []Change {
 			}
 			sc := splitScopeKey(Config, k)
 			diffMaps(ka, kb, func(x, y *hleaf[entry]) bool {
-				if x != nil && y != nil && x.val.owner == y.val.owner && equalValue(x.val.val, y.val.val) {
+				if x != nil && y != nil && x.val.owner() == y.val.owner() && equalValue(x.val.val, y.val.val) {
 					return true
 				}
 				c := Change{Scope: sc, Layer: l}
 				if x != nil {
-					c.Key, c.Old, c.Existed, c.OldOwner = x.key, copyValue(x.val.val), true, x.val.owner
+					c.Key, c.Old, c.Existed, c.OldOwner = x.key, copyValue(x.val.val), true, x.val.owner()
 				}
 				if y != nil {
-					c.Key, c.New, c.Exists, c.NewOwner = y.key, copyValue(y.val.val), true, y.val.owner
+					c.Key, c.New, c.Exists, c.NewOwner = y.key, copyValue(y.val.val), true, y.val.owner()
 				}
 				out = append(out, c)
 				return true

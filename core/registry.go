@@ -677,7 +677,7 @@ func (o *Owner) updatePairs(t *txn, scope Scope, ps []pair) error {
 		switch {
 		case !lk.exists:
 			added++
-		case scope.Bucket == State && lk.old.owner != o.name:
+		case scope.Bucket == State && lk.old.owner() != o.name:
 			reserved = append(reserved, lk.key)
 		}
 	}

@@ -22,7 +22,7 @@ import (
 // ErrInvalidValue names the first bad op. m.Binds are applied as Apply
 // applies them (R35).
 func RestoreSnapshot(m *Mutation) (Snapshot, error) {
-	b := restorer{seq: m.Seq, scopes: map[Scope]*restoreScope{}, owned: map[string][]hleaf[ownedKey]{}, binds: m.Binds, pending: m}
+	b := restorer{seq: m.Seq, scopes: map[Scope]*restoreScope{}, owned: map[string][]hleaf[ownedKey]{}, binds: m.Binds, pending: m, orgs: map[string]*origin{}}
 	if !m.Time.IsZero() {
 		b.now = m.Time.UnixNano()
 	}
@@ -49,6 +49,10 @@ type restorer struct {
 	// pending carries the applies pending at the snapshot (R44), restored
 	// as Apply restores them (m.Applies; m.Finish must be empty).
 	pending *Mutation
+	// orgs are the origins of keys created by the mutation, by owner; org
+	// the last one used.
+	orgs map[string]*origin
+	org  *origin
 }
 
 // restoreScope collects the keys of one scope: layers[0] the state
@@ -83,6 +87,7 @@ func (b *restorer) op(op MutationOp) error {
 		b.order = append(b.order, rs)
 	}
 	li := op.Layer // 0 in the state bucket
+	org := newOrigin(op.Owner, 0)
 	for key, v := range op.Values {
 		if key == "" {
 			return invalid(nil, "empty top-level key")
@@ -90,7 +95,7 @@ func (b *restorer) op(op MutationOp) error {
 		if !utf8.ValidString(key) {
 			return invalid(nil, "top-level key %q is not valid UTF-8", key)
 		}
-		rs.layers[li] = append(rs.layers[li], hleaf[entry]{key: key, hash: hashKey(key), val: entry{val: v, owner: op.Owner}})
+		rs.layers[li] = append(rs.layers[li], hleaf[entry]{key: key, hash: hashKey(key), val: entry{val: v, org: org}})
 		if op.Owner != "" {
 			ik := ownedIndexKey(op.Scope, op.Layer, key)
 			b.owned[op.Owner] = append(b.owned[op.Owner], hleaf[ownedKey]{key: ik, hash: hashKey(ik), val: ownedKey{op.Scope, op.Layer, key}})
@@ -119,7 +124,7 @@ func (b *restorer) build() (*state, error) {
 			// the metadata.
 			eff = rs.layers[0]
 			for i := range eff {
-				eff[i].val.meta = b.newMeta(0)
+				b.created(&eff[i].val, 0)
 			}
 		} else {
 			var lms [NumLayers]keysMap
@@ -139,7 +144,7 @@ func (b *restorer) build() (*state, error) {
 						continue
 					}
 					e, _ := effective(&lms, l.key)
-					e.meta = b.newMeta(e.meta.bits)
+					b.created(&e, e.meta.bits)
 					eff = append(eff, hleaf[entry]{key: l.key, hash: l.hash, val: e})
 				}
 			}
@@ -214,7 +219,7 @@ func restoreMeta(sc Scope, eff []hleaf[entry], ops []MutationOp, stale *int) err
 			if !ok {
 				return errMetaKey(sc, key)
 			}
-			if err := eff[i].val.meta.restore(sc, key, m); err != nil {
+			if err := eff[i].val.restoreMeta(sc, key, m); err != nil {
 				return err
 			}
 		}
@@ -232,12 +237,21 @@ func restoreMeta(sc Scope, eff []hleaf[entry], ops []MutationOp, stale *int) err
 	return nil
 }
 
-// newMeta is the metadata of a key created by the restored mutation: what
-// metaOf gives a key that did not exist, with bits' layer and vol flag.
-func (b *restorer) newMeta(bits uint64) meta {
-	m := meta{create: b.seq, mod: b.seq, modified: b.now, bits: bits &^ metaStale}
-	m.setVersion(1)
-	return m
+// created gives e the metadata and origin of a key created by the
+// restored mutation: what stamp gives a key that did not exist, with
+// bits' layer and vol flag. Keys of one owner share their origin.
+func (b *restorer) created(e *entry, bits uint64) {
+	e.meta = meta{mod: b.seq, modified: b.now, bits: bits &^ metaStale}
+	e.meta.setVersion(1)
+	owner := e.owner()
+	if !b.org.is(owner, b.seq) {
+		b.org = b.orgs[owner]
+		if b.org == nil {
+			b.org = newOrigin(owner, b.seq)
+			b.orgs[owner] = b.org
+		}
+	}
+	e.org = b.org
 }
 
 // heldAbove reports whether a layer above i holds key.

@@ -48,7 +48,7 @@ func (s Snapshot) Owner(scope Scope, key string) (string, bool) {
 		return "", false
 	}
 	e, ok := s.st().scope(scope).get(key)
-	return e.owner, ok
+	return e.owner(), ok
 }
 
 // Values returns a copy of the values map of scope, nil when it is empty.
@@ -147,7 +147,7 @@ func (s Snapshot) Walk(b Bucket, fn func(scope Scope, key, owner string, value a
 	st := s.st()
 	for _, bk := range bucketsOf(b) {
 		if err := walkScopes(st.bucket(bk), bk, func(sc Scope, l *hleaf[entry]) error {
-			return fn(sc, l.key, l.val.owner, l.val.val)
+			return fn(sc, l.key, l.val.owner(), l.val.val)
 		}); err != nil {
 			return err
 		}
@@ -166,7 +166,7 @@ func (s Snapshot) WalkLayer(l Layer, fn func(scope Scope, key, owner string, val
 		b = State
 	}
 	return walkScopes(s.st().tree(b, l), b, func(sc Scope, lf *hleaf[entry]) error {
-		return fn(sc, lf.key, lf.val.owner, lf.val.val)
+		return fn(sc, lf.key, lf.val.owner(), lf.val.val)
 	})
 }
 
@@ -228,7 +228,7 @@ func (s Snapshot) Origin(scope Scope, key string) (Layer, string, bool) {
 		return 0, "", false
 	}
 	e, ok := s.st().scope(scope).get(key)
-	return e.meta.layer(), e.owner, ok
+	return e.meta.layer(), e.owner(), ok
 }
 
 // LayerValues returns a copy of layer l's own values of config scope scope
@@ -246,7 +246,7 @@ func (s Snapshot) LayerOwner(l Layer, scope Scope, key string) (string, bool) {
 		return "", false
 	}
 	e, ok := s.st().layerScope(l, scope).get(key)
-	return e.owner, ok
+	return e.owner(), ok
 }
 
 // LayerScopes returns the config scopes that layer l holds keys in, in
@@ -468,15 +468,15 @@ func Diff(old, new Snapshot) []Change {
 			}
 			sc := splitScopeKey(bk, k)
 			diffMaps(ka, kb, func(x, y *hleaf[entry]) bool {
-				if x != nil && y != nil && x.val.owner == y.val.owner && x.val.meta.layer() == y.val.meta.layer() && equalValue(x.val.val, y.val.val) {
+				if x != nil && y != nil && x.val.owner() == y.val.owner() && x.val.meta.layer() == y.val.meta.layer() && equalValue(x.val.val, y.val.val) {
 					return true // same leaf, copied along with a changed node
 				}
 				c := Change{Scope: sc}
 				if x != nil {
-					c.Key, c.Old, c.Existed, c.OldOwner, c.Layer = x.key, copyValue(x.val.val), true, x.val.owner, x.val.meta.layer()
+					c.Key, c.Old, c.Existed, c.OldOwner, c.Layer = x.key, copyValue(x.val.val), true, x.val.owner(), x.val.meta.layer()
 				}
 				if y != nil {
-					c.Key, c.New, c.Exists, c.NewOwner, c.Layer = y.key, copyValue(y.val.val), true, y.val.owner, y.val.meta.layer()
+					c.Key, c.New, c.Exists, c.NewOwner, c.Layer = y.key, copyValue(y.val.val), true, y.val.owner(), y.val.meta.layer()
 				}
 				out = append(out, c)
 				return true

@@ -20,9 +20,9 @@ import (
 // Diff and subscriptions look at the effective view only.
 type (
 	entry struct {
-		val   any    // normalised, immutable
-		owner string // owner name (R9); "" in Default and Fleet
-		meta  meta   // effective view and state only; zero in layers
+		val  any     // normalised, immutable
+		org  *origin // owner name (R9; "" in Default and Fleet) and CreateSeq
+		meta meta    // effective view and state only; zero in layers
 	}
 	keysMap   = hmap[entry]
 	scopesMap = hmap[keysMap]
@@ -181,6 +181,24 @@ type txn struct {
 	// applies it ends (confirmed or undone), sorted. Both go in its record.
 	started  *PendingApply
 	finished []uint64
+	// org is the origin this transaction made last (originOf).
+	org *origin
+}
+
+// originOf returns an origin of owner and create: cand when it is one,
+// else the one this transaction made last if it is, else a new one. Keys
+// that one mutation creates for one owner share their origin.
+func (t *txn) originOf(owner string, create uint64, cand *origin) *origin {
+	switch {
+	case cand.is(owner, create):
+		return cand
+	case owner == "" && create == 0:
+		return nil
+	case t.org != nil && t.org.is(owner, create):
+		return t.org
+	}
+	t.org = &origin{owner, create}
+	return t.org
 }
 
 // journaledKey reports whether a key of sc in layer l is journaled (R41).
@@ -249,30 +267,36 @@ func (t *txn) clock() int64 {
 	return t.now
 }
 
-// metaOf returns the metadata (R42) of key of scope k (hash h) in bucket b
-// (the state bucket or the effective config view) whose new entry is ne;
-// cur is what the working copy holds for it, if hadCur. Only the net
-// effect of the mutation counts: if the key is as it was before the
-// mutation (same value, layer and owner), its metadata stays; otherwise
-// ModSeq becomes this mutation's and Version grows by one, however often
-// a transaction touched the key.
-func (t *txn) metaOf(b Bucket, k string, h uint64, key string, ne *entry, cur *entry, hadCur bool) meta {
+// stamp sets the metadata (R42) and origin of ne, the new entry of key
+// of scope k (hash h) in bucket b (the state bucket or the effective config
+// view), owned by owner; ne.meta holds its layer and vol flag. cur is what
+// the working copy holds for the key, if hadCur. Only the net effect of
+// the mutation counts: if the key is as it was before the mutation (same
+// value, layer and owner), its metadata stays; otherwise ModSeq becomes
+// this mutation's and Version grows by one, however often a transaction
+// touched the key.
+func (t *txn) stamp(b Bucket, k string, h uint64, key, owner string, ne, cur *entry, hadCur bool) {
 	orig, had := *cur, hadCur
 	if !hadCur || cur.meta.mod == t.seq { // changed earlier in this mutation: look at the base
 		orig, had = scopeIn(t.base.bucket(b), k, h).get(key)
 	}
-	if had && !orig.meta.stale() && orig.owner == ne.owner && orig.meta.layer() == ne.meta.layer() && equalValue(orig.val, ne.val) {
+	if had && !orig.meta.stale() && orig.owner() == owner && orig.meta.layer() == ne.meta.layer() && equalValue(orig.val, ne.val) {
 		m := orig.meta
 		m.setFlag(metaVol, ne.meta.vol())
-		return m
+		ne.meta, ne.org = m, orig.org
+		return
 	}
-	m := meta{create: t.seq, mod: t.seq, modified: t.clock(), bits: ne.meta.bits &^ metaStale}
-	m.setVersion(1)
+	create, version := t.seq, uint64(1)
 	if had {
-		m.create = orig.meta.create
-		m.setVersion(orig.meta.version() + 1)
+		create, version = orig.create(), orig.meta.version()+1
 	}
-	return m
+	ne.meta = meta{mod: t.seq, modified: t.clock(), bits: ne.meta.bits &^ metaStale}
+	ne.meta.setVersion(version)
+	cand := orig.org
+	if hadCur && cur.org.is(owner, create) {
+		cand = cur.org
+	}
+	ne.org = t.originOf(owner, create, cand)
 }
 
 // setTree stores km as scope k (hash h) of the map of bucket b, layer l
@@ -371,7 +395,7 @@ func effective(lms *[NumLayers]keysMap, key string) (entry, bool) {
 	if top < 0 {
 		return entry{}, false
 	}
-	out := entry{val: e.val, owner: e.owner}
+	out := entry{val: e.val, org: e.org}
 	out.meta.setLayer(Layer(top + 1))
 	out.meta.setFlag(metaVol, Layer(top+1).volatile())
 	if _, isMap := e.val.(map[string]any); isMap {
@@ -434,8 +458,8 @@ func (t *txn) settle(sc Scope, k string, h uint64, keys []string) {
 			}
 			continue
 		}
-		ne.meta = t.metaOf(Config, k, h, key, &ne, &cur, had)
-		if had && cur.meta == ne.meta && cur.owner == ne.owner && equalValue(cur.val, ne.val) {
+		t.stamp(Config, k, h, key, ne.owner(), &ne, &cur, had)
+		if had && cur.meta == ne.meta && sameOrigin(cur.org, ne.org) && equalValue(cur.val, ne.val) {
 			continue
 		}
 		eff = eff.setE(key, hashKey(key), ne, t.edits)
@@ -471,8 +495,8 @@ func (t *txn) settleBulk(sc Scope, k string, h uint64, lms *[NumLayers]keysMap, 
 			}
 			continue
 		}
-		ne.meta = t.metaOf(Config, k, h, key, &ne, &cur, had)
-		if had && cur.meta == ne.meta && cur.owner == ne.owner && equalValue(cur.val, ne.val) {
+		t.stamp(Config, k, h, key, ne.owner(), &ne, &cur, had)
+		if had && cur.meta == ne.meta && sameOrigin(cur.org, ne.org) && equalValue(cur.val, ne.val) {
 			continue
 		}
 		changes[key] = change{e: ne}
@@ -513,7 +537,7 @@ var settleBulk = 16 // a variable for tests
 func foreign(km keysMap, owner string, keys []string) []string {
 	var out []string
 	for _, k := range keys {
-		if e, ok := km.get(k); ok && e.owner != owner {
+		if e, ok := km.get(k); ok && e.owner() != owner {
 			out = append(out, k)
 		}
 	}
@@ -579,13 +603,20 @@ func (t *txn) mergeLookups(owner string, sc Scope, l Layer, k string, h uint64, 
 			if equalValue(nv, lk.old.val) {
 				continue
 			}
-			e = entry{val: nv, owner: lk.old.owner}
+			e = entry{val: nv, org: lk.old.org}
 		} else {
-			e = entry{val: lk.val, owner: owner}
 			t.ownerAdd(owner, sc, l, lk.key)
+			e = entry{val: lk.val}
+			if sc.Bucket == Config {
+				e.org = t.originOf(owner, 0, nil)
+			}
 		}
 		if sc.Bucket == State {
-			e.meta = t.metaOf(State, k, h, lk.key, &e, &lk.old, lk.exists)
+			eo := owner
+			if lk.exists {
+				eo = lk.old.owner()
+			}
+			t.stamp(State, k, h, lk.key, eo, &e, &lk.old, lk.exists)
 		}
 		km = km.setE(lk.key, hashKey(lk.key), e, t.edits)
 		if sc.Bucket == Config {
@@ -619,18 +650,20 @@ func (t *txn) set(owner string, sc Scope, l Layer, vals Values) {
 	var keys []string
 	for key, v := range vals {
 		old, ok := km.get(key)
-		if ok && old.owner == owner && equalValue(old.val, v) {
+		if ok && old.owner() == owner && equalValue(old.val, v) {
 			continue
 		}
-		if ok && old.owner != owner {
-			t.ownerDel(old.owner, sc, l, key)
+		if ok && old.owner() != owner {
+			t.ownerDel(old.owner(), sc, l, key)
 		}
-		if !ok || old.owner != owner {
+		if !ok || old.owner() != owner {
 			t.ownerAdd(owner, sc, l, key)
 		}
-		e := entry{val: v, owner: owner}
+		e := entry{val: v}
 		if sc.Bucket == State {
-			e.meta = t.metaOf(State, k, h, key, &e, &old, ok)
+			t.stamp(State, k, h, key, owner, &e, &old, ok)
+		} else {
+			e.org = t.originOf(owner, 0, old.org)
 		}
 		km = km.setE(key, hashKey(key), e, t.edits)
 		keys = append(keys, key)
@@ -659,7 +692,7 @@ func (t *txn) remove(sc Scope, l Layer, keys []string) {
 			continue
 		}
 		km = km.del(key)
-		t.ownerDel(e.owner, sc, l, key)
+		t.ownerDel(e.owner(), sc, l, key)
 		removed = append(removed, key)
 	}
 	if len(removed) > 0 {
@@ -741,7 +774,7 @@ func (t *txn) setMeta(sc Scope, ms map[string]KeyMeta, stale []string) error {
 		if !ok {
 			return errMetaKey(sc, key)
 		}
-		if err := e.meta.restore(sc, key, m); err != nil {
+		if err := e.restoreMeta(sc, key, m); err != nil {
 			return err
 		}
 		eff = eff.setE(key, hashKey(key), e, t.edits)
@@ -762,17 +795,20 @@ func (t *txn) setMeta(sc Scope, ms map[string]KeyMeta, stale []string) error {
 	return nil
 }
 
-// restore sets the recorded sequence numbers, version and time m of key
-// of scope sc; layer and flags stay.
-func (md *meta) restore(sc Scope, key string, m KeyMeta) error {
+// restoreMeta sets the recorded sequence numbers, version and time m of
+// key of scope sc; layer, owner and flags stay.
+func (e *entry) restoreMeta(sc Scope, key string, m KeyMeta) error {
 	if m.Version >= 1<<56 {
 		return fmt.Errorf("%w: %s key %q: version %d out of range", ErrInvalidValue, sc, key, m.Version)
 	}
-	md.create, md.mod = m.CreateSeq, m.ModSeq
-	md.setVersion(m.Version)
-	md.modified = 0
+	if !e.org.is(e.owner(), m.CreateSeq) {
+		e.org = newOrigin(e.owner(), m.CreateSeq)
+	}
+	e.meta.mod = m.ModSeq
+	e.meta.setVersion(m.Version)
+	e.meta.modified = 0
 	if !m.Modified.IsZero() {
-		md.modified = m.Modified.UnixNano()
+		e.meta.modified = m.Modified.UnixNano()
 	}
 	return nil
 }
@@ -815,7 +851,7 @@ func sameView(a, b *state) bool {
 	same := func(x, y scopesMap) bool {
 		return diffMaps(x, y, func(x, y *hleaf[keysMap]) bool {
 			return x != nil && y != nil && diffMaps(x.val, y.val, func(x, y *hleaf[entry]) bool {
-				return x != nil && y != nil && x.val.owner == y.val.owner && equalValue(x.val.val, y.val.val)
+				return x != nil && y != nil && x.val.owner() == y.val.owner() && equalValue(x.val.val, y.val.val)
 			})
 		})
 	}
@@ -837,7 +873,7 @@ func sameView(a, b *state) bool {
 func ownedKeys(km keysMap, owner string) []string {
 	var out []string
 	km.each(func(l *hleaf[entry]) bool {
-		if l.val.owner == owner {
+		if l.val.owner() == owner {
 			out = append(out, l.key)
 		}
 		return true
