@@ -37,8 +37,8 @@ to the newest change; with --follow it then prints live changes until
 interrupted.
 
 Resuming: pass the last "seq" you processed as --from. If the daemon no
-longer keeps the history after it (FeedRetention, default the last 10,000
-mutations), changes exits 1 with "history compacted": resync from
+longer keeps the history after it (serve --feed-retention, default the last
+10,000 mutations), changes exits 1 with "history compacted": resync from
 'sysregd get' and resume with --from the "seq" of 'sysregd stats' taken
 before it.
 

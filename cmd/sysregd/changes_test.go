@@ -2,8 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/sysreg/sysreg/core"
 )
 
 // TestChanges runs 'sysregd changes' against a real daemon (R47): the
@@ -81,3 +85,77 @@ func must2(b []byte, err error) []byte {
 }
 
 func itoa(n uint64) string { return strings.TrimSpace(string(must2(json.Marshal(n)))) }
+
+// TestFeedRetentionFlag runs 'sysregd serve --feed-retention N' (R47): a
+// checkpoint keeps the newest N config changes it covers for 'changes
+// --from', and drops the older ones, across a restart; 0 keeps none beyond the checkpoint; a
+// negative or non-integer N is a usage error (exit 2) that starts nothing.
+func TestFeedRetentionFlag(t *testing.T) {
+	// 17 updates of 1,000,000 bytes pass the journal's 16 MiB
+	// checkpoint threshold (store.Options.CheckpointBytes) on the last
+	// one, and not before: the daemon has no flag for the threshold.
+	const writes, size = 17, 1_000_000
+	for _, keep := range []int{5, 0} {
+		t.Run(fmt.Sprintf("feed-retention=%d", keep), func(t *testing.T) {
+			dir := t.TempDir()
+			d := startDaemon(t, dir, "--no-sync", "--feed-retention", fmt.Sprint(keep))
+			c := d.dial(t)
+			o, err := c.Owner(t.Context(), "blobd", core.OwnerOptions{KeepConfig: true})
+			must(t, err)
+			for i := range writes {
+				must(t, o.Update(t.Context(), core.ConfigScope("blob", "x"), core.Values{fmt.Sprint("k", i): strings.Repeat("v", size)}))
+			}
+			poll(t, 30*time.Second, "a checkpoint", func() bool {
+				st, err := c.Stats(t.Context())
+				return err == nil && st.Journal.Checkpoints > 0
+			})
+			c.Close()
+
+			// Twice: on the running daemon, and after a restart (the
+			// history is kept across restarts).
+			for _, when := range []string{"running", "restarted"} {
+				if when == "restarted" {
+					d.stop()
+					d = startDaemonAt(t, dir, d.socket, "--no-sync", "--feed-retention", fmt.Sprint(keep))
+				}
+				r := fails(t, 1, d.socket, "changes", "--from", "0")
+				var oldest uint64
+				_, msg, found := strings.Cut(r.stderr, "history compacted: the oldest --from kept is ")
+				if _, err := fmt.Sscanf(msg, "%d;", &oldest); !found || err != nil {
+					t.Fatalf("%s: changes --from 0: %s", when, r)
+				}
+				var keys []string
+				for _, line := range strings.Split(strings.TrimSpace(ok(t, d.socket, "changes", "--from", itoa(oldest)).stdout), "\n") {
+					var it struct{ Changes []struct{ Key string } }
+					if line == "" {
+						continue
+					}
+					if err := json.Unmarshal([]byte(line), &it); err != nil || len(it.Changes) != 1 {
+						t.Fatalf("%s: line %.100q: %v", when, line, err)
+					}
+					keys = append(keys, it.Changes[0].Key)
+				}
+				// The checkpoint keeps the newest keep changes it covers;
+				// it may have been taken before the last write became
+				// visible, and then that write, above it, is kept too.
+				var want []string
+				for i := writes - len(keys); i < writes; i++ {
+					want = append(want, fmt.Sprint("k", i))
+				}
+				if len(keys) < keep || len(keys) > keep+1 || fmt.Sprint(keys) != fmt.Sprint(want) {
+					t.Errorf("%s: changes --from %d (the oldest kept): keys %v, want the newest %d (or %d)", when, oldest, keys, keep, keep+1)
+				}
+			}
+		})
+	}
+
+	t.Run("bad-flag", func(t *testing.T) {
+		for _, n := range []string{"-1", "x", "1.5", ""} {
+			sock := shortSocket(t)
+			r := cli(t, sock, "serve", "--data-dir", t.TempDir(), "--socket", sock, "--feed-retention", n)
+			if r.code != 2 || !strings.Contains(r.stderr, "--feed-retention") {
+				t.Errorf("serve --feed-retention %q: %s", n, r)
+			}
+		}
+	})
+}

@@ -57,6 +57,7 @@ daemon serves at once and keeps its last fleet config while offline.`, nil)
 	fleetInterval := durationFlag(fs, "fleet-interval", time.Second, "write the reported state at most once per changed scope per this interval")
 	fleetCreds := fs.String("fleet-creds", "", "NATS credentials `file` (JWT and seed) for the fleet")
 	defaultsDir := fs.String("defaults", "", "read the default config layer from the *.json files of this `directory` (R40); SIGHUP reloads them")
+	feedRetention := fs.Int("feed-retention", store.DefaultFeedRetention, "how many of the newest config changes 'sysregd changes --from' can resume from, across checkpoints and restarts (R47); 0: none beyond the last checkpoint")
 	grace := durationFlag(fs, "grace", 0, "keep the keys of a client whose connection drops for this long (at most 1h); the same owner name and uid attaching within it takes them over unchanged (R48)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := noArgs(cmd, args); err != nil {
@@ -64,6 +65,13 @@ daemon serves at once and keeps its last fleet config while offline.`, nil)
 		}
 		if *grace < 0 || *grace > core.MaxGrace {
 			return usagef("serve: --grace %v: want 0 to %v", *grace, core.MaxGrace)
+		}
+		if *feedRetention < 0 {
+			return usagef("serve: --feed-retention %d: want 0 (no history beyond the last checkpoint) or more", *feedRetention)
+		}
+		retention := *feedRetention // store.Options' 0 is the default, its negative is none
+		if retention == 0 {
+			retention = -1
 		}
 		var fleet *store.FleetOptions
 		switch {
@@ -78,7 +86,7 @@ daemon serves at once and keeps its last fleet config while offline.`, nil)
 		}
 		return serve(cmd.Context(), cmd.ErrOrStderr(), serveConfig{
 			dataDir: *dataDir, socket: *socket, group: *group, logLevel: *logLevel, logJSON: *logJSON,
-			noSync: *noSync, defaults: *defaultsDir, shutdownTimeout: *shutdownTimeout, metrics: *metricsAddr, fleet: fleet,
+			noSync: *noSync, feedRetention: retention, defaults: *defaultsDir, shutdownTimeout: *shutdownTimeout, metrics: *metricsAddr, fleet: fleet,
 			server: store.ServerOptions{
 				MaxFrame:         *maxFrame,
 				MaxOwners:        *maxOwners,
@@ -99,6 +107,7 @@ type serveConfig struct {
 	metrics                          string // address of /metrics, "" for none
 	defaults                         string // defaults directory (R40), "" for none
 	logJSON, noSync                  bool
+	feedRetention                    int // store.Options.FeedRetention
 	shutdownTimeout                  time.Duration
 	server                           store.ServerOptions // without Logger
 	fleet                            *store.FleetOptions // nil: no fleet
@@ -130,7 +139,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg serveConfig) error {
 			return fmt.Errorf("serve: socket directory %s is not a directory", dir)
 		}
 	}
-	st, err := store.Open(cfg.dataDir, store.Options{Logger: logger.Named("store"), NoSync: cfg.noSync, Fleet: cfg.fleet, DefaultsDir: cfg.defaults})
+	st, err := store.Open(cfg.dataDir, store.Options{Logger: logger.Named("store"), NoSync: cfg.noSync, FeedRetention: cfg.feedRetention, Fleet: cfg.fleet, DefaultsDir: cfg.defaults})
 	if err != nil {
 		return err
 	}
