@@ -112,6 +112,12 @@ const (
 	metaStale = 16
 )
 
+// next is the metadata of the version after m, made by mutation seq at
+// time now: layer and vol flag stay, stale is cleared.
+func (m meta) next(seq uint64, now int64) meta {
+	return meta{mod: seq, modified: now, bits: (m.version()+1)<<8 | m.bits&0xff&^metaStale}
+}
+
 func (m meta) version() uint64      { return m.bits >> 8 }
 func (m meta) layer() Layer         { return Layer(m.bits & metaLayer) }
 func (m meta) vol() bool            { return m.bits&metaVol != 0 }

@@ -276,9 +276,12 @@ func (t *txn) clock() int64 {
 // this mutation's and Version grows by one, however often a transaction
 // touched the key.
 func (t *txn) stamp(b Bucket, k string, h uint64, key, owner string, ne, cur *entry, hadCur bool) {
-	orig, had := *cur, hadCur
+	orig, had := cur, hadCur
 	if !hadCur || cur.meta.mod == t.seq { // changed earlier in this mutation: look at the base
-		orig, had = scopeIn(t.base.bucket(b), k, h).get(key)
+		orig, had = nil, false
+		if lf := scopeIn(t.base.bucket(b), k, h).leaf(key); lf != nil {
+			orig, had = &lf.val, true
+		}
 	}
 	if had && !orig.meta.stale() && orig.owner() == owner && orig.meta.layer() == ne.meta.layer() && equalValue(orig.val, ne.val) {
 		m := orig.meta
@@ -287,12 +290,12 @@ func (t *txn) stamp(b Bucket, k string, h uint64, key, owner string, ne, cur *en
 		return
 	}
 	create, version := t.seq, uint64(1)
+	var cand *origin
 	if had {
-		create, version = orig.create(), orig.meta.version()+1
+		create, version, cand = orig.create(), orig.meta.version()+1, orig.org
 	}
 	ne.meta = meta{mod: t.seq, modified: t.clock(), bits: ne.meta.bits &^ metaStale}
 	ne.meta.setVersion(version)
-	cand := orig.org
 	if hadCur && cur.org.is(owner, create) {
 		cand = cur.org
 	}
@@ -559,9 +562,11 @@ func pairsOf(vals Values, buf []pair) []pair {
 	return buf
 }
 
-// lookup is one key of an update with what the scope held for it.
+// lookup is one key of an update with its hash and what the scope held
+// for it.
 type lookup struct {
 	pair
+	hash   uint64
 	old    entry
 	exists bool
 }
@@ -569,8 +574,12 @@ type lookup struct {
 // lookupAll looks every key of ps up in km, once, into buf's storage.
 func lookupAll(km keysMap, ps []pair, buf []lookup) []lookup {
 	for _, p := range ps {
-		old, ok := km.get(p.key)
-		buf = append(buf, lookup{p, old, ok})
+		h := hashKey(p.key)
+		lk := lookup{pair: p, hash: h}
+		if lf := km.leafH(p.key, h); lf != nil {
+			lk.old, lk.exists = lf.val, true
+		}
+		buf = append(buf, lk)
 	}
 	return buf
 }
@@ -596,29 +605,35 @@ func (t *txn) mergeLookups(owner string, sc Scope, l Layer, k string, h uint64, 
 	changed := false
 	var kbuf [8]string
 	keys := kbuf[:0]
-	for _, lk := range ls {
+	for i := range ls {
+		lk := &ls[i]
 		var e entry
-		if lk.exists {
+		switch {
+		case !lk.exists:
+			t.ownerAdd(owner, sc, l, lk.key)
+			e = entry{val: lk.val}
+			if sc.Bucket == State {
+				t.stamp(State, k, h, lk.key, owner, &e, &lk.old, false)
+			} else {
+				e.org = t.originOf(owner, 0, nil)
+			}
+		default:
 			nv := mergeValue(lk.old.val, lk.val)
 			if equalValue(nv, lk.old.val) {
 				continue
 			}
 			e = entry{val: nv, org: lk.old.org}
-		} else {
-			t.ownerAdd(owner, sc, l, lk.key)
-			e = entry{val: lk.val}
-			if sc.Bucket == Config {
-				e.org = t.originOf(owner, 0, nil)
+			if sc.Bucket == State {
+				if lk.old.meta.mod != t.seq && !lk.old.meta.stale() {
+					// The value changed, owner and layer stay: what
+					// stamp gives, without comparing again.
+					e.meta = lk.old.meta.next(t.seq, t.clock())
+				} else {
+					t.stamp(State, k, h, lk.key, lk.old.owner(), &e, &lk.old, true)
+				}
 			}
 		}
-		if sc.Bucket == State {
-			eo := owner
-			if lk.exists {
-				eo = lk.old.owner()
-			}
-			t.stamp(State, k, h, lk.key, eo, &e, &lk.old, lk.exists)
-		}
-		km = km.setE(lk.key, hashKey(lk.key), e, t.edits)
+		km = km.setE(lk.key, lk.hash, e, t.edits)
 		if sc.Bucket == Config {
 			keys = append(keys, lk.key)
 		}
