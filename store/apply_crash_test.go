@@ -85,6 +85,13 @@ func applyCrashChild(dir, mode string, round int) int {
 		return 3
 	}
 	out.printf("A base")
+	// The undo at a deadline is a change of x: the subscription delivers
+	// it, so the workload waits for it without polling.
+	undone, err := s.Subscribe(ctx, core.SubscribeOptions{})
+	if err != nil {
+		out.printf("E subscribe: %v", err)
+		return 3
+	}
 	for n := 1; ; n++ {
 		within := time.Hour
 		if n%3 == 2 {
@@ -110,12 +117,17 @@ func applyCrashChild(dir, mode string, round int) int {
 			}
 			out.printf("R %d", n)
 		case 2:
-			for { // the workload waits for the registry's own deadline
-				snap, _ := s.Snapshot(ctx)
-				if len(snap.Pending()) == 0 {
+			// The workload waits for the registry's own deadline: a
+			// delivery after the apply with nothing pending is its undo.
+			for {
+				snap, ok := <-undone.C()
+				if !ok {
+					out.printf("E subscription ended waiting for the undo of %d", n)
+					return 3
+				}
+				if snap.Seq() > id && snap.PendingCount() == 0 {
 					break
 				}
-				time.Sleep(time.Millisecond)
 			}
 			out.printf("D %d", n)
 		}

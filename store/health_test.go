@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -15,15 +16,21 @@ import (
 	"github.com/sysreg/sysreg/store"
 )
 
-// logBuf is a logger's output that tests can read while the store writes.
+// logBuf is a logger's output that tests can read, and wait on, while the
+// store writes.
 type logBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	written chan struct{} // closed and replaced by every Write
 }
 
 func (b *logBuf) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.written != nil {
+		close(b.written)
+		b.written = nil
+	}
 	return b.buf.Write(p)
 }
 
@@ -35,9 +42,38 @@ func (b *logBuf) String() string {
 
 // count is how many lines hold msg.
 func (b *logBuf) count(msg string) int {
+	n, _ := b.countAndWait(msg)
+	return n
+}
+
+// countAndWait is count, and a channel closed by the next Write.
+func (b *logBuf) countAndWait(msg string) (int, <-chan struct{}) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return strings.Count(b.buf.String(), msg)
+	if b.written == nil {
+		b.written = make(chan struct{})
+	}
+	return strings.Count(b.buf.String(), msg), b.written
+}
+
+// waitLog waits until n lines hold msg: the logger's writes wake it, so it
+// returns as soon as the code under test has logged them. After 10 s it
+// fails the test.
+func (b *logBuf) waitLog(t *testing.T, msg string, n int) {
+	t.Helper()
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	for {
+		got, written := b.countAndWait(msg)
+		if got >= n {
+			return
+		}
+		select {
+		case <-written:
+		case <-timeout.C:
+			t.Fatalf("%d log lines hold %q, want %d:\n%s", got, msg, n, b)
+		}
+	}
 }
 
 func newLog() (hclog.Logger, *logBuf) {
@@ -45,15 +81,31 @@ func newLog() (hclog.Logger, *logBuf) {
 	return hclog.New(&hclog.LoggerOptions{Output: b, Level: hclog.Warn}), b
 }
 
-// waitFor polls cond (a store's counter or log) until it holds or 10 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
+// stalledSubscriber connects to socket, subscribes to every change with no
+// rate limit and returns the connection once the subscription exists (its
+// reply has come), never to read it again: the daemon's deliveries to it
+// pile up in the socket's buffers.
+func stalledSubscriber(t *testing.T, socket string) net.Conn {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	conn, err := net.Dial("unix", socket)
+	must(t, err)
+	t.Cleanup(func() { conn.Close() })
+	var req []byte
+	req, _ = wire.AppendFrame(req, wire.THello, 1, wire.Hello{Version: wire.Version, Client: "stalled"})
+	req, _ = wire.AppendFrame(req, wire.TSubscribe, 2, wire.Subscribe{})
+	_, err = conn.Write(req)
+	must(t, err)
+	// The server registers the subscription before it replies; a
+	// delivery may overtake the reply.
+	for {
+		f, _, err := wire.ReadFrame(conn, wire.MaxReplyFrame, nil)
+		must(t, err)
+		switch {
+		case f.Type == wire.TError:
+			t.Fatalf("request %d refused: %s", f.ID, f.Body)
+		case f.Type == wire.TSubscribeOK && f.ID == 2:
+			return conn
 		}
-		time.Sleep(time.Millisecond) // polling a counter, not ordering goroutines
 	}
 }
 
@@ -99,42 +151,67 @@ func TestR51_SlowAppendWarning(t *testing.T) {
 // TestR51_LaggingEmbeddedSubscriber: an embedded subscription that leaves
 // its delivery untaken past the threshold is counted and logged; each
 // delivery counts once, the warning comes once a minute; one that takes
-// its deliveries is never counted (R51).
+// its deliveries is never counted (R51). The thresholds run on
+// testing/synctest's clock.
 func TestR51_LaggingEmbeddedSubscriber(t *testing.T) {
-	log, out := newLog()
-	s, err := store.OpenWithKnobs(t.TempDir(), store.Options{NoSync: true, Logger: log},
-		store.Knobs{MinLag: 200 * time.Millisecond, LagScan: 10 * time.Millisecond}) // the reader takes within 200 ms
-	must(t, err)
-	defer s.Close()
-	ctx := t.Context()
-	reader, err := s.Subscribe(ctx, core.SubscribeOptions{})
-	must(t, err)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for range reader.C() {
+	const minLag = 200 * time.Millisecond
+	synctest.Test(t, func(t *testing.T) {
+		log, out := newLog()
+		s, err := store.OpenWithKnobs(t.TempDir(), store.Options{NoSync: true, Logger: log},
+			store.Knobs{MinLag: minLag, LagScan: 10 * time.Millisecond})
+		must(t, err)
+		defer s.Close()
+		ctx := t.Context()
+		reader, err := s.Subscribe(ctx, core.SubscribeOptions{})
+		must(t, err)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for range reader.C() {
+			}
+		}()
+		defer func() { reader.Close(); <-done }()
+		synctest.Wait()
+		if n := statsOf(t, s).Deliveries; n < 1 {
+			t.Fatalf("the reader took %d deliveries, want its first", n)
 		}
-	}()
-	defer func() { reader.Close(); <-done }()
-	waitFor(t, "the reader to take its first delivery", func() bool { return statsOf(t, s).Deliveries >= 1 })
 
-	stuck, err := s.Subscribe(ctx, core.SubscribeOptions{})
-	must(t, err)
-	defer stuck.Close()
-	waitFor(t, "the stuck subscriber to be counted", func() bool { return statsOf(t, s).LaggingSubscribers == 1 })
-	if n := out.count(lagMsg); n != 1 {
-		t.Fatalf("%d lag warnings, want 1:\n%s", n, out)
-	}
-	// A newer state replaces the untaken one: a new delivery, counted
-	// again, but not logged again within the minute.
-	o, err := s.Owner(ctx, "a", core.OwnerOptions{})
-	must(t, err)
-	must(t, o.Update(ctx, eth0, core.Values{"up": true}))
-	waitFor(t, "the second untaken delivery to be counted", func() bool { return statsOf(t, s).LaggingSubscribers == 2 })
-	<-stuck.C()
-	if n := out.count(lagMsg); n != 1 {
-		t.Errorf("%d lag warnings, want 1 (once a minute):\n%s", n, out)
-	}
+		stuck, err := s.Subscribe(ctx, core.SubscribeOptions{})
+		must(t, err)
+		defer stuck.Close()
+		advance(minLag - 50*time.Millisecond)
+		if n := statsOf(t, s).LaggingSubscribers; n != 0 {
+			t.Fatalf("%d lagging subscribers counted before the threshold, want 0", n)
+		}
+		// Past the threshold, and a few scans more: counted once.
+		advance(100 * time.Millisecond)
+		if n := statsOf(t, s).LaggingSubscribers; n != 1 {
+			t.Fatalf("%d lagging subscribers counted, want 1 (the stuck one, once)", n)
+		}
+		if n := out.count(lagMsg); n != 1 {
+			t.Fatalf("%d lag warnings, want 1:\n%s", n, out)
+		}
+		// A newer state replaces the untaken one: a new delivery, counted
+		// again, but not logged again within the minute.
+		o, err := s.Owner(ctx, "a", core.OwnerOptions{})
+		must(t, err)
+		must(t, o.Update(ctx, eth0, core.Values{"up": true}))
+		advance(minLag + 50*time.Millisecond)
+		if n := statsOf(t, s).LaggingSubscribers; n != 2 {
+			t.Fatalf("%d lagging subscribers counted, want 2 (the second untaken delivery)", n)
+		}
+		<-stuck.C()
+		if n := out.count(lagMsg); n != 1 {
+			t.Errorf("%d lag warnings, want 1 (once a minute):\n%s", n, out)
+		}
+	})
+}
+
+// advance lets d pass on the clock of the calling testing/synctest bubble
+// and returns once every goroutine of the bubble is idle.
+func advance(d time.Duration) {
+	<-time.After(d)
+	synctest.Wait()
 }
 
 // TestR51_DroppedClientWarning: a remote client that stops reading while
@@ -146,15 +223,7 @@ func TestR51_DroppedClientWarning(t *testing.T) {
 		store.ServerOptions{WriteTimeout: 100 * time.Millisecond, Logger: log})
 	st, srv, socket := d.st, d.srv, d.socket
 
-	stalled, err := net.Dial("unix", socket)
-	must(t, err)
-	defer stalled.Close()
-	var req []byte
-	req, _ = wire.AppendFrame(req, wire.THello, 1, wire.Hello{Version: wire.Version, Client: "stalled"})
-	req, _ = wire.AppendFrame(req, wire.TSubscribe, 2, wire.Subscribe{})
-	_, err = stalled.Write(req)
-	must(t, err)
-	waitFor(t, "the stalled subscription", func() bool { return statsOf(t, st).Subscriptions == 1 })
+	stalledSubscriber(t, socket)
 
 	// Deliveries of 256 KiB each fill the socket's buffers at once.
 	o, err := st.Owner(t.Context(), "big", core.OwnerOptions{})
@@ -167,7 +236,7 @@ func TestR51_DroppedClientWarning(t *testing.T) {
 			t.Fatal("the stalled client was never dropped")
 		}
 	}
-	waitFor(t, "the warning", func() bool { return out.count(dropMsg) >= 1 })
+	out.waitLog(t, dropMsg, 1) // counted first, then logged
 	if n := out.count(dropMsg); n != 1 {
 		t.Errorf("%d dropped-client warnings, want 1:\n%s", n, out)
 	}
