@@ -485,7 +485,7 @@ func badRequest(id uint64, format string, args ...any) reply {
 func (c *conn) handle(f wire.Frame) reply {
 	switch f.Type {
 	case wire.TMutate:
-		return withBody(c, f, (*conn).mutate)
+		return decoded(c, f, wire.DecodeMutate, (*conn).mutate)
 	case wire.TAttach:
 		return withBody(c, f, (*conn).attach)
 	case wire.TDetach:
@@ -511,7 +511,7 @@ func (c *conn) handle(f wire.Frame) reply {
 	case wire.TResetKeys:
 		return withBody(c, f, (*conn).resetKeys)
 	case wire.TApply:
-		return withBody(c, f, (*conn).apply)
+		return decoded(c, f, wire.DecodeApply, (*conn).apply)
 	case wire.TConfirm:
 		return withBody(c, f, (*conn).confirm)
 	case wire.TRollback:
@@ -535,6 +535,18 @@ func (c *conn) handle(f wire.Frame) reply {
 func withBody[T any](c *conn, f wire.Frame, h func(c *conn, id uint64, body T) reply) reply {
 	var body T
 	if err := wire.DecodeBody(f, &body); err != nil {
+		c.srv.stats.badFrames.Add(1)
+		return badRequest(f.ID, "%v", err)
+	}
+	return h(c, f.ID, body)
+}
+
+// decoded is withBody with a hand-written decoder (mutate and apply, the
+// write path: no reflection). Their ops' values alias f's body, which the
+// handler decodes before the next frame is read.
+func decoded[T any](c *conn, f wire.Frame, decode func([]byte) (T, error), h func(c *conn, id uint64, body T) reply) reply {
+	body, err := decode(f.Body)
+	if err != nil {
 		c.srv.stats.badFrames.Add(1)
 		return badRequest(f.ID, "%v", err)
 	}

@@ -9,7 +9,10 @@
 // allocates anything, DecodeFrame checks that the payload is exactly one
 // well-formed, definite-length item of that shape, and DecodeBody decodes a
 // body strictly into its message struct (the types in messages.go, one per
-// message type). Whatever fails is ErrFrameTooLarge or ErrMalformed, never
+// message type). Mutate and Apply, every write a client makes, have their
+// own decoders, DecodeMutate and DecodeApply, written by hand without
+// reflection and checked against DecodeBody as their oracle (ops.go,
+// FuzzMutateBody); AppendFrame encodes them by hand too. Whatever fails is ErrFrameTooLarge or ErrMalformed, never
 // a panic (fuzzed: FuzzReadFrame, FuzzDecodeFrame). Values and snapshots
 // inside bodies are opaque CBOR here; internal/codec encodes and checks
 // them.

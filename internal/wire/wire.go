@@ -160,29 +160,50 @@ func init() {
 
 // AppendFrame appends the encoding of a frame — a 4-byte big-endian length
 // and the CBOR array [type, id, body] — to dst. body is a message struct,
-// raw CBOR (cbor.RawMessage), or nil for no body.
+// raw CBOR (cbor.RawMessage), or nil for no body. Mutate and Apply bodies
+// are encoded by hand (ops.go), the rest by fxamacker's deterministic
+// encoder; the bytes are the same.
 func AppendFrame(dst []byte, t Type, id uint64, body any) ([]byte, error) {
-	raw, err := EncodeBody(t, body)
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0, 0x83) // the length is filled in below
+	dst = appendUint(dst, uint64(t))
+	dst = appendUint(dst, id)
+	dst, err := appendBody(dst, t, body)
 	if err != nil {
-		return dst, err
+		return dst[:start], err
 	}
-	dst = AppendHeader(dst, t, id, len(raw))
-	return append(dst, raw...), nil
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+	return dst, nil
 }
 
 // EncodeBody encodes a message body (see AppendFrame).
 func EncodeBody(t Type, body any) (cbor.RawMessage, error) {
-	switch b := body.(type) {
-	case nil:
-		return cbor.RawMessage{0xf6}, nil // null
-	case cbor.RawMessage:
+	if b, ok := body.(cbor.RawMessage); ok {
 		return b, nil
 	}
-	raw, err := encMode.Marshal(body)
-	if err != nil {
-		return nil, fmt.Errorf("wire: encode %s body: %w", t, err)
+	return appendBody(nil, t, body)
+}
+
+func appendBody(dst []byte, t Type, body any) ([]byte, error) {
+	var err error
+	switch b := body.(type) {
+	case nil:
+		return append(dst, 0xf6), nil // null
+	case cbor.RawMessage:
+		return append(dst, b...), nil
+	case Mutate:
+		dst, err = appendMutate(dst, b)
+	case Apply:
+		dst, err = appendApply(dst, b)
+	default:
+		var raw []byte
+		raw, err = encMode.Marshal(body)
+		dst = append(dst, raw...)
 	}
-	return raw, nil
+	if err != nil {
+		return dst, fmt.Errorf("wire: encode %s body: %w", t, err)
+	}
+	return dst, nil
 }
 
 // AppendHeader appends everything of a frame but its body of bodyLen bytes:
