@@ -222,6 +222,10 @@ func BenchmarkDaemon(b *testing.B) {
 		}
 		b.ReportMetric(r.OneConn.UpdatesPerSec, "updates/s")
 		b.ReportMetric(r.ManyConns.UpdatesPerSec, "updates/s-8conns")
+		b.ReportMetric(r.OneConn.UpdatesPerCPUSec, "updates/cpu-s")
+		b.ReportMetric(r.ManyConns.UpdatesPerCPUSec, "updates/cpu-s-8conns")
+		b.ReportMetric(r.OneConn.SyscallsPerUpdate, "syscalls/update")
+		b.ReportMetric(r.ManyConns.SyscallsPerUpdate, "syscalls/update-8conns")
 		b.ReportMetric(r.RoundTripUs.P50, "rtt-us")
 		b.ReportMetric(r.RoundTripUs.P99, "rtt-p99-us")
 		b.ReportMetric(r.Subscribers.ConvergeMs.Max, "converge-ms")

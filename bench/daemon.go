@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -103,6 +104,16 @@ type Throughput struct {
 	Updates       uint64  `json:"updates"`
 	Seconds       float64 `json:"seconds"`
 	UpdatesPerSec float64 `json:"updates_per_s"`
+	// CPUSeconds is the process's CPU time (user + system, clients and
+	// server together: they share the process) while the updates ran;
+	// UpdatesPerCPUSec is the rate per CPU-second, the figure that noise
+	// from other processes on the machine disturbs least.
+	CPUSeconds       float64 `json:"cpu_s"`
+	UpdatesPerCPUSec float64 `json:"updates_per_cpu_s"`
+	// SyscallsPerUpdate: read and write system calls of the process
+	// (/proc/self/io syscr + syscw; 0 where that does not exist) per
+	// update, client and server sides together.
+	SyscallsPerUpdate float64 `json:"syscalls_per_update"`
 }
 
 // DaemonSubsRun is the remote subscribers' figure: one remote owner
@@ -230,6 +241,7 @@ func daemonThroughput(ctx context.Context, cfg DaemonConfig, sock string, conns 
 		defer t.Stop()
 	}
 	var wg sync.WaitGroup
+	sys0, cpu0 := syscalls(), cpuTime()
 	start := time.Now()
 	for i := range owners {
 		wg.Go(func() {
@@ -251,18 +263,45 @@ func daemonThroughput(ctx context.Context, cfg DaemonConfig, sock string, conns 
 		})
 	}
 	wg.Wait()
-	took := time.Since(start)
+	took, cpu, sys := time.Since(start), (cpuTime() - cpu0).Seconds(), syscalls()-sys0
 	if err := errors.Join(errs...); err != nil {
 		return Throughput{}, err
 	}
 	total := sum(counts)
-	return Throughput{
+	t := Throughput{
 		Conns:         conns,
 		Goroutines:    cfg.Pipeline,
 		Updates:       total,
 		Seconds:       took.Seconds(),
 		UpdatesPerSec: float64(total) / took.Seconds(),
-	}, nil
+		CPUSeconds:    cpu,
+	}
+	if cpu > 0 {
+		t.UpdatesPerCPUSec = float64(total) / cpu
+	}
+	if total > 0 {
+		t.SyscallsPerUpdate = float64(sys) / float64(total)
+	}
+	return t, nil
+}
+
+// syscalls is the number of read and write system calls the process has
+// made (/proc/self/io syscr + syscw), 0 where that does not exist.
+func syscalls() uint64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0
+	}
+	var n uint64
+	for line := range bytes.Lines(b) {
+		for _, p := range [][]byte{[]byte("syscr:"), []byte("syscw:")} {
+			if v, ok := bytes.CutPrefix(line, p); ok {
+				c, _ := strconv.ParseUint(string(bytes.TrimSpace(v)), 10, 64)
+				n += c
+			}
+		}
+	}
+	return n
 }
 
 func daemonRoundTrips(ctx context.Context, cfg DaemonConfig, sock string) (Latency, error) {

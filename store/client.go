@@ -2,10 +2,12 @@ package store
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -112,13 +114,19 @@ func (c *Client) read() {
 	defer close(c.done)
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	var err error
+	var buf []byte
 	for {
 		var f wire.Frame
 		// Not the daemon's MaxFrame, which limits requests: a reply or
-		// delivery carries the whole view, which may be larger.
-		f, _, err = wire.ReadFrame(br, wire.MaxReplyFrame, nil)
+		// delivery carries the whole view, which may be larger. buf is
+		// reused: pushes are decoded here, and a reply's body is copied
+		// for its caller (an ok's null is shared).
+		f, buf, err = wire.ReadFrame(br, wire.MaxReplyFrame, buf)
 		if err != nil {
 			break
+		}
+		if cap(buf) > 1<<20 {
+			buf = nil // a large view: do not keep its buffer
 		}
 		switch f.Type {
 		case wire.TDelivery:
@@ -145,6 +153,11 @@ func (c *Client) read() {
 		delete(c.pending, f.ID)
 		c.mu.Unlock()
 		if ch != nil {
+			if len(f.Body) == 1 && f.Body[0] == 0xf6 {
+				f.Body = nullBody
+			} else {
+				f.Body = bytes.Clone(f.Body)
+			}
 			ch <- f
 		}
 	}
@@ -187,15 +200,20 @@ func (c *Client) deliver(f wire.Frame) {
 	s.put(snap)
 }
 
+// replyChans recycles reply channels: one that delivered its reply is
+// empty and referenced by nobody else (the reader unregisters a channel
+// before it sends on it).
+var replyChans = sync.Pool{New: func() any { return make(chan wire.Frame, 1) }}
+
 // register allocates a request id and its reply channel.
 func (c *Client) register() (uint64, chan wire.Frame, error) {
+	ch := replyChans.Get().(chan wire.Frame)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.err != nil {
 		return 0, nil, c.err
 	}
 	c.nextID++
-	ch := make(chan wire.Frame, 1)
 	c.pending[c.nextID] = ch
 	return c.nextID, ch, nil
 }
@@ -211,11 +229,41 @@ func (c *Client) unregister(id uint64) {
 func (c *Client) send(frame []byte) error {
 	c.wmu.Lock()
 	c.wbuf = append(c.wbuf, frame...)
+	return c.flushLocked()
+}
+
+// sendFrame encodes the request t with id into the queue, refusing one
+// above the daemon's frame limit, and sends it as send does.
+func (c *Client) sendFrame(t wire.Type, id uint64, body any) error {
+	c.wmu.Lock()
+	start := len(c.wbuf)
+	buf, err := wire.AppendFrame(c.wbuf, t, id, body)
+	if max := int(c.maxFrame.Load()); err == nil && len(buf)-start-4 > max { // not max+4: it overflows a 32-bit int
+		err = fmt.Errorf("%w: request of %d bytes, the daemon's frame limit is %d", core.ErrTooLarge, len(buf)-start, max)
+	}
+	if err != nil {
+		c.wbuf = buf[:start]
+		c.wmu.Unlock()
+		return err
+	}
+	c.wbuf = buf
+	c.flushLocked()
+	return nil
+}
+
+// flushLocked is send's second half: wmu is held, and released. The
+// goroutine that writes first yields once, so that the callers woken by
+// the same read of replies queue their requests behind it: one write
+// carries them all.
+func (c *Client) flushLocked() error {
 	if c.flushing {
 		c.wmu.Unlock()
 		return nil
 	}
 	c.flushing = true
+	c.wmu.Unlock()
+	runtime.Gosched()
+	c.wmu.Lock()
 	for len(c.wbuf) > 0 {
 		buf := c.wbuf
 		c.wbuf = c.spare[:0]
@@ -240,16 +288,10 @@ func (c *Client) send(frame []byte) error {
 // ch) and waits for the reply frame. If ctx ends first the request may
 // still take effect; the id is unregistered and ctx's error returned.
 func (c *Client) exchange(ctx context.Context, id uint64, ch chan wire.Frame, t wire.Type, body any) (wire.Frame, error) {
-	frame, err := wire.AppendFrame(nil, t, id, body)
-	if err != nil {
+	if err := c.sendFrame(t, id, body); err != nil {
 		c.unregister(id)
 		return wire.Frame{}, err
 	}
-	if max := int(c.maxFrame.Load()); len(frame)-4 > max { // not max+4: it overflows a 32-bit int
-		c.unregister(id)
-		return wire.Frame{}, fmt.Errorf("%w: request of %d bytes, the daemon's frame limit is %d", core.ErrTooLarge, len(frame), max)
-	}
-	c.send(frame)
 	select {
 	case f, ok := <-ch:
 		if !ok {
@@ -258,6 +300,7 @@ func (c *Client) exchange(ctx context.Context, id uint64, ch chan wire.Frame, t 
 			c.mu.Unlock()
 			return wire.Frame{}, err
 		}
+		replyChans.Put(ch)
 		return f, nil
 	case <-ctx.Done():
 		c.unregister(id)

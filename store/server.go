@@ -309,11 +309,16 @@ type conn struct {
 
 // reply is one queued answer. wait, if set, is called by the reply writer
 // (it waits for a mutation's outcome) and decides between OK and Error.
+// flush says that the reader had no further request at hand when it
+// queued this reply: the writer flushes after writing it (or once nothing
+// is queued), so that the replies of pipelined requests read in one go
+// leave in one write.
 type reply struct {
-	id   uint64
-	typ  wire.Type
-	body any
-	wait func() error
+	id    uint64
+	typ   wire.Type
+	body  any
+	wait  func() error
+	flush bool
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -413,7 +418,9 @@ func (c *conn) read() error {
 			// body is this request's error, not the connection's.
 			s.stats.requests.Add(1)
 			s.stats.badFrames.Add(1)
-			c.replies <- badRequest(f.ID, "%v", err)
+			r := badRequest(f.ID, "%v", err)
+			r.flush = !wire.Buffered(br)
+			c.replies <- r
 			continue
 		case errors.Is(err, wire.ErrFrameTooLarge) || errors.Is(err, wire.ErrMalformed):
 			return c.connError(err)
@@ -431,7 +438,9 @@ func (c *conn) read() error {
 			hello = true
 			continue
 		}
-		c.replies <- c.handle(f)
+		r := c.handle(f)
+		r.flush = !wire.Buffered(br)
+		c.replies <- r
 	}
 }
 
@@ -883,23 +892,43 @@ func (c *conn) push(id uint64, sub *core.Subscription, lag time.Duration) {
 	}
 }
 
-// writeFrame writes one frame with a raw body, flushing if asked.
+// writeFrame writes one frame with a raw body, flushing if asked. The
+// write deadline is set whenever bufio is about to write to the
+// connection: on a flush, and for a frame that does not fit the buffer.
 func (c *conn) writeFrame(t wire.Type, id uint64, body []byte, flush bool) error {
-	var hdr [32]byte
-	h := wire.AppendHeader(hdr[:0], t, id, len(body))
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.nc.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteTimeout))
+	h := wire.AppendHeader(c.bw.AvailableBuffer(), t, id, len(body))
+	if len(h)+len(body) > c.bw.Available() {
+		c.nc.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteTimeout))
+	}
 	c.bw.Write(h)
-	c.bw.Write(body)
+	if _, err := c.bw.Write(body); err != nil {
+		return err
+	}
 	if flush {
-		return c.bw.Flush()
+		return c.flushLocked()
 	}
 	return nil
 }
 
+// flushLocked flushes bw under the write timeout; wmu is held. It returns
+// the error of an earlier write too (bufio keeps it).
+func (c *conn) flushLocked() error {
+	if c.bw.Buffered() > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteTimeout))
+	}
+	return c.bw.Flush()
+}
+
+// nullBody is the body of a reply without one.
+var nullBody = []byte{0xf6}
+
 // writeReplies writes replies in request order, waiting for each
-// mutation's outcome, and flushes whenever no further reply is ready.
+// mutation's outcome. It flushes after a reply the reader marked (no
+// further request was at hand), and whenever no reply is queued and the
+// last one written was marked: the replies of pipelined requests read in
+// one go leave in one write.
 func (c *conn) writeReplies() {
 	broken := false
 	for r := range c.replies {
@@ -916,9 +945,12 @@ func (c *conn) writeReplies() {
 				r.typ, r.body = wire.TOK, nil
 			}
 		}
-		body, err := wire.EncodeBody(r.typ, r.body)
+		body, err := nullBody, error(nil)
+		if r.body != nil {
+			body, err = wire.EncodeBody(r.typ, r.body)
+		}
 		if err == nil {
-			err = c.writeFrame(r.typ, r.id, body, len(c.replies) == 0)
+			err = c.writeFrame(r.typ, r.id, body, r.flush)
 		}
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -930,7 +962,7 @@ func (c *conn) writeReplies() {
 	}
 	if !broken {
 		c.wmu.Lock()
-		c.bw.Flush()
+		c.flushLocked()
 		c.wmu.Unlock()
 	}
 }

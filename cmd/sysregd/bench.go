@@ -519,6 +519,8 @@ func writeDaemonTable(w io.Writer, r bench.DaemonResult) {
 	var t table
 	t.row(fmt.Sprintf("1 connection × %d goroutines (updates/s)", r.OneConn.Goroutines), num(r.OneConn.UpdatesPerSec))
 	t.row(fmt.Sprintf("%d connections × %d goroutines (updates/s)", r.ManyConns.Conns, r.ManyConns.Goroutines), num(r.ManyConns.UpdatesPerSec))
+	t.row("  per CPU-second, 1 / many connections", num(r.OneConn.UpdatesPerCPUSec)+" / "+num(r.ManyConns.UpdatesPerCPUSec))
+	t.row("  read+write syscalls per update, 1 / many", fmt.Sprintf("%.2f / %.2f", r.OneConn.SyscallsPerUpdate, r.ManyConns.SyscallsPerUpdate))
 	t.row("round trip median (µs)", fmt.Sprintf("%.1f", r.RoundTripUs.P50))
 	t.row("round trip p99 (µs)", fmt.Sprintf("%.1f", r.RoundTripUs.P99))
 	s := r.Subscribers

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -258,6 +259,19 @@ func ReadFrame(r io.Reader, max int, buf []byte) (Frame, []byte, error) {
 	}
 	f, err := DecodeFrame(buf)
 	return f, buf, err
+}
+
+// Buffered reports whether br holds a whole frame, so that the next
+// ReadFrame from br returns without reading from the connection. A daemon
+// uses it to write the replies of pipelined requests with one write: it
+// flushes when the next frame is not there yet.
+func Buffered(br *bufio.Reader) bool {
+	n := br.Buffered()
+	if n < 4 {
+		return false
+	}
+	h, err := br.Peek(4)
+	return err == nil && uint64(n-4) >= uint64(binary.BigEndian.Uint32(h))
 }
 
 // DecodeFrame decodes a frame payload (without the length prefix): the
