@@ -553,11 +553,71 @@ func (o *clientOwner) Commit(ctx context.Context, ops ...core.Op) error {
 	if err := o.live(); err != nil {
 		return err
 	}
-	wops, err := wireOps(ops)
+	s := opScratches.Get().(*opScratch)
+	defer s.put()
+	wops, err := s.wireOps(ops)
 	if err != nil {
 		return err
 	}
 	return o.c.call(ctx, wire.TMutate, wire.Mutate{Handle: o.handle, Ops: wops}, wire.TOK, nil)
+}
+
+// opScratch holds the wire form of a transaction's ops while it is
+// encoded into a frame: every update a client sends passes here, and
+// reusing the storage makes that free of allocations.
+type opScratch struct {
+	ops  []wire.Op
+	vals []byte // the ops' values, one after the other
+	ends []int  // where each op's values end in vals
+}
+
+var opScratches = sync.Pool{New: func() any { return new(opScratch) }}
+
+// put returns s to the pool, unless it grew large.
+func (s *opScratch) put() {
+	if cap(s.vals) > 64<<10 || cap(s.ops) > 1024 {
+		return
+	}
+	clear(s.ops) // keep no keys alive
+	s.ops, s.vals, s.ends = s.ops[:0], s.vals[:0], s.ends[:0]
+	opScratches.Put(s)
+}
+
+// wireOps is ops on the wire, in s's storage; a bad op's error names it
+// as core does.
+func (s *opScratch) wireOps(ops []core.Op) ([]wire.Op, error) {
+	for i, op := range ops {
+		w, err := s.wireOp(op)
+		if err != nil {
+			return nil, opError(i, len(ops), err)
+		}
+		s.ops = append(s.ops, w)
+		s.ends = append(s.ends, len(s.vals))
+	}
+	// vals may have moved as it grew: point the ops at it now.
+	start := 0
+	for i := range s.ops {
+		if s.ops[i].Values == nil {
+			s.ops[i].Values = s.vals[start:s.ends[i]:s.ends[i]]
+		}
+		start = s.ends[i]
+	}
+	return s.ops, nil
+}
+
+// wireOp is one op on the wire; a put's values are appended to s.vals
+// (Values left nil), other ops carry their own.
+func (s *opScratch) wireOp(op core.Op) (wire.Op, error) {
+	if op.Kind() == core.OpPut {
+		scope, values, _, _ := op.Parts()
+		vals, err := codec.AppendValues(s.vals, values)
+		if err != nil {
+			return wire.Op{}, err
+		}
+		s.vals = vals
+		return wire.Op{Kind: wire.OpPut, Scope: wireScope(scope)}, nil
+	}
+	return wireOp(op)
 }
 
 // Apply is core.Owner.Apply on the daemon (R44): the daemon runs the

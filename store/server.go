@@ -298,6 +298,11 @@ type conn struct {
 	// Owned by the reader goroutine.
 	owners     map[uint64]*core.Owner
 	nextHandle uint64
+	// Reused by every mutate and apply of the connection: core copies
+	// what it keeps before CommitAsync and Apply return.
+	mut  wire.Mutate
+	app  wire.Apply
+	cops []core.Op
 
 	smu   sync.Mutex // guards subs and feeds
 	subs  map[uint64]*core.Subscription
@@ -494,7 +499,10 @@ func badRequest(id uint64, format string, args ...any) reply {
 func (c *conn) handle(f wire.Frame) reply {
 	switch f.Type {
 	case wire.TMutate:
-		return decoded(c, f, wire.DecodeMutate, (*conn).mutate)
+		if err := wire.DecodeMutateTo(f.Body, &c.mut); err != nil {
+			return c.badBody(f, err)
+		}
+		return c.mutate(f.ID, c.mut)
 	case wire.TAttach:
 		return withBody(c, f, (*conn).attach)
 	case wire.TDetach:
@@ -520,7 +528,10 @@ func (c *conn) handle(f wire.Frame) reply {
 	case wire.TResetKeys:
 		return withBody(c, f, (*conn).resetKeys)
 	case wire.TApply:
-		return decoded(c, f, wire.DecodeApply, (*conn).apply)
+		if err := wire.DecodeApplyTo(f.Body, &c.app); err != nil {
+			return c.badBody(f, err)
+		}
+		return c.apply(f.ID, c.app)
 	case wire.TConfirm:
 		return withBody(c, f, (*conn).confirm)
 	case wire.TRollback:
@@ -544,22 +555,16 @@ func (c *conn) handle(f wire.Frame) reply {
 func withBody[T any](c *conn, f wire.Frame, h func(c *conn, id uint64, body T) reply) reply {
 	var body T
 	if err := wire.DecodeBody(f, &body); err != nil {
-		c.srv.stats.badFrames.Add(1)
-		return badRequest(f.ID, "%v", err)
+		return c.badBody(f, err)
 	}
 	return h(c, f.ID, body)
 }
 
-// decoded is withBody with a hand-written decoder (mutate and apply, the
-// write path: no reflection). Their ops' values alias f's body, which the
-// handler decodes before the next frame is read.
-func decoded[T any](c *conn, f wire.Frame, decode func([]byte) (T, error), h func(c *conn, id uint64, body T) reply) reply {
-	body, err := decode(f.Body)
-	if err != nil {
-		c.srv.stats.badFrames.Add(1)
-		return badRequest(f.ID, "%v", err)
-	}
-	return h(c, f.ID, body)
+// badBody answers a request whose body does not decode: a bad frame,
+// counted, and answered with bad_request; the connection stays.
+func (c *conn) badBody(f wire.Frame, err error) reply {
+	c.srv.stats.badFrames.Add(1)
+	return badRequest(f.ID, "%v", err)
 }
 
 func noOwner(id, handle uint64) reply {
@@ -571,11 +576,13 @@ func (c *conn) mutate(id uint64, m wire.Mutate) reply {
 	if o == nil {
 		return noOwner(id, m.Handle)
 	}
-	ops, bad := coreOps(id, m.Ops)
+	ops, bad := c.coreOps(id, m.Ops)
 	if ops == nil {
 		return bad
 	}
-	return reply{id: id, wait: o.CommitAsync(context.Background(), ops...)}
+	wait := o.CommitAsync(context.Background(), ops...)
+	clear(ops) // hold no values until the next request
+	return reply{id: id, wait: wait}
 }
 
 // apply is mutate with a confirm deadline (R44). Synchronous: the reply
@@ -585,11 +592,12 @@ func (c *conn) apply(id uint64, a wire.Apply) reply {
 	if o == nil {
 		return noOwner(id, a.Handle)
 	}
-	ops, bad := coreOps(id, a.Ops)
+	ops, bad := c.coreOps(id, a.Ops)
 	if ops == nil {
 		return bad
 	}
 	aid, err := o.Apply(context.Background(), time.Duration(a.Within), ops...)
+	clear(ops)
 	if err != nil {
 		return errReply(id, err)
 	}
@@ -651,10 +659,16 @@ func (c *conn) pending(id uint64) reply {
 	return reply{id: id, typ: wire.TPendingOK, body: wire.PendingOK{Applies: ps}}
 }
 
-// coreOps converts a request's ops; on failure it returns nil and the
-// reply.
-func coreOps(id uint64, wops []wire.Op) ([]core.Op, reply) {
-	ops := make([]core.Op, len(wops))
+// coreOps converts a request's ops into c.cops, which the next request
+// reuses; on failure it returns nil and the reply. Values are decoded (and
+// copied) here: they alias the frame buffer.
+func (c *conn) coreOps(id uint64, wops []wire.Op) ([]core.Op, reply) {
+	ops := c.cops[:0]
+	if ops == nil || cap(ops) < len(wops) { // not nil: nil means failure
+		ops = make([]core.Op, len(wops))
+		c.cops = ops
+	}
+	ops = ops[:len(wops)]
 	for i, op := range wops {
 		sc := coreScope(op.Scope)
 		switch op.Kind {

@@ -26,6 +26,16 @@ func EncodeValue(v any) ([]byte, error) { return appendValue(nil, v) }
 // of the result is exactly the size that core.NormalizeValues reports.
 func EncodeValues(vals core.Values) ([]byte, error) { return appendValues(nil, vals) }
 
+// AppendValues appends the encoding of vals (see EncodeValues) to b. On
+// error b is returned as it was.
+func AppendValues(b []byte, vals core.Values) ([]byte, error) {
+	out, err := appendValues(b, vals)
+	if err != nil {
+		return b, err
+	}
+	return out, nil
+}
+
 // DecodeValue decodes one value. The result is in normal form (nil, bool,
 // int64, uint64, float64, string, []byte, []any, map[string]any) and never
 // aliases b. Anything else in b — trailing bytes included — is an error

@@ -343,13 +343,18 @@ func (r *reader) skip(depth int) error {
 	return nil
 }
 
-// ops reads the ops of a mutate or apply at nesting depth 1 (in the body).
-func (r *reader) ops() ([]Op, error) {
+// ops reads the ops of a mutate or apply at nesting depth 1 (in the body)
+// into reuse's storage if it has room.
+func (r *reader) ops(reuse []Op) ([]Op, error) {
 	n, err := r.array(-1)
 	if n < 0 || err != nil {
 		return nil, err
 	}
-	ops := make([]Op, n)
+	ops := reuse[:0]
+	if ops == nil || cap(ops) < n { // an empty array is an empty slice, not nil
+		ops = make([]Op, n)
+	}
+	ops = ops[:n]
 	for i := range ops {
 		if err := r.op(&ops[i]); err != nil {
 			return nil, fmt.Errorf("op %d: %w", i, err)
@@ -405,38 +410,73 @@ func (r *reader) end(t Type) error {
 // this file). The ops' Values alias body. Errors match ErrMalformed.
 func DecodeMutate(body []byte) (Mutate, error) {
 	var m Mutate
+	err := DecodeMutateTo(body, &m)
+	return m, err
+}
+
+// DecodeMutateTo is DecodeMutate into m, reusing the storage of m.Ops: a
+// daemon decodes every mutate of a connection into one Mutate. On error m
+// is the zero Mutate but for that storage.
+func DecodeMutateTo(body []byte, m *Mutate) error {
+	reuse := m.Ops
+	*m = Mutate{}
 	r := reader{data: body}
 	if err := r.body(TMutate, 2); err != nil {
-		return m, err
+		return err
 	}
-	var err error
-	if m.Handle, err = r.uint(math.MaxUint64); err != nil {
-		return Mutate{}, fmt.Errorf("%w: mutate body: handle: %v", ErrMalformed, err)
+	h, err := r.uint(math.MaxUint64)
+	if err != nil {
+		return fmt.Errorf("%w: mutate body: handle: %v", ErrMalformed, err)
 	}
-	if m.Ops, err = r.ops(); err != nil {
-		return Mutate{}, fmt.Errorf("%w: mutate body: %v", ErrMalformed, err)
+	ops, err := r.ops(reuse)
+	if err == nil {
+		err = r.end(TMutate)
+	} else {
+		err = fmt.Errorf("%w: mutate body: %v", ErrMalformed, err)
 	}
-	return m, r.end(TMutate)
+	if err != nil {
+		m.Ops = reuse[:0]
+		return err
+	}
+	m.Handle, m.Ops = h, ops
+	return nil
 }
 
 // DecodeApply decodes an apply body as DecodeMutate does a mutate's.
 func DecodeApply(body []byte) (Apply, error) {
 	var a Apply
+	err := DecodeApplyTo(body, &a)
+	return a, err
+}
+
+// DecodeApplyTo is DecodeMutateTo for apply.
+func DecodeApplyTo(body []byte, a *Apply) error {
+	reuse := a.Ops
+	*a = Apply{}
 	r := reader{data: body}
 	if err := r.body(TApply, 3); err != nil {
-		return a, err
+		return err
 	}
-	var err error
-	if a.Handle, err = r.uint(math.MaxUint64); err != nil {
-		return Apply{}, fmt.Errorf("%w: apply body: handle: %v", ErrMalformed, err)
+	h, err := r.uint(math.MaxUint64)
+	if err != nil {
+		return fmt.Errorf("%w: apply body: handle: %v", ErrMalformed, err)
 	}
-	if a.Within, err = r.int(); err != nil {
-		return Apply{}, fmt.Errorf("%w: apply body: within: %v", ErrMalformed, err)
+	within, err := r.int()
+	if err != nil {
+		return fmt.Errorf("%w: apply body: within: %v", ErrMalformed, err)
 	}
-	if a.Ops, err = r.ops(); err != nil {
-		return Apply{}, fmt.Errorf("%w: apply body: %v", ErrMalformed, err)
+	ops, err := r.ops(reuse)
+	if err == nil {
+		err = r.end(TApply)
+	} else {
+		err = fmt.Errorf("%w: apply body: %v", ErrMalformed, err)
 	}
-	return a, r.end(TApply)
+	if err != nil {
+		a.Ops = reuse[:0]
+		return err
+	}
+	a.Handle, a.Within, a.Ops = h, within, ops
+	return nil
 }
 
 // appendMutate appends a mutate body as the deterministic encoder writes

@@ -42,11 +42,20 @@ func checkAgainstOracle(t *testing.T, typ wire.Type, body []byte) (accepted bool
 		m, herr = wire.DecodeMutate(body)
 		rerr = wire.DecodeBody(wire.Frame{Type: typ, Body: body}, &r)
 		hand, ref = m, r
+		// Decoding into a used Mutate reads the same.
+		used := wire.Mutate{Handle: 9, Ops: []wire.Op{{Kind: 9, Keys: []string{"x"}, Values: []byte{1}}, {Kind: 8}}}
+		if err := wire.DecodeMutateTo(body, &used); (err == nil) != (herr == nil) || err == nil && !reflect.DeepEqual(used, m) {
+			t.Fatalf("%s % x: DecodeMutateTo a used Mutate: %+v, %v; DecodeMutate: %+v, %v", typ, body, used, err, m, herr)
+		}
 	case wire.TApply:
 		var a, r wire.Apply
 		a, herr = wire.DecodeApply(body)
 		rerr = wire.DecodeBody(wire.Frame{Type: typ, Body: body}, &r)
 		hand, ref = a, r
+		used := wire.Apply{Handle: 9, Within: 9, Ops: []wire.Op{{Kind: 9, Keys: []string{"x"}}}}
+		if err := wire.DecodeApplyTo(body, &used); (err == nil) != (herr == nil) || err == nil && !reflect.DeepEqual(used, a) {
+			t.Fatalf("%s % x: DecodeApplyTo a used Apply: %+v, %v; DecodeApply: %+v, %v", typ, body, used, err, a, herr)
+		}
 	}
 	if herr != nil && !errors.Is(herr, wire.ErrMalformed) {
 		t.Fatalf("%s % x: error %v does not match ErrMalformed", typ, body, herr)
