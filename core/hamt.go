@@ -36,11 +36,37 @@ type hleaf[V any] struct {
 
 type hnode[V any] struct {
 	datamap uint32 // bit i set: slot i holds a leaf (in leaves, by rank)
-	nodemap uint32 // bit i set: slot i holds a sub-node (in nodes, by rank)
+	nodemap uint32 // bit i set: slot i holds a sub-node (in *sub, by rank)
 	leaves  []hleaf[V]
-	nodes   []*hnode[V]
+	// sub holds the sub-nodes behind a pointer (nil: none): most nodes
+	// have none, and without a second slice header inline a node is 40
+	// bytes, so the one-key node of a state scope (48-byte entry) is 112
+	// bytes, the size class it had before per-key metadata (R42's budget
+	// for the flapping benchmark). A node with sub-nodes is allocated
+	// with its slice header (allocNode), so it costs no extra allocation.
+	sub *[]*hnode[V]
 	// A collision node (below the last hash level) has both maps zero and
 	// holds its leaves sorted by key.
+}
+
+// nodes returns n's sub-nodes.
+func (n *hnode[V]) nodes() []*hnode[V] {
+	if n.sub == nil {
+		return nil
+	}
+	return *n.sub
+}
+
+// setNodes sets n's sub-nodes (n is a node being built or one the caller
+// owns).
+func (n *hnode[V]) setNodes(s []*hnode[V]) {
+	if n.sub == nil {
+		p := new([]*hnode[V])
+		*p = s
+		n.sub = p
+		return
+	}
+	*n.sub = s
 }
 
 const (
@@ -93,7 +119,7 @@ func (m hmap[V]) leafH(k string, h uint64) *hleaf[V] {
 		if n.nodemap&bit == 0 {
 			return nil
 		}
-		n = n.nodes[bits.OnesCount32(n.nodemap&(bit-1))]
+		n = (*n.sub)[bits.OnesCount32(n.nodemap&(bit-1))]
 	}
 }
 
@@ -190,20 +216,20 @@ func insertLeaf[V any](n *hnode[V], l hleaf[V], shift uint, ed edits) (*hnode[V]
 		c.leaves = slices.Delete(c.leaves, i, i+1)
 		c.datamap &^= bit
 		j := bits.OnesCount32(c.nodemap & (bit - 1))
-		c.nodes = slices.Insert(c.nodes, j, sub)
+		c.setNodes(slices.Insert(c.nodes(), j, sub))
 		c.nodemap |= bit
 		return c, true
 	case n.nodemap&bit != 0:
 		j := bits.OnesCount32(n.nodemap & (bit - 1))
-		sub, added := insertLeaf(n.nodes[j], l, shift+hbits, ed)
+		sub, added := insertLeaf((*n.sub)[j], l, shift+hbits, ed)
 		c := n
 		if !own {
-			if sub == n.nodes[j] { // changed in place below
+			if sub == (*n.sub)[j] { // changed in place below
 				return n, added
 			}
 			c = claim(ed, n.clone(0, 0))
 		}
-		c.nodes[j] = sub
+		(*c.sub)[j] = sub
 		return c, added
 	default:
 		i := bits.OnesCount32(n.datamap & (bit - 1))
@@ -226,7 +252,10 @@ func mergeLeaves[V any](a, b hleaf[V], shift uint) *hnode[V] {
 	}
 	ia, ib := (a.hash>>shift)&hmask, (b.hash>>shift)&hmask
 	if ia == ib {
-		return &hnode[V]{nodemap: 1 << ia, nodes: []*hnode[V]{mergeLeaves(a, b, shift+hbits)}}
+		c := allocNode[V](0, 0, 1)
+		c.nodemap = 1 << ia
+		*c.sub = append(*c.sub, mergeLeaves(a, b, shift+hbits))
+		return c
 	}
 	if ia > ib {
 		a, b = b, a
@@ -239,11 +268,11 @@ func mergeLeaves[V any](a, b hleaf[V], shift uint) *hnode[V] {
 
 // clone copies n with room for extraLeaves and extraNodes more entries.
 func (n *hnode[V]) clone(extraLeaves, extraNodes int) *hnode[V] {
-	c := allocNode[V](len(n.leaves), len(n.leaves)+extraLeaves, len(n.nodes)+extraNodes)
+	c := allocNode[V](len(n.leaves), len(n.leaves)+extraLeaves, len(n.nodes())+extraNodes)
 	c.datamap, c.nodemap = n.datamap, n.nodemap
 	copy(c.leaves, n.leaves)
-	if len(n.nodes) > 0 {
-		c.nodes = append(c.nodes, n.nodes...)
+	if ns := n.nodes(); len(ns) > 0 {
+		*c.sub = append(*c.sub, ns...)
 	}
 	return c
 }
@@ -255,7 +284,18 @@ func (n *hnode[V]) clone(extraLeaves, extraNodes int) *hnode[V] {
 func allocNode[V any](nleaves, leafCap, nodeCap int) *hnode[V] {
 	var c *hnode[V]
 	switch {
-	case nodeCap > 0 || leafCap > 4:
+	case nodeCap > 0:
+		b := new(struct {
+			n   hnode[V]
+			sub []*hnode[V]
+		})
+		b.sub = make([]*hnode[V], 0, nodeCap)
+		c = &b.n
+		c.sub = &b.sub
+		if leafCap > 0 {
+			c.leaves = make([]hleaf[V], nleaves, leafCap)
+		}
+	case leafCap > 4:
 		c = &hnode[V]{}
 		if leafCap > 0 {
 			c.leaves = make([]hleaf[V], nleaves, leafCap)
@@ -282,9 +322,6 @@ func allocNode[V any](nleaves, leafCap, nodeCap int) *hnode[V] {
 		c = &b.n
 		c.leaves = b.buf[:nleaves]
 	}
-	if nodeCap > 0 {
-		c.nodes = make([]*hnode[V], 0, nodeCap)
-	}
 	return c
 }
 
@@ -300,7 +337,7 @@ func (m hmap[V]) delH(k string, h uint64) hmap[V] {
 	if !removed {
 		return m
 	}
-	if len(root.leaves) == 0 && len(root.nodes) == 0 {
+	if len(root.leaves) == 0 && len(root.nodes()) == 0 {
 		root = nil
 	}
 	return hmap[V]{root, m.n - 1}
@@ -333,14 +370,14 @@ func removeKey[V any](n *hnode[V], k string, h uint64, shift uint) (*hnode[V], b
 		return c, true
 	case n.nodemap&bit != 0:
 		j := bits.OnesCount32(n.nodemap & (bit - 1))
-		sub, removed := removeKey(n.nodes[j], k, h, shift+hbits)
+		sub, removed := removeKey((*n.sub)[j], k, h, shift+hbits)
 		if !removed {
 			return n, false
 		}
-		if len(sub.nodes) == 0 && len(sub.leaves) == 1 {
+		if len(sub.nodes()) == 0 && len(sub.leaves) == 1 {
 			// Inline the last leaf of the sub-node into this node.
 			c := n.clone(1, 0)
-			c.nodes = slices.Delete(c.nodes, j, j+1)
+			*c.sub = slices.Delete(*c.sub, j, j+1)
 			c.nodemap &^= bit
 			i := bits.OnesCount32(n.datamap & (bit - 1))
 			c.leaves = slices.Insert(c.leaves, i, sub.leaves[0])
@@ -348,7 +385,7 @@ func removeKey[V any](n *hnode[V], k string, h uint64, shift uint) (*hnode[V], b
 			return c, true
 		}
 		c := n.clone(0, 0)
-		c.nodes[j] = sub
+		(*c.sub)[j] = sub
 		return c, true
 	}
 	return n, false
@@ -369,7 +406,7 @@ func (n *hnode[V]) each(fn func(l *hleaf[V]) bool) bool {
 			return false
 		}
 	}
-	for _, s := range n.nodes {
+	for _, s := range n.nodes() {
 		if !s.each(fn) {
 			return false
 		}
@@ -417,12 +454,12 @@ func diffNodes[V any](a, b *hnode[V], shift uint, fn func(a, b *hleaf[V]) bool) 
 		if a.datamap&bit != 0 {
 			al = &a.leaves[bits.OnesCount32(a.datamap&(bit-1))]
 		} else if a.nodemap&bit != 0 {
-			an = a.nodes[bits.OnesCount32(a.nodemap&(bit-1))]
+			an = (*a.sub)[bits.OnesCount32(a.nodemap&(bit-1))]
 		}
 		if b.datamap&bit != 0 {
 			bl = &b.leaves[bits.OnesCount32(b.datamap&(bit-1))]
 		} else if b.nodemap&bit != 0 {
-			bn = b.nodes[bits.OnesCount32(b.nodemap&(bit-1))]
+			bn = (*b.sub)[bits.OnesCount32(b.nodemap&(bit-1))]
 		}
 		ok := true
 		switch {
@@ -565,7 +602,7 @@ func buildNode[V any](ls, scratch []hleaf[V], shift uint) (*hnode[V], string, bo
 			if !ok {
 				return nil, dup, false
 			}
-			c.nodes = append(c.nodes, sub)
+			*c.sub = append(*c.sub, sub)
 			c.nodemap |= 1 << s
 		}
 	}

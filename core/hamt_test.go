@@ -22,7 +22,7 @@ import (
 func checkInvariants[V any](t *testing.T, n *hnode[V], shift uint, prefix uint64) int {
 	t.Helper()
 	if shift > hmaxShift {
-		if n.datamap != 0 || n.nodemap != 0 || len(n.nodes) != 0 || len(n.leaves) < 1 {
+		if n.datamap != 0 || n.nodemap != 0 || len(n.nodes()) != 0 || len(n.leaves) < 1 {
 			t.Fatalf("collision node at shift %d: %+v", shift, n)
 		}
 		for i := range n.leaves {
@@ -35,8 +35,8 @@ func checkInvariants[V any](t *testing.T, n *hnode[V], shift uint, prefix uint64
 		}
 		return len(n.leaves)
 	}
-	if bits.OnesCount32(n.datamap) != len(n.leaves) || bits.OnesCount32(n.nodemap) != len(n.nodes) {
-		t.Fatalf("shift %d: bitmaps %032b/%032b for %d leaves, %d nodes", shift, n.datamap, n.nodemap, len(n.leaves), len(n.nodes))
+	if bits.OnesCount32(n.datamap) != len(n.leaves) || bits.OnesCount32(n.nodemap) != len(n.nodes()) {
+		t.Fatalf("shift %d: bitmaps %032b/%032b for %d leaves, %d nodes", shift, n.datamap, n.nodemap, len(n.leaves), len(n.nodes()))
 	}
 	if n.datamap&n.nodemap != 0 {
 		t.Fatalf("shift %d: a slot is both leaf and node", shift)
@@ -62,7 +62,7 @@ func checkInvariants[V any](t *testing.T, n *hnode[V], shift uint, prefix uint64
 		if n.nodemap&(1<<slot) == 0 {
 			continue
 		}
-		sub := n.nodes[j]
+		sub := n.nodes()[j]
 		j++
 		c := checkInvariants(t, sub, shift+hbits, prefix|slot<<shift)
 		if c < 2 {
@@ -233,7 +233,7 @@ func sameShape[V comparable](a, b *hnode[V]) error {
 	if a == nil {
 		return nil
 	}
-	if a.datamap != b.datamap || a.nodemap != b.nodemap || len(a.leaves) != len(b.leaves) || len(a.nodes) != len(b.nodes) {
+	if a.datamap != b.datamap || a.nodemap != b.nodemap || len(a.leaves) != len(b.leaves) || len(a.nodes()) != len(b.nodes()) {
 		return fmt.Errorf("node %032b/%032b (%d leaves) vs %032b/%032b (%d leaves)", a.datamap, a.nodemap, len(a.leaves), b.datamap, b.nodemap, len(b.leaves))
 	}
 	for i := range a.leaves {
@@ -241,8 +241,8 @@ func sameShape[V comparable](a, b *hnode[V]) error {
 			return fmt.Errorf("leaf %q vs %q", a.leaves[i].key, b.leaves[i].key)
 		}
 	}
-	for i := range a.nodes {
-		if err := sameShape(a.nodes[i], b.nodes[i]); err != nil {
+	for i := range a.nodes() {
+		if err := sameShape(a.nodes()[i], b.nodes()[i]); err != nil {
 			return err
 		}
 	}
@@ -321,7 +321,7 @@ func TestHAMTFullHashCollisions(t *testing.T) {
 		if !removed {
 			return m
 		}
-		if len(root.leaves) == 0 && len(root.nodes) == 0 {
+		if len(root.leaves) == 0 && len(root.nodes()) == 0 {
 			root = nil
 		}
 		return hmap[int]{root, m.n - 1}
@@ -346,7 +346,7 @@ func TestHAMTFullHashCollisions(t *testing.T) {
 				}
 				return l.val, true
 			case n.nodemap&bit != 0:
-				n = n.nodes[bits.OnesCount32(n.nodemap&(bit-1))]
+				n = n.nodes()[bits.OnesCount32(n.nodemap&(bit-1))]
 			default:
 				return 0, false
 			}
@@ -423,7 +423,7 @@ func TestHAMTFullHashCollisions(t *testing.T) {
 	}
 	// One colliding key left: it must be inlined back up to the root level
 	// (canonical form), like any single key.
-	if len(m.root.nodes) != 0 {
+	if len(m.root.nodes()) != 0 {
 		t.Fatalf("a single colliding key is left in a sub-node: %+v", m.root)
 	}
 	for k := range want {
@@ -544,7 +544,7 @@ func TestDiffMapsSkipsSharedSubtrees(t *testing.T) {
 	var walk func(n *hnode[int])
 	walk = func(n *hnode[int]) {
 		own[n] = true
-		for _, s := range n.nodes {
+		for _, s := range n.nodes() {
 			walk(s)
 		}
 	}
@@ -552,7 +552,7 @@ func TestDiffMapsSkipsSharedSubtrees(t *testing.T) {
 	shared := 0
 	var poison func(n *hnode[int])
 	poison = func(n *hnode[int]) {
-		for _, s := range n.nodes {
+		for _, s := range n.nodes() {
 			if own[s] {
 				shared++
 				// Poison a deep copy's worth: mark the node unreadable by
