@@ -152,6 +152,8 @@ func BenchmarkFootprint(b *testing.B) {
 	b.ReportMetric(float64(r.Loaded.IdleRSSBytes)/(1<<20), "idle-rss-MiB")
 	b.ReportMetric(r.Empty.ReadyMs.P50, "empty-ready-ms")
 	b.ReportMetric(float64(r.Empty.IdleRSSBytes)/(1<<20), "empty-idle-rss-MiB")
+	b.ReportMetric(float64(r.Loaded.IdleAnonBytes)/(1<<20), "idle-anon-MiB")
+	b.ReportMetric(float64(r.Loaded.IdleFileBytes)/(1<<20), "idle-file-MiB")
 }
 
 // BenchmarkDurable: durable config updates with group commit against raw

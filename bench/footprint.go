@@ -3,12 +3,14 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -52,6 +54,11 @@ type FootprintResult struct {
 type FootprintRun struct {
 	ReadyMs      Latency `json:"ready_ms"`       // exec → first successful Dial
 	IdleRSSBytes uint64  `json:"idle_rss_bytes"` // VmRSS after Idle, median over starts
+	// The two parts of IdleRSSBytes (of the same start): anonymous memory
+	// (the Go heap, stacks, the runtime's own) and file pages mapped (the
+	// executable's and libraries' code and read-only data, journal.db).
+	IdleAnonBytes uint64 `json:"idle_anon_bytes"`
+	IdleFileBytes uint64 `json:"idle_file_bytes"`
 }
 
 func (c FootprintConfig) withDefaults() FootprintConfig {
@@ -91,7 +98,7 @@ func RunFootprint(ctx context.Context, cfg FootprintConfig) (FootprintResult, er
 		run  *FootprintRun
 	}{{empty, 0, &res.Empty}, {loaded, cfg.Keys, &res.Loaded}} {
 		var readies []time.Duration
-		var rss []time.Duration // RSS in bytes, sorted as durations for latencyOf's median
+		var rss []rssOf
 		for i := range cfg.Starts {
 			sock := filepath.Join(parent, "s"+strconv.Itoa(i)+".sock")
 			ready, r, err := footprintStart(ctx, cfg, side.dir, sock, side.keys)
@@ -99,11 +106,14 @@ func RunFootprint(ctx context.Context, cfg FootprintConfig) (FootprintResult, er
 				return res, fmt.Errorf("footprint: %d keys: %w", side.keys, err)
 			}
 			readies = append(readies, ready)
-			rss = append(rss, time.Duration(r))
+			rss = append(rss, r)
 		}
 		side.run.ReadyMs = latencyOf(readies, time.Millisecond)
-		side.run.IdleRSSBytes = uint64(latencyOf(rss, 1).P50)
-		p.printf("footprint: %d keys: ready in %.1f ms, idle RSS %.1f MiB", side.keys, side.run.ReadyMs.P50, float64(side.run.IdleRSSBytes)/(1<<20))
+		slices.SortFunc(rss, func(a, b rssOf) int { return cmp.Compare(a.total, b.total) })
+		m := rss[len(rss)/2]
+		side.run.IdleRSSBytes, side.run.IdleAnonBytes, side.run.IdleFileBytes = m.total, m.anon, m.file
+		p.printf("footprint: %d keys: ready in %.1f ms, idle RSS %.1f MiB (anonymous %.1f, file %.1f)", side.keys, side.run.ReadyMs.P50,
+			mib(m.total), mib(m.anon), mib(m.file))
 	}
 	return res, nil
 }
@@ -134,13 +144,13 @@ func footprintBuild(ctx context.Context, dir string, keys int) error {
 // footprintStart starts the daemon on dir, times it until a Dial succeeds,
 // checks that it serves the keys, lets it idle, reads its RSS and stops it
 // with SIGTERM.
-func footprintStart(ctx context.Context, cfg FootprintConfig, dir, sock string, keys int) (time.Duration, uint64, error) {
+func footprintStart(ctx context.Context, cfg FootprintConfig, dir, sock string, keys int) (time.Duration, rssOf, error) {
 	var stderr bytes.Buffer
 	cmd := testexec.CommandContext(ctx, cfg.Exe, "serve", "--data-dir", dir, "--socket", sock, "--log-level", "error")
 	cmd.Stderr = &stderr
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return 0, 0, err
+		return 0, rssOf{}, err
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -157,11 +167,11 @@ func footprintStart(ctx context.Context, cfg FootprintConfig, dir, sock string, 
 		select {
 		case werr := <-exited:
 			exited <- werr // for the deferred wait
-			return 0, 0, fmt.Errorf("%s serve exited before it was ready (%v); stderr: %s", cfg.Exe, werr, stderr.String())
+			return 0, rssOf{}, fmt.Errorf("%s serve exited before it was ready (%v); stderr: %s", cfg.Exe, werr, stderr.String())
 		default:
 		}
 		if time.Since(start) > 30*time.Second || ctx.Err() != nil {
-			return 0, 0, fmt.Errorf("sysregd not ready after %v: %w", time.Since(start), err)
+			return 0, rssOf{}, fmt.Errorf("sysregd not ready after %v: %w", time.Since(start), err)
 		}
 		time.Sleep(200 * time.Microsecond)
 	}
@@ -169,29 +179,46 @@ func footprintStart(ctx context.Context, cfg FootprintConfig, dir, sock string, 
 	snap, err := c.Snapshot(ctx)
 	c.Close()
 	if err != nil {
-		return 0, 0, err
+		return 0, rssOf{}, err
 	}
 	if got := snap.Len(core.Config); got != keys {
-		return 0, 0, fmt.Errorf("%w: the daemon serves %d config keys, want %d", ErrWrongState, got, keys)
+		return 0, rssOf{}, fmt.Errorf("%w: the daemon serves %d config keys, want %d", ErrWrongState, got, keys)
 	}
 	time.Sleep(cfg.Idle)
 	rss, err := vmRSS(cmd.Process.Pid)
 	return ready, rss, err
 }
 
+func mib(b uint64) float64 { return float64(b) / (1 << 20) }
+
+// rssOf is a process's resident set in bytes: all of it (VmRSS),
+// anonymous (RssAnon) and file-backed (RssFile).
+type rssOf struct{ total, anon, file uint64 }
+
 // vmRSS reads a process's resident set from /proc (Linux).
-func vmRSS(pid int) (uint64, error) {
+func vmRSS(pid int) (rssOf, error) {
+	var r rssOf
 	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
-		return 0, fmt.Errorf("bench: RSS: %w", err)
+		return r, fmt.Errorf("bench: RSS: %w", err)
 	}
 	defer f.Close()
+	fields := map[string]*uint64{"VmRSS:": &r.total, "RssAnon:": &r.anon, "RssFile:": &r.file}
+	found := 0
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+		name, rest, _ := strings.Cut(sc.Text(), "\t")
+		if p := fields[name]; p != nil {
 			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10, err
+			if err != nil {
+				return r, fmt.Errorf("bench: RSS: %s %q: %w", name, rest, err)
+			}
+			*p = kb << 10
+			found++
 		}
 	}
-	return 0, fmt.Errorf("bench: RSS: no VmRSS in /proc/%d/status", pid)
+	if found != len(fields) {
+		return r, fmt.Errorf("bench: RSS: /proc/%d/status lacks VmRSS, RssAnon or RssFile", pid)
+	}
+	return r, nil
 }

@@ -457,7 +457,10 @@ func writeFootprintTable(w io.Writer, r bench.FootprintResult) {
 	var t table
 	t.row("", fmt.Sprintf("%d keys", r.Keys), "empty")
 	t.row("exec → client connected (ms)", fmt.Sprintf("%.1f", r.Loaded.ReadyMs.P50), fmt.Sprintf("%.1f", r.Empty.ReadyMs.P50))
-	t.row("idle RSS (MiB)", fmt.Sprintf("%.1f", float64(r.Loaded.IdleRSSBytes)/(1<<20)), fmt.Sprintf("%.1f", float64(r.Empty.IdleRSSBytes)/(1<<20)))
+	mib := func(b uint64) string { return fmt.Sprintf("%.1f", float64(b)/(1<<20)) }
+	t.row("idle RSS (MiB)", mib(r.Loaded.IdleRSSBytes), mib(r.Empty.IdleRSSBytes))
+	t.row("  anonymous: heap, stacks, runtime", mib(r.Loaded.IdleAnonBytes), mib(r.Empty.IdleAnonBytes))
+	t.row("  file: code, read-only data", mib(r.Loaded.IdleFileBytes), mib(r.Empty.IdleFileBytes))
 	t.write(w)
 }
 
