@@ -10,7 +10,6 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -139,6 +138,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg serveConfig) error {
 			return fmt.Errorf("serve: socket directory %s is not a directory", dir)
 		}
 	}
+	noHeapProfile() // see trim.go
 	st, err := store.Open(cfg.dataDir, store.Options{Logger: logger.Named("store"), NoSync: cfg.noSync, FeedRetention: cfg.feedRetention, Fleet: cfg.fleet, DefaultsDir: cfg.defaults})
 	if err != nil {
 		return err
@@ -176,10 +176,17 @@ func serve(ctx context.Context, stderr io.Writer, cfg serveConfig) error {
 	go func() { served <- srv.Serve(ln) }()
 	sdNotify(logger, "READY=1\nSTATUS=listening on "+cfg.socket)
 	// Recovery's garbage (decoded records, replaced nodes) is several
-	// times the registry it leaves; an appliance should not keep it as
-	// resident memory until the scavenger gets to it (issue #14's idle
-	// RSS). One collection, while clients are already served.
-	debug.FreeOSMemory()
+	// times the registry it leaves, and starting up mapped most of the
+	// executable; an appliance should not keep either as resident memory
+	// (issue #14's idle RSS; see trim.go). Given back once start-up is
+	// over, while clients are already served, and again whenever the
+	// daemon goes quiet after a burst of work.
+	stopTrim, trimDone := make(chan struct{}), make(chan struct{})
+	go idleTrim(stopTrim, trimDone, trimTick, trimMemory)
+	defer func() {
+		close(stopTrim)
+		<-trimDone
+	}()
 
 	for running := true; running; {
 		select {
