@@ -290,7 +290,8 @@ type conn struct {
 	uid  uint32
 	cred bool // uid is known (SO_PEERCRED)
 
-	replies chan reply // to the reply writer, in request order
+	replies *replyQueue // to the reply writer, in request order
+	out     []reply     // the reader's replies not yet handed to replies
 
 	wmu sync.Mutex // guards bw; held for a frame write (and flush)
 	bw  *bufio.Writer
@@ -330,7 +331,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	c := &conn{
 		srv:     s,
 		nc:      nc,
-		replies: make(chan reply, s.opts.MaxInFlight),
+		replies: newReplyQueue(s.opts.MaxInFlight),
 		bw:      bufio.NewWriterSize(nc, 64<<10),
 		owners:  map[uint64]*core.Owner{},
 		subs:    map[uint64]*core.Subscription{},
@@ -369,7 +370,8 @@ func (c *conn) serve() {
 	}()
 	c.log.Debug("connection opened")
 	err := c.read()
-	close(c.replies)
+	c.handOver()
+	c.replies.close()
 	<-writerDone
 	// Subscriptions end with the connection.
 	c.smu.Lock()
@@ -423,9 +425,7 @@ func (c *conn) read() error {
 			// body is this request's error, not the connection's.
 			s.stats.requests.Add(1)
 			s.stats.badFrames.Add(1)
-			r := badRequest(f.ID, "%v", err)
-			r.flush = !wire.Buffered(br)
-			c.replies <- r
+			c.queue(badRequest(f.ID, "%v", err), !wire.Buffered(br))
 			continue
 		case errors.Is(err, wire.ErrFrameTooLarge) || errors.Is(err, wire.ErrMalformed):
 			return c.connError(err)
@@ -443,10 +443,35 @@ func (c *conn) read() error {
 			hello = true
 			continue
 		}
-		r := c.handle(f)
-		r.flush = !wire.Buffered(br)
-		c.replies <- r
+		if f.Type != wire.TMutate {
+			// Handled synchronously, it may take a while (an fsync):
+			// the replies before it go to the writer first.
+			c.handOver()
+		}
+		c.queue(c.handle(f), !wire.Buffered(br))
 	}
+}
+
+// maxBatch bounds the replies the reader collects before it hands them to
+// the writer.
+const maxBatch = 64
+
+// queue adds r to the reader's batch of replies. last says that no
+// further request is at hand: the writer flushes after r, and the batch
+// goes to it now (as it does when full).
+func (c *conn) queue(r reply, last bool) {
+	r.flush = last
+	c.out = append(c.out, r)
+	if last || len(c.out) >= min(maxBatch, c.srv.opts.MaxInFlight) {
+		c.handOver()
+	}
+}
+
+// handOver gives the reader's batch of replies to the writer.
+func (c *conn) handOver() {
+	c.replies.put(c.out)
+	clear(c.out)
+	c.out = c.out[:0]
 }
 
 // connError ends the connection for err, a broken frame or protocol: an
@@ -454,7 +479,7 @@ func (c *conn) read() error {
 func (c *conn) connError(err error) error {
 	c.srv.stats.badFrames.Add(1)
 	c.log.Warn("bad frame; closing connection", "error", err)
-	c.replies <- reply{typ: wire.TError, body: wire.Error{Code: wire.CodeBadRequest, Message: err.Error()}}
+	c.queue(reply{typ: wire.TError, body: wire.Error{Code: wire.CodeBadRequest, Message: err.Error()}}, true)
 	return err
 }
 
@@ -464,7 +489,7 @@ func (c *conn) connError(err error) error {
 func (c *conn) hello(f wire.Frame) error {
 	s := c.srv
 	if f.Type != wire.THello {
-		c.replies <- badRequest(f.ID, "the first frame must be hello")
+		c.queue(badRequest(f.ID, "the first frame must be hello"), true)
 		return fmt.Errorf("%w: first frame is %s", ErrProtocol, f.Type)
 	}
 	var h wire.Hello
@@ -473,7 +498,7 @@ func (c *conn) hello(f wire.Frame) error {
 		if err != nil {
 			msg = err.Error()
 		}
-		c.replies <- badRequest(f.ID, "%s", msg)
+		c.queue(badRequest(f.ID, "%s", msg), true)
 		return fmt.Errorf("%w: %s", ErrProtocol, msg)
 	}
 	// Nothing else is queued yet: writing here keeps the reply order.
@@ -938,40 +963,21 @@ func (c *conn) flushLocked() error {
 // nullBody is the body of a reply without one.
 var nullBody = []byte{0xf6}
 
-// writeReplies writes replies in request order, waiting for each
-// mutation's outcome. It flushes after a reply the reader marked (no
-// further request was at hand), and whenever no reply is queued and the
-// last one written was marked: the replies of pipelined requests read in
-// one go leave in one write.
+// writeReplies writes replies in request order, batch by batch as the
+// reader hands them over, waiting for each mutation's outcome. It flushes
+// after a reply the reader marked (no further request was at hand) and at
+// the end: the replies of pipelined requests read in one go leave in one
+// write.
 func (c *conn) writeReplies() {
 	broken := false
-	for r := range c.replies {
-		if broken {
-			if r.wait != nil {
-				r.wait() // the mutation still completes; nobody hears of it
-			}
-			continue
+	var batch []reply
+	for {
+		var ok bool
+		if batch, ok = c.replies.take(batch); !ok {
+			break
 		}
-		if r.wait != nil {
-			if err := r.wait(); err != nil {
-				r.typ, r.body = errorBody(err)
-			} else {
-				r.typ, r.body = wire.TOK, nil
-			}
-		}
-		body, err := nullBody, error(nil)
-		if r.body != nil {
-			body, err = wire.EncodeBody(r.typ, r.body)
-		}
-		if err == nil {
-			err = c.writeFrame(r.typ, r.id, body, r.flush)
-		}
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				c.srv.health.drop(c.log, c.srv.opts.WriteTimeout)
-			}
-			broken = true
-			c.nc.Close()
+		for _, r := range batch {
+			broken = c.writeReply(r, broken)
 		}
 	}
 	if !broken {
@@ -979,6 +985,39 @@ func (c *conn) writeReplies() {
 		c.flushLocked()
 		c.wmu.Unlock()
 	}
+}
+
+// writeReply writes r, once its mutation's outcome is known, and reports
+// whether the connection is broken (it was, or the write failed).
+func (c *conn) writeReply(r reply, broken bool) bool {
+	if broken {
+		if r.wait != nil {
+			r.wait() // the mutation still completes; nobody hears of it
+		}
+		return true
+	}
+	if r.wait != nil {
+		if err := r.wait(); err != nil {
+			r.typ, r.body = errorBody(err)
+		} else {
+			r.typ, r.body = wire.TOK, nil
+		}
+	}
+	body, err := nullBody, error(nil)
+	if r.body != nil {
+		body, err = wire.EncodeBody(r.typ, r.body)
+	}
+	if err == nil {
+		err = c.writeFrame(r.typ, r.id, body, r.flush)
+	}
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.srv.health.drop(c.log, c.srv.opts.WriteTimeout)
+		}
+		c.nc.Close()
+		return true
+	}
+	return false
 }
 
 // statsBody is the data of stats_ok: the store's Stats with the server's
