@@ -233,11 +233,19 @@ func (c *Client) send(frame []byte) error {
 }
 
 // sendFrame encodes the request t with id into the queue, refusing one
-// above the daemon's frame limit, and sends it as send does.
-func (c *Client) sendFrame(t wire.Type, id uint64, body any) error {
+// above the daemon's frame limit, and sends it as send does. The body of
+// a mutate may come as mut instead, encoded without boxing it into body
+// (every update passes here; boxing costs an allocation).
+func (c *Client) sendFrame(t wire.Type, id uint64, body any, mut *wire.Mutate) error {
 	c.wmu.Lock()
 	start := len(c.wbuf)
-	buf, err := wire.AppendFrame(c.wbuf, t, id, body)
+	var buf []byte
+	var err error
+	if mut != nil {
+		buf, err = wire.AppendMutateFrame(c.wbuf, id, mut)
+	} else {
+		buf, err = wire.AppendFrame(c.wbuf, t, id, body)
+	}
 	if max := int(c.maxFrame.Load()); err == nil && len(buf)-start-4 > max { // not max+4: it overflows a 32-bit int
 		err = fmt.Errorf("%w: request of %d bytes, the daemon's frame limit is %d", core.ErrTooLarge, len(buf)-start, max)
 	}
@@ -287,8 +295,8 @@ func (c *Client) flushLocked() error {
 // exchange sends the request t with id (registered with its reply channel
 // ch) and waits for the reply frame. If ctx ends first the request may
 // still take effect; the id is unregistered and ctx's error returned.
-func (c *Client) exchange(ctx context.Context, id uint64, ch chan wire.Frame, t wire.Type, body any) (wire.Frame, error) {
-	if err := c.sendFrame(t, id, body); err != nil {
+func (c *Client) exchange(ctx context.Context, id uint64, ch chan wire.Frame, t wire.Type, body any, mut *wire.Mutate) (wire.Frame, error) {
+	if err := c.sendFrame(t, id, body, mut); err != nil {
 		c.unregister(id)
 		return wire.Frame{}, err
 	}
@@ -339,6 +347,11 @@ func decodeReply(t wire.Type, f wire.Frame, want wire.Type, out any) error {
 // call sends a request and decodes its reply: a typed reply (want) into
 // out, or OK (want TOK, out nil).
 func (c *Client) call(ctx context.Context, t wire.Type, body any, want wire.Type, out any) error {
+	return c.roundTrip(ctx, t, body, nil, want, out)
+}
+
+// roundTrip is call with a mutate's body as mut (see sendFrame).
+func (c *Client) roundTrip(ctx context.Context, t wire.Type, body any, mut *wire.Mutate, want wire.Type, out any) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -346,7 +359,7 @@ func (c *Client) call(ctx context.Context, t wire.Type, body any, want wire.Type
 	if err != nil {
 		return err
 	}
-	f, err := c.exchange(ctx, id, ch, t, body)
+	f, err := c.exchange(ctx, id, ch, t, body, mut)
 	if err != nil {
 		return err
 	}
@@ -446,7 +459,7 @@ func (c *Client) Subscribe(ctx context.Context, opts core.SubscribeOptions) (Sub
 		Hysteresis:  int64(opts.Hysteresis),
 		Match:       wire.Scope{Bucket: uint8(opts.Match.Bucket), Type: opts.Match.Type, Subtype: opts.Match.Subtype},
 	}
-	f, err := c.exchange(ctx, id, ch, wire.TSubscribe, body)
+	f, err := c.exchange(ctx, id, ch, wire.TSubscribe, body, nil)
 	if err == nil {
 		err = decodeReply(wire.TSubscribe, f, wire.TSubscribeOK, nil)
 	} else if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
@@ -559,7 +572,8 @@ func (o *clientOwner) Commit(ctx context.Context, ops ...core.Op) error {
 	if err != nil {
 		return err
 	}
-	return o.c.call(ctx, wire.TMutate, wire.Mutate{Handle: o.handle, Ops: wops}, wire.TOK, nil)
+	m := wire.Mutate{Handle: o.handle, Ops: wops}
+	return o.c.roundTrip(ctx, wire.TMutate, nil, &m, wire.TOK, nil)
 }
 
 // opScratch holds the wire form of a transaction's ops while it is

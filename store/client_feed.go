@@ -32,7 +32,7 @@ func (c *Client) Changes(ctx context.Context, from uint64) (Feed, error) {
 	c.mu.Lock()
 	c.feeds[id] = f
 	c.mu.Unlock()
-	fr, err := c.exchange(ctx, id, ch, wire.TChanges, wire.Changes{From: from})
+	fr, err := c.exchange(ctx, id, ch, wire.TChanges, wire.Changes{From: from}, nil)
 	if err == nil {
 		if fr.Type == wire.TCompacted {
 			var cp wire.Compacted

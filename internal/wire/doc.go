@@ -7,7 +7,8 @@
 // A frame is a 4-byte big-endian payload length and the CBOR array
 // [type, id, body]. ReadFrame checks the length against a limit before it
 // allocates anything, DecodeFrame checks that the payload is exactly one
-// well-formed, definite-length item of that shape, and DecodeBody decodes a
+// well-formed, definite-length item of that shape (leaving the bodies of
+// mutate and apply to their decoders, which check them), and DecodeBody decodes a
 // body strictly into its message struct (the types in messages.go, one per
 // message type). Mutate and Apply, every write a client makes, have their
 // own decoders, DecodeMutate and DecodeApply, written by hand without

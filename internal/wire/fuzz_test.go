@@ -1,6 +1,7 @@
 package wire_test
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -34,7 +35,11 @@ func FuzzReadFrame(f *testing.F) {
 	}
 	f.Add(stream)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r := bytes.NewReader(data)
+		var r io.Reader = bytes.NewReader(data)
+		if len(data)%2 == 1 {
+			// The daemon's and the client's reader: the length is peeked.
+			r = bufio.NewReaderSize(r, 16)
+		}
 		var buf []byte
 		for range 64 {
 			fr, b, err := wire.ReadFrame(r, fuzzMaxFrame, buf)

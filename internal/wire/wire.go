@@ -166,10 +166,32 @@ func init() {
 // encoder; the bytes are the same.
 func AppendFrame(dst []byte, t Type, id uint64, body any) ([]byte, error) {
 	start := len(dst)
-	dst = append(dst, 0, 0, 0, 0, 0x83) // the length is filled in below
+	dst, err := appendBody(beginFrame(dst, t, id), t, body)
+	return endFrame(dst, start, err)
+}
+
+// AppendMutateFrame is AppendFrame of a mutate, without boxing m into an
+// interface (which costs an allocation per update).
+func AppendMutateFrame(dst []byte, id uint64, m *Mutate) ([]byte, error) {
+	start := len(dst)
+	dst, err := appendMutate(beginFrame(dst, TMutate, id), *m)
+	if err != nil {
+		err = fmt.Errorf("wire: encode %s body: %w", TMutate, err)
+	}
+	return endFrame(dst, start, err)
+}
+
+// beginFrame appends a frame's length (filled in by endFrame) and the
+// start of its array.
+func beginFrame(dst []byte, t Type, id uint64) []byte {
+	dst = append(dst, 0, 0, 0, 0, 0x83)
 	dst = appendUint(dst, uint64(t))
-	dst = appendUint(dst, id)
-	dst, err := appendBody(dst, t, body)
+	return appendUint(dst, id)
+}
+
+// endFrame fills in the length of the frame begun at start, or drops it
+// on err.
+func endFrame(dst []byte, start int, err error) ([]byte, error) {
 	if err != nil {
 		return dst[:start], err
 	}
@@ -239,11 +261,10 @@ func appendUint(dst []byte, n uint64) []byte {
 // aliases buf's storage when it fits; pass the previous buffer back to reuse
 // it.
 func ReadFrame(r io.Reader, max int, buf []byte) (Frame, []byte, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	n, err := readLength(r)
+	if err != nil {
 		return Frame{}, buf, err
 	}
-	n := binary.BigEndian.Uint32(hdr[:])
 	if int64(n) > int64(max) {
 		return Frame{}, buf, fmt.Errorf("%w: %d bytes, the limit is %d", ErrFrameTooLarge, n, max)
 	}
@@ -274,12 +295,36 @@ func Buffered(br *bufio.Reader) bool {
 	return err == nil && uint64(n-4) >= uint64(binary.BigEndian.Uint32(h))
 }
 
+// readLength reads a frame's length prefix, as io.ReadFull would. From a
+// bufio.Reader (the daemon's and the client's) it is peeked: a header
+// array passed to an io.Reader escapes, an allocation per frame.
+func readLength(r io.Reader) (uint32, error) {
+	if br, ok := r.(*bufio.Reader); ok {
+		h, err := br.Peek(4)
+		switch {
+		case len(h) == 4:
+			br.Discard(4)
+			return binary.BigEndian.Uint32(h), nil
+		case err == io.EOF && len(h) > 0:
+			return 0, io.ErrUnexpectedEOF
+		}
+		return 0, err
+	}
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, err
+	}
+	return binary.BigEndian.Uint32(hdr[:]), nil
+}
+
 // DecodeFrame decodes a frame payload (without the length prefix): the
 // array head and the two integers are read directly (every request passes
 // here, and reflection was a sixth of the daemon's profile); the body is
 // checked to be exactly one well-formed CBOR item and left for DecodeBody.
 // A body that is not is ErrMalformedBody, returned with the frame's type
-// and id.
+// and id. The bodies of mutate and apply frames are not checked here:
+// DecodeMutate and DecodeApply check them as they decode (so does
+// DecodeBody), and the daemon answers a malformed one alike.
 func DecodeFrame(payload []byte) (Frame, error) {
 	if len(payload) == 0 || payload[0] != 0x83 {
 		return Frame{}, fmt.Errorf("%w: not an array of 3 items", ErrMalformed)
@@ -298,6 +343,11 @@ func DecodeFrame(payload []byte) (Frame, error) {
 	body := payload[1+n+m:]
 	if len(body) == 0 {
 		return Frame{}, fmt.Errorf("%w: no body", ErrMalformed)
+	}
+	if t == uint64(TMutate) || t == uint64(TApply) {
+		// DecodeMutate and DecodeApply check the body as they decode it:
+		// every write would otherwise be walked twice.
+		return Frame{Type: Type(t), ID: id, Body: body}, nil
 	}
 	if err := decMode.Wellformed(body); err != nil {
 		return Frame{Type: Type(t), ID: id, Body: body}, fmt.Errorf("%w: %w: %v", ErrMalformed, ErrMalformedBody, err)
