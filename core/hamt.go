@@ -147,24 +147,57 @@ func (m hmap[V]) setE(k string, h uint64, v V, ed edits) hmap[V] {
 }
 
 // edits is the set of nodes one working copy created and may change in
-// place (see setE). Its keys keep those nodes alive, so an address in it
-// is never reused for another node while the set lives.
-type edits map[unsafe.Pointer]struct{}
+// place (see setE); nil: none, every change copies. It holds the nodes'
+// addresses, which keeps those nodes alive, so an address in it is never
+// reused for another node while the set holds it. The first few are kept
+// in an array (a batch of the combining write path creates a handful), the
+// rest in a map (a replayed record of thousands of keys).
+type edits = *editSet
+
+type editSet struct {
+	n     int
+	small [8]unsafe.Pointer
+	big   map[unsafe.Pointer]struct{}
+}
+
+func newEdits() edits { return &editSet{} }
+
+// reset empties the set: the nodes it held are immutable from now on.
+func (e *editSet) reset() {
+	clear(e.small[:e.n])
+	e.n, e.big = 0, nil
+}
 
 // mine reports whether n is in ed.
 func mine[V any](ed edits, n *hnode[V]) bool {
 	if ed == nil {
 		return false
 	}
-	_, ok := ed[unsafe.Pointer(n)]
+	p := unsafe.Pointer(n)
+	for _, q := range ed.small[:ed.n] {
+		if q == p {
+			return true
+		}
+	}
+	_, ok := ed.big[p]
 	return ok
 }
 
 // claim adds n to ed (if any) and returns it.
 func claim[V any](ed edits, n *hnode[V]) *hnode[V] {
-	if ed != nil {
-		ed[unsafe.Pointer(n)] = struct{}{}
+	if ed == nil {
+		return n
 	}
+	p := unsafe.Pointer(n)
+	if ed.n < len(ed.small) {
+		ed.small[ed.n] = p
+		ed.n++
+		return n
+	}
+	if ed.big == nil {
+		ed.big = map[unsafe.Pointer]struct{}{}
+	}
+	ed.big[p] = struct{}{}
 	return n
 }
 

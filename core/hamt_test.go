@@ -188,7 +188,7 @@ func TestHAMTEditsInPlace(t *testing.T) {
 		}
 		baseWant := map[string]int{}
 		base.each(func(l *hleaf[int]) bool { baseWant[l.key] = l.val; return true })
-		ed := edits{}
+		ed := newEdits()
 		m, p := base, base // m with the edit set, p persistent
 		want := maps.Clone(baseWant)
 		for step := range 800 {
@@ -382,7 +382,7 @@ func TestHAMTFullHashCollisions(t *testing.T) {
 	check()
 	// The same built with an edit set (Snapshot.Apply's replay), from a
 	// persistent base that must stay as it was.
-	ed := edits{}
+	ed := newEdits()
 	em := setH(hmap[int]{}, "other", 42, -1)
 	emBase := em
 	for _, k := range []string{"z", "a", "m", "near", "other", "b"} {

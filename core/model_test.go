@@ -501,6 +501,7 @@ const (
 	mtEvict
 	mtDefaults // Registry.SetDefaults (R40)
 	mtFleet    // Registry.SetFleet (R37)
+	mtBatch    // updates applied as one batch of the combining write path (issue #14)
 )
 
 type mtTxOp struct {
@@ -558,6 +559,7 @@ type mtOp struct {
 	txn    []mtTxOp
 	// mtDefaults, mtFleet: the scopes written (in: as passed; norm: stored).
 	layerIn, layerNorm map[core.Scope]core.Values
+	batch              []mtOp // mtBatch: its updates, in queue order
 }
 
 func (o mtOp) String(hs []*mtHandle) string {
@@ -568,6 +570,12 @@ func (o mtOp) String(hs []*mtHandle) string {
 		return fmt.Sprintf("#%d", o.handle)
 	}
 	switch o.kind {
+	case mtBatch:
+		parts := make([]string, len(o.batch))
+		for i, b := range o.batch {
+			parts[i] = b.String(hs)
+		}
+		return "batch{" + strings.Join(parts, "; ") + "}"
 	case mtUpdate:
 		return fmt.Sprintf("%s.Update(%s, %#v)", who(), o.scope, o.in)
 	case mtDelete:
@@ -1001,6 +1009,22 @@ func (g mtGen) op(m *mtModel, hs []*mtHandle, last *mtOp, names []string) mtOp {
 	if len(hs) == 0 {
 		return mtOp{kind: mtOpen, name: modelNames[g.pick(len(modelNames))], keep: g.chance(0.3), layer: g.layer()}
 	}
+	if g.chance(0.1) {
+		// Several owners' updates, state and config, some failing (other
+		// owners' state keys, closed sessions, limits), some no-ops (R6),
+		// applied as one batch of the combining write path.
+		b := mtOp{kind: mtBatch}
+		for range 2 + g.pick(5) {
+			if last != nil && last.kind == mtUpdate && g.chance(0.2) {
+				b.batch = append(b.batch, *last)
+				continue
+			}
+			in, norm := g.values()
+			b.batch = append(b.batch, mtOp{kind: mtUpdate, handle: g.handleIdx(hs), scope: g.scope(), in: in, norm: norm})
+			last = &b.batch[len(b.batch)-1]
+		}
+		return b
+	}
 	switch p := g.pick(100); {
 	case p < 6 && last != nil: // exact repeat: R6 no-op (or the same error)
 		return *last
@@ -1252,7 +1276,24 @@ func runModel(t *testing.T, seed uint64, steps int) bool {
 
 		var err error
 		var w mtWant
+		var batchSeqs []uint64 // mtBatch: the sequence numbers that need a record, in order
 		switch o.kind {
+		case mtBatch:
+			us := make([]core.BatchUpdate, len(o.batch))
+			ws := make([]mtWant, len(o.batch))
+			for i, b := range o.batch {
+				pm := m
+				m, ws[i] = m.step(b, hs)
+				if m.seq != pm.seq && !mtSameWhere(pm, m, func(p mtPlace) bool { return p.layer.Journaled() }) {
+					batchSeqs = append(batchSeqs, m.seq)
+				}
+				us[i] = core.BatchUpdate{Owner: hs[b.handle].o, Scope: b.scope, Values: b.in}
+			}
+			for i, e := range r.UpdateBatch(ctx, us) {
+				if !mtCheckErr(e, ws[i], fail) {
+					return fail("in the batch, update %d: see above", i)
+				}
+			}
 		case mtUpdate:
 			m, w = m.step(o, hs)
 			err = hs[o.handle].o.Update(ctx, o.scope, o.in)
@@ -1356,6 +1397,27 @@ func runModel(t *testing.T, seed uint64, steps int) bool {
 		recs := log.Records()
 		fresh := recs[nrec:]
 		nrec = len(recs)
+		if o.kind == mtBatch {
+			// One record per update that changed a journaled layer, with
+			// that update's sequence number, in order (R7, R24).
+			got := make([]uint64, len(fresh))
+			for i, rec := range fresh {
+				got[i] = rec.Seq
+			}
+			if !slices.Equal(got, batchSeqs) {
+				return fail("batch: log records with seqs %v, want %v", got, batchSeqs)
+			}
+			for _, rec := range fresh {
+				if replay, err = replay.Apply(rec); err != nil {
+					return fail("Apply(record %d): %v", rec.Seq, err)
+				}
+				lastRec = rec.Seq
+			}
+			if len(fresh) > 0 && !mtCheckConfigReplay(replay, snap, fail) {
+				return false
+			}
+			continue
+		}
 		switch {
 		case len(fresh) > 1:
 			return fail("%d log records for one step", len(fresh))

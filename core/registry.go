@@ -67,8 +67,12 @@ type Registry struct {
 	durable  uint64                 // highest sequence number durably reserved
 	anon     uint64                 // counter for anonymous owner names
 	scratch  txn                    // the working copy of the mutation in progress
+	edits    editSet                // the transient nodes of a batch of updates (combine.go)
 	taps     []*Tap                 // change feed taps (R47): every logged mutation as published
 	closed   bool
+	// batches and batched count the runs of state updates published
+	// together and the updates in them (combine.go; Stats).
+	batches, batched uint64
 	// deadline fires at the earliest deadline of the pending applies
 	// (R44), when RollbackDue undoes what is due; guarded by mu.
 	deadline struct {
@@ -104,6 +108,7 @@ type pending struct {
 	ready  bool          // durable (or needs no log)
 	logged bool          // carries a record; ready when the Log says so
 	bkts   uint8         // the buckets it changes (txn.buckets), counted when published
+	n      uint64        // the effective mutations it carries (a batch of updates, combine.go); 0: one
 	at     int64         // logged: the record's time (Unix ns), for taps
 	err    error         // set on failure
 	done   chan struct{} // closed when published or failed
@@ -166,12 +171,16 @@ type Stats struct {
 	Deliveries                      uint64 // snapshots handed to subscriptions
 	Coalesced                       uint64 // undelivered snapshots replaced by a newer one (R19)
 	Subs                            int    // live subscriptions
+	// Batches counts the runs of state updates that UpdateBatch published
+	// together, Batched the updates in them: Batched/Batches is the mean
+	// batch.
+	Batches, Batched uint64
 }
 
 // Stats returns current counters.
 func (r *Registry) Stats() Stats {
 	r.mu.Lock()
-	s := Stats{Seq: r.seq, Sessions: len(r.sessions)}
+	s := Stats{Seq: r.seq, Sessions: len(r.sessions), Batches: r.batches, Batched: r.batched}
 	r.mu.Unlock()
 	s.Mutations = r.stats.mutations.Load()
 	s.StateMutations = r.stats.byBucket[State].Load()
@@ -357,19 +366,26 @@ func failedWait(err error) func() error { return func() error { return err } }
 // calls, whatever order their waits happen in.
 func (r *Registry) mutateAsync(fn func(t *txn) error) func() error {
 	r.mu.Lock()
+	w, n := r.mutateLocked(fn)
+	r.mu.Unlock()
+	n.send(r.hub)
+	return w
+}
+
+// mutateLocked is mutateAsync with r.mu held: the notifier is told of a
+// change published at once by the returned notice, once the caller has
+// released the lock.
+func (r *Registry) mutateLocked(fn func(t *txn) error) (func() error, notice) {
 	if r.closed {
-		r.mu.Unlock()
-		return failedWait(ErrClosed)
+		return failedWait(ErrClosed), notice{}
 	}
 	t := &r.scratch
 	*t = txn{st: *r.work, base: r.work, record: r.log != nil, seq: r.seq + 1, reg: r, uid: r.uid}
 	if err := fn(t); err != nil {
-		r.mu.Unlock()
-		return failedWait(err)
+		return failedWait(err), notice{}
 	}
 	if !t.changed { // R6: no sequence number, no record, no notification
-		r.mu.Unlock()
-		return doneWait
+		return doneWait, notice{}
 	}
 	var binds []Bind
 	if t.record {
@@ -382,9 +398,7 @@ func (r *Registry) mutateAsync(fn func(t *txn) error) func() error {
 	finished := t.finished
 	logged := len(t.ops) > 0 || len(binds) > 0 || applies != nil || len(finished) > 0
 	if logged && r.failed != nil {
-		err := r.failed
-		r.mu.Unlock()
-		return failedWait(err)
+		return failedWait(r.failed), notice{}
 	}
 	seq := r.seq + 1
 	var p *pending
@@ -392,8 +406,7 @@ func (r *Registry) mutateAsync(fn func(t *txn) error) func() error {
 		lp := &pending{logged: true, at: t.clock(), done: make(chan struct{})} // not p: a captured p would be heap-allocated on every call
 		err := r.log.Append(&Mutation{Seq: seq, Time: time.Unix(0, lp.at), Ops: t.ops, Binds: binds, Applies: applies, Finish: finished}, func(err error) { r.logDone(lp, err) })
 		if err != nil { // nothing queued: the mutation never happened
-			r.mu.Unlock()
-			return failedWait(err)
+			return failedWait(err), notice{}
 		}
 		p = lp
 	}
@@ -409,18 +422,11 @@ func (r *Registry) mutateAsync(fn func(t *txn) error) func() error {
 	}
 	// A state-only mutation needs no record, only a durably reserved
 	// sequence number (or a failed log, which can no longer reserve).
-	ready := !logged && (r.log == nil || r.failed != nil || r.seq <= r.durable)
+	ready := !logged && r.reservedLocked()
 	if ready && len(r.queue) == 0 {
 		r.pub.Store(st)
-		r.countPublished(bkts)
-		one, many := t.one, t.many || !t.touched // t is reused once the lock is released
-		r.mu.Unlock()
-		if many {
-			r.hub.notify()
-		} else {
-			r.hub.notifyScope(one)
-		}
-		return doneWait
+		r.countPublished(bkts, 1)
+		return doneWait, t.notice() // t is reused once the lock is released
 	}
 	if p == nil {
 		p = &pending{ready: ready, done: make(chan struct{})}
@@ -430,11 +436,20 @@ func (r *Registry) mutateAsync(fn func(t *txn) error) func() error {
 	if r.log != nil && r.failed == nil {
 		r.reserveLocked()
 	}
-	r.mu.Unlock()
-	return func() error {
-		<-p.done
-		return p.err
-	}
+	return p.wait, notice{}
+}
+
+// reservedLocked reports whether every sequence number handed out is
+// durably reserved (or needs no reservation: no Log, or a failed one that
+// can no longer reserve), so that a state-only mutation may be published.
+func (r *Registry) reservedLocked() bool {
+	return r.log == nil || r.failed != nil || r.seq <= r.durable
+}
+
+// wait waits for p's publication (or failure) and returns its error.
+func (p *pending) wait() error {
+	<-p.done
+	return p.err
 }
 
 // minReserveBlock is the block reserved while the registry is idle: a
@@ -464,8 +479,11 @@ func (r *Registry) reserveLocked() {
 		r.block = min(minReserveBlock, r.maxBlock)
 	}
 	r.reservedAt = now
-	r.reserved = r.seq + r.block
-	mark := r.reserved
+	mark := r.seq + r.block
+	if mark <= r.reserved { // a smaller block than the last one: still covered
+		return
+	}
+	r.reserved = mark
 	r.log.Reserve(mark, func(err error) {
 		r.mu.Lock()
 		if err != nil {
@@ -513,19 +531,20 @@ func (r *Registry) publishLocked() {
 			}
 		}
 		r.pub.Store(p.st)
-		r.countPublished(p.bkts)
+		r.countPublished(p.bkts, max(p.n, 1))
 		close(p.done)
 		n++
 	}
 	r.queue = slices.Delete(r.queue, 0, n)
 }
 
-// countPublished counts an effective mutation once it is published.
-func (r *Registry) countPublished(bkts uint8) {
-	r.stats.mutations.Add(1)
+// countPublished counts n effective mutations, of the buckets bkts, once
+// they are published.
+func (r *Registry) countPublished(bkts uint8, n uint64) {
+	r.stats.mutations.Add(n)
 	for _, b := range [...]Bucket{State, Config} {
 		if bkts&(1<<b) != 0 {
-			r.stats.byBucket[b].Add(1)
+			r.stats.byBucket[b].Add(n)
 		}
 	}
 }

@@ -290,7 +290,7 @@ func (s Snapshot) apply(m *Mutation, layers bool) (Snapshot, error) {
 	t.layers = layers
 	// Nobody sees t's maps until it returns, and s is never changed: the
 	// nodes the replay creates are changed in place, not copied per key.
-	t.edits = edits{}
+	t.edits = newEdits()
 	if !m.Time.IsZero() {
 		t.now = m.Time.UnixNano()
 	}
