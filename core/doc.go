@@ -15,7 +15,8 @@
 // New makes a registry. Writes go through an owner session
 // (Registry.Owner): Owner.Update deep-merges values into a scope (R4),
 // Owner.Delete removes keys (R12), Owner.Commit applies several Put and Del
-// ops atomically (R15), and Owner.Close ends the session, deleting its
+// ops atomically (R15), Registry.UpdateBatch applies many Updates (of any
+// owners) in one go, each with its own outcome, and Owner.Close ends the session, deleting its
 // state keys and its keys in the runtime and override config layers (R13). Scopes are {bucket, type, subtype} (StateScope,
 // ConfigScope, ParseScope; R1). The view is
 // {bucket: {type: {subtype: {key: value}}}} (R3); Registry.Snapshot returns
@@ -243,6 +244,21 @@
 // never waits). If the Log fails, none of the queued mutations can be
 // published in order any more, so they all fail and the working state falls
 // back to the published one.
+//
+// Batches (UpdateBatch, combine.go). A batch takes the lock once and applies
+// its updates in order, each as its Update would (its own checks, error,
+// R6 no-op, R7 number, R42 metadata). A run of consecutive state updates
+// shares one working copy: the nodes the run creates are transient —
+// changed in place, not copied, until the run is published (edits) — so a
+// key flapped many times in a batch is one node, and the run is published
+// once with one notifier wake. A config update in a batch is a mutation of
+// its own with its own record, published once durable (R24); the run
+// before it is published or queued first, so publication stays in
+// sequence order. Concurrent Owner.Update calls are not combined into
+// batches: on two cores a producer rarely finds another one waiting, and
+// the queue cost the uncontended update more than it saved (measured, see
+// combine.go); callers with several updates at hand (a pipelined daemon
+// connection) use UpdateBatch.
 //
 // Notifications. A Subscription keeps the time of its last delivery and a
 // one-slot channel; it owns no goroutine and no timer (about 260 bytes when
