@@ -56,6 +56,9 @@ import (
 //	A g n              writer g's operation n returned nil
 //	S seq c0 c1 … c7   a subscriber delivery: seq and each writer's highest visible counter
 //	E text             something went wrong in the child (fails the test)
+//
+// Writers 0 and 1 make their config updates through Store.UpdateBatch,
+// each in one batch with a state update (the batched write path).
 
 const (
 	crashEnv       = "SYSREG_CRASH_CHILD"
@@ -257,7 +260,23 @@ func crashChild(dir string, round int) int {
 		go func() {
 			state := core.StateScope("crash", fmt.Sprintf("g%d", g))
 			for n := 1; ; n++ {
-				if err := crashOpFor(g, n).do(ctx, o, g, crashValue(round, n)); err != nil {
+				op := crashOpFor(g, n)
+				if g < 2 && !op.del {
+					// The batched write path (issue #14): the config
+					// update and a state update in one batch.
+					k := op.puts[0]
+					errs := s.UpdateBatch(ctx, []store.BatchUpdate{
+						{Owner: o, Scope: k.scope, Values: core.Values{k.key: crashValue(round, n)}},
+						{Owner: o, Scope: state, Values: core.Values{"b": n}},
+					})
+					if err := errors.Join(errs...); err != nil {
+						out.printf("E writer %d batch %d: %v", g, n, err)
+						return
+					}
+					out.printf("A %d %d", g, n)
+					continue
+				}
+				if err := op.do(ctx, o, g, crashValue(round, n)); err != nil {
 					out.printf("E writer %d op %d: %v", g, n, err)
 					return
 				}

@@ -450,6 +450,38 @@ func (s *Store) Owner(ctx context.Context, name string, opts core.OwnerOptions) 
 	return o, nil
 }
 
+// BatchUpdate is one update of UpdateBatch: Owner.Update(ctx, Scope,
+// Values).
+type BatchUpdate struct {
+	Owner  Owner // a session this Store opened (Owner or OwnerFor)
+	Scope  core.Scope
+	Values core.Values
+}
+
+// UpdateBatch applies each update as its Owner.Update would, in order, in
+// one acquisition of the registry's write lock (core.Registry.UpdateBatch):
+// each its own checks, error, no-op suppression (R6) and sequence number
+// (R7); config updates each their own record, acknowledged once durable
+// (R24); a run of state updates is published once. It returns each
+// update's error once every config update in it is durable. An Owner that
+// this Store did not open fails with core.ErrInvalidOwner; the other
+// updates still apply.
+func (s *Store) UpdateBatch(ctx context.Context, us []BatchUpdate) []error {
+	cus := make([]core.BatchUpdate, len(us))
+	for i, u := range us {
+		o, _ := u.Owner.(*core.Owner) // nil for another kind: core refuses it
+		cus[i] = core.BatchUpdate{Owner: o, Scope: u.Scope, Values: u.Values}
+	}
+	if s.closed.Load() {
+		errs := make([]error, len(us))
+		for i := range errs {
+			errs[i] = ErrClosed
+		}
+		return errs
+	}
+	return s.reg.UpdateBatch(ctx, cus)
+}
+
 // Snapshot returns the current view.
 func (s *Store) Snapshot(ctx context.Context) (core.Snapshot, error) {
 	if err := ctx.Err(); err != nil {
