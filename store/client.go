@@ -592,7 +592,9 @@ func (s *opScratch) put() {
 	if cap(s.vals) > 64<<10 || cap(s.ops) > 1024 {
 		return
 	}
-	clear(s.ops) // keep no keys alive
+	// The ops keep their scopes and keys alive until reused: clearing
+	// them would cost a write barrier per pointer while the collector
+	// runs, which under load is most of the time.
 	s.ops, s.vals, s.ends = s.ops[:0], s.vals[:0], s.ends[:0]
 	opScratches.Put(s)
 }
