@@ -284,7 +284,14 @@ func (s Snapshot) Apply(m *Mutation) (Snapshot, error) { return s.apply(m, false
 
 // apply is Apply; with layers, ApplyLayers.
 func (s Snapshot) apply(m *Mutation, layers bool) (Snapshot, error) {
+	return s.applyIdx(m, layers, nil)
+}
+
+// applyIdx is apply with the owner index's nodes in idx changed in place
+// (a Replay's; nil: only the nodes this record creates).
+func (s Snapshot) applyIdx(m *Mutation, layers bool, idx edits) (Snapshot, error) {
 	t := newTxn(s.st(), false, m.Seq, 0)
+	t.idx = idx
 	t.fixed = true
 	t.replay = true
 	t.layers = layers

@@ -183,6 +183,9 @@ type txn struct {
 	finished []uint64
 	// org is the origin this transaction made last (originOf).
 	org *origin
+	// idx: as edits, for the owner index only, shared by the records of
+	// one Replay (see replay.go); nil: edits.
+	idx edits
 }
 
 // originOf returns an origin of owner and create: cand when it is one,
@@ -335,14 +338,15 @@ func (t *txn) ownerAdd(owner string, sc Scope, l Layer, key string) {
 	}
 	n := oi.keys.len()
 	ik := ownedIndexKey(sc, l, key)
-	oi.keys = oi.keys.setE(ik, hashKey(ik), ownedKey{sc, l, key}, t.edits)
+	ed := t.idxEdits()
+	oi.keys = oi.keys.setE(ik, hashKey(ik), ownedKey{sc, l, key}, ed)
 	if oi.keys.len() > n && journaledKey(sc, l) {
 		if oi.journaled == 0 {
 			t.bindTouched(owner)
 		}
 		oi.journaled++
 	}
-	t.st.owners = t.st.owners.setE(owner, hashKey(owner), oi, t.edits)
+	t.st.owners = t.st.owners.setE(owner, hashKey(owner), oi, ed)
 }
 
 func (t *txn) ownerDel(owner string, sc Scope, l Layer, key string) {

@@ -71,6 +71,9 @@ func Run(src Source) (*Result, error) {
 		rep.CheckpointSeq = ckKey
 		rep.CheckpointKeys = snap.Len(core.Config)
 	}
+	// One Replay for all records: it changes the owner index nodes that
+	// earlier records made in place instead of copying a path per record.
+	rp := core.NewReplay(snap)
 	err = src.Replay(ckKey, func(key uint64, data []byte) error {
 		m, err := codec.DecodeMutation(data)
 		if errors.Is(err, codec.ErrVersion) {
@@ -83,8 +86,8 @@ func Run(src Source) (*Result, error) {
 		if m.Seq != key {
 			return corrupt("record %d holds sequence %d", key, m.Seq)
 		}
-		if m.Seq <= snap.Seq() {
-			return corrupt("record %d: sequence %d not above %d", key, m.Seq, snap.Seq())
+		if prev := rp.Snapshot().Seq(); m.Seq <= prev {
+			return corrupt("record %d: sequence %d not above %d", key, m.Seq, prev)
 		}
 		for i, op := range m.Ops {
 			if op.Scope.Bucket != core.Config {
@@ -94,17 +97,16 @@ func Run(src Source) (*Result, error) {
 				return corrupt("record %d: op %d touches layer %s, which is never journaled", key, i, op.Layer)
 			}
 		}
-		next, err := snap.Apply(m)
-		if err != nil {
+		if err := rp.Apply(m); err != nil {
 			return corrupt("record %d: %v", key, err)
 		}
-		snap = next
 		rep.Records++
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	snap = rp.Finish()
 	rep.Keys = snap.Len(core.Config)
 	rep.Owners = len(snap.Owners())
 	rep.Seq = snap.Seq()
