@@ -304,6 +304,9 @@ type conn struct {
 	mut  wire.Mutate
 	app  wire.Apply
 	cops []core.Op
+	// State updates read but not yet applied (mutateFrame).
+	batch    []core.BatchUpdate
+	batchIDs []uint64
 
 	smu   sync.Mutex // guards subs and feeds
 	subs  map[uint64]*core.Subscription
@@ -419,6 +422,9 @@ func (c *conn) read() error {
 		buf = b
 		// Bodies may alias buf, which the next read reuses: handlers
 		// decode synchronously, so none outlives this iteration.
+		if err != nil || f.Type != wire.TMutate || f.ID == 0 || !hello {
+			c.applyBatch(false) // whatever comes next, the batch goes first
+		}
 		switch {
 		case errors.Is(err, wire.ErrMalformedBody) && hello && f.ID != 0:
 			// The frame was read whole and the stream is in step: a bad
@@ -443,13 +449,63 @@ func (c *conn) read() error {
 			hello = true
 			continue
 		}
-		if f.Type != wire.TMutate {
-			// Handled synchronously, it may take a while (an fsync):
-			// the replies before it go to the writer first.
-			c.handOver()
+		last := !wire.Buffered(br)
+		if f.Type == wire.TMutate {
+			if r, batched := c.mutateFrame(f); !batched {
+				c.applyBatch(false)
+				c.queue(r, last)
+			} else if last || len(c.batch) >= maxBatch {
+				c.applyBatch(last)
+			}
+			continue
 		}
-		c.queue(c.handle(f), !wire.Buffered(br))
+		// Handled synchronously, it may take a while (an fsync): the
+		// replies before it go to the writer first.
+		c.handOver()
+		c.queue(c.handle(f), last)
 	}
+}
+
+// mutateFrame handles a mutate. One that is a single put into a state
+// scope — the flapping producer's update — is added to c.batch and
+// reported batched: the pipelined updates of a connection read in one go
+// are applied together, with one acquisition of the registry's write lock
+// (core.Registry.UpdateBatch, each as its Owner.Update would be). Anything
+// else is handled on its own, after the batch (applyBatch).
+func (c *conn) mutateFrame(f wire.Frame) (reply, bool) {
+	if err := wire.DecodeMutateTo(f.Body, &c.mut); err != nil {
+		return c.badBody(f, err), false
+	}
+	m := c.mut
+	o := c.owners[m.Handle]
+	if o == nil || len(m.Ops) != 1 || m.Ops[0].Kind != wire.OpPut || core.Bucket(m.Ops[0].Scope.Bucket) != core.State {
+		return c.mutate(f.ID, m), false
+	}
+	vals, err := codec.DecodeValues(m.Ops[0].Values)
+	if err != nil {
+		return c.mutate(f.ID, m), false // its error, as for any mutate
+	}
+	c.batch = append(c.batch, core.BatchUpdate{Owner: o, Scope: coreScope(m.Ops[0].Scope), Values: vals})
+	c.batchIDs = append(c.batchIDs, f.ID)
+	return reply{}, true
+}
+
+// applyBatch applies the batched state updates and queues their replies,
+// in order; last marks the final one as the last reply at hand.
+func (c *conn) applyBatch(last bool) {
+	if len(c.batch) == 0 {
+		return
+	}
+	errs := c.srv.st.reg.UpdateBatch(context.Background(), c.batch)
+	for i, id := range c.batchIDs {
+		r := reply{id: id, typ: wire.TOK}
+		if errs[i] != nil {
+			r = errReply(id, errs[i])
+		}
+		c.queue(r, last && i == len(c.batchIDs)-1)
+	}
+	clear(c.batch) // hold no values until the next batch
+	c.batch, c.batchIDs = c.batch[:0], c.batchIDs[:0]
 }
 
 // maxBatch bounds the replies the reader collects before it hands them to
@@ -523,11 +579,6 @@ func badRequest(id uint64, format string, args ...any) reply {
 // flight and share fsyncs (R25).
 func (c *conn) handle(f wire.Frame) reply {
 	switch f.Type {
-	case wire.TMutate:
-		if err := wire.DecodeMutateTo(f.Body, &c.mut); err != nil {
-			return c.badBody(f, err)
-		}
-		return c.mutate(f.ID, c.mut)
 	case wire.TAttach:
 		return withBody(c, f, (*conn).attach)
 	case wire.TDetach:
