@@ -56,6 +56,8 @@ func BenchmarkFlap(b *testing.B) {
 			b.ReportMetric(s.HeapPerSub, "B/sub")
 			b.ReportMetric(s.CPUSeconds, "cpu-s")
 			b.ReportMetric(s.UpdatesPerCPUSec, "updates/cpu-s")
+			b.ReportMetric(s.GCPerSec, "gc/s")
+			b.ReportMetric(s.AllocPerUpdate, "alloc-B/update")
 			if base := r.Baseline; base != nil {
 				b.ReportMetric(r.ThroughputRatio, "x-baseline")
 				b.ReportMetric(base.UpdatesPerSec, "baseline-updates/s")

@@ -161,6 +161,13 @@ type FlapRun struct {
 	// CPU this process gets varies from run to run, it is the steadier
 	// measure of what subscribers cost.
 	UpdatesPerCPUSec float64 `json:"updates_per_cpu_s"`
+	// GCPerSec is the garbage-collection cycles per second and
+	// AllocPerUpdate the bytes allocated (by the whole process) per update
+	// while the producers wrote: allocation sets how often the collector
+	// runs, and each cycle scans every goroutine's stack, the consumers'
+	// included.
+	GCPerSec       float64 `json:"gc_per_s"`
+	AllocPerUpdate float64 `json:"alloc_bytes_per_update"`
 	// Series samples cumulative updates and deliveries every SampleEvery.
 	Series []Sample `json:"series"`
 }
@@ -714,6 +721,7 @@ type flapMeter struct {
 	last  time.Time // the return of the last update
 
 	produceCPU time.Duration // process CPU while the producers wrote
+	gcs, alloc uint64        // GC cycles and bytes allocated while they wrote
 }
 
 // startFlapMeter starts measuring; call it just before the subscribers
@@ -736,9 +744,12 @@ func (m *flapMeter) produce(ctx context.Context, w *flapWorkload, update func(p,
 		return sum(m.pcount), ratio(float64(sum(m.dcount)), float64(len(m.dcount)))
 	})
 	var err error
+	gcs, alloc := gcCounts()
 	cpu := cpuTime()
 	m.total, m.took, m.last, err = w.runProducers(ctx, m.pcount, update)
 	m.produceCPU = cpuTime() - cpu
+	gcs1, alloc1 := gcCounts()
+	m.gcs, m.alloc = gcs1-gcs, alloc1-alloc
 	return err
 }
 
@@ -765,6 +776,8 @@ func (m *flapMeter) finish() FlapRun {
 		Series:        m.smp.series,
 
 		UpdatesPerCPUSec: ratio(float64(m.total), m.produceCPU.Seconds()),
+		GCPerSec:         ratio(float64(m.gcs), m.took.Seconds()),
+		AllocPerUpdate:   ratio(float64(m.alloc), float64(m.total)),
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -229,4 +230,22 @@ func ratio(a, b float64) float64 {
 func storeStats(st *store.Store) store.Stats {
 	s, _ := st.Stats(context.Background())
 	return s
+}
+
+// gcCounts returns the process's garbage-collection cycles and bytes
+// allocated so far.
+func gcCounts() (cycles, allocBytes uint64) {
+	ss := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(ss)
+	for i, s := range ss {
+		if s.Value.Kind() != metrics.KindUint64 {
+			continue
+		}
+		if i == 0 {
+			cycles = s.Value.Uint64()
+		} else {
+			allocBytes = s.Value.Uint64()
+		}
+	}
+	return cycles, allocBytes
 }

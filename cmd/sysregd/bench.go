@@ -423,6 +423,8 @@ func writeFlapTable(w io.Writer, r bench.FlapResult) {
 	t.row("live heap per subscriber (B)", num(s.HeapPerSub), num(b.HeapPerSub))
 	t.row("CPU seconds", fmt.Sprintf("%.2f", s.CPUSeconds), fmt.Sprintf("%.2f", b.CPUSeconds))
 	t.row("updates per CPU second", num(s.UpdatesPerCPUSec), num(b.UpdatesPerCPUSec))
+	t.row("GC cycles per second", num(s.GCPerSec), num(b.GCPerSec))
+	t.row("bytes allocated per update", num(s.AllocPerUpdate), num(b.AllocPerUpdate))
 	t.write(w)
 }
 
