@@ -188,3 +188,55 @@ func TestR35_ApplyChecksBindings(t *testing.T) {
 		t.Fatalf("second BindUnbound = %q, %v, %d records", bound, err, len(log.Records()))
 	}
 }
+
+// TestR35_BindingThroughEmptyingCommit: a transaction that deletes all of
+// a name's keys and writes new ones is atomic for its binding too (found by
+// the model test). The name stays bound to the uid it had — in the live
+// registry when root (or the embedding process) writes it, and in a replay
+// of the records when the name kept only unjournaled keys on the way.
+func TestR35_BindingThroughEmptyingCommit(t *testing.T) {
+	ntpCfg := core.ConfigScope("ntp", "main")
+	for _, tc := range []struct {
+		name   string
+		writer uint32 // the uid of the session of the commit
+		state  bool   // the name also holds a state key
+	}{
+		{"writer=root", 0, false},
+		{"writer=owner/state-key", 1234, true},
+		{"writer=root/state-key", 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			log := newRecLog()
+			defer log.Close()
+			r := core.New(core.Options{Log: log, UID: 1000})
+			defer r.Close()
+			ctx := t.Context()
+			o, err := r.OwnerFor(ctx, "wifid", 1234, core.OwnerOptions{KeepConfig: true})
+			must(t, err)
+			must(t, o.Update(ctx, wifiCfg, core.Values{"ssid": "home"}))
+			if tc.state {
+				must(t, o.Update(ctx, ethState, core.Values{"up": true}))
+			}
+			if tc.writer != 1234 {
+				must(t, o.Close()) // saved config and the binding stay; state goes
+				if o, err = r.OwnerFor(ctx, "wifid", tc.writer, core.OwnerOptions{KeepConfig: true}); err != nil {
+					t.Fatal(err)
+				}
+				if tc.state {
+					must(t, o.Update(ctx, ethState, core.Values{"up": true}))
+				}
+			}
+			must(t, o.Commit(ctx, core.Del(wifiCfg), core.Put(ntpCfg, core.Values{"server": "pool"})))
+			if uid, ok := r.Snapshot().Binding("wifid"); !ok || uid != 1234 {
+				t.Fatalf("after the commit wifid is bound to %d, %v; want 1234", uid, ok)
+			}
+			if got, want := bindsOf(replayBinds(t, log)), []core.Bind{{Name: "wifid", UID: 1234}}; !slices.Equal(got, want) {
+				t.Fatalf("replayed bindings %+v, want %+v", got, want)
+			}
+			must(t, o.Close())
+			if _, err := r.OwnerFor(ctx, "wifid", 4321, core.OwnerOptions{}); !errors.Is(err, core.ErrPermission) {
+				t.Fatalf("uid 4321 attaching wifid: %v, want ErrPermission", err)
+			}
+		})
+	}
+}

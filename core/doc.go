@@ -70,7 +70,9 @@
 //     strings "NaN", "+Inf", "-Inf", since JSON has none of them.
 //   - Owner-uid bindings (R35): a name is bound to the uid of the session
 //     that gives it its first key (Owner: Options.UID; OwnerFor: the uid
-//     it names), until it holds no key. OwnerFor and EvictFor refuse a uid
+//     it names), until it holds no key — after a mutation: one that takes
+//     all of a name's keys and gives it new ones keeps its binding, in the
+//     registry and in a replay of its record. OwnerFor and EvictFor refuse a uid
 //     other than the bound one or root with ErrPermission, MayAct is the
 //     same check for other callers; Owner and Evict act for the process
 //     and are not checked. Bindings of names holding journaled keys go into

@@ -327,7 +327,9 @@ func (t *txn) setTree(b Bucket, l Layer, k string, h uint64, km keysMap) {
 }
 
 // ownerAdd notes in the owner index that owner holds key of sc in layer
-// l. A name's first key binds it to t.uid (R35).
+// l. A name's first key binds it to t.uid (R35). A mutation is atomic: a
+// name that held keys before it and lost them all on the way keeps the
+// binding it had (a replay too, which sees only the journaled keys).
 func (t *txn) ownerAdd(owner string, sc Scope, l Layer, key string) {
 	if owner == "" { // Default and Fleet keys have no owner
 		return
@@ -335,6 +337,9 @@ func (t *txn) ownerAdd(owner string, sc Scope, l Layer, key string) {
 	oi, ok := t.st.owners.get(owner)
 	if !ok {
 		oi = ownerInfo{uid: t.uid, bound: !t.replay}
+		if was, held := t.base.owners.get(owner); held {
+			oi.uid, oi.bound = was.uid, was.bound
+		}
 	}
 	n := oi.keys.len()
 	ik := ownedIndexKey(sc, l, key)
