@@ -20,6 +20,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"reflect"
@@ -233,15 +234,16 @@ type mtModel struct {
 	meta map[core.Scope]map[string]mtMeta
 	// effCache is eff's result; reset by every change of data.
 	effCache map[core.Scope]map[string]mtEff
+	binds    map[string]mtBinding // R35: every holder's binding (model_bind_test.go)
 }
 
 func newMtModel() *mtModel {
-	return &mtModel{data: map[mtPlace]map[string]mtEntry{}, live: map[string]core.Layer{}, meta: map[core.Scope]map[string]mtMeta{}}
+	return &mtModel{data: map[mtPlace]map[string]mtEntry{}, live: map[string]core.Layer{}, meta: map[core.Scope]map[string]mtMeta{}, binds: map[string]mtBinding{}}
 }
 
 func (m *mtModel) clone() *mtModel {
 	c := &mtModel{data: make(map[mtPlace]map[string]mtEntry, len(m.data)), live: make(map[string]core.Layer, len(m.live)), seq: m.seq,
-		meta: make(map[core.Scope]map[string]mtMeta, len(m.meta))}
+		meta: make(map[core.Scope]map[string]mtMeta, len(m.meta)), binds: maps.Clone(m.binds)}
 	for p, keys := range m.data {
 		c.data[p] = make(map[string]mtEntry, len(keys))
 		for k, e := range keys {
@@ -499,9 +501,10 @@ const (
 	mtOpen
 	mtClose
 	mtEvict
-	mtDefaults // Registry.SetDefaults (R40)
-	mtFleet    // Registry.SetFleet (R37)
-	mtBatch    // updates applied as one batch of the combining write path (issue #14)
+	mtDefaults    // Registry.SetDefaults (R40)
+	mtFleet       // Registry.SetFleet (R37)
+	mtBatch       // updates applied as one batch of the combining write path (issue #14)
+	mtBindUnbound // Registry.BindUnbound (R35)
 )
 
 type mtTxOp struct {
@@ -560,6 +563,11 @@ type mtOp struct {
 	// mtDefaults, mtFleet: the scopes written (in: as passed; norm: stored).
 	layerIn, layerNorm map[core.Scope]core.Values
 	batch              []mtOp // mtBatch: its updates, in queue order
+	// R35: mtOpen, mtEvict: checked for uid (OwnerFor, EvictFor);
+	// mtBindUnbound: uids, and uid the fallback.
+	checked bool
+	uid     uint32
+	uids    map[string]uint32
 }
 
 func (o mtOp) String(hs []*mtHandle) string {
@@ -600,13 +608,15 @@ func (o mtOp) String(hs []*mtHandle) string {
 		return fmt.Sprintf("%s.Commit(%s)", who(), strings.Join(parts, ", "))
 	case mtOpen:
 		if o.anon {
-			return fmt.Sprintf("Owner(\"\", KeepConfig=%v, Layer=%d) → %q", o.keep, o.layer, o.name)
+			return fmt.Sprintf("Owner(\"\", KeepConfig=%v, Layer=%d)%s → %q", o.keep, o.layer, mtUIDString(o), o.name)
 		}
-		return fmt.Sprintf("Owner(%q, KeepConfig=%v, Layer=%d)", o.name, o.keep, o.layer)
+		return fmt.Sprintf("Owner(%q, KeepConfig=%v, Layer=%d)%s", o.name, o.keep, o.layer, mtUIDString(o))
 	case mtClose:
 		return fmt.Sprintf("%s.Close()", who())
 	case mtEvict:
-		return fmt.Sprintf("Evict(%q)", o.name)
+		return fmt.Sprintf("Evict(%q)%s", o.name, mtUIDString(o))
+	case mtBindUnbound:
+		return fmt.Sprintf("BindUnbound(%v, fallback %d)", o.uids, o.uid)
 	case mtDefaults:
 		return fmt.Sprintf("SetDefaults(%v)", o.layerIn)
 	case mtFleet:
@@ -621,6 +631,7 @@ type mtHandle struct {
 	o      *core.Owner
 	name   string
 	layer  core.Layer // where its config writes go (R39)
+	uid    uint32     // the uid it acts for (R35)
 	closed bool
 }
 
@@ -749,6 +760,9 @@ func (m *mtModel) step(o mtOp, hs []*mtHandle) (*mtModel, mtWant) {
 		if _, err := mtLayerOf(o.keep, o.layer); err != nil {
 			return m, mtWant{err: err}
 		}
+		if o.checked && !m.mayAct(o.uid, o.name) {
+			return m, mtWant{err: core.ErrPermission}
+		}
 		if _, live := m.live[o.name]; live {
 			return m, mtWant{err: core.ErrOwnerInUse}
 		}
@@ -769,6 +783,9 @@ func (m *mtModel) step(o mtOp, hs []*mtHandle) (*mtModel, mtWant) {
 	case mtEvict:
 		if o.name == "" {
 			return m, mtWant{err: core.ErrInvalidOwner}
+		}
+		if o.checked && !m.mayAct(o.uid, o.name) {
+			return m, mtWant{err: core.ErrPermission}
 		}
 		if _, live := m.live[o.name]; live {
 			return m, mtWant{err: core.ErrOwnerInUse}
@@ -794,6 +811,8 @@ func (m *mtModel) step(o mtOp, hs []*mtHandle) (*mtModel, mtWant) {
 			work.replace("", mtPlace{sc, core.Fleet}, vals)
 		}
 		return m.effective(work), mtWant{}
+	case mtBindUnbound:
+		return m.bindUnbound(o), mtWant{}
 	}
 	panic("unknown op")
 }
@@ -1207,7 +1226,7 @@ func runModel(t *testing.T, seed uint64, steps int) bool {
 	ctx := context.Background()
 
 	m := newMtModel()
-	opts := core.Options{}
+	opts := core.Options{UID: modelUIDs[(seed>>2)%uint64(len(modelUIDs))]} // R35: what Owner acts for
 	var log *recLog
 	if seed%4 != 3 { // most sequences journal through a Log; some run memory-only
 		log = newRecLog()
@@ -1232,6 +1251,7 @@ func runModel(t *testing.T, seed uint64, steps int) bool {
 		m.update("", mtPlace{core.ConfigScope("net", "eth0"), core.Fleet}, core.Values{"k2": map[string]any{"z": "f"}, "k3": true})
 		m.seq = 5
 		m.settleMeta(newMtModel())
+		m.restoreUnbound() // records without Binds (R35)
 		if seed%2 == 0 {
 			opts.SeqFloor = 9 // R7: numbers continue above the durable mark
 			m.seq = 9
@@ -1270,7 +1290,7 @@ func runModel(t *testing.T, seed uint64, steps int) bool {
 		return false
 	}
 	for range steps {
-		o := g.op(m, hs, last, names)
+		o := g.withUID(g.op(m, hs, last, names), names)
 		prevSnap, prevModel := r.Snapshot(), m
 		trace = append(trace, o)
 
@@ -1284,6 +1304,9 @@ func runModel(t *testing.T, seed uint64, steps int) bool {
 			for i, b := range o.batch {
 				pm := m
 				m, ws[i] = m.step(b, hs)
+				if m != pm {
+					m.settleBinds(hs[b.handle].uid)
+				}
 				if m.seq != pm.seq && !mtSameWhere(pm, m, func(p mtPlace) bool { return p.layer.Journaled() }) {
 					batchSeqs = append(batchSeqs, m.seq)
 				}
@@ -1310,14 +1333,20 @@ func runModel(t *testing.T, seed uint64, steps int) bool {
 			err = hs[o.handle].o.Commit(ctx, ops...)
 		case mtOpen:
 			var ow *core.Owner
-			ow, err = r.Owner(ctx, o.name, core.OwnerOptions{KeepConfig: o.keep, Layer: o.layer})
+			uid := opts.UID
+			if o.checked {
+				uid = o.uid
+				ow, err = r.OwnerFor(ctx, o.name, o.uid, core.OwnerOptions{KeepConfig: o.keep, Layer: o.layer})
+			} else {
+				ow, err = r.Owner(ctx, o.name, core.OwnerOptions{KeepConfig: o.keep, Layer: o.layer})
+			}
 			name := o.name
 			if name == "" && err == nil {
 				// R8: a generated name clashes with no live session and
 				// no name that holds keys, restored ones included.
 				name = ow.Name()
 				o.anon = true
-				trace[len(trace)-1] = mtOp{kind: mtOpen, name: name, keep: o.keep, layer: o.layer, anon: true}
+				trace[len(trace)-1] = mtOp{kind: mtOpen, name: name, keep: o.keep, layer: o.layer, anon: true, checked: o.checked, uid: o.uid}
 				if name == "" || len(name) > 128 || !utf8.ValidString(name) || strings.IndexByte(name, 0) >= 0 {
 					return fail("anonymous owner got invalid name %q", name)
 				}
@@ -1331,7 +1360,7 @@ func runModel(t *testing.T, seed uint64, steps int) bool {
 			o.name = name
 			m, w = m.step(o, hs)
 			if err == nil {
-				hs = append(hs, &mtHandle{o: ow, name: name, layer: m.live[name]})
+				hs = append(hs, &mtHandle{o: ow, name: name, layer: m.live[name], uid: uid})
 			}
 		case mtClose:
 			m, w = m.step(o, hs)
@@ -1339,7 +1368,11 @@ func runModel(t *testing.T, seed uint64, steps int) bool {
 			hs[o.handle].closed = true
 		case mtEvict:
 			m, w = m.step(o, hs)
-			err = r.Evict(ctx, o.name)
+			if o.checked {
+				err = r.EvictFor(ctx, o.name, o.uid)
+			} else {
+				err = r.Evict(ctx, o.name)
+			}
 		case mtDefaults:
 			m, w = m.step(o, hs)
 			err = r.SetDefaults(ctx, o.layerIn)
@@ -1347,12 +1380,21 @@ func runModel(t *testing.T, seed uint64, steps int) bool {
 		case mtFleet:
 			m, w = m.step(o, hs)
 			err = r.SetFleet(ctx, o.layerIn)
+		case mtBindUnbound:
+			m, w = m.step(o, hs)
+			_, err = r.BindUnbound(ctx, o.uids, o.uid)
+		}
+		if m != prevModel {
+			m.settleBinds(mtActor(o, hs))
 		}
 
 		if !mtCheckErr(err, w, fail) {
 			return false
 		}
 		snap := r.Snapshot()
+		if m.seq != prevModel.seq && !mtCheckBinds(r, snap, m, names, fail) {
+			return false
+		}
 		effective := m.seq != prevModel.seq
 		if !effective {
 			// R6: nothing changed, so nothing may be published (which is
@@ -1413,7 +1455,7 @@ func runModel(t *testing.T, seed uint64, steps int) bool {
 				}
 				lastRec = rec.Seq
 			}
-			if len(fresh) > 0 && !mtCheckConfigReplay(replay, snap, fail) {
+			if len(fresh) > 0 && (!mtCheckConfigReplay(replay, snap, fail) || !mtCheckReplayBinds(replay, snap, fail)) {
 				return false
 			}
 			continue
@@ -1425,6 +1467,9 @@ func runModel(t *testing.T, seed uint64, steps int) bool {
 			return fail("R6: a no-op wrote log record %+v", fresh[0])
 		case len(fresh) == 0 && !mtSameWhere(prevModel, m, func(p mtPlace) bool { return p.layer.Journaled() }):
 			return fail("R41: a journaled layer changed without a log record")
+		}
+		if !mtCheckRecordBinds(fresh, prevModel, m, fail) {
+			return false
 		}
 		for _, rec := range fresh {
 			if rec.Seq != m.seq || rec.Seq <= lastRec {
@@ -1443,7 +1488,7 @@ func runModel(t *testing.T, seed uint64, steps int) bool {
 				return fail("Apply(record %d): %v", rec.Seq, err)
 			}
 		}
-		if len(fresh) > 0 && !mtCheckConfigReplay(replay, snap, fail) {
+		if len(fresh) > 0 && (!mtCheckConfigReplay(replay, snap, fail) || !mtCheckReplayBinds(replay, snap, fail)) {
 			return false
 		}
 	}
@@ -1456,7 +1501,7 @@ func runModel(t *testing.T, seed uint64, steps int) bool {
 				return fail("Apply(record %d): %v", rec.Seq, err)
 			}
 		}
-		if !mtCheckConfigReplay(full, r.Snapshot(), fail) {
+		if !mtCheckConfigReplay(full, r.Snapshot(), fail) || !mtCheckReplayBinds(full, r.Snapshot(), fail) {
 			return false
 		}
 	}
