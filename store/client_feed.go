@@ -14,12 +14,15 @@ import (
 const clientFeedCap = 64
 
 // Changes starts a change feed on the daemon (R47); see Store.Changes.
-// The client's one reader goroutine hands each item to the feed's
-// channel (64 items deep) and waits while it is full: a feed that is not
-// read stalls the connection, and after the daemon's write timeout the
-// daemon disconnects the client (every call then fails with ErrConnLost)
-// — nothing is buffered without bound on either side. Read a feed
-// promptly, or give it a Client of its own.
+// There is no flow control per feed: the client's one reader goroutine
+// hands each item to the feed's channel (64 items deep) and waits while
+// it is full, so a feed that is not read stalls the whole connection —
+// every call, subscription and other feed of c waits with it — and after
+// the daemon's write timeout (ServerOptions.WriteTimeout, default 30 s)
+// the daemon disconnects the client: its owners die and every call fails
+// with ErrConnLost, the feed's Err too. Nothing is buffered without bound
+// on either side. Read a feed promptly, or give it a Client of its own
+// (Dial) and resume from the last Seq seen if it is dropped.
 func (c *Client) Changes(ctx context.Context, from uint64) (Feed, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

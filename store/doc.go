@@ -117,6 +117,21 @@
 // goroutine, which Close (or the ctx given to Changes, or Store.Close)
 // stops.
 //
+// Over the socket a feed has no flow control of its own: the daemon
+// writes its items into the connection as fast as the client reads them,
+// and a Client's one reader goroutine hands them to the feed's channel,
+// 64 items deep. A feed that its reader leaves unread therefore stalls
+// its whole Client, not only itself: once the 64 items are taken, the
+// reader stops reading the socket, so every call, subscription delivery
+// and other feed of that Client waits too; after the daemon's
+// ServerOptions.WriteTimeout (default 30 s) the daemon disconnects it,
+// its owners die (R31) and everything on it fails with ErrConnLost, the
+// feed included. Nothing is lost and nothing grows without bound (resume
+// from the last Seq with a new Client), but a slow feed consumer should
+// read the feed on a Client of its own. Per-feed credits would need a
+// protocol change (PROTOCOL.md, "Flow control"); an embedded feed
+// (Store.Changes) never stalls anything.
+//
 // # Fleet
 //
 // With Options.Fleet, Open starts the fleet bridge (internal/fleet, R53)

@@ -41,7 +41,8 @@ type Registry interface {
 	Close() error
 	// Changes starts a change feed (R47) of every mutation with a
 	// sequence number above from that changed a journaled config layer:
-	// see Store.Changes.
+	// see Store.Changes. Over a Client a feed left unread stalls the
+	// whole connection until the daemon drops it: see Client.Changes.
 	Changes(ctx context.Context, from uint64) (Feed, error)
 	// Stats returns the registry's figures; see Stats.
 	Stats(ctx context.Context) (Stats, error)
