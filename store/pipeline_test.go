@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"testing"
 
@@ -93,6 +94,71 @@ func TestR7_PipelinedRequestsInOrder(t *testing.T) {
 	} {
 		if got, _ := snap.Get(c.sc, c.key); got != c.want {
 			t.Errorf("%s %s = %v, want %v", c.sc, c.key, got, c.want)
+		}
+	}
+}
+
+// TestR7_BatchReusesValueMaps: the daemon decodes the values of a
+// connection's batched state updates into maps it reuses for the next
+// batch; what an earlier batch applied stays as it was (R3, R7).
+func TestR7_BatchReusesValueMaps(t *testing.T) {
+	d := startDaemon(t, t.TempDir(), store.ServerOptions{})
+	nc, err := net.Dial("unix", d.socket)
+	must(t, err)
+	defer nc.Close()
+	br := bufio.NewReader(nc)
+	id := uint64(0)
+	// send writes the requests in one go and reads their replies: each
+	// call's state updates are one batch (or several), never the last's.
+	send := func(reqs ...wire.Mutate) {
+		t.Helper()
+		var out []byte
+		for _, m := range reqs {
+			id++
+			out, err = wire.AppendFrame(out, wire.TMutate, id, m)
+			must(t, err)
+		}
+		_, err := nc.Write(out)
+		must(t, err)
+		for range reqs {
+			f, _, err := wire.ReadFrame(br, wire.MaxReplyFrame, nil)
+			must(t, err)
+			if f.Type != wire.TOK {
+				var e wire.Error
+				wire.DecodeBody(f, &e)
+				t.Fatalf("reply %s %+v, want ok", f.Type, e)
+			}
+		}
+	}
+	var hs []byte
+	hs, _ = wire.AppendFrame(hs, wire.THello, 1000, wire.Hello{Version: wire.Version, Client: "maps"})
+	hs, _ = wire.AppendFrame(hs, wire.TAttach, 1001, wire.Attach{Name: "m"})
+	_, err = nc.Write(hs)
+	must(t, err)
+	for range 2 {
+		_, _, err := wire.ReadFrame(br, wire.MaxReplyFrame, nil)
+		must(t, err)
+	}
+	scope := func(i int) wire.Scope {
+		return wire.Scope{Bucket: uint8(core.State), Type: "maps", Subtype: fmt.Sprint(i)}
+	}
+	put := func(i int, v core.Values) wire.Mutate {
+		raw, err := codec.EncodeValues(v)
+		must(t, err)
+		return wire.Mutate{Handle: 1, Ops: []wire.Op{{Kind: wire.OpPut, Scope: scope(i), Values: raw}}}
+	}
+	send(put(0, core.Values{"a": int64(0), "b": "zero"}), put(1, core.Values{"a": int64(1)}))
+	send(put(2, core.Values{"c": int64(2)}), put(3, core.Values{"d": []any{int64(3)}}))
+	send(put(4, core.Values{}))
+	snap, err := d.st.Snapshot(t.Context())
+	must(t, err)
+	for i, want := range []core.Values{
+		{"a": int64(0), "b": "zero"}, {"a": int64(1)}, {"c": int64(2)}, {"d": []any{int64(3)}}, nil,
+	} {
+		sc := core.StateScope("maps", fmt.Sprint(i))
+		got := snap.Values(sc)
+		if fmt.Sprint(got) != fmt.Sprint(want) && !(len(got) == 0 && len(want) == 0) {
+			t.Errorf("%s holds %v, want %v", sc, got, want)
 		}
 	}
 }

@@ -304,9 +304,12 @@ type conn struct {
 	mut  wire.Mutate
 	app  wire.Apply
 	cops []core.Op
-	// State updates read but not yet applied (mutateFrame).
+	// State updates read but not yet applied (mutateFrame), and the maps
+	// their values were decoded into, reused by the next batch:
+	// UpdateBatch copies the values out (TestR7_BatchReusesValueMaps).
 	batch    []core.BatchUpdate
 	batchIDs []uint64
+	maps     []core.Values
 
 	smu   sync.Mutex // guards subs and feeds
 	subs  map[uint64]*core.Subscription
@@ -481,10 +484,15 @@ func (c *conn) mutateFrame(f wire.Frame) (reply, bool) {
 	if o == nil || len(m.Ops) != 1 || m.Ops[0].Kind != wire.OpPut || core.Bucket(m.Ops[0].Scope.Bucket) != core.State {
 		return c.mutate(f.ID, m), false
 	}
-	vals, err := codec.DecodeValues(m.Ops[0].Values)
+	i := len(c.batch)
+	if i == len(c.maps) {
+		c.maps = append(c.maps, nil)
+	}
+	vals, err := codec.DecodeValuesInto(m.Ops[0].Values, c.maps[i])
 	if err != nil {
 		return c.mutate(f.ID, m), false // its error, as for any mutate
 	}
+	c.maps[i] = vals
 	c.batch = append(c.batch, core.BatchUpdate{Owner: o, Scope: coreScope(m.Ops[0].Scope), Values: vals})
 	c.batchIDs = append(c.batchIDs, f.ID)
 	return reply{}, true
@@ -504,7 +512,12 @@ func (c *conn) applyBatch(last bool) {
 		}
 		c.queue(r, last && i == len(c.batchIDs)-1)
 	}
-	clear(c.batch) // hold no values until the next batch
+	for i, m := range c.maps[:len(c.batch)] {
+		if len(m) > 64 {
+			c.maps[i] = nil // a large update: do not keep its map
+		}
+	}
+	clear(c.batch)
 	c.batch, c.batchIDs = c.batch[:0], c.batchIDs[:0]
 }
 

@@ -54,6 +54,11 @@ func FuzzDecodeValue(f *testing.F) {
 		}
 
 		vals, err := codec.DecodeValues(b)
+		// Into a used map, the same.
+		used, uerr := codec.DecodeValuesInto(b, core.Values{"old": int64(1), "up": "x"})
+		if (err == nil) != (uerr == nil) || err == nil && !codecEqual(map[string]any(vals), map[string]any(used)) {
+			t.Fatalf("DecodeValuesInto a used map: %#v, %v; DecodeValues: %#v, %v", used, uerr, vals, err)
+		}
 		if err != nil {
 			checkDecodeError(t, err)
 			return

@@ -445,7 +445,7 @@ func (d *decoder) op(op *core.MutationOp, v uint64) error {
 		} else if op.Owner, err = d.nonEmptyText("owner"); err != nil {
 			return err
 		}
-		if op.Values, err = d.values(); err != nil {
+		if op.Values, err = d.values(nil); err != nil {
 			return fmt.Errorf("%s: values: %w", op.Scope, err)
 		}
 	case core.MutDelete:

@@ -54,9 +54,15 @@ func DecodeValue(b []byte) (any, error) {
 
 // DecodeValues decodes a scope's values, the counterpart of EncodeValues. The
 // result is never nil; an empty map decodes to an empty Values.
-func DecodeValues(b []byte) (core.Values, error) {
+func DecodeValues(b []byte) (core.Values, error) { return DecodeValuesInto(b, nil) }
+
+// DecodeValuesInto is DecodeValues into m, which it clears first (a new map
+// if m is nil): a caller that no longer needs the map it decoded last time
+// decodes the next values without allocating one. On error m's contents
+// are undefined.
+func DecodeValuesInto(b []byte, m core.Values) (core.Values, error) {
 	d := decoder{data: b}
-	v, err := d.values()
+	v, err := d.values(m)
 	if err == nil {
 		err = d.end()
 	}
@@ -318,10 +324,19 @@ func (d *decoder) mapValue(n uint64, depth int) (any, error) {
 // mapBody decodes the n pairs of a map whose values are at childDepth.
 // topLevel requires non-empty keys.
 func (d *decoder) mapBody(n uint64, childDepth int, topLevel bool) (map[string]any, error) {
+	return d.mapInto(nil, n, childDepth, topLevel)
+}
+
+// mapInto is mapBody into m (cleared first), or a new map if m is nil.
+func (d *decoder) mapInto(m map[string]any, n uint64, childDepth int, topLevel bool) (map[string]any, error) {
 	if n > d.remaining()/2 {
 		return nil, d.errorf("map of %d pairs is longer than the %d bytes left", n, d.remaining())
 	}
-	m := make(map[string]any, min(n, 8))
+	if m == nil {
+		m = make(map[string]any, min(n, 8))
+	} else {
+		clear(m)
+	}
 	for range n {
 		keyOff := d.off
 		major, _, arg, err := d.head()
@@ -355,13 +370,14 @@ func (d *decoder) mapBody(n uint64, childDepth int, topLevel bool) (map[string]a
 	return m, nil
 }
 
-// values decodes a scope's values: a map with non-empty keys.
-func (d *decoder) values() (core.Values, error) {
+// values decodes a scope's values: a map with non-empty keys, into into
+// if it is not nil.
+func (d *decoder) values(into core.Values) (core.Values, error) {
 	n, err := d.expect(majorMap)
 	if err != nil {
 		return nil, err
 	}
-	m, err := d.mapBody(n, 1, true)
+	m, err := d.mapInto(into, n, 1, true)
 	if err != nil {
 		return nil, d.withPath(err)
 	}
