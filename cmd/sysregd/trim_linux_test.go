@@ -10,34 +10,47 @@ import (
 	"github.com/sysreg/sysreg/internal/testexec"
 )
 
-func TestImageMapping(t *testing.T) {
-	const exe = "/usr/sbin/sysregd"
+func TestReleasableMappings(t *testing.T) {
 	for _, c := range []struct {
-		line   string
-		ino    uint64
+		header string
+		anon   string // the mapping's Anonymous: line, "" for none
 		lo, hi uintptr
-		ok     bool
+		want   bool
 	}{
-		{"00400000-00bc5000 r-xp 00000000 fe:00 10020619                           /usr/sbin/sysregd", 10020619, 0x400000, 0xbc5000, true},
-		{"00bc5000-01427000 r--p 007c5000 fe:00 10020619                           /usr/sbin/sysregd", 0, 0xbc5000, 0x1427000, true},
+		{"00400000-00bc5000 r-xp 00000000 fe:00 10020619                           /usr/sbin/sysregd", "0 kB", 0x400000, 0xbc5000, true},
+		{"00bc5000-01427000 r--p 007c5000 fe:00 10020619                           /usr/sbin/sysregd", "0 kB", 0xbc5000, 0x1427000, true},
+		{"7f017f4c7000-7f017f61d000 r-xp 00028000 fe:00 77                        /usr/lib/x86_64-linux-gnu/libc.so.6", "0 kB", 0x7f017f4c7000, 0x7f017f61d000, true},
+		{"7f0100000000-7f0100040000 r--s 00000000 fe:00 99                        /var/lib/sysreg/journal.db", "0 kB", 0x7f0100000000, 0x7f0100040000, true},
+		{"00400000-00bc5000 r-xp 00000000 fe:00 9 /opt/my apps/sysregd", "0 kB", 0x400000, 0xbc5000, true},
+		// Relocated, then made read-only (RELRO): the process's own copies.
+		{"7f017f670000-7f017f674000 r--p 001a8000 fe:00 77                        /usr/lib/x86_64-linux-gnu/libc.so.6", "16 kB", 0x7f017f670000, 0x7f017f674000, false},
+		// Not known to hold no anonymous page.
+		{"7f017f670000-7f017f674000 r--p 001a8000 fe:00 77                        /usr/lib/x86_64-linux-gnu/libc.so.6", "", 0x7f017f670000, 0x7f017f674000, false},
+		{"7f017f670000-7f017f674000 r--p 001a8000 fe:00 77                        /usr/lib/x86_64-linux-gnu/libc.so.6", "x kB", 0x7f017f670000, 0x7f017f674000, false},
 		// Writable: the process's variables.
-		{"01427000-0149b000 rw-p 01027000 fe:00 10020619                           /usr/sbin/sysregd", 10020619, 0, 0, false},
-		// Another file, another inode, anonymous memory, junk.
-		{"7f01357da000-7f01357db000 r-xp 00000000 fe:00 77                         /usr/lib/libc.so.6", 77, 0, 0, false},
-		{"00400000-00bc5000 r-xp 00000000 fe:00 42                                 /usr/sbin/sysregd", 10020619, 0, 0, false},
-		{"7f013563a000-7f01357da000 r--p 00000000 00:00 0 ", 0, 0, 0, false},
-		{"00bc5000-00bc5000 r--p 00000000 fe:00 10020619 /usr/sbin/sysregd", 0, 0, 0, false},
-		{"zz-00bc5000 r--p 00000000 fe:00 10020619 /usr/sbin/sysregd", 0, 0, 0, false},
-		{"", 0, 0, 0, false},
+		{"01427000-0149b000 rw-p 01027000 fe:00 10020619                           /usr/sbin/sysregd", "0 kB", 0x1427000, 0x149b000, false},
+		// Anonymous memory, pseudo-files, devices.
+		{"7f013563a000-7f01357da000 r--p 00000000 00:00 0 ", "0 kB", 0x7f013563a000, 0x7f01357da000, false},
+		{"7ffc8f25a000-7ffc8f25c000 r-xp 00000000 00:00 0                          [vdso]", "0 kB", 0x7ffc8f25a000, 0x7ffc8f25c000, false},
+		{"7f0100000000-7f0100001000 r--s 00000000 00:05 12                         /dev/mem", "0 kB", 0x7f0100000000, 0x7f0100001000, false},
 	} {
-		lo, hi, ok := imageMapping(c.line, exe, c.ino)
-		if lo != c.lo || hi != c.hi || ok != c.ok {
-			t.Errorf("imageMapping(%q, ino %d) = %#x, %#x, %v; want %#x, %#x, %v", c.line, c.ino, lo, hi, ok, c.lo, c.hi, c.ok)
+		e, ok := parseMapping(c.header)
+		if !ok || e.lo != c.lo || e.hi != c.hi {
+			t.Errorf("parseMapping(%q) = %+v, %v; want range %#x-%#x", c.header, e, ok, c.lo, c.hi)
+			continue
+		}
+		if c.anon != "" {
+			kb, err := strconv.ParseUint(strings.TrimSuffix(c.anon, " kB"), 10, 64)
+			e.anon, e.anonKnown = err != nil || kb > 0, true
+		}
+		if got := e.releasable(); got != c.want {
+			t.Errorf("%q with Anonymous: %q: releasable %v, want %v", c.header, c.anon, got, c.want)
 		}
 	}
-	// A path with spaces is one path.
-	if _, _, ok := imageMapping("00400000-00bc5000 r-xp 00000000 fe:00 9 /opt/my apps/sysregd", "/opt/my apps/sysregd", 9); !ok {
-		t.Error("a path with a space is not matched")
+	for _, line := range []string{"", "Rss:                6548 kB", "VmFlags: rd ex mr mw me", "zz-00bc5000 r--p 00000000 fe:00 1 /x", "00bc5000-00bc4000 r--p 00000000 fe:00 1 /x"} {
+		if e, ok := parseMapping(line); ok {
+			t.Errorf("parseMapping(%q) = %+v, want no mapping", line, e)
+		}
 	}
 }
 
@@ -58,8 +71,8 @@ func imageRSS(t *testing.T) int {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line := sc.Text()
-		if f := strings.Fields(line); len(f) > 0 && !strings.HasSuffix(f[0], ":") { // a mapping's first line
-			_, _, in = imageMapping(line, exe, 0)
+		if e, ok := parseMapping(line); ok {
+			in = e.path == exe && !e.writable
 			continue
 		}
 		if rest, ok := strings.CutPrefix(line, "Rss:"); in && ok {
