@@ -106,6 +106,20 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// childLog is a child's stderr: a file that the child writes itself, so
+// whatever it wrote before it answered on its socket can be read at once.
+// (Through a pipe, os/exec's copying goroutine may not have passed it on
+// yet: TestStartLineSaysPreviousRun found no start line now and then.)
+type childLog struct{ path string }
+
+func (l *childLog) String() string {
+	b, err := os.ReadFile(l.path)
+	if err != nil {
+		return fmt.Sprintf("(stderr: %v)", err)
+	}
+	return string(b)
+}
+
 // shortSocket returns a socket path in a new short temporary directory:
 // Unix socket paths are limited to about 108 bytes.
 func shortSocket(t *testing.T) string {
@@ -135,16 +149,21 @@ func env(t *testing.T, socket string) []string {
 type proc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *childLog
 	done   chan struct{} // closed when the process has exited
 	state  *os.ProcessState
 }
 
 func start(t *testing.T, socket string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, cmd: testexec.Command(bin, args...), stderr: &syncBuffer{}, done: make(chan struct{})}
+	f, err := os.CreateTemp(t.TempDir(), "stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close() // the child has its own descriptor
+	p := &proc{t: t, cmd: testexec.Command(bin, args...), stderr: &childLog{f.Name()}, done: make(chan struct{})}
 	p.cmd.Env = env(t, socket)
-	p.cmd.Stderr = p.stderr
+	p.cmd.Stderr = f
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
