@@ -170,7 +170,20 @@
 // server, not once per subscriber. A connection's reader decodes each
 // request's body with one generic helper (withBody: a body that does not
 // decode is a counted bad frame and a bad_request reply) and hands it to a
-// method per message type.
+// method per message type; mutate and apply bodies, every write a client
+// makes, are decoded by hand without reflection (wire.DecodeMutateTo) into
+// storage the connection reuses. The write path of a pipelining client is
+// batched at every step (issue #14): the client's callers woken by one
+// read of replies queue their requests behind one write; the reader
+// collects the mutates that are a single put into a state scope and
+// applies the ones read in one go with one core.Registry.UpdateBatch
+// (each as Owner.Update would, in request order, before anything else the
+// connection asked is handled; values decoded into maps reused by the
+// next batch, since UpdateBatch copies them out); their replies go to the
+// writer as one batch (replyQueue, bounded by MaxInFlight), which flushes
+// once no further request was at hand (wire.Buffered). Config writes,
+// transactions, conditions and deletes stay on CommitAsync, pipelined so
+// that they share fsyncs (R25).
 //
 // Lock order. Store has no mutex of its own (atomics and a sync.Once); the
 // registry's locks are core's (see core's Internals). In the Server:

@@ -61,7 +61,10 @@ func (r *reader) head() (major, ai byte, arg uint64, err error) {
 		return major, ai, uint64(ai), nil
 	}
 	if ai > 27 {
-		if ai == 31 {
+		switch {
+		case ai == 31 && major == 7:
+			return 0, 0, 0, errors.New("unexpected break stop code")
+		case ai == 31:
 			return 0, 0, 0, fmt.Errorf("indefinite length (major type %d)", major)
 		}
 		return 0, 0, 0, fmt.Errorf("reserved additional information %d", ai)
@@ -347,8 +350,11 @@ func (r *reader) skip(depth int) error {
 // into reuse's storage if it has room.
 func (r *reader) ops(reuse []Op) ([]Op, error) {
 	n, err := r.array(-1)
-	if n < 0 || err != nil {
-		return nil, err
+	if err != nil {
+		return nil, fmt.Errorf("ops: %w", err)
+	}
+	if n < 0 {
+		return nil, nil
 	}
 	ops := reuse[:0]
 	if ops == nil || cap(ops) < n { // an empty array is an empty slice, not nil

@@ -163,6 +163,7 @@ func opBodies(t testing.TB) map[string][]byte {
 		"huge-text":      {0x82, 0x01, 0x81, 0x84, 0x02, 0x83, 0x01, 0x7b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
 		"simple-24":      {0x82, 0x01, 0x81, 0x84, 0x01, 0xf6, 0xf8, 0x10, 0xf6},
 		"reserved-ai":    {0x82, 0x1c},
+		"break-values":   {0x82, 0x01, 0x81, 0x84, 0x01, 0xf6, 0xff, 0xf6},
 	}
 }
 
@@ -205,6 +206,8 @@ func TestMutateBodyErrors(t *testing.T) {
 		"trailing":      "1 bytes after the body",
 		"null-body":     "mutate body is not an array",
 		"huge-array":    "an array of 18446744073709551615 elements in 0 bytes",
+		"indefinite":    "ops: indefinite length (major type 4)",
+		"break-values":  "op 0: values: unexpected break stop code",
 	} {
 		_, err := wire.DecodeMutate(bodies[name])
 		if err == nil || !errors.Is(err, wire.ErrMalformed) || !strings.Contains(err.Error(), want) {
