@@ -300,20 +300,26 @@ func (c *Client) exchange(ctx context.Context, id uint64, ch chan wire.Frame, t 
 		c.unregister(id)
 		return wire.Frame{}, err
 	}
-	select {
-	case f, ok := <-ch:
-		if !ok {
-			c.mu.Lock()
-			err := c.err
-			c.mu.Unlock()
-			return wire.Frame{}, err
+	var f wire.Frame
+	ok := true
+	if done := ctx.Done(); done == nil {
+		f, ok = <-ch // a plain receive: a select costs a lock per channel
+	} else {
+		select {
+		case f, ok = <-ch:
+		case <-done:
+			c.unregister(id)
+			return wire.Frame{}, ctx.Err()
 		}
-		replyChans.Put(ch)
-		return f, nil
-	case <-ctx.Done():
-		c.unregister(id)
-		return wire.Frame{}, ctx.Err()
 	}
+	if !ok {
+		c.mu.Lock()
+		err := c.err
+		c.mu.Unlock()
+		return wire.Frame{}, err
+	}
+	replyChans.Put(ch)
+	return f, nil
 }
 
 // decodeReply turns the reply f to request t into an error: the daemon's
