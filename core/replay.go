@@ -2,7 +2,6 @@ package core
 
 import (
 	"errors"
-	"slices"
 )
 
 // Replay applies journal records in order to a snapshot, as successive
@@ -71,8 +70,10 @@ func clipNodes[V any](n *hnode[V], ed edits) {
 	if n == nil {
 		return
 	}
-	if cap(n.leaves) > len(n.leaves) && mine(ed, n) {
-		n.leaves = slices.Clone(n.leaves)
+	// Leaves of up to 4 share the node's allocation (allocNode): moving
+	// them out would only add one.
+	if cap(n.leaves) > max(len(n.leaves), 4) && mine(ed, n) {
+		n.leaves = append(make([]hleaf[V], 0, len(n.leaves)), n.leaves...)
 	}
 	for _, c := range n.nodes() {
 		clipNodes(c, ed)
