@@ -203,6 +203,13 @@ func TestProtocolBadValueKeepsConnection(t *testing.T) {
 	c.send(rawFrame{wire.TMutate, 8, cbor.RawMessage{0x82, 0x01}})
 	c.wantError(8, wire.CodeBadRequest)
 	c.alive(9)
+
+	// A tag where a field belongs (PROTOCOL.md §2): the handle as a
+	// tagged integer, which fxamacker would have read as 1.
+	tagged := append(cbor.RawMessage{0x82, 0xd9, 0x53, 0x52}, mutateRaw([]byte{0xa1, 0x61, 'k', 0x01})[1:]...)
+	c.send(rawFrame{wire.TMutate, 10, tagged})
+	c.wantError(10, wire.CodeBadRequest)
+	c.alive(11)
 }
 
 // Finding (b): 3- and 5-byte floats and NaN/±Inf are values like any
