@@ -425,27 +425,12 @@ func DecodeMutate(body []byte) (Mutate, error) {
 // is the zero Mutate but for that storage.
 func DecodeMutateTo(body []byte, m *Mutate) error {
 	reuse := m.Ops
-	*m = Mutate{}
-	r := reader{data: body}
-	if err := r.body(TMutate, 2); err != nil {
-		return err
-	}
-	h, err := r.uint(math.MaxUint64)
-	if err != nil {
-		return fmt.Errorf("%w: mutate body: handle: %v", ErrMalformed, err)
-	}
-	ops, err := r.ops(reuse)
+	*m = Mutate{Ops: reuse[:0]}
+	h, ops, err := decodeOpsBody(TMutate, body, reuse, nil)
 	if err == nil {
-		err = r.end(TMutate)
-	} else {
-		err = fmt.Errorf("%w: mutate body: %v", ErrMalformed, err)
+		m.Handle, m.Ops = h, ops
 	}
-	if err != nil {
-		m.Ops = reuse[:0]
-		return err
-	}
-	m.Handle, m.Ops = h, ops
-	return nil
+	return err
 }
 
 // DecodeApply decodes an apply body as DecodeMutate does a mutate's.
@@ -458,30 +443,47 @@ func DecodeApply(body []byte) (Apply, error) {
 // DecodeApplyTo is DecodeMutateTo for apply.
 func DecodeApplyTo(body []byte, a *Apply) error {
 	reuse := a.Ops
-	*a = Apply{}
+	*a = Apply{Ops: reuse[:0]}
+	var within int64
+	h, ops, err := decodeOpsBody(TApply, body, reuse, &within)
+	if err == nil {
+		a.Handle, a.Within, a.Ops = h, within, ops
+	}
+	return err
+}
+
+// decodeOpsBody reads the body of a mutate, [handle, ops], or with within
+// set of an apply, [handle, within, ops]; the ops into reuse's storage.
+func decodeOpsBody(t Type, body []byte, reuse []Op, within *int64) (uint64, []Op, error) {
 	r := reader{data: body}
-	if err := r.body(TApply, 3); err != nil {
-		return err
+	n := 2
+	if within != nil {
+		n = 3
+	}
+	if err := r.body(t, n); err != nil {
+		return 0, nil, err
 	}
 	h, err := r.uint(math.MaxUint64)
-	if err != nil {
-		return fmt.Errorf("%w: apply body: handle: %v", ErrMalformed, err)
+	err = annotate("handle", err)
+	if err == nil && within != nil {
+		*within, err = r.int()
+		err = annotate("within", err)
 	}
-	within, err := r.int()
-	if err != nil {
-		return fmt.Errorf("%w: apply body: within: %v", ErrMalformed, err)
-	}
-	ops, err := r.ops(reuse)
+	var ops []Op
 	if err == nil {
-		err = r.end(TApply)
-	} else {
-		err = fmt.Errorf("%w: apply body: %v", ErrMalformed, err)
+		ops, err = r.ops(reuse)
 	}
 	if err != nil {
-		a.Ops = reuse[:0]
-		return err
+		return 0, nil, fmt.Errorf("%w: %s body: %v", ErrMalformed, t, err)
 	}
-	a.Handle, a.Within, a.Ops = h, within, ops
+	return h, ops, r.end(t)
+}
+
+// annotate names the field an error is about.
+func annotate(field string, err error) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", field, err)
+	}
 	return nil
 }
 
