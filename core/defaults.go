@@ -77,11 +77,11 @@ func (r *Registry) setDefaults(ctx context.Context, defaults map[Scope]Values, o
 		}
 		ls = ls[:0]
 		for k, v := range vals {
-			ls = append(ls, hleaf[entry]{key: k, hash: hashKey(k), val: entry{val: v}})
+			ls = append(ls, hleaf[entry]{key: k, val: entry{val: v}})
 		}
 		km, _, _ := buildHmap(ls) // a map's keys are distinct
 		k := scopeKey(sc.Type, sc.Subtype)
-		scopes = append(scopes, hleaf[keysMap]{k, hashKey(k), km})
+		scopes = append(scopes, hleaf[keysMap]{k, km})
 	}
 	layer, _, _ := buildHmap(scopes) // distinct scopes: distinct keys
 

@@ -28,10 +28,13 @@ type hmap[V any] struct {
 	n    int
 }
 
+// hleaf is one key and its value. Its hash is not kept: every operation
+// but a push-down (mergeLeaves) and a bulk build is given it, and those
+// compute it again (hashOf) — 8 bytes less in every leaf of every node an
+// update copies (R42's budget for the flapping benchmark).
 type hleaf[V any] struct {
-	key  string
-	hash uint64
-	val  V
+	key string
+	val V
 }
 
 type hnode[V any] struct {
@@ -80,6 +83,10 @@ const (
 var hashSeed = maphash.MakeSeed()
 
 func hashKey(k string) uint64 { return maphash.String(hashSeed, k) }
+
+// hashOf is the hash of a stored key where it must be computed again: it
+// is hashKey, except in tests that build tries of chosen hashes.
+var hashOf = hashKey
 
 func (m hmap[V]) len() int { return m.n }
 
@@ -139,7 +146,7 @@ func (m hmap[V]) setH(k string, h uint64, v V) hmap[V] { return m.setE(k, h, v, 
 // which replays a journal record of thousands of keys with one copy per
 // node instead of one per key and node: issue #14's startup).
 func (m hmap[V]) setE(k string, h uint64, v V, ed edits) hmap[V] {
-	root, added := insertLeaf(m.root, hleaf[V]{key: k, hash: h, val: v}, 0, ed)
+	root, added := insertLeaf(m.root, hleaf[V]{key: k, val: v}, h, 0, ed)
 	if added {
 		return hmap[V]{root, m.n + 1}
 	}
@@ -203,12 +210,13 @@ func claim[V any](ed edits, n *hnode[V]) *hnode[V] {
 
 func cmpLeafKey[V any](e hleaf[V], k string) int { return strings.Compare(e.key, k) }
 
-func insertLeaf[V any](n *hnode[V], l hleaf[V], shift uint, ed edits) (*hnode[V], bool) {
+// insertLeaf returns n with leaf l, whose key has hash h, at shift.
+func insertLeaf[V any](n *hnode[V], l hleaf[V], h uint64, shift uint, ed edits) (*hnode[V], bool) {
 	if n == nil {
 		c := allocNode[V](1, 1, 0)
 		c.leaves[0] = l
 		if shift <= hmaxShift {
-			c.datamap = 1 << ((l.hash >> shift) & hmask)
+			c.datamap = 1 << ((h >> shift) & hmask)
 		}
 		return claim(ed, c), true
 	}
@@ -226,7 +234,7 @@ func insertLeaf[V any](n *hnode[V], l hleaf[V], shift uint, ed edits) (*hnode[V]
 		c.leaves = slices.Insert(c.leaves, i, l)
 		return c, true
 	}
-	bit := uint32(1) << ((l.hash >> shift) & hmask)
+	bit := uint32(1) << ((h >> shift) & hmask)
 	switch {
 	case n.datamap&bit != 0:
 		i := bits.OnesCount32(n.datamap & (bit - 1))
@@ -245,7 +253,7 @@ func insertLeaf[V any](n *hnode[V], l hleaf[V], shift uint, ed edits) (*hnode[V]
 		if !own {
 			c = claim(ed, n.clone(0, 1))
 		}
-		sub := mergeLeaves(old, l, shift+hbits)
+		sub := mergeLeaves(old, hashOf(old.key), l, h, shift+hbits)
 		c.leaves = slices.Delete(c.leaves, i, i+1)
 		c.datamap &^= bit
 		j := bits.OnesCount32(c.nodemap & (bit - 1))
@@ -254,7 +262,7 @@ func insertLeaf[V any](n *hnode[V], l hleaf[V], shift uint, ed edits) (*hnode[V]
 		return c, true
 	case n.nodemap&bit != 0:
 		j := bits.OnesCount32(n.nodemap & (bit - 1))
-		sub, added := insertLeaf((*n.sub)[j], l, shift+hbits, ed)
+		sub, added := insertLeaf((*n.sub)[j], l, h, shift+hbits, ed)
 		c := n
 		if !own {
 			if sub == (*n.sub)[j] { // changed in place below
@@ -276,18 +284,20 @@ func insertLeaf[V any](n *hnode[V], l hleaf[V], shift uint, ed edits) (*hnode[V]
 	}
 }
 
-func mergeLeaves[V any](a, b hleaf[V], shift uint) *hnode[V] {
+// mergeLeaves returns the node at shift holding leaves a and b, whose
+// keys have hashes ha and hb.
+func mergeLeaves[V any](a hleaf[V], ha uint64, b hleaf[V], hb uint64, shift uint) *hnode[V] {
 	if shift > hmaxShift {
 		if a.key > b.key {
 			a, b = b, a
 		}
 		return &hnode[V]{leaves: []hleaf[V]{a, b}}
 	}
-	ia, ib := (a.hash>>shift)&hmask, (b.hash>>shift)&hmask
+	ia, ib := (ha>>shift)&hmask, (hb>>shift)&hmask
 	if ia == ib {
 		c := allocNode[V](0, 0, 1)
 		c.nodemap = 1 << ia
-		*c.sub = append(*c.sub, mergeLeaves(a, b, shift+hbits))
+		*c.sub = append(*c.sub, mergeLeaves(a, ha, b, hb, shift+hbits))
 		return c
 	}
 	if ia > ib {
@@ -570,16 +580,19 @@ func diffLeafLists[V any](a, b []hleaf[V], fn func(a, b *hleaf[V]) bool) bool {
 	return true
 }
 
-// buildHmap builds, in one pass, the map of the leaves ls (hash set): the
-// very trie that inserting them one by one would give (the shape is a
-// function of the key set), at one allocation per node instead of a path
-// copy per key. ls is reordered. ok is false, naming the key, when a key
-// occurs twice.
+// buildHmap builds, in one pass, the map of the leaves ls: the very trie
+// that inserting them one by one would give (the shape is a function of
+// the key set), at one allocation per node instead of a path copy per key.
+// ls is reordered. ok is false, naming the key, when a key occurs twice.
 func buildHmap[V any](ls []hleaf[V]) (m hmap[V], dup string, ok bool) {
 	if len(ls) == 0 {
 		return hmap[V]{}, "", true
 	}
-	root, dup, ok := buildNode(ls, make([]hleaf[V], len(ls)), 0)
+	hs := make([]uint64, 2*len(ls)) // hashes, and their scratch
+	for i := range ls {
+		hs[i] = hashOf(ls[i].key)
+	}
+	root, dup, ok := buildNode(ls, make([]hleaf[V], len(ls)), hs[:len(ls)], hs[len(ls):], 0)
 	if !ok {
 		return hmap[V]{}, dup, false
 	}
@@ -587,8 +600,8 @@ func buildHmap[V any](ls []hleaf[V]) (m hmap[V], dup string, ok bool) {
 }
 
 // buildNode builds the node at shift for ls (two or more leaves, or one at
-// the root); scratch is as long as ls.
-func buildNode[V any](ls, scratch []hleaf[V], shift uint) (*hnode[V], string, bool) {
+// the root), whose hashes are hs; scratch and hscratch are as long as ls.
+func buildNode[V any](ls, scratch []hleaf[V], hs, hscratch []uint64, shift uint) (*hnode[V], string, bool) {
 	if shift > hmaxShift {
 		c := &hnode[V]{leaves: slices.Clone(ls)}
 		slices.SortFunc(c.leaves, func(a, b hleaf[V]) int { return strings.Compare(a.key, b.key) })
@@ -602,7 +615,7 @@ func buildNode[V any](ls, scratch []hleaf[V], shift uint) (*hnode[V], string, bo
 	// Counting sort by the slot at this level.
 	var start [hmask + 2]int
 	for i := range ls {
-		start[(ls[i].hash>>shift)&hmask+1]++
+		start[(hs[i]>>shift)&hmask+1]++
 	}
 	nl, nn := 0, 0
 	for s := 1; s < len(start); s++ {
@@ -617,11 +630,12 @@ func buildNode[V any](ls, scratch []hleaf[V], shift uint) (*hnode[V], string, bo
 	}
 	pos := start
 	for i := range ls {
-		s := (ls[i].hash >> shift) & hmask
-		scratch[pos[s]] = ls[i]
+		s := (hs[i] >> shift) & hmask
+		scratch[pos[s]], hscratch[pos[s]] = ls[i], hs[i]
 		pos[s]++
 	}
 	copy(ls, scratch)
+	copy(hs, hscratch)
 	c := allocNode[V](0, nl, nn)
 	for s := range uint(hmask + 1) {
 		lo, hi := start[s], start[s+1]
@@ -631,7 +645,7 @@ func buildNode[V any](ls, scratch []hleaf[V], shift uint) (*hnode[V], string, bo
 			c.leaves = append(c.leaves, ls[lo])
 			c.datamap |= 1 << s
 		default:
-			sub, dup, ok := buildNode(ls[lo:hi], scratch[lo:hi], shift+hbits)
+			sub, dup, ok := buildNode(ls[lo:hi], scratch[lo:hi], hs[lo:hi], hscratch[lo:hi], shift+hbits)
 			if !ok {
 				return nil, dup, false
 			}

@@ -26,7 +26,7 @@ func checkInvariants[V any](t *testing.T, n *hnode[V], shift uint, prefix uint64
 			t.Fatalf("collision node at shift %d: %+v", shift, n)
 		}
 		for i := range n.leaves {
-			if n.leaves[i].hash != n.leaves[0].hash {
+			if hashOf(n.leaves[i].key) != hashOf(n.leaves[0].key) {
 				t.Fatalf("collision node holds different hashes")
 			}
 			if i > 0 && n.leaves[i-1].key >= n.leaves[i].key {
@@ -45,13 +45,11 @@ func checkInvariants[V any](t *testing.T, n *hnode[V], shift uint, prefix uint64
 	total := 0
 	for i := range n.leaves {
 		l := &n.leaves[i]
-		if l.hash != hashKey(l.key) && l.hash&mask != prefix {
-			t.Fatalf("leaf %q has a stale hash", l.key)
-		}
-		if l.hash&mask != prefix {
+		h := hashOf(l.key)
+		if h&mask != prefix {
 			t.Fatalf("leaf %q at shift %d is under the wrong prefix", l.key, shift)
 		}
-		slot := (l.hash >> shift) & hmask
+		slot := (h >> shift) & hmask
 		if n.datamap&(1<<slot) == 0 || bits.OnesCount32(n.datamap&(1<<slot-1)) != i {
 			t.Fatalf("leaf %q is not at its slot %d", l.key, slot)
 		}
@@ -309,8 +307,10 @@ func TestHAMTCanonicalForm(t *testing.T) {
 // hashes through insertLeaf and removeKey, as set and del do.
 func TestHAMTFullHashCollisions(t *testing.T) {
 	const h = 0xdeadbeefcafef00d
+	hashes := map[string]uint64{"z": h, "a": h, "m": h, "b": h, "near": h ^ 1<<62, "other": 42}
+	chosenHashes(t, hashes)
 	setH := func(m hmap[int], k string, hash uint64, v int) hmap[int] {
-		root, added := insertLeaf(m.root, hleaf[int]{key: k, hash: hash, val: v}, 0, nil)
+		root, added := insertLeaf(m.root, hleaf[int]{key: k, val: v}, hash, 0, nil)
 		if added {
 			return hmap[int]{root, m.n + 1}
 		}
@@ -353,7 +353,6 @@ func TestHAMTFullHashCollisions(t *testing.T) {
 		}
 		return 0, false
 	}
-	hashes := map[string]uint64{"z": h, "a": h, "m": h, "b": h, "near": h ^ 1<<62, "other": 42}
 	var m hmap[int]
 	want := map[string]int{}
 	for _, k := range []string{"z", "a", "m", "near", "other", "b"} {
@@ -386,7 +385,7 @@ func TestHAMTFullHashCollisions(t *testing.T) {
 	em := setH(hmap[int]{}, "other", 42, -1)
 	emBase := em
 	for _, k := range []string{"z", "a", "m", "near", "other", "b"} {
-		r, added := insertLeaf(em.root, hleaf[int]{key: k, hash: hashes[k], val: want[k]}, 0, ed)
+		r, added := insertLeaf(em.root, hleaf[int]{key: k, val: want[k]}, hashes[k], 0, ed)
 		em = hmap[int]{r, em.n}
 		if added {
 			em.n++
@@ -433,6 +432,20 @@ func TestHAMTFullHashCollisions(t *testing.T) {
 		t.Fatal("not empty after deleting every key")
 	}
 	checkMap(t, hmap[int]{}, map[string]int{})
+}
+
+// chosenHashes makes hashOf give the keys of hs their chosen hash (the
+// others keep hashKey's) until the test ends: a trie stores no hashes, and
+// maphash gives no colliding keys.
+func chosenHashes(t *testing.T, hs map[string]uint64) {
+	prev := hashOf
+	hashOf = func(k string) uint64 {
+		if h, ok := hs[k]; ok {
+			return h
+		}
+		return prev(k)
+	}
+	t.Cleanup(func() { hashOf = prev })
 }
 
 func leafKey[V any](x, y *hleaf[V]) string {
@@ -639,6 +652,7 @@ func BenchmarkHAMT(b *testing.B) {
 // (canonical form, which Diff relies on; R22), colliding hashes included,
 // and refuses a key given twice.
 func TestHAMTBuild(t *testing.T) {
+	chosenHashes(t, map[string]uint64{"c0": 42, "c1": 42, "c2": 42}) // one full hash: a collision node
 	deep := collidingKeys(30, 8, 1<<22)
 	for seed := range uint64(40) {
 		r := rand.New(rand.NewPCG(seed, 13))
@@ -656,7 +670,7 @@ func TestHAMTBuild(t *testing.T) {
 			keys[k] = true
 			v := r.IntN(100)
 			m = m.setH(k, h, v)
-			ls = append(ls, hleaf[int]{key: k, hash: h, val: v})
+			ls = append(ls, hleaf[int]{key: k, val: v})
 		}
 		for range n {
 			k := "k" + strconv.Itoa(r.IntN(5000))

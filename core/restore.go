@@ -60,7 +60,6 @@ type restorer struct {
 type restoreScope struct {
 	sc     Scope
 	k      string
-	h      uint64
 	layers [NumLayers + 1][]hleaf[entry]
 }
 
@@ -82,7 +81,7 @@ func (b *restorer) op(op MutationOp) error {
 	rs := b.scopes[op.Scope]
 	if rs == nil {
 		k := scopeKey(op.Scope.Type, op.Scope.Subtype)
-		rs = &restoreScope{sc: op.Scope, k: k, h: hashKey(k)}
+		rs = &restoreScope{sc: op.Scope, k: k}
 		b.scopes[op.Scope] = rs
 		b.order = append(b.order, rs)
 	}
@@ -95,10 +94,10 @@ func (b *restorer) op(op MutationOp) error {
 		if !utf8.ValidString(key) {
 			return invalid(nil, "top-level key %q is not valid UTF-8", key)
 		}
-		rs.layers[li] = append(rs.layers[li], hleaf[entry]{key: key, hash: hashKey(key), val: entry{val: v, org: org}})
+		rs.layers[li] = append(rs.layers[li], hleaf[entry]{key: key, val: entry{val: v, org: org}})
 		if op.Owner != "" {
 			ik := ownedIndexKey(op.Scope, op.Layer, key)
-			b.owned[op.Owner] = append(b.owned[op.Owner], hleaf[ownedKey]{key: ik, hash: hashKey(ik), val: ownedKey{op.Scope, op.Layer, key}})
+			b.owned[op.Owner] = append(b.owned[op.Owner], hleaf[ownedKey]{key: ik, val: ownedKey{op.Scope, op.Layer, key}})
 		}
 	}
 	return nil
@@ -135,7 +134,7 @@ func (b *restorer) build() (*state, error) {
 				}
 				lms[i] = km
 				if km.len() > 0 {
-					trees[2+i] = append(trees[2+i], hleaf[keysMap]{rs.k, rs.h, km})
+					trees[2+i] = append(trees[2+i], hleaf[keysMap]{rs.k, km})
 				}
 			}
 			for i := NumLayers - 1; i >= 0; i-- {
@@ -145,7 +144,7 @@ func (b *restorer) build() (*state, error) {
 					}
 					e, _ := effective(&lms, l.key)
 					b.created(&e, e.meta.bits)
-					eff = append(eff, hleaf[entry]{key: l.key, hash: l.hash, val: e})
+					eff = append(eff, hleaf[entry]{key: l.key, val: e})
 				}
 			}
 		}
@@ -161,7 +160,7 @@ func (b *restorer) build() (*state, error) {
 			if rs.sc.Bucket == State {
 				i = 0
 			}
-			trees[i] = append(trees[i], hleaf[keysMap]{rs.k, rs.h, em})
+			trees[i] = append(trees[i], hleaf[keysMap]{rs.k, em})
 		}
 	}
 	st.buckets[State-1], _, _ = buildHmap(trees[0])
@@ -181,7 +180,7 @@ func (b *restorer) build() (*state, error) {
 			}
 		}
 		oi.keys, _, _ = buildHmap(ks) // unique once every scope's keys are
-		owners = append(owners, hleaf[ownerInfo]{name, hashKey(name), oi})
+		owners = append(owners, hleaf[ownerInfo]{name, oi})
 	}
 	st.owners, _, _ = buildHmap(owners)
 	if !empty {

@@ -523,7 +523,7 @@ func (t *txn) settleBulk(sc Scope, k string, h uint64, lms *[NumLayers]keysMap, 
 		case !ok:
 			ls = append(ls, *l)
 		case !c.gone:
-			ls = append(ls, hleaf[entry]{key: l.key, hash: l.hash, val: c.e})
+			ls = append(ls, hleaf[entry]{key: l.key, val: c.e})
 		}
 		if ok {
 			delete(changes, l.key)
@@ -532,7 +532,7 @@ func (t *txn) settleBulk(sc Scope, k string, h uint64, lms *[NumLayers]keysMap, 
 	})
 	for key, c := range changes { // keys new to the view
 		if !c.gone {
-			ls = append(ls, hleaf[entry]{key: key, hash: hashKey(key), val: c.e})
+			ls = append(ls, hleaf[entry]{key: key, val: c.e})
 		}
 	}
 	em, _, _ := buildHmap(ls) // distinct: each key once
