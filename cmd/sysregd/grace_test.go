@@ -32,23 +32,29 @@ func TestGrace(t *testing.T) {
 		must(t, err)
 		return c, o
 	}
-	// dropped closes c and waits until the daemon has handled the drop
-	// (the connection is gone from its count only after its owners are).
-	dropped := func(t *testing.T, c *store.Client) {
+	// dropped closes c, the connection that holds name's session, and
+	// waits until the daemon has handled the drop: name is no longer live
+	// (in grace, or gone). Counting connections instead raced with the
+	// teardown of an earlier subtest's client, which could leave the count
+	// one lower than expected forever.
+	dropped := func(t *testing.T, c *store.Client, name string) {
 		t.Helper()
 		sc, err := store.Dial(t.Context(), d.socket)
 		must(t, err)
 		defer sc.Close()
-		conns := func() int {
-			st, err := sc.Stats(t.Context())
-			if err != nil || st.Server == nil {
-				t.Fatalf("stats: %v", err)
-			}
-			return st.Server.Connections
-		}
-		n := conns()
 		c.Close()
-		poll(t, 10*time.Second, "the daemon to see the drop", func() bool { return conns() == n-1 })
+		poll(t, 10*time.Second, "the daemon to see the drop", func() bool {
+			infos, err := sc.Owners(t.Context())
+			if err != nil {
+				t.Fatalf("owners: %v", err)
+			}
+			for _, in := range infos {
+				if in.Name == name {
+					return !in.Live
+				}
+			}
+			return true
+		})
 	}
 	holds := func(name string) (state, config bool) {
 		c, err := store.Dial(t.Context(), d.socket)
@@ -63,7 +69,7 @@ func TestGrace(t *testing.T) {
 		must(t, o.Update(t.Context(), wlan, core.Values{"up": true}))
 		must(t, o.Update(t.Context(), cfg, core.Values{"ssid": "home"}))
 		seq := snapshot(t, d.dial(t)).Seq() // d.dial's clients stay open until the end
-		dropped(t, c)                       // the connection drops: netd goes into grace
+		dropped(t, c, "netd")               // the connection drops: netd goes into grace
 		_, o2 := attach(t, "netd")
 		if s := snapshot(t, d.dial(t)); s.Seq() != seq || !s.Holds("netd", core.State) || !s.Holds("netd", core.Config) {
 			t.Fatalf("after re-attach within grace: seq %d (want %d), keys held %v/%v", s.Seq(), seq, s.Holds("netd", core.State), s.Holds("netd", core.Config))
@@ -77,7 +83,7 @@ func TestGrace(t *testing.T) {
 	t.Run("grace-ends", func(t *testing.T) {
 		c, o := attach(t, "wifid")
 		must(t, o.Update(t.Context(), wlan, core.Values{"wifid": 1}))
-		dropped(t, c)
+		dropped(t, c, "wifid")
 		if st, _ := holds("wifid"); !st {
 			t.Fatal("keys gone at once, before the grace")
 		}
@@ -92,7 +98,7 @@ func TestGrace(t *testing.T) {
 		must(t, os.Chmod(d.dir, 0o755))
 		c, o := attach(t, "rootd")
 		must(t, o.Update(t.Context(), wlan, core.Values{"rootd": 1}))
-		dropped(t, c)
+		dropped(t, c, "rootd")
 		as := &syscall.Credential{Uid: 65534, Gid: 65534}
 		r := cliAs(t, as, d.socket, "set", "--owner", "rootd", "state/net/wlan0", "rootd=2")
 		if r.code != 1 || !strings.Contains(r.stderr, "permission") {
@@ -111,7 +117,7 @@ func TestGrace(t *testing.T) {
 		c, o := attach(t, "upd")
 		must(t, o.Update(t.Context(), wlan, core.Values{"upd": 1}))
 		must(t, o.Update(t.Context(), cfg, core.Values{"upd": "x"}))
-		dropped(t, c)
+		dropped(t, c, "upd")
 		d.stop()
 		d = startDaemonAt(t, dir, d.socket, "--no-sync", "--grace", grace.String())
 		// State went with the process (R26); config stays, as at any clean
