@@ -202,9 +202,10 @@
 // the nested form of the view (R3) is built only by Map and MarshalJSON.
 // The config bucket is kept per layer, behind one pointer that state-only
 // mutations share (with the pending applies), plus the materialised
-// effective view with each key's metadata packed into 24 bytes beside a
-// pointer to its origin (owner name and CreateSeq), which the key's
-// versions share: an entry is 48 bytes; a mutation recomputes the effective
+// effective view with each key's metadata packed into 32 bytes beside a
+// pointer to its owner's name, which all the owner's keys share: an entry
+// is 56 bytes, a trie leaf (no hash kept) 72, a one-key node 112 as before
+// metadata; a mutation recomputes the effective
 // entries of exactly the keys whose layers it changed (settle in tree.go),
 // so readers, Diff and the notifier (regionChanged) look at one map as
 // before. An

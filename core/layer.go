@@ -91,19 +91,19 @@ type KeyMeta struct {
 	Modified time.Time
 }
 
-// meta is KeyMeta as stored in an entry, in 24 bytes (every state update
-// copies it): the owner and CreateSeq live in the entry's origin, the time
-// is in Unix nanoseconds (0: unknown), and bits packs the version (bits
-// 8–63), the layer (bits 0–2) and two flags:
+// meta is KeyMeta as stored in an entry, in 32 bytes (every state update
+// copies it): the owner lives in the entry's origin, the time is in Unix
+// nanoseconds (0: unknown), and bits packs the version (bits 8–63), the
+// layer (bits 0–2) and two flags:
 //   - vol (bit 3): the effective value depends on a layer that is never
 //     journaled (Default or Override), so after a restart it may differ;
 //   - stale (bit 4): restored from a checkpoint in which vol was set; the
 //     value now shown may differ from the one the metadata describes, so
 //     the next mutation that looks at the key counts it as changed.
 type meta struct {
-	mod      uint64
-	modified int64
-	bits     uint64
+	create, mod uint64
+	modified    int64
+	bits        uint64
 }
 
 const (
@@ -115,7 +115,7 @@ const (
 // next is the metadata of the version after m, made by mutation seq at
 // time now: layer and vol flag stay, stale is cleared.
 func (m meta) next(seq uint64, now int64) meta {
-	return meta{mod: seq, modified: now, bits: (m.version()+1)<<8 | m.bits&0xff&^metaStale}
+	return meta{create: m.create, mod: seq, modified: now, bits: (m.version()+1)<<8 | m.bits&0xff&^metaStale}
 }
 
 func (m meta) version() uint64      { return m.bits >> 8 }
@@ -133,64 +133,39 @@ func (m *meta) setFlag(f uint64, on bool) {
 }
 
 func (e *entry) keyMeta() KeyMeta {
-	m := KeyMeta{Layer: e.meta.layer(), Owner: e.owner(), CreateSeq: e.create(), ModSeq: e.meta.mod, Version: e.meta.version()}
+	m := KeyMeta{Layer: e.meta.layer(), Owner: e.owner(), CreateSeq: e.meta.create, ModSeq: e.meta.mod, Version: e.meta.version()}
 	if e.meta.modified != 0 {
 		m.Modified = time.Unix(0, e.meta.modified)
 	}
 	return m
 }
 
-// origin is who made a key and when: its owner (R9) and, in the state
-// bucket and the effective view, its CreateSeq (R42; 0 in the layers).
-// Every version of the key shares it until its owner or CreateSeq changes,
-// so an update of a value copies an entry of 48 bytes instead of one with
-// the owner's name and CreateSeq inline: the one-key node of the trie
-// stays in the 128-byte size class (the flapping benchmark, R42's 10 %
-// budget). nil is owner "" and CreateSeq 0. Immutable once stored.
+// origin names a key's owner (R9). Every key of one owner name shares one
+// (ownerInfo.org, made when the name gets its first key), so an entry
+// holds a pointer, not a 16-byte string header, and the live heap has no
+// object per key for it: an entry is 56 bytes, and with its key the leaf
+// of a one-key node fits the 112-byte size class it had before per-key
+// metadata (R42's budget for the flapping benchmark). nil is the owner ""
+// (Default and Fleet). Immutable.
 type origin struct {
-	owner  string
-	create uint64
+	owner string
 }
 
-// newOrigin returns the origin of owner and create (nil for "" and 0).
-func newOrigin(owner string, create uint64) *origin {
-	if owner == "" && create == 0 {
+// newOrigin returns an origin of owner (nil for "").
+func newOrigin(owner string) *origin {
+	if owner == "" {
 		return nil
 	}
-	return &origin{owner, create}
+	return &origin{owner}
 }
 
-// is reports whether o is the origin of owner and create.
-func (o *origin) is(owner string, create uint64) bool {
+// name returns o's owner name.
+func (o *origin) name() string {
 	if o == nil {
-		return owner == "" && create == 0
+		return ""
 	}
-	return o.owner == owner && o.create == create
-}
-
-// sameOrigin reports whether a and b name the same owner and CreateSeq.
-func sameOrigin(a, b *origin) bool {
-	if a == b {
-		return true
-	}
-	if b == nil {
-		return a.is("", 0)
-	}
-	return a.is(b.owner, b.create)
+	return o.owner
 }
 
 // owner returns the entry's owner name ("" in Default and Fleet).
-func (e *entry) owner() string {
-	if e.org == nil {
-		return ""
-	}
-	return e.org.owner
-}
-
-// create returns the entry's CreateSeq (0 in the layers).
-func (e *entry) create() uint64 {
-	if e.org == nil {
-		return 0
-	}
-	return e.org.create
-}
+func (e *entry) owner() string { return e.org.name() }

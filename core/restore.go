@@ -49,10 +49,8 @@ type restorer struct {
 	// pending carries the applies pending at the snapshot (R44), restored
 	// as Apply restores them (m.Applies; m.Finish must be empty).
 	pending *Mutation
-	// orgs are the origins of keys created by the mutation, by owner; org
-	// the last one used.
+	// orgs are the owners' origins, by name.
 	orgs map[string]*origin
-	org  *origin
 }
 
 // restoreScope collects the keys of one scope: layers[0] the state
@@ -86,7 +84,7 @@ func (b *restorer) op(op MutationOp) error {
 		b.order = append(b.order, rs)
 	}
 	li := op.Layer // 0 in the state bucket
-	org := newOrigin(op.Owner, 0)
+	org := b.origin(op.Owner)
 	for key, v := range op.Values {
 		if key == "" {
 			return invalid(nil, "empty top-level key")
@@ -173,7 +171,7 @@ func (b *restorer) build() (*state, error) {
 	owners := make([]hleaf[ownerInfo], 0, len(b.owned))
 	for name, ks := range b.owned {
 		// Unbound, as Apply leaves a name until a Bind (R35).
-		oi := ownerInfo{}
+		oi := ownerInfo{org: b.origin(name)}
 		for _, k := range ks {
 			if journaledKey(k.val.scope, k.val.layer) {
 				oi.journaled++
@@ -236,21 +234,22 @@ func restoreMeta(sc Scope, eff []hleaf[entry], ops []MutationOp, stale *int) err
 	return nil
 }
 
-// created gives e the metadata and origin of a key created by the
-// restored mutation: what stamp gives a key that did not exist, with
-// bits' layer and vol flag. Keys of one owner share their origin.
+// created gives e the metadata of a key created by the restored mutation:
+// what stamp gives a key that did not exist, with bits' layer and vol flag.
 func (b *restorer) created(e *entry, bits uint64) {
-	e.meta = meta{mod: b.seq, modified: b.now, bits: bits &^ metaStale}
+	e.meta = meta{create: b.seq, mod: b.seq, modified: b.now, bits: bits &^ metaStale}
 	e.meta.setVersion(1)
-	owner := e.owner()
-	if !b.org.is(owner, b.seq) {
-		b.org = b.orgs[owner]
-		if b.org == nil {
-			b.org = newOrigin(owner, b.seq)
-			b.orgs[owner] = b.org
-		}
+}
+
+// origin returns the origin of owner that the restored keys and owner
+// index share.
+func (b *restorer) origin(owner string) *origin {
+	o, ok := b.orgs[owner]
+	if !ok {
+		o = newOrigin(owner)
+		b.orgs[owner] = o
 	}
-	e.org = b.org
+	return o
 }
 
 // heldAbove reports whether a layer above i holds key.

@@ -21,7 +21,7 @@ import (
 type (
 	entry struct {
 		val  any     // normalised, immutable
-		org  *origin // owner name (R9; "" in Default and Fleet) and CreateSeq
+		org  *origin // owner name (R9; "" in Default and Fleet), shared by the owner's keys
 		meta meta    // effective view and state only; zero in layers
 	}
 	keysMap   = hmap[entry]
@@ -38,9 +38,10 @@ type (
 // and the binding live and die together.
 type ownerInfo struct {
 	keys      ownedMap
-	uid       uint32 // the uid the name is bound to, if bound
-	bound     bool   // false only for names restored from records without bindings (before R35's journaled bindings)
-	journaled int    // keys in journaled config layers (R41): the binding is journaled while this is above 0
+	org       *origin // the name's origin, which its entries share
+	uid       uint32  // the uid the name is bound to, if bound
+	bound     bool    // false only for names restored from records without bindings (before R35's journaled bindings)
+	journaled int     // keys in journaled config layers (R41): the binding is journaled while this is above 0
 }
 
 // scopeKey is a scope's key in its bucket's map: type, NUL, subtype. Types
@@ -181,27 +182,9 @@ type txn struct {
 	// applies it ends (confirmed or undone), sorted. Both go in its record.
 	started  *PendingApply
 	finished []uint64
-	// org is the origin this transaction made last (originOf).
-	org *origin
 	// idx: as edits, for the owner index only, shared by the records of
 	// one Replay (see replay.go); nil: edits.
 	idx edits
-}
-
-// originOf returns an origin of owner and create: cand when it is one,
-// else the one this transaction made last if it is, else a new one. Keys
-// that one mutation creates for one owner share their origin.
-func (t *txn) originOf(owner string, create uint64, cand *origin) *origin {
-	switch {
-	case cand.is(owner, create):
-		return cand
-	case owner == "" && create == 0:
-		return nil
-	case t.org != nil && t.org.is(owner, create):
-		return t.org
-	}
-	t.org = &origin{owner, create}
-	return t.org
 }
 
 // journaledKey reports whether a key of sc in layer l is journaled (R41).
@@ -278,7 +261,7 @@ func (t *txn) clock() int64 {
 // value, layer and owner), its metadata stays; otherwise ModSeq becomes
 // this mutation's and Version grows by one, however often a transaction
 // touched the key.
-func (t *txn) stamp(b Bucket, k string, h uint64, key, owner string, ne, cur *entry, hadCur bool) {
+func (t *txn) stamp(b Bucket, k string, h uint64, key string, ne, cur *entry, hadCur bool) {
 	orig, had := cur, hadCur
 	if !hadCur || cur.meta.mod == t.seq { // changed earlier in this mutation: look at the base
 		orig, had = nil, false
@@ -286,23 +269,18 @@ func (t *txn) stamp(b Bucket, k string, h uint64, key, owner string, ne, cur *en
 			orig, had = &lf.val, true
 		}
 	}
-	if had && !orig.meta.stale() && orig.owner() == owner && orig.meta.layer() == ne.meta.layer() && equalValue(orig.val, ne.val) {
+	if had && !orig.meta.stale() && orig.owner() == ne.owner() && orig.meta.layer() == ne.meta.layer() && equalValue(orig.val, ne.val) {
 		m := orig.meta
 		m.setFlag(metaVol, ne.meta.vol())
-		ne.meta, ne.org = m, orig.org
+		ne.meta = m
 		return
 	}
 	create, version := t.seq, uint64(1)
-	var cand *origin
 	if had {
-		create, version, cand = orig.create(), orig.meta.version()+1, orig.org
+		create, version = orig.meta.create, orig.meta.version()+1
 	}
-	ne.meta = meta{mod: t.seq, modified: t.clock(), bits: ne.meta.bits &^ metaStale}
+	ne.meta = meta{create: create, mod: t.seq, modified: t.clock(), bits: ne.meta.bits &^ metaStale}
 	ne.meta.setVersion(version)
-	if hadCur && cur.org.is(owner, create) {
-		cand = cur.org
-	}
-	ne.org = t.originOf(owner, create, cand)
 }
 
 // setTree stores km as scope k (hash h) of the map of bucket b, layer l
@@ -330,16 +308,19 @@ func (t *txn) setTree(b Bucket, l Layer, k string, h uint64, km keysMap) {
 // l. A name's first key binds it to t.uid (R35). A mutation is atomic: a
 // name that held keys before it and lost them all on the way keeps the
 // binding it had (a replay too, which sees only the journaled keys).
-func (t *txn) ownerAdd(owner string, sc Scope, l Layer, key string) {
+func (t *txn) ownerAdd(owner string, sc Scope, l Layer, key string) *origin {
 	if owner == "" { // Default and Fleet keys have no owner
-		return
+		return nil
 	}
 	oi, ok := t.st.owners.get(owner)
 	if !ok {
 		oi = ownerInfo{uid: t.uid, bound: !t.replay}
 		if was, held := t.base.owners.get(owner); held {
-			oi.uid, oi.bound = was.uid, was.bound
+			oi.uid, oi.bound, oi.org = was.uid, was.bound, was.org
 		}
+	}
+	if oi.org == nil {
+		oi.org = newOrigin(owner)
 	}
 	n := oi.keys.len()
 	ik := ownedIndexKey(sc, l, key)
@@ -352,6 +333,7 @@ func (t *txn) ownerAdd(owner string, sc Scope, l Layer, key string) {
 		oi.journaled++
 	}
 	t.st.owners = t.st.owners.setE(owner, hashKey(owner), oi, ed)
+	return oi.org
 }
 
 func (t *txn) ownerDel(owner string, sc Scope, l Layer, key string) {
@@ -470,8 +452,8 @@ func (t *txn) settle(sc Scope, k string, h uint64, keys []string) {
 			}
 			continue
 		}
-		t.stamp(Config, k, h, key, ne.owner(), &ne, &cur, had)
-		if had && cur.meta == ne.meta && sameOrigin(cur.org, ne.org) && equalValue(cur.val, ne.val) {
+		t.stamp(Config, k, h, key, &ne, &cur, had)
+		if had && cur.meta == ne.meta && cur.owner() == ne.owner() && equalValue(cur.val, ne.val) {
 			continue
 		}
 		eff = eff.setE(key, hashKey(key), ne, t.edits)
@@ -507,8 +489,8 @@ func (t *txn) settleBulk(sc Scope, k string, h uint64, lms *[NumLayers]keysMap, 
 			}
 			continue
 		}
-		t.stamp(Config, k, h, key, ne.owner(), &ne, &cur, had)
-		if had && cur.meta == ne.meta && sameOrigin(cur.org, ne.org) && equalValue(cur.val, ne.val) {
+		t.stamp(Config, k, h, key, &ne, &cur, had)
+		if had && cur.meta == ne.meta && cur.owner() == ne.owner() && equalValue(cur.val, ne.val) {
 			continue
 		}
 		changes[key] = change{e: ne}
@@ -619,12 +601,9 @@ func (t *txn) mergeLookups(owner string, sc Scope, l Layer, k string, h uint64, 
 		var e entry
 		switch {
 		case !lk.exists:
-			t.ownerAdd(owner, sc, l, lk.key)
-			e = entry{val: lk.val}
+			e = entry{val: lk.val, org: t.ownerAdd(owner, sc, l, lk.key)}
 			if sc.Bucket == State {
-				t.stamp(State, k, h, lk.key, owner, &e, &lk.old, false)
-			} else {
-				e.org = t.originOf(owner, 0, nil)
+				t.stamp(State, k, h, lk.key, &e, &lk.old, false)
 			}
 		default:
 			nv := mergeValue(lk.old.val, lk.val)
@@ -638,7 +617,7 @@ func (t *txn) mergeLookups(owner string, sc Scope, l Layer, k string, h uint64, 
 					// stamp gives, without comparing again.
 					e.meta = lk.old.meta.next(t.seq, t.clock())
 				} else {
-					t.stamp(State, k, h, lk.key, lk.old.owner(), &e, &lk.old, true)
+					t.stamp(State, k, h, lk.key, &e, &lk.old, true)
 				}
 			}
 		}
@@ -680,14 +659,12 @@ func (t *txn) set(owner string, sc Scope, l Layer, vals Values) {
 		if ok && old.owner() != owner {
 			t.ownerDel(old.owner(), sc, l, key)
 		}
+		e := entry{val: v, org: old.org}
 		if !ok || old.owner() != owner {
-			t.ownerAdd(owner, sc, l, key)
+			e.org = t.ownerAdd(owner, sc, l, key)
 		}
-		e := entry{val: v}
 		if sc.Bucket == State {
-			t.stamp(State, k, h, key, owner, &e, &old, ok)
-		} else {
-			e.org = t.originOf(owner, 0, old.org)
+			t.stamp(State, k, h, key, &e, &old, ok)
 		}
 		km = km.setE(key, hashKey(key), e, t.edits)
 		keys = append(keys, key)
@@ -825,10 +802,7 @@ func (e *entry) restoreMeta(sc Scope, key string, m KeyMeta) error {
 	if m.Version >= 1<<56 {
 		return fmt.Errorf("%w: %s key %q: version %d out of range", ErrInvalidValue, sc, key, m.Version)
 	}
-	if !e.org.is(e.owner(), m.CreateSeq) {
-		e.org = newOrigin(e.owner(), m.CreateSeq)
-	}
-	e.meta.mod = m.ModSeq
+	e.meta.create, e.meta.mod = m.CreateSeq, m.ModSeq
 	e.meta.setVersion(m.Version)
 	e.meta.modified = 0
 	if !m.Modified.IsZero() {
