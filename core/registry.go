@@ -379,8 +379,16 @@ func (r *Registry) mutateLocked(fn func(t *txn) error) (func() error, notice) {
 	if r.closed {
 		return failedWait(ErrClosed), notice{}
 	}
+	// The working copy: field by field, and the record's part (txnCold)
+	// only if the last mutation collected something for a record, so that
+	// a state update pays for no more than it uses (R42).
 	t := &r.scratch
-	*t = txn{st: *r.work, base: r.work, record: r.log != nil, seq: r.seq + 1, reg: r, uid: r.uid}
+	if t.collected() {
+		t.txnCold = txnCold{}
+	}
+	t.st, t.base, t.changed, t.record = *r.work, r.work, false, r.log != nil
+	t.seq, t.now, t.edits, t.reg = r.seq+1, 0, nil, r
+	t.one, t.touched, t.many, t.buckets, t.uid = Scope{}, false, false, 0, r.uid
 	if err := fn(t); err != nil {
 		return failedWait(err), notice{}
 	}
@@ -388,15 +396,18 @@ func (r *Registry) mutateLocked(fn func(t *txn) error) (func() error, notice) {
 		return doneWait, notice{}
 	}
 	var binds []Bind
-	if t.record {
-		binds = t.binds() // R35: in the same record as the ops that make them
-	}
 	var applies []PendingApply
-	if t.started != nil {
-		applies = []PendingApply{*t.started}
+	logged := false
+	if t.collected() {
+		if t.record {
+			binds = t.binds() // R35: in the same record as the ops that make them
+		}
+		if t.started != nil {
+			applies = []PendingApply{*t.started}
+		}
+		logged = len(t.ops) > 0 || len(binds) > 0 || applies != nil || len(t.finished) > 0
 	}
 	finished := t.finished
-	logged := len(t.ops) > 0 || len(binds) > 0 || applies != nil || len(finished) > 0
 	if logged && r.failed != nil {
 		return failedWait(r.failed), notice{}
 	}
@@ -694,7 +705,7 @@ func (o *Owner) updatePairs(t *txn, scope Scope, ps []pair) error {
 	added := 0
 	for _, lk := range ls {
 		switch {
-		case !lk.exists:
+		case lk.old == nil:
 			added++
 		case scope.Bucket == State && lk.old.owner() != o.name:
 			reserved = append(reserved, lk.key)

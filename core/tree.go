@@ -149,21 +149,17 @@ func ownedIndexKey(sc Scope, l Layer, key string) string {
 type txn struct {
 	st      state
 	base    *state // the state before this mutation
-	ops     []MutationOp
 	changed bool
 	// record says whether config ops are collected (only when a log is attached).
 	record bool
 	// seq is the sequence number the mutation gets if it is effective;
 	// now its wall-clock time in Unix nanoseconds, read on first use (R42).
-	seq   uint64
-	now   int64
-	fixed bool // replay: now is the record's time, never the clock
-	// layers: ApplyLayers; the effective view is not maintained.
-	layers bool
+	seq uint64
+	now int64
 	// edits: nodes this transaction created and changes in place (see
 	// hmap.setE); nil, the default, copies every node on a path. Only a
 	// transaction whose intermediate maps nobody else can see sets it
-	// (Snapshot.Apply).
+	// (Snapshot.Apply, a batch of state updates).
 	edits edits
 	reg   *Registry // the live registry's coarse clock; nil: time.Now
 	// The scopes changed, for the notifier: one (if !many) or several.
@@ -172,6 +168,19 @@ type txn struct {
 	buckets       uint8 // 1<<Bucket for each bucket touched (Stats)
 	// uid binds owner names that get their first key (R35): the session's.
 	uid uint32
+	txnCold
+}
+
+// txnCold is the part of a txn that a state-only update never sets: what
+// goes in a record, and the replay's switches. The registry's reused txn
+// (Registry.scratch) clears it only after a mutation that collected
+// something (txn.collected), so that a state update resets only the fields
+// above (R42's budget for the flapping benchmark).
+type txnCold struct {
+	ops   []MutationOp
+	fixed bool // replay: now is the record's time, never the clock
+	// layers: ApplyLayers; the effective view is not maintained.
+	layers bool
 	// replay: names that get their first key stay unbound until the
 	// record's Binds bind them (Snapshot.Apply).
 	replay bool
@@ -185,6 +194,14 @@ type txn struct {
 	// idx: as edits, for the owner index only, shared by the records of
 	// one Replay (see replay.go); nil: edits.
 	idx edits
+}
+
+// collected reports whether the mutation collected anything for a record:
+// config ops, binding candidates, an apply started or finished. Only the
+// Registry's reused txn relies on it (fixed, layers, replay and idx are
+// never set there).
+func (t *txn) collected() bool {
+	return t.ops != nil || t.bindNames != nil || t.started != nil || t.finished != nil
 }
 
 // journaledKey reports whether a key of sc in layer l is journaled (R41).
@@ -554,12 +571,15 @@ func pairsOf(vals Values, buf []pair) []pair {
 }
 
 // lookup is one key of an update with its hash and what the scope held
-// for it.
+// for it: old points into the scope's leaf (nil: no such key), 48 bytes
+// instead of a copy of the entry (R42's budget for the flapping benchmark).
+// A leaf of a published node never changes; one of a node the transaction
+// changes in place (txn.edits) may move when a key is inserted beside it,
+// which mergeLookups allows for.
 type lookup struct {
 	pair
-	hash   uint64
-	old    entry
-	exists bool
+	hash uint64
+	old  *entry
 }
 
 // lookupAll looks every key of ps up in km, once, into buf's storage.
@@ -568,7 +588,7 @@ func lookupAll(km keysMap, ps []pair, buf []lookup) []lookup {
 		h := hashKey(p.key)
 		lk := lookup{pair: p, hash: h}
 		if lf := km.leafH(p.key, h); lf != nil {
-			lk.old, lk.exists = lf.val, true
+			lk.old = &lf.val
 		}
 		buf = append(buf, lk)
 	}
@@ -593,31 +613,38 @@ func (t *txn) merge(owner string, sc Scope, l Layer, vals Values) {
 // mergeLookups is merge with the update's keys already looked up in km, the
 // current keys of the scope sc (scope key k, hash h) in layer l.
 func (t *txn) mergeLookups(owner string, sc Scope, l Layer, k string, h uint64, km keysMap, ls []lookup) {
-	changed := false
+	changed, inserted := false, false
 	var kbuf [8]string
 	keys := kbuf[:0]
 	for i := range ls {
 		lk := &ls[i]
+		old := lk.old
+		if old != nil && inserted && t.edits != nil {
+			// An insertion into a node changed in place may have moved
+			// the leaf: look it up again (the key itself is unchanged).
+			old = &km.leafH(lk.key, lk.hash).val
+		}
 		var e entry
 		switch {
-		case !lk.exists:
+		case old == nil:
 			e = entry{val: lk.val, org: t.ownerAdd(owner, sc, l, lk.key)}
 			if sc.Bucket == State {
-				t.stamp(State, k, h, lk.key, &e, &lk.old, false)
+				t.stamp(State, k, h, lk.key, &e, nil, false)
 			}
+			inserted = true
 		default:
-			nv := mergeValue(lk.old.val, lk.val)
-			if equalValue(nv, lk.old.val) {
+			nv := mergeValue(old.val, lk.val)
+			if equalValue(nv, old.val) {
 				continue
 			}
-			e = entry{val: nv, org: lk.old.org}
+			e = entry{val: nv, org: old.org}
 			if sc.Bucket == State {
-				if lk.old.meta.mod != t.seq && !lk.old.meta.stale() {
+				if old.meta.mod != t.seq && !old.meta.stale() {
 					// The value changed, owner and layer stay: what
 					// stamp gives, without comparing again.
-					e.meta = lk.old.meta.next(t.seq, t.clock())
+					e.meta = old.meta.next(t.seq, t.clock())
 				} else {
-					t.stamp(State, k, h, lk.key, &e, &lk.old, true)
+					t.stamp(State, k, h, lk.key, &e, old, true)
 				}
 			}
 		}
