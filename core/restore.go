@@ -22,7 +22,7 @@ import (
 // ErrInvalidValue names the first bad op. m.Binds are applied as Apply
 // applies them (R35).
 func RestoreSnapshot(m *Mutation) (Snapshot, error) {
-	b := restorer{seq: m.Seq, scopes: map[Scope]*restoreScope{}, owned: map[string][]hleaf[ownedKey]{}, binds: m.Binds, pending: m, orgs: map[string]*origin{}}
+	b := restorer{seq: m.Seq, scopes: map[Scope]*restoreScope{}, owned: map[string][]hleaf[struct{}]{}, binds: m.Binds, pending: m, orgs: map[string]*origin{}}
 	if !m.Time.IsZero() {
 		b.now = m.Time.UnixNano()
 	}
@@ -43,7 +43,7 @@ type restorer struct {
 	now    int64
 	scopes map[Scope]*restoreScope
 	order  []*restoreScope
-	owned  map[string][]hleaf[ownedKey]
+	owned  map[string][]hleaf[struct{}]
 	metas  []MutationOp
 	binds  []Bind
 	// pending carries the applies pending at the snapshot (R44), restored
@@ -95,7 +95,7 @@ func (b *restorer) op(op MutationOp) error {
 		rs.layers[li] = append(rs.layers[li], hleaf[entry]{key: key, val: entry{val: v, org: org}})
 		if op.Owner != "" {
 			ik := ownedIndexKey(op.Scope, op.Layer, key)
-			b.owned[op.Owner] = append(b.owned[op.Owner], hleaf[ownedKey]{key: ik, val: ownedKey{op.Scope, op.Layer, key}})
+			b.owned[op.Owner] = append(b.owned[op.Owner], hleaf[struct{}]{key: ik})
 		}
 	}
 	return nil
@@ -173,7 +173,7 @@ func (b *restorer) build() (*state, error) {
 		// Unbound, as Apply leaves a name until a Bind (R35).
 		oi := ownerInfo{org: b.origin(name)}
 		for _, k := range ks {
-			if journaledKey(k.val.scope, k.val.layer) {
+			if sc, l, _ := parseOwned(k.key); journaledKey(sc, l) {
 				oi.journaled++
 			}
 		}

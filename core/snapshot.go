@@ -105,8 +105,8 @@ func (s Snapshot) HoldsIn(owner string, l Layer) bool {
 	if !ok {
 		return false
 	}
-	return !oi.keys.each(func(lf *hleaf[ownedKey]) bool {
-		held := lf.val.layer == l && (l != 0 || lf.val.scope.Bucket == State)
+	return !oi.keys.each(func(lf *hleaf[struct{}]) bool {
+		held := ownedLayer(lf.key) == l && (l != 0 || ownedBucket(lf.key) == State)
 		return !held
 	})
 }
