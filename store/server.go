@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
+	"weak"
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/hashicorp/go-hclog"
@@ -117,9 +119,8 @@ type Server struct {
 
 	wg sync.WaitGroup // connection goroutines
 
-	snapMu   sync.Mutex // guards snapSeq, snapBody: one encoding per snapshot
-	snapSeq  uint64
-	snapBody []byte
+	snapMu sync.Mutex // guards the fields below: one encoding per snapshot
+	snap   snapCache
 
 	stats struct {
 		conns, requests, deliveries, badFrames atomic.Uint64
@@ -238,8 +239,8 @@ func (s *Server) shuttingDown() bool {
 func (s *Server) encodeSnapshot(snap core.Snapshot) ([]byte, error) {
 	s.snapMu.Lock()
 	defer s.snapMu.Unlock()
-	if s.snapBody != nil && s.snapSeq == snap.Seq() {
-		return s.snapBody, nil
+	if body := s.snap.get(snap.Seq()); body != nil {
+		return body, nil
 	}
 	data, err := codec.EncodeSnapshot(snap, 0)
 	if err != nil {
@@ -249,8 +250,47 @@ func (s *Server) encodeSnapshot(snap core.Snapshot) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.snapSeq, s.snapBody = snap.Seq(), body
+	s.snap.put(snap.Seq(), body)
 	return body, nil
+}
+
+// snapCache is the encoded body of the last snapshot served. A body of up
+// to snapCacheStrong bytes is kept; a larger one only while a reply or
+// push still holds it (a weak pointer): the pushes of one snapshot to many
+// subscribers share one encoding, and an idle daemon does not keep the
+// encoding of the big snapshot it served last (with 10,000 keys ~400 KB of
+// its idle resident set, issue #14's appliance footprint).
+type snapCache struct {
+	seq    uint64
+	strong []byte
+	weak   weak.Pointer[byte] // the first byte of a larger body
+	n      int                // its length
+}
+
+const snapCacheStrong = 64 << 10
+
+// get returns the body of snapshot seq if it is cached and still held.
+func (c *snapCache) get(seq uint64) []byte {
+	if c.seq != seq {
+		return nil
+	}
+	if c.strong != nil {
+		return c.strong
+	}
+	if p := c.weak.Value(); p != nil {
+		return unsafe.Slice(p, c.n)
+	}
+	return nil
+}
+
+// put caches body (not empty) as the body of snapshot seq.
+func (c *snapCache) put(seq uint64, body []byte) {
+	*c = snapCache{seq: seq}
+	if len(body) <= snapCacheStrong {
+		c.strong = body
+		return
+	}
+	c.weak, c.n = weak.Make(&body[0]), len(body)
 }
 
 // ServerStats are the server's counters.
