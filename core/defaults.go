@@ -81,7 +81,7 @@ func (r *Registry) setDefaults(ctx context.Context, defaults map[Scope]Values, o
 		}
 		km, _, _ := buildHmap(ls) // a map's keys are distinct
 		k := scopeKey(sc.Type, sc.Subtype)
-		scopes = append(scopes, hleaf[keysMap]{k, km})
+		scopes = append(scopes, hleaf[keysMap]{key: k, val: km})
 	}
 	layer, _, _ := buildHmap(scopes) // distinct scopes: distinct keys
 

@@ -31,10 +31,12 @@ type hmap[V any] struct {
 // hleaf is one key and its value. Its hash is not kept: every operation
 // but a push-down (mergeLeaves) and a bulk build is given it, and those
 // compute it again (hashOf) — 8 bytes less in every leaf of every node an
-// update copies (R42's budget for the flapping benchmark).
+// update copies (R42's budget for the flapping benchmark). The value
+// comes first: a zero-size V (the owner index's sets) at the end of the
+// struct would be padded to 8 bytes, at the start it takes none.
 type hleaf[V any] struct {
-	key string
 	val V
+	key string
 }
 
 type hnode[V any] struct {

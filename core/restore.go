@@ -132,7 +132,7 @@ func (b *restorer) build() (*state, error) {
 				}
 				lms[i] = km
 				if km.len() > 0 {
-					trees[2+i] = append(trees[2+i], hleaf[keysMap]{rs.k, km})
+					trees[2+i] = append(trees[2+i], hleaf[keysMap]{key: rs.k, val: km})
 				}
 			}
 			for i := NumLayers - 1; i >= 0; i-- {
@@ -158,7 +158,7 @@ func (b *restorer) build() (*state, error) {
 			if rs.sc.Bucket == State {
 				i = 0
 			}
-			trees[i] = append(trees[i], hleaf[keysMap]{rs.k, em})
+			trees[i] = append(trees[i], hleaf[keysMap]{key: rs.k, val: em})
 		}
 	}
 	st.buckets[State-1], _, _ = buildHmap(trees[0])
@@ -178,7 +178,7 @@ func (b *restorer) build() (*state, error) {
 			}
 		}
 		oi.keys, _, _ = buildHmap(ks) // unique once every scope's keys are
-		owners = append(owners, hleaf[ownerInfo]{name, oi})
+		owners = append(owners, hleaf[ownerInfo]{key: name, val: oi})
 	}
 	st.owners, _, _ = buildHmap(owners)
 	if !empty {
