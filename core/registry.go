@@ -397,6 +397,7 @@ func (r *Registry) mutateLocked(fn func(t *txn) error) (func() error, notice) {
 	}
 	var binds []Bind
 	var applies []PendingApply
+	var finished []uint64
 	logged := false
 	if t.collected() {
 		if t.record {
@@ -405,9 +406,9 @@ func (r *Registry) mutateLocked(fn func(t *txn) error) (func() error, notice) {
 		if t.started != nil {
 			applies = []PendingApply{*t.started}
 		}
-		logged = len(t.ops) > 0 || len(binds) > 0 || applies != nil || len(t.finished) > 0
+		finished = t.finished
+		logged = len(t.ops) > 0 || len(binds) > 0 || applies != nil || len(finished) > 0
 	}
-	finished := t.finished
 	if logged && r.failed != nil {
 		return failedWait(r.failed), notice{}
 	}
@@ -424,7 +425,7 @@ func (r *Registry) mutateLocked(fn func(t *txn) error) (func() error, notice) {
 	r.seq = seq
 	st := t.finish(seq)
 	r.work = st
-	if t.started != nil || len(t.finished) > 0 {
+	if applies != nil || len(finished) > 0 {
 		r.armDeadlineLocked()
 	}
 	bkts := t.buckets
@@ -553,10 +554,12 @@ func (r *Registry) publishLocked() {
 // they are published.
 func (r *Registry) countPublished(bkts uint8, n uint64) {
 	r.stats.mutations.Add(n)
-	for _, b := range [...]Bucket{State, Config} {
-		if bkts&(1<<b) != 0 {
-			r.stats.byBucket[b].Add(n)
-		}
+	// Not a loop over the buckets: this runs once per state update.
+	if bkts&(1<<State) != 0 {
+		r.stats.byBucket[State].Add(n)
+	}
+	if bkts&(1<<Config) != 0 {
+		r.stats.byBucket[Config].Add(n)
 	}
 }
 
@@ -703,12 +706,12 @@ func (o *Owner) updatePairs(t *txn, scope Scope, ps []pair) error {
 	ls := lookupAll(km, ps, buf[:0])
 	var reserved []string
 	added := 0
-	for _, lk := range ls {
+	for i, lk := range ls {
 		switch {
 		case lk.old == nil:
 			added++
 		case scope.Bucket == State && lk.old.owner() != o.name:
-			reserved = append(reserved, lk.key)
+			reserved = append(reserved, ps[i].key)
 		}
 	}
 	if len(reserved) > 0 {
@@ -720,7 +723,7 @@ func (o *Owner) updatePairs(t *txn, scope Scope, ps []pair) error {
 			return fmt.Errorf("%w: owner %q would hold %d keys, the limit is %d", ErrLimit, o.name, oi.keys.len()+added, o.maxKeys)
 		}
 	}
-	t.mergeLookups(o.name, scope, l, k, h, km, ls)
+	t.mergeLookups(o.name, scope, l, k, h, km, ps, ls)
 	return nil
 }
 

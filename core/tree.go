@@ -582,27 +582,28 @@ func pairsOf(vals Values, buf []pair) []pair {
 	return buf
 }
 
-// lookup is one key of an update with its hash and what the scope held
-// for it: old points into the scope's leaf (nil: no such key), 48 bytes
-// instead of a copy of the entry (R42's budget for the flapping benchmark).
-// A leaf of a published node never changes; one of a node the transaction
-// changes in place (txn.edits) may move when a key is inserted beside it,
-// which mergeLookups allows for.
+// lookup is what a scope held for one key of an update (the pair at the
+// same index): the key's hash and a pointer into the scope's leaf (nil: no
+// such key), 16 bytes instead of the pair and a copy of the entry (R42's
+// budget for the flapping benchmark: the buffer zeroed per update is
+// small). A leaf of a published node never changes; one of a node the
+// transaction changes in place (txn.edits) may move when a key is inserted
+// beside it, which mergeLookups allows for.
 type lookup struct {
-	pair
 	hash uint64
 	old  *entry
 }
 
-// lookupAll looks every key of ps up in km, once, into buf's storage.
+// lookupAll looks every key of ps up in km, once, into buf's storage: the
+// i-th lookup is ps[i]'s.
 func lookupAll(km keysMap, ps []pair, buf []lookup) []lookup {
 	for _, p := range ps {
 		h := hashKey(p.key)
-		lk := lookup{pair: p, hash: h}
+		var old *entry
 		if lf := km.leafH(p.key, h); lf != nil {
-			lk.old = &lf.val
+			old = &lf.val
 		}
-		buf = append(buf, lk)
+		buf = append(buf, lookup{h, old})
 	}
 	return buf
 }
@@ -619,33 +620,34 @@ func (t *txn) merge(owner string, sc Scope, l Layer, vals Values) {
 	if len(vals) > len(pbuf) { // one allocation each, not append's doublings
 		ps, ls = make([]pair, 0, len(vals)), make([]lookup, 0, len(vals))
 	}
-	t.mergeLookups(owner, sc, l, k, h, km, lookupAll(km, pairsOf(vals, ps), ls))
+	ps = pairsOf(vals, ps)
+	t.mergeLookups(owner, sc, l, k, h, km, ps, lookupAll(km, ps, ls))
 }
 
-// mergeLookups is merge with the update's keys already looked up in km, the
-// current keys of the scope sc (scope key k, hash h) in layer l.
-func (t *txn) mergeLookups(owner string, sc Scope, l Layer, k string, h uint64, km keysMap, ls []lookup) {
+// mergeLookups is merge with the update's keys ps already looked up (ls) in
+// km, the current keys of the scope sc (scope key k, hash h) in layer l.
+func (t *txn) mergeLookups(owner string, sc Scope, l Layer, k string, h uint64, km keysMap, ps []pair, ls []lookup) {
 	changed, inserted := false, false
 	var kbuf [8]string
 	keys := kbuf[:0]
 	for i := range ls {
-		lk := &ls[i]
+		lk, p := &ls[i], &ps[i]
 		old := lk.old
 		if old != nil && inserted && t.edits != nil {
 			// An insertion into a node changed in place may have moved
 			// the leaf: look it up again (the key itself is unchanged).
-			old = &km.leafH(lk.key, lk.hash).val
+			old = &km.leafH(p.key, lk.hash).val
 		}
 		var e entry
 		switch {
 		case old == nil:
-			e = entry{val: lk.val, org: t.ownerAdd(owner, sc, l, lk.key)}
+			e = entry{val: p.val, org: t.ownerAdd(owner, sc, l, p.key)}
 			if sc.Bucket == State {
-				t.stamp(State, k, h, lk.key, &e, nil, false)
+				t.stamp(State, k, h, p.key, &e, nil, false)
 			}
 			inserted = true
 		default:
-			nv := mergeValue(old.val, lk.val)
+			nv := mergeValue(old.val, p.val)
 			if equalValue(nv, old.val) {
 				continue
 			}
@@ -656,13 +658,13 @@ func (t *txn) mergeLookups(owner string, sc Scope, l Layer, k string, h uint64, 
 					// stamp gives, without comparing again.
 					e.meta = old.meta.next(t.seq, t.clock())
 				} else {
-					t.stamp(State, k, h, lk.key, &e, old, true)
+					t.stamp(State, k, h, p.key, &e, old, true)
 				}
 			}
 		}
-		km = km.setE(lk.key, lk.hash, e, t.edits)
+		km = km.setE(p.key, lk.hash, e, t.edits)
 		if sc.Bucket == Config {
-			keys = append(keys, lk.key)
+			keys = append(keys, p.key)
 		}
 		changed = true
 	}
@@ -676,8 +678,8 @@ func (t *txn) mergeLookups(owner string, sc Scope, l Layer, k string, h uint64, 
 		t.settle(sc, k, h, keys)
 		if t.record && l.Journaled() {
 			vals := make(Values, len(ls))
-			for _, lk := range ls {
-				vals[lk.key] = lk.val
+			for _, p := range ps {
+				vals[p.key] = p.val
 			}
 			t.ops = append(t.ops, MutationOp{Kind: MutMerge, Layer: l, Scope: sc, Owner: owner, Values: vals})
 		}
