@@ -172,3 +172,68 @@ func TestReplayFailedRecordSpendsIt(t *testing.T) {
 		t.Fatalf("Finish after a failure holds %d keys at %d", s.Len(core.Config), s.Seq())
 	}
 }
+
+// TestR4_MergeAfterInsertInPlace: within one update, keys that are new and
+// keys that exist mix in the same trie nodes, which a replay (Apply) and a
+// batch (UpdateBatch) change in place; each existing key still merges
+// against its own old value (R4) and gets its own metadata (R42), whatever
+// the insertions beside it moved.
+func TestR4_MergeAfterInsertInPlace(t *testing.T) {
+	sc := core.ConfigScope("net", "eth0")
+	old, mixed, want := core.Values{}, core.Values{}, map[string]any{}
+	for i := range 40 {
+		old["old"+strconv.Itoa(i)] = int64(1)
+		mixed["old"+strconv.Itoa(i)] = int64(2)
+		mixed["new"+strconv.Itoa(i)] = int64(2)
+		want["old"+strconv.Itoa(i)] = int64(2)
+		want["new"+strconv.Itoa(i)] = int64(2)
+	}
+	check := func(t *testing.T, s core.Snapshot, sc core.Scope, modSeq uint64) {
+		t.Helper()
+		got := s.Values(sc)
+		if !reflect.DeepEqual(map[string]any(got), want) {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+		for key := range want {
+			if m, ok := s.Meta(sc, key); !ok || m.ModSeq != modSeq || m.Owner != "o" {
+				t.Fatalf("%s: meta %+v, want ModSeq %d, owner o", key, m, modSeq)
+			}
+		}
+	}
+	t.Run("Apply", func(t *testing.T) {
+		for range 20 { // the keys' order comes from map iteration
+			s, err := core.Snapshot{}.Apply(&core.Mutation{Seq: 1, Ops: []core.MutationOp{
+				{Kind: core.MutMerge, Layer: core.Runtime, Scope: sc, Owner: "o", Values: old},
+				{Kind: core.MutMerge, Layer: core.Runtime, Scope: sc, Owner: "o", Values: mixed},
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(t, s, sc, 1)
+		}
+	})
+	t.Run("UpdateBatch", func(t *testing.T) {
+		st := core.StateScope("net", "eth0")
+		for range 20 {
+			r := core.New(core.Options{})
+			t.Cleanup(func() { r.Close() })
+			o, err := r.Owner(t.Context(), "o", core.OwnerOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// After the batch's first effective update, the nodes it
+			// creates are changed in place: the third update finds the
+			// second's.
+			errs := r.UpdateBatch(t.Context(), []core.BatchUpdate{
+				{Owner: o, Scope: core.StateScope("net", "lo"), Values: core.Values{"up": true}},
+				{Owner: o, Scope: st, Values: old},
+				{Owner: o, Scope: st, Values: mixed},
+			})
+			if err := errors.Join(errs...); err != nil {
+				t.Fatal(err)
+			}
+			s := r.Snapshot()
+			check(t, s, st, s.Seq())
+		}
+	})
+}
