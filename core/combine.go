@@ -76,13 +76,7 @@ func (r *Registry) applyBatchLocked(n *notice, list *request) {
 		case q.scope.Bucket == Config:
 			// One mutation of its own, after the state updates before it.
 			b.flush(r, n, q)
-			w, m := r.mutateLocked(func(t *txn) error {
-				if err := q.o.live(); err != nil {
-					return err
-				}
-				t.uid = q.o.uid
-				return q.o.updatePairs(t, q.scope, q.ps)
-			})
+			w, m := r.mutateLocked(func(t *txn) error { return q.o.put(t, q.scope, q.ps) })
 			n.add(m)
 			q.wait = w
 			b.from = q.next

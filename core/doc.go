@@ -248,6 +248,19 @@
 // published in order any more, so they all fail and the working state falls
 // back to the published one.
 //
+// Optimistic state updates (optimistic.go). Owner.Update of a state scope
+// builds its result outside the lock, against the published state: the
+// merge (R4), the no-op test (R6), the ownership check (R10) and the
+// scope's new nodes. Under the lock it installs them only if the working
+// state still holds the very scope node it built on (a pointer compare:
+// published nodes never change) and the session is live; then only the
+// sequence number (R7), the modification time (R42), the copy of the
+// bucket's path down to the scope and the publication remain. Otherwise —
+// the scope changed in between, or the update inserts a key (owner index,
+// R35 binding, MaxKeys) or would fail — it is done again under the same
+// lock as any mutation, so the result is the one the locked path gives.
+// Config updates always take the locked path (R24).
+//
 // Batches (UpdateBatch, combine.go). A batch takes the lock once and applies
 // its updates in order, each as its Update would (its own checks, error,
 // R6 no-op, R7 number, R42 metadata). A run of consecutive state updates

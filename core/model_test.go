@@ -29,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -563,6 +564,12 @@ type mtOp struct {
 	// mtDefaults, mtFleet: the scopes written (in: as passed; norm: stored).
 	layerIn, layerNorm map[core.Scope]core.Values
 	batch              []mtOp // mtBatch: its updates, in queue order
+	// race (mtUpdate of a state scope): another caller's update of the
+	// same scope, made while this one runs, between its build outside the
+	// write lock and its install (core.SetBeforeInstall): the optimistic
+	// update finds the scope changed and is done again under the lock
+	// (issue #14). It comes first in the sequence.
+	race *mtOp
 	// R35: mtOpen, mtEvict: checked for uid (OwnerFor, EvictFor);
 	// mtBindUnbound: uids, and uid the fallback.
 	checked bool
@@ -585,6 +592,9 @@ func (o mtOp) String(hs []*mtHandle) string {
 		}
 		return "batch{" + strings.Join(parts, "; ") + "}"
 	case mtUpdate:
+		if o.race != nil {
+			return fmt.Sprintf("%s.Update(%s, %#v), raced by %s", who(), o.scope, o.in, o.race.String(hs))
+		}
 		return fmt.Sprintf("%s.Update(%s, %#v)", who(), o.scope, o.in)
 	case mtDelete:
 		return fmt.Sprintf("%s.Delete(%s, %q)", who(), o.scope, o.keys)
@@ -1035,7 +1045,9 @@ func (g mtGen) op(m *mtModel, hs []*mtHandle, last *mtOp, names []string) mtOp {
 		b := mtOp{kind: mtBatch}
 		for range 2 + g.pick(5) {
 			if last != nil && last.kind == mtUpdate && g.chance(0.2) {
-				b.batch = append(b.batch, *last)
+				u := *last
+				u.race = nil // batches apply under the lock: nothing can race in
+				b.batch = append(b.batch, u)
 				continue
 			}
 			in, norm := g.values()
@@ -1049,7 +1061,19 @@ func (g mtGen) op(m *mtModel, hs []*mtHandle, last *mtOp, names []string) mtOp {
 		return *last
 	case p < 38:
 		in, norm := g.values()
-		return mtOp{kind: mtUpdate, handle: g.handleIdx(hs), scope: g.scope(), in: in, norm: norm}
+		o := mtOp{kind: mtUpdate, handle: g.handleIdx(hs), scope: g.scope(), in: in, norm: norm}
+		if o.scope.Bucket == core.State && g.chance(0.3) {
+			// A racing update of the same scope, as often by the same
+			// owner (keys it holds: what the optimistic path builds) as
+			// by any handle.
+			r := mtOp{kind: mtUpdate, handle: o.handle, scope: o.scope}
+			if g.chance(0.5) {
+				r.handle = g.handleIdx(hs)
+			}
+			r.in, r.norm = g.values()
+			o.race = &r
+		}
+		return o
 	case p < 53:
 		return mtOp{kind: mtDelete, handle: g.handleIdx(hs), scope: g.delScope(), keys: g.keys()}
 	case p < 73:
@@ -1210,8 +1234,18 @@ func TestModel(t *testing.T) {
 			}
 		})
 	}
-	t.Cleanup(func() { t.Logf("%d sequences in %v", seqs, time.Since(start)) })
+	t.Cleanup(func() {
+		t.Logf("%d sequences in %v; %d optimistic updates redone under the lock", seqs, time.Since(start), modelMisses.Load())
+		// The racing updates (mtOp.race) must reach the redo path of the
+		// optimistic state update, or the model does not check it.
+		if seqs >= 100 && modelMisses.Load() == 0 && !t.Failed() {
+			t.Error("no optimistic update found its scope changed at install: the racing updates do not exercise the redo path")
+		}
+	})
 }
+
+// modelMisses sums core.OptimisticMisses over TestModel's registries.
+var modelMisses atomic.Uint64
 
 // mtPoint is a snapshot with the model state it must show.
 type mtPoint struct {
@@ -1259,6 +1293,7 @@ func runModel(t *testing.T, seed uint64, steps int) bool {
 	}
 	r := core.New(opts)
 	defer func() {
+		modelMisses.Add(core.OptimisticMisses(r))
 		r.Close()
 		if log != nil {
 			log.Close()
@@ -1318,8 +1353,44 @@ func runModel(t *testing.T, seed uint64, steps int) bool {
 				}
 			}
 		case mtUpdate:
+			// A racing update (o.race) runs inside this one, between its
+			// build and its install; it is first in the sequence. An
+			// Update that fails before its build (a closed session, bad
+			// values) is not raced into; the racer then runs after it,
+			// which is the same order for the model: the failure depends
+			// on nothing the racer changes.
+			var race func() bool
+			if o.race != nil {
+				rc := *o.race
+				pm := m
+				var rw mtWant
+				m, rw = m.step(rc, hs)
+				if m != pm {
+					m.settleBinds(hs[rc.handle].uid)
+				}
+				ran, rerr := false, error(nil)
+				core.SetBeforeInstall(r, func() {
+					if !ran { // not again in the racer's own Update
+						ran = true
+						rerr = hs[rc.handle].o.Update(ctx, rc.scope, rc.in)
+					}
+				})
+				race = func() bool {
+					core.SetBeforeInstall(r, nil)
+					if !ran {
+						rerr = hs[rc.handle].o.Update(ctx, rc.scope, rc.in)
+					}
+					if !mtCheckErr(rerr, rw, fail) {
+						return fail("the racing update: see above")
+					}
+					return true
+				}
+			}
 			m, w = m.step(o, hs)
 			err = hs[o.handle].o.Update(ctx, o.scope, o.in)
+			if race != nil && !race() {
+				return false
+			}
 			last = &o
 		case mtDelete:
 			m, w = m.step(o, hs)

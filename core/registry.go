@@ -92,12 +92,21 @@ type Registry struct {
 		timer *time.Timer
 	}
 
+	// beforeInstall, if set (tests: SetBeforeInstall), runs in every
+	// state Update between its build outside the lock and its install
+	// (optimistic.go), so that a test can race another mutation into it.
+	// Set only while no Update runs.
+	beforeInstall func()
+
 	pub atomic.Pointer[state] // the published state: what readers see
 	hub *hub
 
 	stats struct {
 		mutations, deliveries, coalesced atomic.Uint64
 		byBucket                         [Config + 1]atomic.Uint64 // effective mutations that changed each bucket
+		// optimisticMisses counts optimistic state updates whose scope
+		// changed before they could be installed (optimistic.go; tests).
+		optimisticMisses atomic.Uint64
 	}
 }
 
@@ -422,23 +431,33 @@ func (r *Registry) mutateLocked(fn func(t *txn) error) (func() error, notice) {
 		}
 		p = lp
 	}
-	r.seq = seq
-	st := t.finish(seq)
-	r.work = st
-	if applies != nil || len(finished) > 0 {
-		r.armDeadlineLocked()
-	}
 	bkts := t.buckets
 	if bkts == 0 { // whole-tree changes (defaults, recovered metadata) are config
 		bkts = 1 << Config
 	}
-	// A state-only mutation needs no record, only a durably reserved
-	// sequence number (or a failed log, which can no longer reserve).
-	ready := !logged && r.reservedLocked()
+	w, n := r.sequencedLocked(t.finish(seq), p, bkts, t.notice()) // t is reused once the lock is released
+	if applies != nil || len(finished) > 0 {
+		r.armDeadlineLocked()
+	}
+	return w, n
+}
+
+// sequencedLocked makes st, the state after the next sequence number's
+// mutation (st.seq is r.seq+1), the working state, and publishes it at once
+// if it may be, else queues it. p is its logged entry, ready once durable;
+// nil for a mutation without a record, which needs only a durably reserved
+// sequence number (or a failed log, which can no longer reserve). bkts are
+// the buckets it changes, n what the notifier must hear if it is published
+// now. It returns the wait for the outcome and the notice to send once the
+// lock is released.
+func (r *Registry) sequencedLocked(st *state, p *pending, bkts uint8, n notice) (func() error, notice) {
+	r.seq = st.seq
+	r.work = st
+	ready := p == nil && r.reservedLocked()
 	if ready && len(r.queue) == 0 {
 		r.pub.Store(st)
 		r.countPublished(bkts, 1)
-		return doneWait, t.notice() // t is reused once the lock is released
+		return doneWait, n
 	}
 	if p == nil {
 		p = &pending{ready: ready, done: make(chan struct{})}
@@ -672,13 +691,20 @@ func (o *Owner) Update(ctx context.Context, scope Scope, values Values) error {
 	if size > o.r.maxBytes {
 		return tooLarge(size, o.r.maxBytes, scope, 1)
 	}
-	return o.r.mutate(func(t *txn) error {
-		if err := o.live(); err != nil {
-			return err
-		}
-		t.uid = o.uid
-		return o.updatePairs(t, scope, ps)
-	})
+	if scope.Bucket == State {
+		return o.updateState(scope, ps)
+	}
+	return o.r.mutate(func(t *txn) error { return o.put(t, scope, ps) })
+}
+
+// put is the mutation of an update of scope with the pairs ps, by o: what
+// Update and UpdateBatch run under the write lock.
+func (o *Owner) put(t *txn, scope Scope, ps []pair) error {
+	if err := o.live(); err != nil {
+		return err
+	}
+	t.uid = o.uid
+	return o.updatePairs(t, scope, ps)
 }
 
 // live reports ErrClosed for a session that ended while the caller waited
