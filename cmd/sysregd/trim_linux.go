@@ -79,8 +79,10 @@ func parseMapping(line string) (smapsEntry, bool) {
 	if !found {
 		return smapsEntry{}, false
 	}
-	x, err1 := strconv.ParseUint(a, 16, 64)
-	y, err2 := strconv.ParseUint(b, 16, 64)
+	// An address that does not fit a uintptr (a 64-bit kernel's line on a
+	// 32-bit build's test table) is not a mapping of this process.
+	x, err1 := strconv.ParseUint(a, 16, strconv.IntSize)
+	y, err2 := strconv.ParseUint(b, 16, strconv.IntSize)
 	if err1 != nil || err2 != nil || y < x {
 		return smapsEntry{}, false
 	}
