@@ -35,7 +35,7 @@ import (
 const (
 	// trimAfter: bytes allocated since the last trim before a quiet tick
 	// trims again, so an idle daemon does not collect over and over.
-	trimAfter = 1 << 20
+	trimAfter = 256 << 10
 	// trimQuiet: at most this many bytes allocated during one tick count as
 	// quiet.
 	trimQuiet = 64 << 10
