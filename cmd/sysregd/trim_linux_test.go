@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"maps"
 	"os"
 	"strconv"
 	"strings"
@@ -11,6 +12,15 @@ import (
 )
 
 func TestReleasableMappings(t *testing.T) {
+	dev, ok := parseDev("fe:00")
+	if !ok || dev != 0xfe00 {
+		t.Fatalf(`parseDev("fe:00") = %#x, %v; want 0xfe00`, dev, ok)
+	}
+	if d, _ := parseDev("103:2"); d != 0x10302 { // makedev(259, 2): NVMe partitions
+		t.Fatalf(`parseDev("103:2") = %#x, want 0x10302`, d)
+	}
+	// The code files: those with an executable mapping in the table.
+	code := map[fileID]bool{{dev: dev, ino: 10020619}: true, {dev: dev, ino: 77}: true} // sysregd, libc
 	for _, c := range []struct {
 		header string
 		anon   string // the mapping's Anonymous: line, "" for none
@@ -20,8 +30,15 @@ func TestReleasableMappings(t *testing.T) {
 		{"00400000-00bc5000 r-xp 00000000 fe:00 10020619                           /usr/sbin/sysregd", "0 kB", 0x400000, 0xbc5000, true},
 		{"00bc5000-01427000 r--p 007c5000 fe:00 10020619                           /usr/sbin/sysregd", "0 kB", 0xbc5000, 0x1427000, true},
 		{"7f017f4c7000-7f017f61d000 r-xp 00028000 fe:00 77                        /usr/lib/x86_64-linux-gnu/libc.so.6", "0 kB", 0x7f017f4c7000, 0x7f017f61d000, true},
-		{"7f0100000000-7f0100040000 r--s 00000000 fe:00 99                        /var/lib/sysreg/journal.db", "0 kB", 0x7f0100000000, 0x7f0100040000, true},
-		{"00400000-00bc5000 r-xp 00000000 fe:00 9 /opt/my apps/sysregd", "0 kB", 0x400000, 0xbc5000, true},
+		{"7f017f4a0000-7f017f4c7000 r--p 00000000 fe:00 77                        /usr/lib/x86_64-linux-gnu/libc.so.6", "0 kB", 0x7f017f4a0000, 0x7f017f4c7000, true},
+		// Not a code file: mappings that can move. bbolt remaps journal.db
+		// elsewhere when it grows, and anonymous memory can take its old
+		// range between the read of smaps and the madvise (which would
+		// discard that memory's contents).
+		{"7f0100000000-7f0100040000 r--s 00000000 fe:00 99                        /var/lib/sysreg/journal.db", "0 kB", 0x7f0100000000, 0x7f0100040000, false},
+		{"00400000-00bc5000 r-xp 00000000 fe:00 10020619 /opt/my apps/sysregd", "0 kB", 0x400000, 0xbc5000, true},
+		// Another device, same inode: another file (not mapped executable).
+		{"00400000-00bc5000 r-xp 00000000 fe:01 10020619                           /usr/sbin/sysregd", "0 kB", 0x400000, 0xbc5000, false},
 		// Relocated, then made read-only (RELRO): the process's own copies.
 		{"7f017f670000-7f017f674000 r--p 001a8000 fe:00 77                        /usr/lib/x86_64-linux-gnu/libc.so.6", "16 kB", 0x7f017f670000, 0x7f017f674000, false},
 		// Not known to hold no anonymous page.
@@ -50,9 +67,29 @@ func TestReleasableMappings(t *testing.T) {
 			kb, err := strconv.ParseUint(strings.TrimSuffix(c.anon, " kB"), 10, 64)
 			e.anon, e.anonKnown = err != nil || kb > 0, true
 		}
-		if got := e.releasable(); got != c.want {
+		if got := e.releasable(code); got != c.want {
 			t.Errorf("%q with Anonymous: %q: releasable %v, want %v", c.header, c.anon, got, c.want)
 		}
+	}
+	// codeFiles finds the same code files in smaps headers: the files
+	// mapped r-x, not journal.db (r--s) nor anonymous memory.
+	var ms []smapsEntry
+	for _, h := range []string{
+		"00400000-00bc5000 r-xp 00000000 fe:00 10020619                           /usr/sbin/sysregd",
+		"7f0100000000-7f0100040000 r--s 00000000 fe:00 99                        /var/lib/sysreg/journal.db",
+		"7f017f4a0000-7f017f4c7000 r--p 00000000 fe:00 77                        /usr/lib/x86_64-linux-gnu/libc.so.6",
+		"7f017f4c7000-7f017f61d000 r-xp 00028000 fe:00 77                        /usr/lib/x86_64-linux-gnu/libc.so.6",
+		"7f013563a000-7f01357da000 r-xp 00000000 00:00 0 ",
+		"7ffc8f25a000-7ffc8f25c000 r-xp 00000000 00:00 0                          [vdso]",
+	} {
+		e, ok := parseMapping(h)
+		if !ok {
+			t.Fatalf("parseMapping(%q) failed", h)
+		}
+		ms = append(ms, e)
+	}
+	if got := codeFiles(ms); !maps.Equal(got, code) {
+		t.Errorf("codeFiles = %v, want %v", got, code)
 	}
 	for _, line := range []string{"", "Rss:                6548 kB", "VmFlags: rd ex mr mw me", "zz-00bc5000 r--p 00000000 fe:00 1 /x", "00bc5000-00bc4000 r--p 00000000 fe:00 1 /x"} {
 		if e, ok := parseMapping(line); ok {
