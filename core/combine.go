@@ -68,6 +68,7 @@ func (q *request) outcome() error {
 // applyBatchLocked applies list, requests in order, setting each one's
 // outcome, and publishes (or queues) what they changed.
 func (r *Registry) applyBatchLocked(n *notice, list *request) {
+	r.publishInPlaceLocked() // before the batch shares r.work's nodes
 	b := batch{from: list}
 	for q := list; q != nil; q = q.next {
 		switch {

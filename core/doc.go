@@ -33,7 +33,9 @@
 //
 // Stored values are deep copies in normal form (NormalizeValues) and are
 // never modified; accessors return copies again, so no caller can reach
-// shared state. A Snapshot is cheap: taking it is O(1) and handing it to
+// shared state. A Snapshot is cheap: taking it is O(1) (after state
+// updates applied in place, it first publishes them under the write lock,
+// once for the whole run: see In-place state updates) and handing it to
 // any number of subscribers copies nothing (R19).
 //
 // Decisions where the spec is silent:
@@ -248,18 +250,26 @@
 // published in order any more, so they all fail and the working state falls
 // back to the published one.
 //
-// Optimistic state updates (optimistic.go). Owner.Update of a state scope
-// builds its result outside the lock, against the published state: the
-// merge (R4), the no-op test (R6), the ownership check (R10) and the
-// scope's new nodes. Under the lock it installs them only if the working
-// state still holds the very scope node it built on (a pointer compare:
-// published nodes never change) and the session is live; then only the
-// sequence number (R7), the modification time (R42), the copy of the
-// bucket's path down to the scope and the publication remain. Otherwise —
-// the scope changed in between, or the update inserts a key (owner index,
-// R35 binding, MaxKeys) or would fail — it is done again under the same
-// lock as any mutation, so the result is the one the locked path gives.
-// Config updates always take the locked path (R24).
+// In-place state updates (inplace.go). Owner.Update of state keys its
+// owner already holds is applied under the lock to the working state and
+// not published: the nodes on the path to the keys are copied once after
+// each publication and then changed in place (transient nodes, edits), so
+// a key flapped many times between two readers costs the registry no
+// allocation. The working state is published when something reads it:
+// Snapshot (every read of a Registry, and of a Store through it) and the
+// notifier publish pending in-place updates under the lock first, so a
+// reader always sees every acknowledged update; one that finds none
+// pending takes no lock. Every other write publishes them before it
+// starts, so that the nodes it shares with the working state are immutable
+// and publication stays in sequence order (R7, R24). Published nodes are
+// never changed: only nodes copied since the last publication are. An
+// update is applied in place only if it could be published at once
+// (nothing queued for durability, its sequence number durably reserved)
+// and changes at most 8 keys that exist, are its owner's and are not
+// stale; inserts (owner index, R35 binding, MaxKeys), errors and config
+// updates take the ordinary path, which gives the same result. The R6
+// no-op test, the R7 number and the R42 metadata are those of the ordinary
+// path.
 //
 // Batches (UpdateBatch, combine.go). A batch takes the lock once and applies
 // its updates in order, each as its Update would (its own checks, error,
@@ -280,8 +290,9 @@
 // one-slot channel; it owns no goroutine and no timer (about 260 bytes when
 // idle). When idle it is "armed": a member of a cohort of its pattern's
 // group, the cohort being the subscriptions that last saw the same state of
-// the pattern's region. Producers publish with an atomic store and then
-// read a per-bucket filter of the armed patterns (a bit per pattern kind
+// the pattern's region. Producers publish with an atomic store (or, in
+// place, set the flag that says an update is pending) and then read a
+// per-bucket filter of the armed patterns (a bit per pattern kind
 // and field hash); only when it may match the changed scope (any armed
 // pattern, for a mutation of several scopes) do they make a non-blocking
 // kick to the notifier goroutine. That is a few atomic loads whatever the
@@ -294,7 +305,9 @@
 // single timer waking the notifier for the earliest tick. A delivery takes
 // the latest published state at that moment, replaces any snapshot the
 // consumer has not taken (R19), and arms again. Arming publishes the
-// filter before the state is read, so no change is missed; hence every
+// filter before the state is read, and if an in-place update is pending
+// then (the notifier may not wait for the write lock there) it kicks a
+// pass, which publishes it; so no change is missed; hence every
 // subscriber holds the last change at most Hysteresis + MinInterval (+ the
 // tick) after it (R18).
 //

@@ -564,11 +564,10 @@ type mtOp struct {
 	// mtDefaults, mtFleet: the scopes written (in: as passed; norm: stored).
 	layerIn, layerNorm map[core.Scope]core.Values
 	batch              []mtOp // mtBatch: its updates, in queue order
-	// race (mtUpdate of a state scope): another caller's update of the
-	// same scope, made while this one runs, between its build outside the
-	// write lock and its install (core.SetBeforeInstall): the optimistic
-	// update finds the scope changed and is done again under the lock
-	// (issue #14). It comes first in the sequence.
+	// race (mtUpdate of a state scope): another update of the same scope
+	// made just before this one, with no snapshot taken between them: the
+	// second then changes in place the nodes the first one copied
+	// (inplace.go, issue #14). It comes first in the sequence.
 	race *mtOp
 	// R35: mtOpen, mtEvict: checked for uid (OwnerFor, EvictFor);
 	// mtBindUnbound: uids, and uid the fallback.
@@ -1063,9 +1062,9 @@ func (g mtGen) op(m *mtModel, hs []*mtHandle, last *mtOp, names []string) mtOp {
 		in, norm := g.values()
 		o := mtOp{kind: mtUpdate, handle: g.handleIdx(hs), scope: g.scope(), in: in, norm: norm}
 		if o.scope.Bucket == core.State && g.chance(0.3) {
-			// A racing update of the same scope, as often by the same
-			// owner (keys it holds: what the optimistic path builds) as
-			// by any handle.
+			// An update of the same scope just before, as often by the
+			// same owner (keys it holds: what is applied in place) as by
+			// any handle.
 			r := mtOp{kind: mtUpdate, handle: o.handle, scope: o.scope}
 			if g.chance(0.5) {
 				r.handle = g.handleIdx(hs)
@@ -1235,17 +1234,18 @@ func TestModel(t *testing.T) {
 		})
 	}
 	t.Cleanup(func() {
-		t.Logf("%d sequences in %v; %d optimistic updates redone under the lock", seqs, time.Since(start), modelMisses.Load())
-		// The racing updates (mtOp.race) must reach the redo path of the
-		// optimistic state update, or the model does not check it.
-		if seqs >= 100 && modelMisses.Load() == 0 && !t.Failed() {
-			t.Error("no optimistic update found its scope changed at install: the racing updates do not exercise the redo path")
+		n, chained := modelInPlace[0].Load(), modelInPlace[1].Load()
+		t.Logf("%d sequences in %v; %d state updates applied in place, %d of them on nodes not yet published", seqs, time.Since(start), n, chained)
+		// The runs of updates (mtOp.race) must reach the in-place path on
+		// unpublished nodes, or the model does not check it.
+		if seqs >= 100 && chained == 0 && !t.Failed() {
+			t.Error("no state update was applied in place on unpublished nodes: the runs of updates do not exercise it")
 		}
 	})
 }
 
-// modelMisses sums core.OptimisticMisses over TestModel's registries.
-var modelMisses atomic.Uint64
+// modelInPlace sums core.InPlaceUpdates over TestModel's registries.
+var modelInPlace [2]atomic.Uint64
 
 // mtPoint is a snapshot with the model state it must show.
 type mtPoint struct {
@@ -1293,7 +1293,9 @@ func runModel(t *testing.T, seed uint64, steps int) bool {
 	}
 	r := core.New(opts)
 	defer func() {
-		modelMisses.Add(core.OptimisticMisses(r))
+		n, chained := core.InPlaceUpdates(r)
+		modelInPlace[0].Add(n)
+		modelInPlace[1].Add(chained)
 		r.Close()
 		if log != nil {
 			log.Close()
@@ -1353,13 +1355,9 @@ func runModel(t *testing.T, seed uint64, steps int) bool {
 				}
 			}
 		case mtUpdate:
-			// A racing update (o.race) runs inside this one, between its
-			// build and its install; it is first in the sequence. An
-			// Update that fails before its build (a closed session, bad
-			// values) is not raced into; the racer then runs after it,
-			// which is the same order for the model: the failure depends
-			// on nothing the racer changes.
-			var race func() bool
+			// A run of updates (o.race first) with no snapshot between
+			// them: the second is applied in place on nodes the first
+			// copied, if both may be (inplace.go).
 			if o.race != nil {
 				rc := *o.race
 				pm := m
@@ -1368,29 +1366,12 @@ func runModel(t *testing.T, seed uint64, steps int) bool {
 				if m != pm {
 					m.settleBinds(hs[rc.handle].uid)
 				}
-				ran, rerr := false, error(nil)
-				core.SetBeforeInstall(r, func() {
-					if !ran { // not again in the racer's own Update
-						ran = true
-						rerr = hs[rc.handle].o.Update(ctx, rc.scope, rc.in)
-					}
-				})
-				race = func() bool {
-					core.SetBeforeInstall(r, nil)
-					if !ran {
-						rerr = hs[rc.handle].o.Update(ctx, rc.scope, rc.in)
-					}
-					if !mtCheckErr(rerr, rw, fail) {
-						return fail("the racing update: see above")
-					}
-					return true
+				if !mtCheckErr(hs[rc.handle].o.Update(ctx, rc.scope, rc.in), rw, fail) {
+					return fail("the update before it: see above")
 				}
 			}
 			m, w = m.step(o, hs)
 			err = hs[o.handle].o.Update(ctx, o.scope, o.in)
-			if race != nil && !race() {
-				return false
-			}
 			last = &o
 		case mtDelete:
 			m, w = m.step(o, hs)
@@ -1496,6 +1477,14 @@ func runModel(t *testing.T, seed uint64, steps int) bool {
 					if got, want := core.Diff(pair[0], pair[1]), mtDiff(a, b); !reflect.DeepEqual(got, want) {
 						return fail("R22 Diff between Seq %d and %d:\n got  %v\n want %v", pair[0].Seq(), pair[1].Seq(), got, want)
 					}
+				}
+			}
+			// A published snapshot never changes: updates applied in place
+			// later change only nodes copied after it (inplace.go).
+			if len(history) > 0 && g.chance(0.2) {
+				h := history[g.pick(len(history))]
+				if !mtCheckView(h.snap, h.model, fail) {
+					return fail("the snapshot of Seq %d changed since it was taken: see above", h.snap.Seq())
 				}
 			}
 			history = append(history, mtPoint{snap, m})

@@ -92,11 +92,13 @@ type Registry struct {
 		timer *time.Timer
 	}
 
-	// beforeInstall, if set (tests: SetBeforeInstall), runs in every
-	// state Update between its build outside the lock and its install
-	// (optimistic.go), so that a test can race another mutation into it.
-	// Set only while no Update runs.
-	beforeInstall func()
+	// lazy holds the transient nodes of the in-place state updates not
+	// yet published, dirty says there are some (inplace.go).
+	lazy  editSet
+	dirty atomic.Bool
+	// inPlace counts the effective in-place updates, and those of them
+	// made while earlier ones were still unpublished (tests).
+	inPlace struct{ n, chained uint64 }
 
 	pub atomic.Pointer[state] // the published state: what readers see
 	hub *hub
@@ -104,9 +106,6 @@ type Registry struct {
 	stats struct {
 		mutations, deliveries, coalesced atomic.Uint64
 		byBucket                         [Config + 1]atomic.Uint64 // effective mutations that changed each bucket
-		// optimisticMisses counts optimistic state updates whose scope
-		// changed before they could be installed (optimistic.go; tests).
-		optimisticMisses atomic.Uint64
 	}
 }
 
@@ -165,8 +164,11 @@ func New(opts Options) *Registry {
 	return r
 }
 
-// Snapshot returns the current published view. It is O(1).
-func (r *Registry) Snapshot() Snapshot { return Snapshot{r.pub.Load()} }
+// Snapshot returns the current published view, which holds every
+// acknowledged update. It is O(1): after state updates applied in place
+// (inplace.go) it publishes them first, taking the write lock once for
+// the whole run.
+func (r *Registry) Snapshot() Snapshot { return Snapshot{r.published()} }
 
 // Stats are counters for monitoring.
 type Stats struct {
@@ -385,6 +387,7 @@ func (r *Registry) mutateAsync(fn func(t *txn) error) func() error {
 // change published at once by the returned notice, once the caller has
 // released the lock.
 func (r *Registry) mutateLocked(fn func(t *txn) error) (func() error, notice) {
+	r.publishInPlaceLocked() // before anything shares r.work's nodes
 	if r.closed {
 		return failedWait(ErrClosed), notice{}
 	}
@@ -595,6 +598,7 @@ func (r *Registry) failLocked(cause error) {
 		close(p.done)
 	}
 	r.queue = r.queue[:0]
+	r.publishInPlaceLocked() // acknowledged, and their numbers were reserved
 	r.work = r.pub.Load()
 }
 

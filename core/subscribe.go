@@ -288,7 +288,7 @@ func (h *hub) run() {
 // is one check per armed cohort plus one step per woken or delivered
 // subscription: members sharing a pattern and a last state cost one check.
 func (h *hub) pass() {
-	cur := h.r.pub.Load()
+	cur := h.r.published()
 	h.mu.Lock()
 	now := h.since(time.Now())
 	var fired []*cohort
@@ -365,6 +365,13 @@ func (h *hub) deliverLocked(s *Subscription, now int64) {
 		h.armLocked(g)
 	}
 	cur := h.r.pub.Load()
+	if h.r.dirty.Load() {
+		// An in-place update not yet published (inplace.go) may have
+		// read the filter before the arm: a pass publishes it and wakes
+		// the cohort if it changed the region. (The notifier holds h.mu
+		// here and may not wait for the write lock.)
+		h.kick()
+	}
 	var c *cohort
 	if n := len(g.cohorts); n > 0 && !regionChanged(g.cohorts[n-1].seen, cur, g.pat) {
 		c = g.cohorts[n-1]

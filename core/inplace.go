@@ -1,0 +1,136 @@
+package core
+
+// In-place state updates (issue #14). Owner.Update of state keys its owner
+// already holds is applied under the write lock to the working state
+// without publishing it: the nodes on the path to the keys are copied once
+// after each publication and then changed in place (transient nodes, see
+// edits), so that a key flapped a million times between two readers costs
+// no allocation in the registry. The working state is published when
+// something reads it:
+//
+//   - Snapshot (and so every read of a Registry or a Store) and the
+//     notifier publish the pending in-place updates first (published), under
+//     the write lock, once per run of updates: readers always see every
+//     acknowledged update (read-your-writes), and a reader that finds
+//     nothing pending takes no lock;
+//   - every other write (mutateLocked, a batch, a Log failure) publishes
+//     them before it starts, so that the nodes it shares with the working
+//     state are immutable from then on and the order of publication stays
+//     the order of sequence numbers (R7, R24).
+//
+// An update is applied in place only if it could be published at once
+// (nothing queued for durability, its sequence number durably reserved),
+// changes only keys that exist, are its owner's and are not stale, and has
+// at most maxInPlace keys; anything else (an insert, which changes the owner
+// index and may bind the name, R35; an error; a config update) takes the
+// ordinary path, which gives the same result.
+//
+// Invariants, all under r.mu:
+//   - r.dirty is set iff r.work holds in-place updates not yet published;
+//     r.work is then a state only the registry can reach, and nothing is
+//     queued;
+//   - the nodes in r.lazy are reachable only from r.work (no published or
+//     queued state holds them): they are the only nodes ever changed in
+//     place; publishing empties r.lazy.
+
+// maxInPlace is the most keys an update applied in place has.
+const maxInPlace = 8
+
+// updateInPlaceLocked applies o's update of state scope sc (scope key k,
+// hash h) with the pairs ps in place, if it may (see above), and reports
+// whether it did; if so, it returns the update's wait and notice as
+// mutateLocked does. Called with r.mu held.
+func (r *Registry) updateInPlaceLocked(o *Owner, sc Scope, k string, h uint64, ps []pair) (func() error, notice, bool) {
+	if r.closed || o.ended || len(ps) > maxInPlace || len(r.queue) > 0 ||
+		(r.log != nil && r.failed == nil && r.seq+1 > r.durable) {
+		return nil, notice{}, false
+	}
+	top := r.work.buckets[State-1]
+	lf := top.leafH(k, h)
+	if lf == nil {
+		return nil, notice{}, false
+	}
+	km := lf.val
+	var lbuf [maxInPlace]lookup
+	ls := lookupAll(km, ps, lbuf[:0])
+	var nv [maxInPlace]any
+	var changed uint32
+	for i := range ls {
+		old := ls[i].old
+		if old == nil || old.owner() != o.name || old.meta.stale() {
+			return nil, notice{}, false
+		}
+		v := mergeValue(old.val, ps[i].val)
+		if equalValue(v, old.val) {
+			continue // R6 for this key
+		}
+		nv[i] = v
+		changed |= 1 << i
+	}
+	if changed == 0 { // R6: no sequence number, no notification
+		return doneWait, notice{}, true
+	}
+	seq, now := r.seq+1, r.coarseNow()
+	st := r.work
+	if r.dirty.Load() {
+		r.inPlace.chained++
+	} else { // r.work is published: change a copy of it
+		st = new(state)
+		*st = *r.work
+		r.work = st
+	}
+	r.inPlace.n++
+	for i := range ls {
+		if changed&(1<<i) == 0 {
+			continue
+		}
+		// As mergeLookups: the owner, the layer and the origin stay.
+		old := ls[i].old
+		km = km.setE(ps[i].key, ls[i].hash, entry{val: nv[i], org: old.org, meta: old.meta.next(seq, now)}, &r.lazy)
+	}
+	// lf.key, not k: the stored key, so that k (built on the caller's
+	// stack) does not escape.
+	st.buckets[State-1] = top.setE(lf.key, h, km, &r.lazy)
+	st.seq, r.seq = seq, seq
+	r.dirty.Store(true)
+	r.countPublished(1<<State, 1)
+	return doneWait, notice{set: true, one: sc}, true
+}
+
+// publishInPlaceLocked publishes the in-place updates not yet published,
+// if any. Called with r.mu held.
+func (r *Registry) publishInPlaceLocked() {
+	if !r.dirty.Load() {
+		return
+	}
+	r.lazy.reset()
+	r.pub.Store(r.work)
+	r.dirty.Store(false)
+}
+
+// published returns the published state, after publishing the in-place
+// updates not yet published (taking the write lock only then).
+func (r *Registry) published() *state {
+	if r.dirty.Load() {
+		r.mu.Lock()
+		r.publishInPlaceLocked()
+		r.mu.Unlock()
+	}
+	return r.pub.Load()
+}
+
+// updateState is Owner.Update of a state scope: in place if it may be,
+// else the ordinary path.
+func (o *Owner) updateState(sc Scope, ps []pair) error {
+	r := o.r
+	k := scopeKey(sc.Type, sc.Subtype)
+	h := hashKey(k)
+	r.mu.Lock()
+	w, n, ok := r.updateInPlaceLocked(o, sc, k, h, ps)
+	if !ok {
+		w, n = r.mutateLocked(func(t *txn) error { return o.put(t, sc, ps) })
+	}
+	r.mu.Unlock()
+	n.send(r.hub)
+	return w()
+}

@@ -1,0 +1,431 @@
+package core_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/sysreg/sysreg/core"
+)
+
+func mustOK(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestInPlaceUpdate: a state Update of keys its owner holds is applied in
+// place, without publishing, and published when something reads
+// (inplace.go, issue #14). Here a's update of k to 5 is applied in place,
+// then another mutation runs (before) with no snapshot taken, then a
+// updates k to 2: the result is the one the ordinary path gives, whichever
+// path each took — R4's merge, R6's no-op, R7's numbers, R42's metadata,
+// R10's ownership, R24's order behind a queued config update, the
+// session's end (R13, R48) — and a snapshot taken before any of it (or in
+// between) never changes.
+func TestInPlaceUpdate(t *testing.T) {
+	ctx := context.Background()
+	sc := core.StateScope("inplace", "s")
+	other := core.StateScope("inplace", "other")
+	cfg := core.ConfigScope("inplace", "c")
+	type env struct {
+		r    *core.Registry
+		a, b *core.Owner
+		mid  core.Snapshot // taken by before, if it takes one
+	}
+	for _, tc := range []struct {
+		name    string
+		log     bool         // a Log that acknowledges from its own goroutine: publication can lag
+		before  func(e *env) // runs between a's two updates
+		err     error        // the second update's error
+		seqs    uint64       // sequence numbers taken in all
+		k       any          // sc's "k" after (nil: gone)
+		ver     uint64       // its Version (R42)
+		inPlace uint64       // updates applied in place
+		chained uint64       // of them, on nodes not yet published
+		extra   func(*testing.T, *env, core.Snapshot)
+	}{
+		{name: "nothing", before: func(*env) {}, seqs: 2, k: int64(2), ver: 3, inPlace: 2, chained: 1},
+		{name: "R10 another owner updates its key of the scope", before: func(e *env) {
+			mustOK(t, e.b.Update(ctx, sc, core.Values{"b": 2}))
+		}, seqs: 3, k: int64(2), ver: 3, inPlace: 3, chained: 2, extra: func(t *testing.T, _ *env, s core.Snapshot) {
+			if v, _ := s.Get(sc, "b"); v != int64(2) {
+				t.Errorf("b = %v, want 2", v)
+			}
+		}},
+		{name: "R10 another owner's key is refused", before: func(e *env) {
+			if err := e.b.Update(ctx, sc, core.Values{"k": 7}); !errors.Is(err, core.ErrReservedKeys) {
+				t.Errorf("b updating a's key: %v, want ErrReservedKeys", err)
+			}
+		}, seqs: 2, k: int64(2), ver: 3, inPlace: 2}, // the refusal took the ordinary path, which publishes first
+		{name: "R6 the same owner puts the same value first", before: func(e *env) {
+			mustOK(t, e.a.Update(ctx, sc, core.Values{"k": 2}))
+		}, seqs: 2, k: int64(2), ver: 3, inPlace: 2, chained: 1},
+		{name: "R4 the same owner changes the value first", before: func(e *env) {
+			mustOK(t, e.a.Update(ctx, sc, core.Values{"k": 3}))
+		}, seqs: 3, k: int64(2), ver: 4, inPlace: 3, chained: 2},
+		{name: "R4 a map value merges in place", before: func(e *env) {
+			mustOK(t, e.a.Update(ctx, sc, core.Values{"m": map[string]any{"y": 2}}))
+		}, seqs: 3, k: int64(2), ver: 3, inPlace: 3, chained: 2, extra: func(t *testing.T, _ *env, s core.Snapshot) {
+			if v, _ := s.Get(sc, "m"); fmt.Sprint(v) != "map[x:1 y:2]" {
+				t.Errorf("m = %v, want map[x:1 y:2]", v)
+			}
+		}},
+		{name: "R42 the key is deleted and made anew", before: func(e *env) {
+			mustOK(t, e.a.Delete(ctx, sc, "k"))
+		}, seqs: 3, k: int64(2), ver: 1, inPlace: 1, extra: func(t *testing.T, _ *env, s core.Snapshot) {
+			if m, _ := s.Meta(sc, "k"); m.CreateSeq != s.Seq() {
+				t.Errorf("CreateSeq %d, want %d: the key was created anew", m.CreateSeq, s.Seq())
+			}
+		}},
+		{name: "another state scope changes in place", before: func(e *env) {
+			mustOK(t, e.b.Update(ctx, other, core.Values{"o": 1}))
+		}, seqs: 3, k: int64(2), ver: 3, inPlace: 3, chained: 2, extra: func(t *testing.T, _ *env, s core.Snapshot) {
+			if v, _ := s.Get(other, "o"); v != int64(1) {
+				t.Errorf("%s o = %v, want 1: an update of another scope was lost", other, v)
+			}
+		}},
+		{name: "a snapshot in between publishes, then nodes are copied again", before: func(e *env) {
+			e.mid = e.r.Snapshot()
+		}, seqs: 2, k: int64(2), ver: 3, inPlace: 2, extra: func(t *testing.T, e *env, s core.Snapshot) {
+			if v, _ := e.mid.Get(sc, "k"); v != int64(5) {
+				t.Errorf("the snapshot in between: k = %v, want 5 (read-your-writes, and never changed after)", v)
+			}
+			if m, _ := e.mid.Meta(sc, "k"); m.Version != 2 {
+				t.Errorf("the snapshot in between: k Version %d, want 2", m.Version)
+			}
+		}},
+		{name: "R24 a config update in flight: queued behind it", log: true, before: func(e *env) {
+			// Not waited for: the state update is sequenced after it and
+			// published only after it is durable.
+			_ = e.b.CommitAsync(ctx, core.Put(cfg, core.Values{"c": 1}))
+		}, seqs: 3, k: int64(2), ver: 3, inPlace: 1, extra: func(t *testing.T, _ *env, s core.Snapshot) {
+			if v, _ := s.Get(cfg, "c"); v != int64(1) {
+				t.Errorf("%s c = %v, want 1 published before the state update", cfg, v)
+			}
+			if m, _ := s.Meta(sc, "k"); m.ModSeq != s.Seq() {
+				t.Errorf("k ModSeq %d, want %d: after the config update", m.ModSeq, s.Seq())
+			}
+		}},
+		{name: "R48 the session is abandoned into grace", before: func(e *env) {
+			mustOK(t, e.a.Abandon())
+		}, err: core.ErrClosed, seqs: 1, k: int64(5), ver: 2, inPlace: 1},
+		{name: "R13 the session is closed", before: func(e *env) {
+			mustOK(t, e.a.Close())
+		}, err: core.ErrClosed, seqs: 2, k: nil, inPlace: 1},
+		{name: "the registry is closed", before: func(e *env) {
+			mustOK(t, e.r.Close())
+		}, err: core.ErrClosed, seqs: 1, k: int64(5), ver: 2, inPlace: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := core.Options{}
+			if tc.log {
+				l := newRecLog()
+				defer l.Close()
+				opts.Log = l
+			}
+			r := core.New(opts)
+			defer r.Close()
+			a, err := r.Owner(ctx, "a", core.OwnerOptions{Grace: time.Hour})
+			mustOK(t, err)
+			b, err := r.Owner(ctx, "b", core.OwnerOptions{})
+			mustOK(t, err)
+			mustOK(t, a.Update(ctx, sc, core.Values{"k": 1, "m": map[string]any{"x": 1}}))
+			mustOK(t, b.Update(ctx, sc, core.Values{"b": 1}))
+			mustOK(t, b.Update(ctx, other, core.Values{"o": 0}))
+			first := r.Snapshot()
+			start := first.Seq()
+			e := &env{r: r, a: a, b: b}
+			mustOK(t, a.Update(ctx, sc, core.Values{"k": 5}))
+			tc.before(e)
+			err = a.Update(ctx, sc, core.Values{"k": 2})
+			if !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
+				t.Fatalf("Update: %v, want %v", err, tc.err)
+			}
+			s := r.Snapshot()
+			if got := s.Seq() - start; got != tc.seqs {
+				t.Errorf("R7: %d sequence numbers taken, want %d", got, tc.seqs)
+			}
+			v, ok := s.Get(sc, "k")
+			if tc.k == nil {
+				if ok {
+					t.Errorf("k = %v, want gone", v)
+				}
+			} else {
+				m, _ := s.Meta(sc, "k")
+				if v != tc.k || m.Version != tc.ver || m.Owner != "a" {
+					t.Errorf("k = %v (%v), Version %d, Owner %q; want %v, Version %d, Owner a", v, ok, m.Version, m.Owner, tc.k, tc.ver)
+				}
+				if m.ModSeq > s.Seq() || m.CreateSeq > m.ModSeq {
+					t.Errorf("R42: k CreateSeq %d, ModSeq %d, snapshot Seq %d", m.CreateSeq, m.ModSeq, s.Seq())
+				}
+			}
+			if n, chained := core.InPlaceUpdates(r); n != tc.inPlace || chained != tc.chained {
+				t.Errorf("%d updates applied in place, %d of them on unpublished nodes; want %d, %d", n, chained, tc.inPlace, tc.chained)
+			}
+			// The snapshot taken before never changed.
+			if v, _ := first.Get(sc, "k"); v != int64(1) || first.Seq() != start {
+				t.Errorf("the first snapshot changed: k = %v, Seq %d (want 1, %d)", v, first.Seq(), start)
+			}
+			if m, _ := first.Meta(sc, "k"); m.Version != 1 || m.ModSeq > start {
+				t.Errorf("the first snapshot changed: k Version %d, ModSeq %d", m.Version, m.ModSeq)
+			}
+			if v, _ := first.Get(other, "o"); v != int64(0) {
+				t.Errorf("the first snapshot changed: o = %v, want 0", v)
+			}
+			if tc.extra != nil {
+				tc.extra(t, e, s)
+			}
+		})
+	}
+}
+
+// readersSeeFrozenSnapshots takes snapshots until done and checks each
+// against what it showed when taken: a snapshot never changes (the nodes an
+// update changes in place are never published ones), and snapshots move
+// only forward. It sends at most one error.
+func readersSeeFrozenSnapshots(r *core.Registry, sc core.Scope, keys []string, done <-chan struct{}, errs chan<- error) {
+	seeFrozenSnapshots(func() (core.Snapshot, bool) {
+		select {
+		case <-done:
+			return core.Snapshot{}, false
+		default:
+			runtime.Gosched()
+			return r.Snapshot(), true
+		}
+	}, sc, keys, errs)
+}
+
+// subscriberSeesFrozenSnapshots is readersSeeFrozenSnapshots for the
+// snapshots a subscription delivers (the notifier reads the published
+// state without the write lock), until it is closed.
+func subscriberSeesFrozenSnapshots(sub *core.Subscription, sc core.Scope, keys []string, errs chan<- error) {
+	seeFrozenSnapshots(func() (core.Snapshot, bool) {
+		s, ok := <-sub.C()
+		return s, ok
+	}, sc, keys, errs)
+}
+
+func seeFrozenSnapshots(next func() (core.Snapshot, bool), sc core.Scope, keys []string, errs chan<- error) {
+	type seen struct {
+		snap core.Snapshot
+		vals []any
+		vers []uint64
+	}
+	look := func(s core.Snapshot) seen {
+		x := seen{snap: s}
+		for _, k := range keys {
+			v, _ := s.Get(sc, k)
+			m, _ := s.Meta(sc, k)
+			x.vals, x.vers = append(x.vals, v), append(x.vers, m.Version)
+		}
+		return x
+	}
+	var kept []seen
+	for i := 0; ; i++ {
+		snap, ok := next()
+		if !ok {
+			return
+		}
+		s := look(snap)
+		if n := len(kept); n > 0 && s.snap.Seq() < kept[n-1].snap.Seq() {
+			errs <- fmt.Errorf("a snapshot went back: seq %d after %d", s.snap.Seq(), kept[n-1].snap.Seq())
+			return
+		}
+		kept = append(kept, s)
+		if len(kept) > 64 {
+			kept = kept[len(kept)-32:]
+		}
+		old := kept[i%len(kept)]
+		if again := look(old.snap); fmt.Sprint(again.vals, again.vers) != fmt.Sprint(old.vals, old.vers) {
+			errs <- fmt.Errorf("the snapshot of seq %d changed: %v %v, then %v %v", old.snap.Seq(), old.vals, old.vers, again.vals, again.vers)
+			return
+		}
+	}
+}
+
+// TestUpdateConcurrentSameScope: goroutines flap keys of one state scope —
+// two of them as the same owner, one as another owner — while another
+// owner adds and deletes a key of the scope, and a reader checks every
+// snapshot it sees. Updates applied in place and by the ordinary path
+// (the inserts and deletes, which publish first) interleave and are never
+// lost: each flapped key's value is its Version - 1 in every snapshot
+// (R42: one Version per effective update), sequence numbers count the
+// effective updates exactly (R6, R7), snapshots only move forward and
+// never change once taken.
+func TestUpdateConcurrentSameScope(t *testing.T) {
+	ctx := context.Background()
+	n := 2000
+	if testing.Short() {
+		n = 300
+	}
+	r := core.New(core.Options{})
+	defer r.Close()
+	sc := core.StateScope("race", "flap")
+	a, err := r.Owner(ctx, "a", core.OwnerOptions{})
+	mustOK(t, err)
+	b, err := r.Owner(ctx, "b", core.OwnerOptions{})
+	mustOK(t, err)
+	c, err := r.Owner(ctx, "c", core.OwnerOptions{})
+	mustOK(t, err)
+	flappers := []struct {
+		o   *core.Owner
+		key string
+	}{{a, "a1"}, {a, "a2"}, {b, "b1"}}
+	for _, f := range flappers {
+		mustOK(t, f.o.Update(ctx, sc, core.Values{f.key: 0}))
+	}
+	start := r.Snapshot().Seq()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, len(flappers)+4)
+	for _, f := range flappers {
+		wg.Go(func() {
+			for i := 1; i <= n; i++ {
+				if err := f.o.Update(ctx, sc, core.Values{f.key: i}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() { // R10: its own key, in and out of the same scope
+		for i := range n {
+			err := c.Update(ctx, sc, core.Values{"c": i})
+			if err == nil {
+				err = c.Delete(ctx, sc, "c")
+			}
+			if err != nil {
+				errs <- err
+				return
+			}
+		}
+	})
+	done := make(chan struct{})
+	var rg sync.WaitGroup
+	rg.Go(func() {
+		vers := map[string]uint64{}
+		for {
+			s := r.Snapshot()
+			for _, f := range flappers {
+				v, _ := s.Get(sc, f.key)
+				m, _ := s.Meta(sc, f.key)
+				if v != int64(m.Version)-1 || m.Version < vers[f.key] || m.ModSeq > s.Seq() || m.Owner != f.o.Name() {
+					errs <- errors.New("R42: " + f.key + " in snapshot " + strconv.FormatUint(s.Seq(), 10) + " is not its own last update")
+					return
+				}
+				vers[f.key] = m.Version
+			}
+			select {
+			case <-done:
+				return
+			default:
+				runtime.Gosched()
+			}
+		}
+	})
+	keys := []string{"a1", "a2", "b1", "c"}
+	rg.Go(func() { readersSeeFrozenSnapshots(r, sc, keys, done, errs) })
+	sub, err := r.Subscribe(ctx, core.SubscribeOptions{})
+	mustOK(t, err)
+	rg.Go(func() { subscriberSeesFrozenSnapshots(sub, sc, keys, errs) })
+	wg.Wait()
+	close(done)
+	sub.Close()
+	rg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	s := r.Snapshot()
+	for _, f := range flappers {
+		v, _ := s.Get(sc, f.key)
+		m, _ := s.Meta(sc, f.key)
+		if v != int64(n) || m.Version != uint64(n)+1 {
+			t.Errorf("%s = %v, Version %d; want %d, Version %d", f.key, v, m.Version, n, n+1)
+		}
+	}
+	if _, ok := s.Get(sc, "c"); ok {
+		t.Error("c is there after its last delete")
+	}
+	if got, want := s.Seq()-start, uint64(5*n); got != want {
+		t.Errorf("R7: %d sequence numbers for %d effective updates", got, want)
+	}
+	inPlace, chained := core.InPlaceUpdates(r)
+	t.Logf("%d updates, %d applied in place, %d of them on unpublished nodes", 5*n, inPlace, chained)
+	if inPlace == 0 {
+		t.Error("no update was applied in place")
+	}
+}
+
+// TestR18_InPlaceUpdatesReachSubscribers: updates applied in place are not
+// published until something reads; the notifier is such a reader. Nobody
+// but the subscribers reads here (no Snapshot call until the end), and
+// every subscriber still holds the last of a flapping run within
+// MinInterval (+ the 1 ms tick) of it (R17, R18), with at most one delivery
+// per window (R19).
+func TestR18_InPlaceUpdatesReachSubscribers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := core.New(core.Options{})
+		defer r.Close()
+		o := mustOwner(t, r, "flapper")
+		sc := core.StateScope("net", "eth0")
+		update(t, o, sc, core.Values{"n": 0})
+		const interval = 100 * time.Millisecond
+		const subs = 20
+		type got struct {
+			last       atomic.Int64
+			deliveries atomic.Int64
+		}
+		gots := make([]*got, subs)
+		var wg sync.WaitGroup
+		for i := range subs {
+			sub, err := r.Subscribe(t.Context(), core.SubscribeOptions{MinInterval: interval})
+			mustOK(t, err)
+			g := &got{}
+			gots[i] = g
+			wg.Go(func() {
+				for s := range sub.C() {
+					v, _ := s.Get(sc, "n")
+					g.last.Store(v.(int64))
+					g.deliveries.Add(1)
+				}
+			})
+			time.Sleep(7 * time.Millisecond) // windows that do not line up
+		}
+		synctest.Wait()
+		const steps, per = 500, 40 // 500 ms of bubble time, 40 updates a step
+		last := 0
+		for range steps {
+			for range per {
+				last++
+				update(t, o, sc, core.Values{"n": last})
+			}
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(interval + time.Millisecond)
+		synctest.Wait()
+		for i, g := range gots {
+			if g.last.Load() != int64(last) {
+				t.Errorf("R18: subscriber %d holds n=%d %v after the last update, want %d", i, g.last.Load(), interval+time.Millisecond, last)
+			}
+			// The initial delivery, one per window of the run, and the last.
+			if d, max := g.deliveries.Load(), int64(1+steps*int(time.Millisecond)/int(interval)+2); d > max {
+				t.Errorf("R19: subscriber %d got %d deliveries, want at most %d", i, d, max)
+			}
+		}
+		if n, chained := core.InPlaceUpdates(r); n < steps*per-1 || chained == 0 {
+			t.Errorf("%d updates applied in place (%d on unpublished nodes), want about %d", n, chained, steps*per)
+		}
+		r.Close()
+		wg.Wait()
+	})
+}
