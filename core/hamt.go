@@ -104,29 +104,39 @@ func (m hmap[V]) leaf(k string) *hleaf[V] { return m.leafH(k, hashKey(k)) }
 
 // leafH is leaf with k's hash already computed.
 func (m hmap[V]) leafH(k string, h uint64) *hleaf[V] {
-	n := m.root
+	n, i := m.leafAt(k, h)
 	if n == nil {
 		return nil
+	}
+	return &n.leaves[i]
+}
+
+// leafAt returns the node holding k's leaf (hash h) and the leaf's index
+// in its leaves; nil if k is absent.
+func (m hmap[V]) leafAt(k string, h uint64) (*hnode[V], int) {
+	n := m.root
+	if n == nil {
+		return nil, 0
 	}
 	for shift := uint(0); ; shift += hbits {
 		if shift > hmaxShift {
 			for i := range n.leaves {
 				if n.leaves[i].key == k {
-					return &n.leaves[i]
+					return n, i
 				}
 			}
-			return nil
+			return nil, 0
 		}
 		bit := uint32(1) << ((h >> shift) & hmask)
 		if n.datamap&bit != 0 {
-			l := &n.leaves[bits.OnesCount32(n.datamap&(bit-1))]
-			if l.key == k {
-				return l
+			i := bits.OnesCount32(n.datamap & (bit - 1))
+			if n.leaves[i].key == k {
+				return n, i
 			}
-			return nil
+			return nil, 0
 		}
 		if n.nodemap&bit == 0 {
-			return nil
+			return nil, 0
 		}
 		n = (*n.sub)[bits.OnesCount32(n.nodemap&(bit-1))]
 	}

@@ -51,20 +51,32 @@ func (r *Registry) updateInPlaceLocked(o *Owner, sc Scope, k string, h uint64, p
 		return nil, notice{}, false
 	}
 	km := lf.val
-	var lbuf [maxInPlace]lookup
-	ls := lookupAll(km, ps, lbuf[:0])
+	// Each key's leaf, by the node that holds it: written in place if that
+	// node was copied since the last publication (in r.lazy), else set on
+	// a copy of the path.
+	type at struct {
+		n *hnode[entry]
+		i int
+		h uint64
+	}
+	var ats [maxInPlace]at
 	var nv [maxInPlace]any
 	var changed uint32
-	for i := range ls {
-		old := ls[i].old
-		if old == nil || old.owner() != o.name || old.meta.stale() {
+	for i, p := range ps {
+		hk := hashKey(p.key)
+		n, j := km.leafAt(p.key, hk)
+		if n == nil {
 			return nil, notice{}, false
 		}
-		v := mergeValue(old.val, ps[i].val)
+		old := &n.leaves[j].val
+		if old.owner() != o.name || old.meta.stale() {
+			return nil, notice{}, false
+		}
+		v := mergeValue(old.val, p.val)
 		if equalValue(v, old.val) {
 			continue // R6 for this key
 		}
-		nv[i] = v
+		ats[i], nv[i] = at{n, j, hk}, v
 		changed |= 1 << i
 	}
 	if changed == 0 { // R6: no sequence number, no notification
@@ -79,21 +91,32 @@ func (r *Registry) updateInPlaceLocked(o *Owner, sc Scope, k string, h uint64, p
 		*st = *r.work
 		r.work = st
 	}
-	r.inPlace.n++
-	for i := range ls {
+	root := km.root
+	for i, p := range ps {
 		if changed&(1<<i) == 0 {
 			continue
 		}
+		a := ats[i]
+		old := a.n.leaves[a.i].val
 		// As mergeLookups: the owner, the layer and the origin stay.
-		old := ls[i].old
-		km = km.setE(ps[i].key, ls[i].hash, entry{val: nv[i], org: old.org, meta: old.meta.next(seq, now)}, &r.lazy)
+		e := entry{val: nv[i], org: old.org, meta: old.meta.next(seq, now)}
+		if mine(&r.lazy, a.n) {
+			a.n.leaves[a.i].val = e
+			continue
+		}
+		// A copy of the path, claimed: nodes of keys after this one that
+		// it copies are written through setE too (theirs are not in
+		// r.lazy, or this path would have been).
+		km = km.setE(p.key, a.h, e, &r.lazy)
 	}
-	// lf.key, not k: the stored key, so that k (built on the caller's
-	// stack) does not escape.
-	st.buckets[State-1] = top.setE(lf.key, h, km, &r.lazy)
+	if km.root != root {
+		// lf.key, not k: the stored key, so that k (built on the
+		// caller's stack) does not escape.
+		st.buckets[State-1] = top.setE(lf.key, h, km, &r.lazy)
+	}
 	st.seq, r.seq = seq, seq
 	r.dirty.Store(true)
-	r.countPublished(1<<State, 1)
+	r.inPlace.n++ // counted in Stats as published: any reader publishes it first
 	return doneWait, notice{set: true, one: sc}, true
 }
 

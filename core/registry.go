@@ -192,9 +192,10 @@ type Stats struct {
 func (r *Registry) Stats() Stats {
 	r.mu.Lock()
 	s := Stats{Seq: r.seq, Sessions: len(r.sessions), Batches: r.batches, Batched: r.batched}
+	inPlace := r.inPlace.n // counted under the lock, not with atomics: on the hot path
 	r.mu.Unlock()
-	s.Mutations = r.stats.mutations.Load()
-	s.StateMutations = r.stats.byBucket[State].Load()
+	s.Mutations = r.stats.mutations.Load() + inPlace
+	s.StateMutations = r.stats.byBucket[State].Load() + inPlace
 	s.ConfigMutations = r.stats.byBucket[Config].Load()
 	s.Deliveries = r.stats.deliveries.Load()
 	s.Coalesced = r.stats.coalesced.Load()

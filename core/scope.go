@@ -101,6 +101,9 @@ func (s Scope) String() string { return s.Bucket.String() + "/" + s.Type + "/" +
 
 // Validate returns nil or an error matching ErrInvalidScope.
 func (s Scope) Validate() error {
+	if s.Bucket.valid() && plainName(s.Type, true) && plainName(s.Subtype, false) {
+		return nil // the common case, in one pass over each name
+	}
 	if !s.Bucket.valid() {
 		return fmt.Errorf("%w: %s: unknown bucket", ErrInvalidScope, s)
 	}
@@ -114,6 +117,21 @@ func (s Scope) Validate() error {
 		return fmt.Errorf("%w: %s: %s", ErrInvalidScope, s, err)
 	}
 	return nil
+}
+
+// plainName reports whether v is a valid type (type: no '/') or subtype
+// made only of ASCII, checked in one pass; false says nothing (validName
+// then checks it).
+func plainName(v string, typ bool) bool {
+	if v == "" {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c == 0 || c >= utf8.RuneSelf || (typ && c == '/') {
+			return false
+		}
+	}
+	return true
 }
 
 // validName checks a type or subtype: non-empty UTF-8 without NUL.
