@@ -1,5 +1,7 @@
 package core
 
+import "sync/atomic"
+
 // In-place state updates (issue #14). Owner.Update of state keys its owner
 // already holds is applied under the write lock to the working state
 // without publishing it: the nodes on the path to the keys are copied once
@@ -142,18 +144,59 @@ func (r *Registry) published() *state {
 	return r.pub.Load()
 }
 
+// scopeMemo is a validated state scope with its key and hash (Owner.memo).
+// Immutable but for its miss count.
+type scopeMemo struct {
+	sc     Scope
+	k      string
+	h      uint64
+	misses atomic.Uint32 // updates in place of other scopes since its last use
+}
+
+// maxMemoPatience bounds Owner.patience.
+const maxMemoPatience = 1 << 10
+
 // updateState is Owner.Update of a state scope: in place if it may be,
-// else the ordinary path.
-func (o *Owner) updateState(sc Scope, ps []pair) error {
+// else the ordinary path. m is o's memo if it is of sc.
+func (o *Owner) updateState(sc Scope, m *scopeMemo, ps []pair) error {
 	r := o.r
-	k := scopeKey(sc.Type, sc.Subtype)
-	h := hashKey(k)
+	var k string
+	var h uint64
+	if m != nil {
+		k, h = m.k, m.h
+		if m.misses.Load() != 0 {
+			m.misses.Store(0)
+		}
+	} else {
+		k = scopeKey(sc.Type, sc.Subtype)
+		h = hashKey(k)
+	}
 	r.mu.Lock()
 	w, n, ok := r.updateInPlaceLocked(o, sc, k, h, ps)
 	if !ok {
 		w, n = r.mutateLocked(func(t *txn) error { return o.put(t, sc, ps) })
 	}
 	r.mu.Unlock()
+	if ok && m == nil {
+		o.remember(sc, h)
+	}
 	n.send(r.hub)
 	return w()
+}
+
+// remember makes sc (hash h), just updated in place, o's memo once the
+// memo it would replace has missed patience updates in a row; each
+// replacement doubles the patience (up to maxMemoPatience). An owner that
+// moves to another scope gets a memo of it after two updates; one that
+// rotates among k scopes replaces its memo about log2(k) times and then
+// keeps one, instead of allocating a memo every few updates.
+func (o *Owner) remember(sc Scope, h uint64) {
+	if old := o.memo.Load(); old != nil {
+		p := max(o.patience.Load(), 2)
+		if old.misses.Add(1) < p {
+			return
+		}
+		o.patience.Store(min(2*p, maxMemoPatience))
+	}
+	o.memo.Store(&scopeMemo{sc: sc, k: scopeKey(sc.Type, sc.Subtype), h: h})
 }

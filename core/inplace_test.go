@@ -429,3 +429,68 @@ func TestR18_InPlaceUpdatesReachSubscribers(t *testing.T) {
 		wg.Wait()
 	})
 }
+
+// TestInPlaceUpdateAllocations: an update applied in place allocates
+// nothing in the registry (issue #14) — with a scope the owner keeps
+// updating, and with an owner alternating between two scopes (its memo of
+// the last scope is not replaced on every update) — and the memo never lets
+// an invalid scope through (R1).
+func TestInPlaceUpdateAllocations(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("allocation counts are not meaningful under -cover or -race")
+	}
+	ctx := context.Background()
+	r := core.New(core.Options{})
+	defer r.Close()
+	o := mustOwner(t, r, "flapper")
+	a, b := core.StateScope("net", "eth0"), core.StateScope("net", "eth1")
+	on, off := core.Values{"up": true}, core.Values{"up": false}
+	mustOK(t, o.Update(ctx, a, on))
+	mustOK(t, o.Update(ctx, b, on))
+	c, d, e := core.StateScope("net", "eth2"), core.StateScope("net", "eth3"), core.StateScope("net", "eth4")
+	for _, sc := range []core.Scope{c, d, e} {
+		mustOK(t, o.Update(ctx, sc, on))
+	}
+	for _, tc := range []struct {
+		name   string
+		scopes []core.Scope
+	}{
+		{"one scope", []core.Scope{a}},
+		{"two scopes in turn", []core.Scope{a, b}},
+		{"five scopes in turn", []core.Scope{a, b, c, d, e}},
+	} {
+		i := 0
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		before := ms.Mallocs
+		allocs := testing.AllocsPerRun(1000, func() {
+			v := on // each update changes its scope's value
+			if (i/len(tc.scopes))%2 == 0 {
+				v = off
+			}
+			if err := o.Update(ctx, tc.scopes[i%len(tc.scopes)], v); err != nil {
+				t.Fatal(err)
+			}
+			i++
+		})
+		runtime.ReadMemStats(&ms)
+		// AllocsPerRun rounds down: the total says more. The memo of
+		// the last scope is replaced a few times while the rotation is
+		// learnt (remember), then never.
+		if total := ms.Mallocs - before; allocs != 0 || total > 10 {
+			t.Errorf("%s: %v allocations per in-place update (%d in 1,001), want 0", tc.name, allocs, total)
+		}
+	}
+	for _, bad := range []core.Scope{
+		{Bucket: core.State, Type: "net/x", Subtype: "eth0"},
+		{Bucket: core.State, Type: "net", Subtype: ""},
+		{Bucket: core.State, Type: "net\x00eth0", Subtype: "x"},
+	} {
+		if err := o.Update(ctx, bad, on); !errors.Is(err, core.ErrInvalidScope) {
+			t.Errorf("Update(%q) after the memo: %v, want ErrInvalidScope", bad, err)
+		}
+	}
+	if n, _ := core.InPlaceUpdates(r); n < 2990 {
+		t.Errorf("%d updates applied in place, want about 3,000", n)
+	}
+}

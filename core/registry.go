@@ -651,6 +651,11 @@ type Owner struct {
 	grace   time.Duration // R48
 	closed  atomic.Bool   // Close was called
 	ended   bool          // the session is over; guarded by r.mu
+	// memo is the state scope this owner last updated in place, validated
+	// and with its key and hash (inplace.go): a producer flapping one
+	// scope validates and hashes it once.
+	memo     atomic.Pointer[scopeMemo]
+	patience atomic.Uint32 // misses before memo is replaced (remember)
 }
 
 // Name returns the owner's name (generated for anonymous owners).
@@ -685,8 +690,12 @@ func (o *Owner) Update(ctx context.Context, scope Scope, values Values) error {
 	if err := o.check(ctx); err != nil {
 		return err
 	}
-	if err := scope.Validate(); err != nil {
-		return err
+	m := o.memo.Load()
+	if m == nil || m.sc != scope {
+		m = nil
+		if err := scope.Validate(); err != nil {
+			return err
+		}
 	}
 	var buf [8]pair
 	ps, size, err := normalizePairs(values, buf[:0])
@@ -697,7 +706,7 @@ func (o *Owner) Update(ctx context.Context, scope Scope, values Values) error {
 		return tooLarge(size, o.r.maxBytes, scope, 1)
 	}
 	if scope.Bucket == State {
-		return o.updateState(scope, ps)
+		return o.updateState(scope, m, ps)
 	}
 	return o.r.mutate(func(t *txn) error { return o.put(t, scope, ps) })
 }
