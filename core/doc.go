@@ -256,9 +256,10 @@
 // each publication and then changed in place (transient nodes, edits), so
 // a key flapped many times between two readers costs the registry no
 // allocation. The working state is published when something reads it:
-// Snapshot (every read of a Registry, and of a Store through it) and the
-// notifier publish pending in-place updates under the lock first, so a
-// reader always sees every acknowledged update; one that finds none
+// Snapshot (every read of a Registry, and of a Store through it),
+// Subscribe (its first delivery, R16) and the notifier publish pending
+// in-place updates under the lock first, so a reader always sees every
+// acknowledged update; one that finds none
 // pending takes no lock. Every other write publishes them before it
 // starts, so that the nodes it shares with the working state are immutable
 // and publication stays in sequence order (R7, R24). Published nodes are

@@ -10,8 +10,9 @@ import "sync/atomic"
 // no allocation in the registry. The working state is published when
 // something reads it:
 //
-//   - Snapshot (and so every read of a Registry or a Store) and the
-//     notifier publish the pending in-place updates first (published), under
+//   - Snapshot (and so every read of a Registry or a Store), Subscribe
+//     (its first delivery is the current state, R16) and the notifier
+//     publish the pending in-place updates first (published), under
 //     the write lock, once per run of updates: readers always see every
 //     acknowledged update (read-your-writes), and a reader that finds
 //     nothing pending takes no lock;

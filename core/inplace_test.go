@@ -494,3 +494,31 @@ func TestInPlaceUpdateAllocations(t *testing.T) {
 		t.Errorf("%d updates applied in place, want about 3,000", n)
 	}
 }
+
+// TestR16_FirstDeliveryHoldsInPlaceUpdates: the first delivery of a
+// subscription is the current state (R16), updates applied in place and
+// not yet published included (read-your-writes): a subscriber with a long
+// MinInterval must not see the state from before an update acknowledged
+// before it subscribed, and then wait a window for it (R17, R18). Nobody
+// else reads here, so only Subscribe can publish the update.
+func TestR16_FirstDeliveryHoldsInPlaceUpdates(t *testing.T) {
+	for _, match := range []core.Pattern{{}, {Bucket: core.State, Type: "net", Subtype: "eth0"}} {
+		t.Run(match.String(), func(t *testing.T) {
+			r := core.New(core.Options{})
+			defer r.Close()
+			o := mustOwner(t, r, "a")
+			sc := core.StateScope("net", "eth0")
+			update(t, o, sc, core.Values{"n": 0})
+			update(t, o, sc, core.Values{"n": 1})
+			if n, _ := core.InPlaceUpdates(r); n != 1 {
+				t.Fatalf("%d updates applied in place, want 1", n)
+			}
+			sub, err := r.Subscribe(t.Context(), core.SubscribeOptions{MinInterval: time.Hour, Match: match})
+			mustOK(t, err)
+			defer sub.Close()
+			if v, _ := (<-sub.C()).Get(sc, "n"); v != int64(1) {
+				t.Errorf("R16: first delivery holds n=%v, want the acknowledged 1", v)
+			}
+		})
+	}
+}

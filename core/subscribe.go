@@ -63,6 +63,10 @@ func (r *Registry) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subsc
 	}
 	h := r.hub
 	s := &Subscription{h: h, opts: opts, ch: make(chan Snapshot, 1), lagAt: -1}
+	// The first delivery is the current state (R16): publish the updates
+	// applied in place first (inplace.go), before h.mu, which deliverLocked
+	// holds and under which the write lock may not be waited for.
+	r.published()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
