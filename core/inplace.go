@@ -130,6 +130,9 @@ func (r *Registry) publishInPlaceLocked() {
 		return
 	}
 	r.lazy.reset()
+	// The state before the flag: a subscription arming reads the flag
+	// first, and if it finds it clear, the state it reads next holds the
+	// update (deliverLocked).
 	r.pub.Store(r.work)
 	r.dirty.Store(false)
 }

@@ -193,7 +193,20 @@ type hub struct {
 	counts [2][nKinds][64]int32
 	free   []*cohort // recycled cohorts
 	closed bool
+
+	// seam, if set (internal tests, under mu before any Subscribe), runs
+	// in deliverLocked under mu: at seamArm before the subscription is
+	// armed, at seamRead between the reads of the dirty flag and of the
+	// published state, so that a test can race an in-place update and a
+	// reader into the arming protocol.
+	seam func(point int)
 }
+
+// The points where hub.seam runs.
+const (
+	seamArm = iota
+	seamRead
+)
 
 // group is every live subscription with one pattern; its armed members are
 // kept in cohorts by the state they last saw.
@@ -365,17 +378,27 @@ func (h *hub) wakeLocked(s *Subscription, now int64) {
 // is read, so a change published in between is never missed.
 func (h *hub) deliverLocked(s *Subscription, now int64) {
 	g := s.g
+	if h.seam != nil {
+		h.seam(seamArm)
+	}
 	if len(g.cohorts) == 0 {
 		h.armLocked(g)
 	}
-	cur := h.r.pub.Load()
 	if h.r.dirty.Load() {
 		// An in-place update not yet published (inplace.go) may have
 		// read the filter before the arm: a pass publishes it and wakes
 		// the cohort if it changed the region. (The notifier holds h.mu
-		// here and may not wait for the write lock.)
+		// here and may not wait for the write lock.) The flag is read
+		// before the state: if it is clear, whoever published such an
+		// update stored it before clearing the flag, so cur holds it.
+		// Read after the state, a reader (a Snapshot, another write)
+		// could publish it in between, kicking nobody (R18).
 		h.kick()
 	}
+	if h.seam != nil {
+		h.seam(seamRead)
+	}
+	cur := h.r.pub.Load()
 	var c *cohort
 	if n := len(g.cohorts); n > 0 && !regionChanged(g.cohorts[n-1].seen, cur, g.pat) {
 		c = g.cohorts[n-1]
