@@ -522,3 +522,108 @@ func TestR16_FirstDeliveryHoldsInPlaceUpdates(t *testing.T) {
 		})
 	}
 }
+
+// TestR16_SubscribeChurnWithInPlaceUpdates: subscriptions opened and closed
+// while a producer updates in place and a reader publishes (R16, R18): the
+// first delivery of each holds every update acknowledged before Subscribe
+// was called (R16), every subscription sees the value grow and never go
+// back (R7), and the ones kept open all end on the last update once the
+// notifier is idle (R18), whoever published it.
+func TestR16_SubscribeChurnWithInPlaceUpdates(t *testing.T) {
+	n := 5000
+	if testing.Short() {
+		n = 500
+	}
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		r := core.New(core.Options{})
+		defer r.Close()
+		o := mustOwner(t, r, "flapper")
+		sc := core.StateScope("net", "eth0")
+		update(t, o, sc, core.Values{"n": 0})
+		var acked atomic.Int64
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() { // the producer
+			defer close(done)
+			for i := 1; i <= n; i++ {
+				if err := o.Update(ctx, sc, core.Values{"n": i}); err != nil {
+					t.Error(err)
+					return
+				}
+				acked.Store(int64(i))
+			}
+		})
+		wg.Go(func() { // a reader: publishes what it finds pending
+			last := int64(-1)
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				v, _ := r.Snapshot().Get(sc, "n")
+				if v.(int64) < last {
+					t.Errorf("R7: a snapshot holds n=%d after one with %d", v, last)
+				}
+				last = v.(int64)
+			}
+		})
+		patterns := []core.Pattern{{}, {Bucket: core.State, Type: "net"}, {Bucket: core.State, Type: "net", Subtype: "eth0"}}
+		type kept struct {
+			sub  *core.Subscription
+			last int64
+		}
+		var keep []*kept
+		var mu sync.Mutex // guards the lasts of keep
+		var subs sync.WaitGroup
+	churn:
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				break churn
+			default:
+			}
+			before := acked.Load()
+			sub, err := r.Subscribe(ctx, core.SubscribeOptions{Match: patterns[i%len(patterns)]})
+			mustOK(t, err)
+			first, _ := (<-sub.C()).Get(sc, "n")
+			if first.(int64) < before {
+				t.Errorf("R16: first delivery holds n=%d, %d was acknowledged before Subscribe", first, before)
+				sub.Close()
+				break
+			}
+			if i%8 != 0 || len(keep) >= 64 {
+				sub.Close()
+				continue
+			}
+			k := &kept{sub: sub, last: first.(int64)}
+			keep = append(keep, k)
+			subs.Go(func() {
+				for s := range sub.C() {
+					v, _ := s.Get(sc, "n")
+					mu.Lock()
+					if v.(int64) < k.last {
+						t.Errorf("R7: a delivery holds n=%d after one with %d", v, k.last)
+					}
+					k.last = v.(int64)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		synctest.Wait() // the notifier and every subscriber idle
+		mu.Lock()
+		for i, k := range keep {
+			if k.last != int64(n) {
+				t.Errorf("R18: kept subscription %d ends on n=%d, want %d", i, k.last, n)
+			}
+		}
+		mu.Unlock()
+		for _, k := range keep {
+			k.sub.Close()
+		}
+		subs.Wait()
+		t.Logf("%d subscriptions kept", len(keep))
+	})
+}
