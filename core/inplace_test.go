@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -626,4 +627,86 @@ func TestR16_SubscribeChurnWithInPlaceUpdates(t *testing.T) {
 		subs.Wait()
 		t.Logf("%d subscriptions kept", len(keep))
 	})
+}
+
+// gateLog is a Log whose calls complete only when the test says so.
+type gateLog struct {
+	mu    sync.Mutex
+	calls []func(error) // done of the calls not yet completed, in order
+	marks []uint64      // the marks asked of Reserve
+}
+
+func (l *gateLog) Append(_ *core.Mutation, done func(error)) error {
+	l.mu.Lock()
+	l.calls = append(l.calls, done)
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *gateLog) Reserve(seq uint64, done func(error)) {
+	l.mu.Lock()
+	l.calls = append(l.calls, done)
+	l.marks = append(l.marks, seq)
+	l.mu.Unlock()
+}
+
+// complete completes every call made so far with err and reports how many.
+func (l *gateLog) complete(err error) int {
+	l.mu.Lock()
+	calls := l.calls
+	l.calls = nil
+	l.mu.Unlock()
+	for _, done := range calls {
+		done(err)
+	}
+	return len(calls)
+}
+
+// TestR29_LogFailsWithInPlaceUpdatesPending: the Log fails (a sequence
+// number reservation) while updates applied in place are not yet
+// published. They were acknowledged, with durably reserved numbers (R7):
+// they stay, state keeps working in place (R29), config writes are refused,
+// and no snapshot taken before changes.
+func TestR29_LogFailsWithInPlaceUpdatesPending(t *testing.T) {
+	ctx := context.Background()
+	l := &gateLog{}
+	r := core.New(core.Options{Log: l, ReserveBlock: 4})
+	defer r.Close()
+	if n := l.complete(nil); n != 1 { // New's reservation: numbers up to 4
+		t.Fatalf("%d Log calls at New, want 1 (a reservation)", n)
+	}
+	o := mustOwner(t, r, "a")
+	sc, other := core.StateScope("net", "eth0"), core.StateScope("net", "eth1")
+	update(t, o, sc, core.Values{"k": 0}) // 1: inserted, published
+	update(t, o, sc, core.Values{"k": 1}) // 2: in place
+	old := r.Snapshot()                   // publishes 2
+	for _, err := range r.UpdateBatch(ctx, []core.BatchUpdate{{Owner: o, Scope: other, Values: core.Values{"x": 1}}}) {
+		mustOK(t, err) // 3: published at once, and reserves ahead
+	}
+	l.mu.Lock()
+	marks := slices.Clone(l.marks)
+	l.mu.Unlock()
+	if len(marks) != 2 || marks[1] <= 4 {
+		t.Fatalf("Reserve marks %v: want a second one above 4 in flight", marks)
+	}
+	update(t, o, sc, core.Values{"k": 2}) // 4: in place, unpublished
+	if n, _ := core.InPlaceUpdates(r); n != 2 {
+		t.Fatalf("%d updates applied in place, want 2", n)
+	}
+	l.complete(errors.New("disk gone")) // the reservation fails: R29
+	s := r.Snapshot()
+	if v, _ := s.Get(sc, "k"); v != int64(2) || s.Seq() != 4 {
+		t.Errorf("after the Log failed: k=%v at seq %d, want the acknowledged 2 at 4", v, s.Seq())
+	}
+	update(t, o, sc, core.Values{"k": 3}) // state keeps working (R29)
+	if err := o.Update(ctx, core.ConfigScope("net", "eth0"), core.Values{"c": 1}); !errors.Is(err, core.ErrLog) {
+		t.Errorf("config update after the Log failed: %v, want ErrLog", err)
+	}
+	s = r.Snapshot()
+	if v, _ := s.Get(sc, "k"); v != int64(3) || s.Seq() != 5 {
+		t.Errorf("k=%v at seq %d, want 3 at 5", v, s.Seq())
+	}
+	if v, _ := old.Get(sc, "k"); v != int64(1) || old.Seq() != 2 {
+		t.Errorf("an earlier snapshot changed: k=%v at seq %d, want 1 at 2", v, old.Seq())
+	}
 }
