@@ -306,14 +306,19 @@
 // single timer waking the notifier for the earliest tick. A delivery takes
 // the latest published state at that moment, replaces any snapshot the
 // consumer has not taken (R19), and arms again. Arming publishes the
-// filter before the state is read, and if an in-place update is pending
-// then (the notifier may not wait for the write lock there) it kicks a
-// pass, which publishes it; so no change is missed; hence every
+// filter, then reads the pending flag, then the state: if an in-place
+// update is pending (the notifier may not wait for the write lock there)
+// it kicks a pass, which publishes it, and if none is, whoever published
+// the last one stored the state before clearing the flag, so the state
+// read holds it (Subscribe publishes before its first delivery, R16);
+// so no change is missed; hence every
 // subscriber holds the last change at most Hysteresis + MinInterval (+ the
 // tick) after it (R18).
 //
 // Lock order. Registry.mu is never held while taking the notifier's lock
-// (hub.mu), which guards every subscription. No lock is held across a blocking
+// (hub.mu), which guards every subscription, nor is hub.mu held while
+// taking Registry.mu: the notifier and Subscribe publish pending in-place
+// updates before they take hub.mu. No lock is held across a blocking
 // channel send or a Log call that could block (Log.Append must not block by
 // contract).
 package core
