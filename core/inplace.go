@@ -87,7 +87,8 @@ func (r *Registry) updateInPlaceLocked(o *Owner, sc Scope, k string, h uint64, p
 	}
 	seq, now := r.seq+1, r.coarseNow()
 	st := r.work
-	if r.dirty.Load() {
+	chained := r.dirty.Load()
+	if chained {
 		r.inPlace.chained++
 	} else { // r.work is published: change a copy of it
 		st = new(state)
@@ -117,8 +118,10 @@ func (r *Registry) updateInPlaceLocked(o *Owner, sc Scope, k string, h uint64, p
 		// caller's stack) does not escape.
 		st.buckets[State-1] = top.setE(lf.key, h, km, &r.lazy)
 	}
-	st.seq, r.seq = seq, seq
-	r.dirty.Store(true)
+	r.seq = seq // st.seq is set when it is published: one write less per update
+	if !chained {
+		r.dirty.Store(true)
+	}
 	r.inPlace.n++ // counted in Stats as published: any reader publishes it first
 	return doneWait, notice{set: true, one: sc}, true
 }
@@ -130,6 +133,7 @@ func (r *Registry) publishInPlaceLocked() {
 		return
 	}
 	r.lazy.reset()
+	r.work.seq = r.seq // not written by each in-place update
 	// The state before the flag: a subscription arming reads the flag
 	// first, and if it finds it clear, the state it reads next holds the
 	// update (deliverLocked).

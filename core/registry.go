@@ -48,28 +48,43 @@ type Options struct {
 // subscriptions. All methods are safe for concurrent use. New starts one
 // goroutine (the notifier), which Close stops.
 type Registry struct {
+	// mu guards the write path: everything below up to pub, but for the
+	// options (log … logger), set by New and read-only after. mu comes
+	// first: the Registry's allocation (a size class of a multiple of 64
+	// bytes) is cache-line aligned, so mu and the fields an in-place
+	// update writes share one line. It is never held
+	// across I/O or a channel send that could block.
+	mu sync.Mutex
+	// What an update applied in place (inplace.go) reads and writes, next
+	// to mu: producers on different cores pass these cache lines back and
+	// forth with the lock, so they are kept to as few as possible.
+	work    *state      // latest state, published or not
+	seq     uint64      // last sequence number handed out
+	durable uint64      // highest sequence number durably reserved
+	dirty   atomic.Bool // r.work holds in-place updates not yet published
+	closed  bool
+	// inPlace counts the effective in-place updates, and those of them
+	// made while earlier ones were still unpublished (tests).
+	inPlace struct{ n, chained uint64 }
+	queue   []*pending // unpublished mutations, in sequence order
+	failed  error      // non-nil: the Log failed; config writes refused
+	// lazy holds the transient nodes of the in-place state updates not
+	// yet published (inplace.go).
+	lazy editSet
+
 	log      Log
 	uid      uint32 // Options.UID
 	maxBytes int
 	maxBlock uint64 // Options.ReserveBlock
 	logger   hclog.Logger
 
-	// mu guards the write path: everything below up to pub. It is never held
-	// across I/O or a channel send that could block.
-	mu       sync.Mutex
-	work     *state                 // latest state, published or not
-	seq      uint64                 // last sequence number handed out
 	sessions map[string]*Owner      // live owner sessions by name
 	graces   map[string]*graceEntry // owner names in grace (R48), not live
-	queue    []*pending             // unpublished mutations, in sequence order
-	failed   error                  // non-nil: the Log failed; config writes refused
 	reserved uint64                 // highest sequence number asked of Log.Reserve
-	durable  uint64                 // highest sequence number durably reserved
 	anon     uint64                 // counter for anonymous owner names
 	scratch  txn                    // the working copy of the mutation in progress
 	edits    editSet                // the transient nodes of a batch of updates (combine.go)
 	taps     []*Tap                 // change feed taps (R47): every logged mutation as published
-	closed   bool
 	// batches and batched count the runs of state updates published
 	// together and the updates in them (combine.go; Stats).
 	batches, batched uint64
@@ -91,14 +106,6 @@ type Registry struct {
 		stale atomic.Bool
 		timer *time.Timer
 	}
-
-	// lazy holds the transient nodes of the in-place state updates not
-	// yet published, dirty says there are some (inplace.go).
-	lazy  editSet
-	dirty atomic.Bool
-	// inPlace counts the effective in-place updates, and those of them
-	// made while earlier ones were still unpublished (tests).
-	inPlace struct{ n, chained uint64 }
 
 	pub atomic.Pointer[state] // the published state: what readers see
 	hub *hub
