@@ -163,6 +163,36 @@ func TestFlapScenarioDuration(t *testing.T) {
 	}
 }
 
+// TestFlapScenarioReuseValues: with ReuseValues the producers pass maps
+// built once, the run still ends with every subscriber holding the last
+// update (the scenario checks each one's final state), the result says so,
+// and the callers' maps no longer show in the bytes allocated per update.
+func TestFlapScenarioReuseValues(t *testing.T) {
+	run := func(reuse bool) bench.FlapResult {
+		t.Helper()
+		r, err := bench.RunFlap(t.Context(), bench.FlapConfig{
+			Producers: 2, Keys: 3, Subscribers: 20, Interval: 5 * time.Millisecond,
+			Updates: 3000, NoBaseline: true, ReuseValues: reuse, Dir: t.TempDir(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	fresh, reused := run(false), run(true)
+	if fresh.ReuseValues || !reused.ReuseValues {
+		t.Errorf("ReuseValues in the results: %v, %v; want false, true", fresh.ReuseValues, reused.ReuseValues)
+	}
+	if got := reused.Sysreg.Updates; got != 2*3000 {
+		t.Errorf("%d updates, want 6,000", got)
+	}
+	// A fresh one-key map is a few hundred bytes; the registry itself
+	// allocates a little per run of updates between two publications.
+	if f, r := fresh.Sysreg.AllocPerUpdate, reused.Sysreg.AllocPerUpdate; r >= f/2 {
+		t.Errorf("bytes allocated per update: %.0f with fresh maps, %.0f reused; want the reused far fewer", f, r)
+	}
+}
+
 func TestDurableScenario(t *testing.T) {
 	cfg := bench.DurableConfig{Writers: []int{1, 4}, Updates: 5, Dir: t.TempDir()}
 	r, err := bench.RunDurable(t.Context(), cfg)

@@ -14,6 +14,10 @@
 //     map and one buffered channel per consumer, blocking sends), the code
 //     a user would write without sysreg. Each update is a fresh
 //     core.Values map; each subscriber is a range over its channel.
+//     FlapConfig.ReuseValues (sysregd bench flap --reuse-values) passes
+//     maps built once instead: not the headline, it shows what is left of
+//     sysreg's cost without the callers' allocations and the collector
+//     cycles they cause, each of which scans every consumer's stack.
 //   - RunFlapSweep: RunFlap (sysreg only) for 10…100,000 subscribers, each
 //     point beside the same producers with no subscribers, the two runs'
 //     order alternating; ratios wall-clock and per CPU-second of the

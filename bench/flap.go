@@ -49,6 +49,13 @@ type FlapConfig struct {
 	Core bool
 	// NoBaseline skips the naive fan-out.
 	NoBaseline bool
+	// ReuseValues makes each producer pass, for each key, one of two maps
+	// it built once (the key true, the key false) instead of a fresh map
+	// per update. Not the headline (callers build fresh maps): it takes
+	// the callers' allocations, and the collector's cycles they cause,
+	// out of the measurement, to show what is left of sysreg's own cost.
+	// Ignored by the naive baseline.
+	ReuseValues bool
 	// Scrape, if positive, reads the store's Stats this often while the
 	// producers run, as sysregd's metrics collector does at each scrape
 	// (R50): the figures a Prometheus server pulls. Zero: never. Ignored
@@ -117,6 +124,7 @@ type FlapResult struct {
 	Rate        float64 `json:"rate_per_producer"`              // 0: as fast as possible
 	WorkUs      float64 `json:"work_us"`
 	BufferCap   int     `json:"baseline_buffer"`
+	ReuseValues bool    `json:"reuse_values,omitempty"` // FlapConfig.ReuseValues
 
 	Sysreg   FlapRun  `json:"sysreg"`
 	Baseline *FlapRun `json:"baseline,omitempty"`
@@ -187,6 +195,7 @@ func RunFlap(ctx context.Context, cfg FlapConfig) (FlapResult, error) {
 		Rate:        cfg.Rate,
 		WorkUs:      float64(cfg.Work) / float64(time.Microsecond),
 		BufferCap:   cfg.Buffer,
+		ReuseValues: cfg.ReuseValues,
 	}
 	if cfg.Core {
 		res.Target = "core"
@@ -449,11 +458,28 @@ func runFlapSysreg(ctx context.Context, cfg FlapConfig) (FlapRun, error) {
 
 	defer m.stop()
 	stopScrape := scrape(tgt.stats, cfg.Scrape)
-	err = m.produce(ctx, w, func(p, k int, v bool) error {
+	update := func(p, k int, v bool) error {
 		// A fresh map per update, as real callers build them: its
 		// allocation and the collector's work are part of the measurement.
 		return owners[p].Update(ctx, w.scopes[p], core.Values{w.keys[k]: v})
-	})
+	}
+	if cfg.ReuseValues {
+		vals := make([][][2]core.Values, cfg.Producers) // [p][k][v]
+		for p := range vals {
+			vals[p] = make([][2]core.Values, len(w.keys))
+			for k, key := range w.keys {
+				vals[p][k] = [2]core.Values{{key: false}, {key: true}}
+			}
+		}
+		update = func(p, k int, v bool) error {
+			i := 0
+			if v {
+				i = 1
+			}
+			return owners[p].Update(ctx, w.scopes[p], vals[p][k][i])
+		}
+	}
+	err = m.produce(ctx, w, update)
 	stopScrape()
 	if err != nil {
 		return FlapRun{}, err

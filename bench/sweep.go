@@ -29,10 +29,12 @@ type FlapSweepConfig struct {
 // at every point, the producers alone and with the subscribers, one run
 // right after the other.
 type FlapSweepResult struct {
-	Target    string           `json:"target"`
-	Producers int              `json:"producers"`
-	DurationS float64          `json:"duration_s"`
-	Points    []FlapSweepPoint `json:"points"`
+	Target    string  `json:"target"`
+	Producers int     `json:"producers"`
+	DurationS float64 `json:"duration_s"`
+	// ReuseValues: FlapConfig.ReuseValues at every point.
+	ReuseValues bool             `json:"reuse_values,omitempty"`
+	Points      []FlapSweepPoint `json:"points"`
 }
 
 // FlapSweepPoint is one point of a sweep. Series are left out of its runs.
@@ -72,7 +74,7 @@ func RunFlapSweep(ctx context.Context, cfg FlapSweepConfig) (FlapSweepResult, er
 	p := &progress{w: base.Progress}
 	base.Progress = nil
 	d := base.withDefaults()
-	res := FlapSweepResult{Target: "store", Producers: d.Producers}
+	res := FlapSweepResult{Target: "store", Producers: d.Producers, ReuseValues: d.ReuseValues}
 	if base.Core {
 		res.Target = "core"
 	}

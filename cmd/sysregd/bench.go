@@ -84,6 +84,7 @@ measured beside its baseline in the same run (R36).
 	work := durationFlag(fs, "work", 0, "flap: CPU time each subscriber spends per delivery (per event in the baseline)")
 	useCore := fs.Bool("core", false, "flap: run on a bare core.Registry instead of an embedded store")
 	noBaseline := fs.Bool("no-baseline", false, "flap and durable: skip the baselines")
+	reuseValues := fs.Bool("reuse-values", false, "flap: producers pass one of two maps built once per key instead of a fresh map per update (not the headline: shows sysreg's cost without the callers' allocations)")
 	buffer := fs.Int("buffer", 1024, "flap: channel capacity of each baseline consumer")
 	sweep := fs.String("sweep", "", "flap: subs runs the scenario for each of --sweep-subs subscribers beside the same producers without subscribers (no naive baseline); --svg then draws that curve")
 	sweepSubs := fs.String("sweep-subs", "10,100,1000,10000,100000", "flap --sweep subs: comma-separated subscriber counts (MinInterval 100 ms, 1 s from 100,000, unless --interval is given)")
@@ -208,7 +209,7 @@ measured beside its baseline in the same run (R36).
 			r, err := bench.RunFlapSweep(ctx, bench.FlapSweepConfig{
 				Flap: bench.FlapConfig{
 					Producers: *producers, Keys: *keys, Duration: *duration, Rate: *rate, Work: *work,
-					Core: *useCore, Dir: *dir, Progress: progress,
+					Core: *useCore, ReuseValues: *reuseValues, Dir: *dir, Progress: progress,
 				},
 				Subscribers: sweepList,
 				Interval:    iv,
@@ -230,7 +231,7 @@ measured beside its baseline in the same run (R36).
 			}
 			r, err := bench.RunFlap(ctx, bench.FlapConfig{
 				Producers: *producers, Keys: *keys, Subscribers: *subscribers, Interval: iv,
-				Duration: *duration, Rate: *rate, Work: *work, Core: *useCore, NoBaseline: *noBaseline,
+				Duration: *duration, Rate: *rate, Work: *work, Core: *useCore, NoBaseline: *noBaseline, ReuseValues: *reuseValues,
 				Buffer: *buffer, Dir: *dir, Progress: progress,
 			})
 			if err != nil {
@@ -379,9 +380,18 @@ func (t *table) write(w io.Writer) {
 	}
 }
 
+// reusedNote says in a table's title that the producers reused their
+// values (--reuse-values).
+func reusedNote(reused bool) string {
+	if reused {
+		return ", values reused (not the headline)"
+	}
+	return ""
+}
+
 func writeSweepTable(w io.Writer, r bench.FlapSweepResult) {
-	fmt.Fprintf(w, "\nflap sweep: %d producers, %.3g s per run, on %s; each point beside the same producers without subscribers\n",
-		r.Producers, r.DurationS, r.Target)
+	fmt.Fprintf(w, "\nflap sweep: %d producers, %.3g s per run, on %s%s; each point beside the same producers without subscribers\n",
+		r.Producers, r.DurationS, r.Target, reusedNote(r.ReuseValues))
 	var t table
 	t.row("subscribers", "MinInterval", "updates/s", "bare updates/s", "vs bare", "vs bare per CPU-s", "converge worst (ms)", "beyond MinInterval (ms)", "deliveries/sub max", "windows", "heap/sub (B)")
 	for _, pt := range r.Points {
@@ -398,8 +408,8 @@ func writeFlapTable(w io.Writer, r bench.FlapResult) {
 	if r.Updates > 0 {
 		what = fmt.Sprintf("%d updates each", r.Updates)
 	}
-	fmt.Fprintf(w, "\nflap: %d producers × %d key(s), %d subscribers, MinInterval %s, %s, work %s, on %s\n",
-		r.Producers, r.Keys, r.Subscribers, msStr(r.IntervalMs), what, usStr(r.WorkUs), r.Target)
+	fmt.Fprintf(w, "\nflap: %d producers × %d key(s), %d subscribers, MinInterval %s, %s, work %s, on %s%s\n",
+		r.Producers, r.Keys, r.Subscribers, msStr(r.IntervalMs), what, usStr(r.WorkUs), r.Target, reusedNote(r.ReuseValues))
 	s, b := r.Sysreg, r.Baseline
 	var t table
 	t.row("", "sysreg", "naive fan-out", "sysreg/naive")
