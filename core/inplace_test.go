@@ -477,8 +477,10 @@ func TestInPlaceUpdateAllocations(t *testing.T) {
 		runtime.ReadMemStats(&ms)
 		// AllocsPerRun rounds down: the total says more. The memo of
 		// the last scope is replaced a few times while the rotation is
-		// learnt (remember), then never.
-		if total := ms.Mallocs - before; allocs != 0 || total > 10 {
+		// learnt (remember), then never; the process (the registry's
+		// clock timer, the runtime) allocates a little meanwhile. A memo
+		// per update or two would be 500 or more.
+		if total := ms.Mallocs - before; allocs != 0 || total > 100 {
 			t.Errorf("%s: %v allocations per in-place update (%d in 1,001), want 0", tc.name, allocs, total)
 		}
 	}
