@@ -43,8 +43,11 @@ func TestInPlaceUpdate(t *testing.T) {
 		mid  core.Snapshot // taken by before, if it takes one
 	}
 	for _, tc := range []struct {
-		name    string
-		log     bool         // a Log that acknowledges from its own goroutine: publication can lag
+		name string
+		// gate: a Log whose calls complete only when the test says so
+		// (gateLog), in a synctest bubble: what before appends stays in
+		// flight until the second update is queued behind it.
+		gate    bool
 		before  func(e *env) // runs between a's two updates
 		err     error        // the second update's error
 		seqs    uint64       // sequence numbers taken in all
@@ -104,7 +107,7 @@ func TestInPlaceUpdate(t *testing.T) {
 				t.Errorf("the snapshot in between: k Version %d, want 2", m.Version)
 			}
 		}},
-		{name: "R24 a config update in flight: queued behind it", log: true, before: func(e *env) {
+		{name: "R24 a config update in flight: queued behind it", gate: true, before: func(e *env) {
 			// Not waited for: the state update is sequenced after it and
 			// published only after it is durable.
 			_ = e.b.CommitAsync(ctx, core.Put(cfg, core.Values{"c": 1}))
@@ -126,15 +129,18 @@ func TestInPlaceUpdate(t *testing.T) {
 			mustOK(t, e.r.Close())
 		}, err: core.ErrClosed, seqs: 1, k: int64(5), ver: 2, inPlace: 1},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
+		body := func(t *testing.T) {
 			opts := core.Options{}
-			if tc.log {
-				l := newRecLog()
-				defer l.Close()
+			var l *gateLog
+			if tc.gate {
+				l = &gateLog{}
 				opts.Log = l
 			}
 			r := core.New(opts)
 			defer r.Close()
+			if l != nil {
+				l.complete(nil) // New's reservation: state updates publish at once
+			}
 			a, err := r.Owner(ctx, "a", core.OwnerOptions{Grace: time.Hour})
 			mustOK(t, err)
 			b, err := r.Owner(ctx, "b", core.OwnerOptions{})
@@ -147,7 +153,17 @@ func TestInPlaceUpdate(t *testing.T) {
 			e := &env{r: r, a: a, b: b}
 			mustOK(t, a.Update(ctx, sc, core.Values{"k": 5}))
 			tc.before(e)
-			err = a.Update(ctx, sc, core.Values{"k": 2})
+			if l != nil {
+				// The update queues behind what before appended and
+				// waits for it: complete the Log's calls once it does.
+				errc := make(chan error, 1)
+				go func() { errc <- a.Update(ctx, sc, core.Values{"k": 2}) }()
+				synctest.Wait()
+				l.complete(nil)
+				err = <-errc
+			} else {
+				err = a.Update(ctx, sc, core.Values{"k": 2})
+			}
 			if !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
 				t.Fatalf("Update: %v, want %v", err, tc.err)
 			}
@@ -184,6 +200,13 @@ func TestInPlaceUpdate(t *testing.T) {
 			}
 			if tc.extra != nil {
 				tc.extra(t, e, s)
+			}
+		}
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.gate {
+				synctest.Test(t, body)
+			} else {
+				body(t)
 			}
 		})
 	}
