@@ -191,6 +191,17 @@ func TestFlapScenarioReuseValues(t *testing.T) {
 	if f, r := fresh.Sysreg.AllocPerUpdate, reused.Sysreg.AllocPerUpdate; r >= f/2 {
 		t.Errorf("bytes allocated per update: %.0f with fresh maps, %.0f reused; want the reused far fewer", f, r)
 	}
+	// A plot of the reused run says it is not the headline; one of the
+	// headline run does not.
+	for _, r := range []bench.FlapResult{fresh, reused} {
+		var buf bytes.Buffer
+		if err := r.WriteSVG(&buf); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(buf.String(), "not the headline"); got != r.ReuseValues {
+			t.Errorf("ReuseValues %v: the SVG says 'not the headline': %v", r.ReuseValues, got)
+		}
+	}
 }
 
 func TestDurableScenario(t *testing.T) {

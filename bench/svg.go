@@ -26,8 +26,8 @@ func (r FlapResult) WriteSVG(w io.Writer) error {
 		right         = 30
 	)
 	bw, p := startSVG(w, width, height, left, fmt.Sprintf(
-		"Flapping load: %d producers, %s subscribers, MinInterval %s",
-		r.Producers, thousands(float64(r.Subscribers)), fmtMs(r.IntervalMs)))
+		"Flapping load: %d producers, %s subscribers, MinInterval %s%s",
+		r.Producers, thousands(float64(r.Subscribers)), fmtMs(r.IntervalMs), ReuseNote(r.ReuseValues)))
 	p(`<text x="%d" y="50" fill="%s">%s</text>`+"\n", left, colourSysreg, esc(fmt.Sprintf(
 		"sysreg (%s): %s updates/s, %.1f deliveries per subscriber, all converged %s after the last change",
 		r.Target, human(r.Sysreg.UpdatesPerSec), r.Sysreg.Deliveries.Mean, fmtMs(r.Sysreg.ConvergeMs.Max))))

@@ -114,6 +114,16 @@ func RunFlapSweep(ctx context.Context, cfg FlapSweepConfig) (FlapSweepResult, er
 	return res, nil
 }
 
+// ReuseNote is what a title of a flap run's table or plot adds when its
+// producers reused their values (FlapConfig.ReuseValues): that it is not
+// the headline. Empty otherwise.
+func ReuseNote(reused bool) string {
+	if reused {
+		return ", values reused (not the headline)"
+	}
+	return ""
+}
+
 func runSweepSide(ctx context.Context, cfg FlapConfig) (FlapRun, error) {
 	r, err := RunFlap(ctx, cfg)
 	r.Sysreg.Series = nil
@@ -131,8 +141,8 @@ func (r FlapSweepResult) WriteSVG(w io.Writer) error {
 		right         = 30
 	)
 	bw, p := startSVG(w, width, height, left, fmt.Sprintf(
-		"Flapping load against subscribers: %d producers, %s, %s",
-		r.Producers, r.Target, sweepIntervals(r.Points)))
+		"Flapping load against subscribers: %d producers, %s, %s%s",
+		r.Producers, r.Target, sweepIntervals(r.Points), ReuseNote(r.ReuseValues)))
 	pw := (width - left - right - gap) / 2
 	ph := height - top - bottom
 	xmin, xmax := 1.0, 1.0

@@ -380,18 +380,9 @@ func (t *table) write(w io.Writer) {
 	}
 }
 
-// reusedNote says in a table's title that the producers reused their
-// values (--reuse-values).
-func reusedNote(reused bool) string {
-	if reused {
-		return ", values reused (not the headline)"
-	}
-	return ""
-}
-
 func writeSweepTable(w io.Writer, r bench.FlapSweepResult) {
 	fmt.Fprintf(w, "\nflap sweep: %d producers, %.3g s per run, on %s%s; each point beside the same producers without subscribers\n",
-		r.Producers, r.DurationS, r.Target, reusedNote(r.ReuseValues))
+		r.Producers, r.DurationS, r.Target, bench.ReuseNote(r.ReuseValues))
 	var t table
 	t.row("subscribers", "MinInterval", "updates/s", "bare updates/s", "vs bare", "vs bare per CPU-s", "converge worst (ms)", "beyond MinInterval (ms)", "deliveries/sub max", "windows", "heap/sub (B)")
 	for _, pt := range r.Points {
@@ -409,7 +400,7 @@ func writeFlapTable(w io.Writer, r bench.FlapResult) {
 		what = fmt.Sprintf("%d updates each", r.Updates)
 	}
 	fmt.Fprintf(w, "\nflap: %d producers × %d key(s), %d subscribers, MinInterval %s, %s, work %s, on %s%s\n",
-		r.Producers, r.Keys, r.Subscribers, msStr(r.IntervalMs), what, usStr(r.WorkUs), r.Target, reusedNote(r.ReuseValues))
+		r.Producers, r.Keys, r.Subscribers, msStr(r.IntervalMs), what, usStr(r.WorkUs), r.Target, bench.ReuseNote(r.ReuseValues))
 	s, b := r.Sysreg, r.Baseline
 	var t table
 	t.row("", "sysreg", "naive fan-out", "sysreg/naive")
