@@ -735,3 +735,97 @@ func TestR29_LogFailsWithInPlaceUpdatesPending(t *testing.T) {
 		t.Errorf("an earlier snapshot changed: k=%v at seq %d, want 1 at 2", v, old.Seq())
 	}
 }
+
+// TestInPlaceMemoAcrossScopeLifetimes: an owner's memo of the scope it
+// updates in place (its key and hash, validated once) stays right while
+// the scope goes away (R5: its last key deleted) and comes back, while
+// another owner takes the scope's keys, and after the owner's session
+// ends (R13); every state read then has the numbers of the ordinary path
+// (R7: one per effective update; R42: ModSeq, CreateSeq, Version).
+func TestInPlaceMemoAcrossScopeLifetimes(t *testing.T) {
+	ctx := context.Background()
+	r := core.New(core.Options{})
+	defer r.Close()
+	a, b := mustOwner(t, r, "a"), mustOwner(t, r, "b")
+	sc := core.StateScope("net", "eth0")
+	check := func(step string, o *core.Owner, k any, ver uint64, created uint64) {
+		t.Helper()
+		s := r.Snapshot()
+		if st := r.Stats(); s.Seq() != st.Seq || st.Mutations != st.Seq {
+			t.Errorf("%s: snapshot Seq %d, Stats Seq %d, Mutations %d: want all equal (R7)", step, s.Seq(), st.Seq, st.Mutations)
+		}
+		v, ok := s.Get(sc, "k")
+		m, _ := s.Meta(sc, "k")
+		if !ok || v != k || m.Owner != o.Name() || m.Version != ver || m.ModSeq != s.Seq() || m.CreateSeq != created {
+			t.Errorf("%s: k = %v (%v) owner %q Version %d ModSeq %d CreateSeq %d; want %v owner %q Version %d ModSeq %d CreateSeq %d",
+				step, v, ok, m.Owner, m.Version, m.ModSeq, m.CreateSeq, k, o.Name(), ver, s.Seq(), created)
+		}
+	}
+	update(t, a, sc, core.Values{"k": 0})
+	update(t, a, sc, core.Values{"k": 1}) // in place: a's memo of sc
+	update(t, a, sc, core.Values{"k": 2})
+	check("in place", a, int64(2), 3, 1)
+	mustOK(t, a.Delete(ctx, sc, "k")) // 4: sc is gone (R5)
+	if _, ok := r.Snapshot().Get(sc, "k"); ok {
+		t.Fatal("k still there after its delete")
+	}
+	update(t, a, sc, core.Values{"k": 3}) // 5: made anew, ordinary path
+	update(t, a, sc, core.Values{"k": 4}) // 6: in place again, through the memo
+	check("deleted and made anew", a, int64(4), 2, 5)
+	mustOK(t, a.Close())                  // 7: a's keys go (R13)
+	update(t, b, sc, core.Values{"k": 5}) // 8: b's now
+	update(t, b, sc, core.Values{"k": 6}) // 9: in place, b's
+	check("another owner's", b, int64(6), 2, 8)
+	if err := a.Update(ctx, sc, core.Values{"k": 7}); !errors.Is(err, core.ErrClosed) {
+		t.Errorf("the closed session's update through its memo: %v, want ErrClosed", err)
+	}
+	a2 := mustOwner(t, r, "a")
+	if err := a2.Update(ctx, sc, core.Values{"k": 7}); !errors.Is(err, core.ErrReservedKeys) {
+		t.Errorf("a new session of a updating b's key: %v, want ErrReservedKeys (R10)", err)
+	}
+	check("refused", b, int64(6), 2, 8)
+	if n, _ := core.InPlaceUpdates(r); n != 4 {
+		t.Errorf("%d updates applied in place, want 4", n)
+	}
+}
+
+// TestR47_TapAfterInPlaceUpdates: a logged mutation that follows updates
+// applied in place and not yet published is published after them: its tap
+// item's Old is the state holding them, numbered just below the item (R7),
+// and its changes are the record's alone (R47).
+func TestR47_TapAfterInPlaceUpdates(t *testing.T) {
+	ctx := context.Background()
+	l := newRecLog()
+	defer l.Close()
+	r := core.New(core.Options{Log: l})
+	defer r.Close()
+	tap := r.Tap(16)
+	defer tap.Close()
+	a := mustOwner(t, r, "a")
+	sc, cfg := core.StateScope("net", "eth0"), core.ConfigScope("net", "eth0")
+	update(t, a, sc, core.Values{"k": 0})
+	update(t, a, sc, core.Values{"k": 1}) // in place, not published
+	update(t, a, sc, core.Values{"k": 2})
+	if n, _ := core.InPlaceUpdates(r); n != 2 {
+		t.Fatalf("%d updates applied in place, want 2", n)
+	}
+	mustOK(t, a.Update(ctx, cfg, core.Values{"c": 1})) // logged: waits until published
+	<-tap.Ready()
+	items, lost := tap.Take(nil)
+	if lost || len(items) != 1 {
+		t.Fatalf("%d tap items (lost %v), want 1", len(items), lost)
+	}
+	it := items[0]
+	if it.Seq != 4 || it.New.Seq() != 4 || it.Old.Seq() != 3 {
+		t.Errorf("tap item Seq %d, New %d, Old %d; want 4, 4, 3", it.Seq, it.New.Seq(), it.Old.Seq())
+	}
+	if v, _ := it.Old.Get(sc, "k"); v != int64(2) {
+		t.Errorf("the item's Old holds k=%v, want 2 (the updates applied in place)", v)
+	}
+	if m, _ := it.Old.Meta(sc, "k"); m.ModSeq != 3 || m.Version != 3 {
+		t.Errorf("Old's k ModSeq %d Version %d, want 3, 3 (R42)", m.ModSeq, m.Version)
+	}
+	if ch := it.Changes(); len(ch) != 1 || ch[0].Scope != cfg {
+		t.Errorf("changes %+v, want the config update alone", ch)
+	}
+}
