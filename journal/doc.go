@@ -186,7 +186,11 @@
 // in queue order, holding no lock of the journal, and yields the processor
 // once (runtime.Gosched) so that the writers it just woke can queue their
 // next records before it takes the next batch; without that, batches settle
-// into two alternating halves.
+// into two alternating halves. Woken from idle, it yields once too before
+// taking the batch: with one processor (GOMAXPROCS=1) the writer that woke
+// it hands it the processor ahead of the other runnable writers, and
+// without the yield concurrent writers shared an fsync only when the
+// runtime happened to take the processor back during one.
 //
 // Reads. The journal never holds a read transaction while it writes:
 // ReadCheckpoint, Replay and Read read in short read transactions (Replay
