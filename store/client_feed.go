@@ -10,126 +10,288 @@ import (
 	"github.com/sysreg/sysreg/internal/wire"
 )
 
-// clientFeedCap is how many items a Client's feed holds for its reader.
-const clientFeedCap = 64
+// clientFeedCap is how many items a Client's feed holds for its reader:
+// as many as an embedded feed's tap (feedTapLimit), so that a consumer
+// that keeps up with an embedded feed keeps up over the socket too.
+const clientFeedCap = feedTapLimit
 
 // Changes starts a change feed on the daemon (R47); see Store.Changes.
-// There is no flow control per feed: the client's one reader goroutine
-// hands each item to the feed's channel (64 items deep) and waits while
-// it is full, so a feed that is not read stalls the whole connection —
-// every call, subscription and other feed of c waits with it — and after
-// the daemon's write timeout (ServerOptions.WriteTimeout, default 30 s)
-// the daemon disconnects the client: its owners die and every call fails
-// with ErrConnLost, the feed's Err too. Nothing is buffered without bound
-// on either side. Read a feed promptly, or give it a Client of its own
-// (Dial) and resume from the last Seq seen if it is dropped.
+// Each feed has its own flow control on the client, as an embedded feed
+// has: the client's one reader goroutine never waits for a feed. It
+// queues up to 1,024 items that the consumer has not taken yet; past
+// that the feed drops what the daemon sends, ends its feed on the daemon,
+// and once the consumer has taken half of the queue it starts the feed
+// again on the daemon from the Seq of the last item it queued — the daemon
+// catches up from its journal — under the same Feed. The consumer sees
+// every change once, in order, with no gap; a slow feed costs only itself
+// (every call, subscription and other feed of c goes on), and the daemon
+// never waits for it. A feed that falls behind the daemon's retained
+// history (Options.FeedRetention) ends with a *core.CompactedError, as an
+// embedded one does. If the connection is lost the feed ends with an
+// error matching ErrConnLost once the items it holds are read; after
+// Client.Close or the feed's Close, C closes at once. Close a feed that
+// is no longer read: its goroutine waits for the reader until then.
 func (c *Client) Changes(ctx context.Context, from uint64) (Feed, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	id, ch, err := c.register()
+	f := &clientFeed{
+		c: c, ctx: ctx, out: make(chan FeedItem), stop: make(chan struct{}),
+		wake: make(chan struct{}, 1), done: make(chan struct{}), last: from,
+	}
+	id, ch, err := c.registerFeed(f)
 	if err != nil {
 		return nil, err
 	}
-	f := &clientFeed{c: c, id: id, ch: make(chan FeedItem, clientFeedCap), stop: make(chan struct{})}
-	c.mu.Lock()
-	c.feeds[id] = f
-	c.mu.Unlock()
 	fr, err := c.exchange(ctx, id, ch, wire.TChanges, wire.Changes{From: from}, nil)
 	if err == nil {
-		if fr.Type == wire.TCompacted {
-			var cp wire.Compacted
-			if err = wire.DecodeBody(fr, &cp); err == nil {
-				err = &core.CompactedError{Oldest: cp.Oldest}
-			} else {
-				err = fmt.Errorf("%w: compacted reply: %v", ErrProtocol, err)
-			}
-		} else {
-			err = decodeReply(wire.TChanges, fr, wire.TChangesOK, nil)
-		}
+		err = changesReply(fr)
 	} else if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		c.forget(wire.TUnchanges, wire.Unchanges{Feed: id})
 	}
 	if err != nil {
-		c.mu.Lock()
-		delete(c.feeds, id)
-		c.mu.Unlock()
-		f.closeLocal(err)
+		c.dropFeed(id, f)
 		return nil, err
 	}
-	if ctx.Done() != nil {
-		go func() {
-			select {
-			case <-ctx.Done():
-				f.end(ctx.Err())
-			case <-f.stop:
-			}
-		}()
-	}
+	go f.pump()
 	return f, nil
 }
 
-// clientFeed is a feed on the daemon. The client's reader is the only
-// goroutine that sends on ch; it holds mu while it does, and gives up
-// when stop closes.
-type clientFeed struct {
-	c    *Client
-	id   uint64
-	ch   chan FeedItem
-	stop chan struct{} // closed by Close (or the end of ctx)
-	once sync.Once
-
-	mu     sync.Mutex // guards closed, err and sends on ch
-	closed bool
-	err    error
+// changesReply is the error the daemon's reply fr to a changes request
+// carries: nil for changes_ok, a *core.CompactedError for compacted.
+func changesReply(fr wire.Frame) error {
+	if fr.Type != wire.TCompacted {
+		return decodeReply(wire.TChanges, fr, wire.TChangesOK, nil)
+	}
+	var cp wire.Compacted
+	if err := wire.DecodeBody(fr, &cp); err != nil {
+		return fmt.Errorf("%w: compacted reply: %v", ErrProtocol, err)
+	}
+	return &core.CompactedError{Oldest: cp.Oldest}
 }
 
-func (f *clientFeed) C() <-chan FeedItem { return f.ch }
+// registerFeed allocates a request id for a changes request of f and
+// files f under it, in one step: the feed id is the request id, and the
+// pushes that overtake the reply find their feed. f then takes the
+// daemon's items sent under that id.
+func (c *Client) registerFeed(f *clientFeed) (uint64, chan wire.Frame, error) {
+	ch := replyChans.Get().(chan wire.Frame)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return 0, nil, c.err
+	}
+	c.nextID++
+	id := c.nextID
+	c.pending[id] = ch
+	c.feeds[id] = f
+	f.mu.Lock()
+	f.id = id
+	f.mu.Unlock()
+	return id, ch, nil
+}
+
+// dropFeed unfiles f's daemon-side feed id, if it is still f's.
+func (c *Client) dropFeed(id uint64, f *clientFeed) {
+	c.mu.Lock()
+	if c.feeds[id] == f {
+		delete(c.feeds, id)
+	}
+	c.mu.Unlock()
+}
+
+// clientFeed is a feed on the daemon. The client's reader queues the
+// items (put) and never waits; one goroutine per feed, pump, hands them
+// to the consumer on out and restarts the daemon's feed when the queue
+// overflowed (see Client.Changes).
+type clientFeed struct {
+	c    *Client
+	ctx  context.Context // the ctx given to Changes: the feed's life
+	out  chan FeedItem   // C, unbuffered: the queue is q
+	stop chan struct{}   // closed by Close (end)
+	once sync.Once
+	wake chan struct{} // one slot: q or the state below changed
+	done chan struct{} // closed when pump returned
+
+	mu      sync.Mutex // guards the fields below
+	id      uint64     // the daemon-side feed whose items are taken; 0: none
+	q       []FeedItem // taken, not yet handed to the consumer
+	last    uint64     // Seq of the newest item taken: where a restart resumes
+	lagging bool       // q overflowed: items are dropped until the restart
+	ended   bool       // the feed is over; pump hands out q, then closes out
+	err     error      // why it ended
+	closed  bool       // out is closed: Err reports err
+}
+
+func (f *clientFeed) C() <-chan FeedItem { return f.out }
 
 func (f *clientFeed) Err() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if !f.closed {
+		return nil
+	}
 	return f.err
 }
 
-// put hands an item over (the client's reader).
-func (f *clientFeed) put(it FeedItem) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closed {
-		return
-	}
+func (f *clientFeed) signal() {
 	select {
-	case f.ch <- it:
-	case <-f.stop:
+	case f.wake <- struct{}{}:
+	default:
 	}
 }
 
-func (f *clientFeed) closeLocal(why error) {
-	f.once.Do(func() { close(f.stop) })
+// put queues an item the daemon sent under the feed id id (the client's
+// reader; it never waits). Items of an earlier daemon-side feed, items
+// at or below the last one taken, and items past a full queue are
+// dropped; the last ones are read again from the journal by the restart.
+func (f *clientFeed) put(id uint64, it FeedItem) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closed {
+	if f.ended || f.lagging || id != f.id || it.Seq <= f.last {
+		f.mu.Unlock()
 		return
 	}
-	f.closed, f.err = true, why
-	close(f.ch)
+	if len(f.q) >= clientFeedCap {
+		f.lagging = true
+	} else {
+		f.q = append(f.q, it)
+		f.last = it.Seq
+	}
+	f.mu.Unlock()
+	f.signal()
+}
+
+// closeLocal ends the feed with why (the first reason wins). The items
+// queued are still handed out, unless why is the Client's or the feed's
+// Close.
+func (f *clientFeed) closeLocal(why error) {
+	f.mu.Lock()
+	if !f.ended {
+		f.ended, f.err = true, why
+		if errors.Is(why, ErrClosed) {
+			clear(f.q)
+			f.q = nil
+		}
+	}
+	f.mu.Unlock()
+	f.signal()
+}
+
+// pump hands the queued items to the consumer and restarts the daemon's
+// feed after an overflow: it ends the daemon-side feed at once, so that
+// the daemon stops sending what would be dropped, and once the consumer
+// has taken half of the queue it asks for a new one from the last item
+// taken. It returns when the feed ended and its queue is handed out, on
+// Close, or when ctx ends.
+func (f *clientFeed) pump() {
+	c := f.c
+	var rid uint64 // the restart's changes request, while in flight
+	var reply chan wire.Frame
+	defer func() {
+		if reply != nil {
+			c.unregister(rid)
+		}
+		f.mu.Lock()
+		f.closed = true
+		f.mu.Unlock()
+		close(f.out)
+		close(f.done)
+	}()
+	for {
+		f.mu.Lock()
+		if f.ended && len(f.q) == 0 {
+			f.mu.Unlock()
+			return
+		}
+		var old uint64 // a daemon-side feed to end
+		if f.lagging && f.id != 0 && !f.ended {
+			old, f.id = f.id, 0
+		}
+		restart := f.lagging && f.id == 0 && reply == nil && !f.ended && len(f.q) <= clientFeedCap/2
+		from := f.last
+		var outc chan FeedItem
+		var head FeedItem
+		if len(f.q) > 0 {
+			outc, head = f.out, f.q[0]
+		}
+		f.mu.Unlock()
+		if old != 0 {
+			c.dropFeed(old, f)
+			c.forget(wire.TUnchanges, wire.Unchanges{Feed: old})
+		}
+		if restart {
+			f.mu.Lock()
+			f.lagging = false
+			f.mu.Unlock()
+			id, ch, err := c.registerFeed(f)
+			if err == nil {
+				err = c.sendFrame(wire.TChanges, id, wire.Changes{From: from}, nil)
+				if err != nil {
+					c.unregister(id)
+					c.dropFeed(id, f)
+				}
+			}
+			if err != nil {
+				if why := c.closeReason(); why != nil {
+					err = why
+				}
+				f.closeLocal(err)
+				continue
+			}
+			rid, reply = id, ch
+		}
+		select {
+		case outc <- head:
+			f.mu.Lock()
+			if len(f.q) > 0 {
+				f.q[0] = FeedItem{}
+				f.q = f.q[1:]
+			}
+			f.mu.Unlock()
+		case <-f.wake:
+		case fr, ok := <-reply:
+			id, ch := rid, reply
+			rid, reply = 0, nil
+			if !ok {
+				f.closeLocal(c.closeReason())
+				continue
+			}
+			replyChans.Put(ch)
+			if err := changesReply(fr); err != nil {
+				c.dropFeed(id, f)
+				f.closeLocal(err)
+			}
+		case <-f.stop:
+			return
+		case <-f.ctx.Done():
+			f.end(f.ctx.Err())
+			return
+		}
+	}
 }
 
 // end stops the feed locally and on the daemon, with why as its Err.
 func (f *clientFeed) end(why error) {
 	first := false
-	f.once.Do(func() { close(f.stop); first = true })
+	f.once.Do(func() { f.closeLocal(why); close(f.stop); first = true })
 	if !first {
 		return
 	}
+	f.mu.Lock()
+	id := f.id
+	f.id = 0
+	f.mu.Unlock()
+	if id == 0 {
+		return
+	}
 	f.c.mu.Lock()
-	_, live := f.c.feeds[f.id]
-	delete(f.c.feeds, f.id)
-	f.c.mu.Unlock()
-	f.closeLocal(why)
+	live := f.c.feeds[id] == f
 	if live {
-		err := f.c.call(context.Background(), wire.TUnchanges, wire.Unchanges{Feed: f.id}, wire.TOK, nil)
+		delete(f.c.feeds, id)
+	}
+	f.c.mu.Unlock()
+	if live {
+		err := f.c.call(context.Background(), wire.TUnchanges, wire.Unchanges{Feed: id}, wire.TOK, nil)
 		_ = err // the connection gone ends the feed on the daemon as well
 	}
 }
@@ -137,6 +299,7 @@ func (f *clientFeed) end(why error) {
 // Close ends the feed on the daemon and closes C. Idempotent.
 func (f *clientFeed) Close() error {
 	f.end(errFeedClosed)
+	<-f.done
 	return nil
 }
 
@@ -161,7 +324,7 @@ func (c *Client) deliverChange(fr wire.Frame) {
 		c.fail(fmt.Errorf("%w: change: %v", ErrProtocol, err))
 		return
 	}
-	f.put(it)
+	f.put(fr.ID, it)
 }
 
 // endFeed handles a changes_end push: the daemon ended the feed.

@@ -117,20 +117,26 @@
 // goroutine, which Close (or the ctx given to Changes, or Store.Close)
 // stops.
 //
-// Over the socket a feed has no flow control of its own: the daemon
-// writes its items into the connection as fast as the client reads them,
-// and a Client's one reader goroutine hands them to the feed's channel,
-// 64 items deep. A feed that its reader leaves unread therefore stalls
-// its whole Client, not only itself: once the 64 items are taken, the
-// reader stops reading the socket, so every call, subscription delivery
-// and other feed of that Client waits too; after the daemon's
-// ServerOptions.WriteTimeout (default 30 s) the daemon disconnects it,
-// its owners die (R31) and everything on it fails with ErrConnLost, the
-// feed included. Nothing is lost and nothing grows without bound (resume
-// from the last Seq with a new Client), but a slow feed consumer should
-// read the feed on a Client of its own. Per-feed credits would need a
-// protocol change (PROTOCOL.md, "Flow control"); an embedded feed
-// (Store.Changes) never stalls anything.
+// Over the socket a slow feed costs only itself, too. The daemon writes
+// a feed's items into the connection as fast as the client reads them,
+// and a Client's one reader goroutine never waits for a feed: it queues
+// up to 1,024 items per feed that the consumer has not taken (the
+// tap's depth). When a feed's queue is full the feed drops what comes,
+// ends its feed on the daemon (unchanges), and once the consumer has
+// taken half of the queue it starts a new one from the Seq of the last
+// item it queued (changes), which the daemon catches up from its journal;
+// items of the ended feed still on their way, and items at or below that
+// Seq, are dropped. No protocol change was needed: the restart is the
+// documented resume, done by the client under the same Feed. So the
+// consumer sees each change once, in order, every call, subscription and
+// other feed of the Client goes on, and the daemon's write timeout
+// (ServerOptions.WriteTimeout, default 30 s) only ever disconnects a
+// client whose own reader stops reading the socket. A feed that falls
+// behind the retained history while it restarts ends with a
+// *core.CompactedError, as an embedded one does. Each Client feed runs
+// one goroutine, which its Close, the ctx given to Changes or
+// Client.Close stops; after the connection is lost it ends once the
+// consumer has taken the items it holds.
 //
 // # Fleet
 //

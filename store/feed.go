@@ -18,10 +18,10 @@ import (
 // journal and then followed live. See Registry.Changes.
 type Feed interface {
 	// C delivers the items; it is closed when the feed ends, and Err
-	// then says why. Read it promptly: an embedded feed that falls behind
-	// re-reads the journal, but a Client's feed that is not read stalls
-	// its Client's connection (see Client.Changes and the package doc's
-	// "Change feed").
+	// then says why. A feed that falls behind (more than 1,024 items
+	// not taken) re-reads the journal, embedded or over a Client (see
+	// Client.Changes and the package doc's "Change feed"); only one that
+	// falls behind the retained history ends, with a *core.CompactedError.
 	C() <-chan FeedItem
 	// Err is nil while C is open; after it closed: core.ErrClosed after
 	// Close or the registry's Close; a *core.CompactedError when the feed

@@ -409,53 +409,105 @@ func TestR47_FeedCompactedSocket(t *testing.T) {
 	testFeedCompacted(t, env, func() { must(t, (*pd).st.Checkpoint()) })
 }
 
-// TestR47_FeedSocketNotRead: a client whose feed is not read stalls its
-// connection, and the daemon disconnects it after the write timeout
-// (R47's flow control); the daemon keeps serving others.
-func TestR47_FeedSocketNotRead(t *testing.T) {
-	d := startDaemonOpts(t, t.TempDir(), store.Options{NoSync: true}, store.ServerOptions{WriteTimeout: 200 * time.Millisecond})
+// TestR47_FeedSocketSlowCostsOnlyItself: over the socket, a feed left
+// unread costs only itself (R47's flow control, R32: the same as
+// embedded). While it is not read and more changes happen than it
+// buffers, the same Client keeps making calls (owner updates, Snapshot)
+// and its other feed keeps delivering; then the slow feed, drained,
+// delivers every change exactly once, in order — those made while it was
+// full from the daemon's journal — and follows live again.
+func TestR47_FeedSocketSlowCostsOnlyItself(t *testing.T) {
+	d := startDaemon(t, t.TempDir(), store.ServerOptions{})
+	c := dial(t, d)
+	ctx := t.Context()
+	slow, err := c.Changes(ctx, 0)
+	must(t, err)
+	defer slow.Close()
+	fast, err := c.Changes(ctx, 0)
+	must(t, err)
+	defer fast.Close()
+	o, err := c.Owner(ctx, "o", core.OwnerOptions{KeepConfig: true})
+	must(t, err)
+	const n = 3000 // well beyond the 1,024 items a feed buffers
+	for i := range n {
+		// A stalled connection fails the test here instead of hanging it.
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		must(t, o.Update(cctx, core.ConfigScope("a", "b"), core.Values{"k": i}))
+		if i%100 == 0 {
+			if _, err := c.Snapshot(cctx); err != nil {
+				t.Fatalf("Snapshot at %d: %v", i, err)
+			}
+		}
+		cancel()
+		if it := nextItem(t, fast); it.Changes[0].New != int64(i) {
+			t.Fatalf("other feed, item %d: %+v", i, it)
+		}
+	}
+	var seq uint64
+	check := func(i int) {
+		t.Helper()
+		it := nextItem(t, slow)
+		if it.Seq <= seq {
+			t.Fatalf("slow feed item %d: Seq %d after %d", i, it.Seq, seq)
+		}
+		seq = it.Seq
+		if c := it.Changes; len(c) != 1 || c[0].New != int64(i) || c[0].Layer != core.Saved || (i > 0) != c[0].Existed {
+			t.Fatalf("slow feed item %d: %+v", i, it)
+		}
+	}
+	for i := range n {
+		check(i)
+	}
+	// Live again, with nothing left over: the next item is the next change.
+	must(t, o.Update(ctx, core.ConfigScope("a", "b"), core.Values{"k": n}))
+	check(n)
+	if err := slow.Err(); err != nil {
+		t.Fatalf("slow feed Err %v while open", err)
+	}
+}
+
+// TestR47_FeedSocketSlowCompacted: a feed over the socket that falls
+// behind the daemon's retained history while it is not read ends with a
+// *core.CompactedError (R47), as an embedded feed does, after the items
+// it holds, which come in order.
+func TestR47_FeedSocketSlowCompacted(t *testing.T) {
+	d := startDaemonOpts(t, t.TempDir(), store.Options{NoSync: true, CheckpointRecords: 1 << 20, FeedRetention: 20}, store.ServerOptions{})
 	c := dial(t, d)
 	ctx := t.Context()
 	f, err := c.Changes(ctx, 0)
 	must(t, err)
 	defer f.Close()
-	o, err := d.st.Owner(ctx, "o", core.OwnerOptions{KeepConfig: true})
+	o, err := c.Owner(ctx, "o", core.OwnerOptions{KeepConfig: true})
 	must(t, err)
-	big := strings.Repeat("x", 4096)
-	// Never read f: the client's buffer, then the socket buffers fill.
-	for i := 0; ; i++ {
-		must(t, o.Update(ctx, core.ConfigScope("a", "b"), core.Values{"k": i, "pad": big}))
-		if i%50 == 0 {
-			select {
-			case <-pingFails(c):
-				// disconnected: the feed ends with ErrConnLost once read.
-				for range f.C() {
-				}
-				if !errors.Is(f.Err(), store.ErrConnLost) {
-					t.Fatalf("feed Err %v, want ErrConnLost", f.Err())
-				}
-				c2 := dial(t, d)
-				if _, err := c2.Snapshot(ctx); err != nil {
-					t.Fatalf("daemon after the disconnect: %v", err)
-				}
-				return
-			default:
-			}
-		}
-		if i > 100000 {
-			t.Fatal("never disconnected")
-		}
+	const n = 3000
+	for i := range n {
+		must(t, o.Update(ctx, core.ConfigScope("a", "b"), core.Values{"k": i}))
 	}
-}
-
-// pingFails returns a closed channel when the client's connection is
-// gone, checked with a ping bounded by a short deadline.
-func pingFails(c *store.Client) <-chan struct{} {
-	ch := make(chan struct{})
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if _, err := c.Ping(ctx); errors.Is(err, store.ErrConnLost) {
-		close(ch)
+	must(t, d.st.Checkpoint()) // the history the feed needs is gone
+	var seq uint64
+	got := 0
+	for it := range f.C() {
+		if it.Seq <= seq || it.Changes[0].New != int64(got) {
+			t.Fatalf("item %d: %+v after Seq %d", got, it, seq)
+		}
+		seq = it.Seq
+		got++
 	}
-	return ch
+	var ce *core.CompactedError
+	if !errors.As(f.Err(), &ce) || !errors.Is(f.Err(), core.ErrCompacted) || ce.Oldest <= seq {
+		t.Fatalf("after %d items (last Seq %d): Err %v, want a *core.CompactedError", got, seq, f.Err())
+	}
+	if got >= n {
+		t.Fatalf("got all %d items: the feed never fell behind", got)
+	}
+	// The Client is fine: resync from a snapshot as documented.
+	snap, err := c.Snapshot(ctx)
+	must(t, err)
+	f2, err := c.Changes(ctx, snap.Seq())
+	must(t, err)
+	defer f2.Close()
+	must(t, o.Update(ctx, core.ConfigScope("a", "b"), core.Values{"k": n}))
+	if it := nextItem(t, f2); it.Changes[0].New != int64(n) {
+		t.Fatalf("after the resync: %+v", it)
+	}
 }

@@ -41,8 +41,9 @@ type Registry interface {
 	Close() error
 	// Changes starts a change feed (R47) of every mutation with a
 	// sequence number above from that changed a journaled config layer:
-	// see Store.Changes. Over a Client a feed left unread stalls the
-	// whole connection until the daemon drops it: see Client.Changes.
+	// see Store.Changes. Over a Client as embedded, a feed left unread
+	// costs only itself and catches up from the journal when read again:
+	// see Client.Changes.
 	Changes(ctx context.Context, from uint64) (Feed, error)
 	// Stats returns the registry's figures; see Stats.
 	Stats(ctx context.Context) (Stats, error)
