@@ -4,28 +4,38 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 
 	"github.com/sysreg/sysreg/core"
 	"github.com/sysreg/sysreg/internal/wire"
 )
 
-// clientFeedCap is how many items a Client's feed holds for its reader:
-// as many as an embedded feed's tap (feedTapLimit), so that a consumer
-// that keeps up with an embedded feed keeps up over the socket too.
-const clientFeedCap = feedTapLimit
+// clientFeedCap is how many items a Client's feed holds for its
+// consumer, in its queue and in C together: as many as an embedded
+// feed's tap (feedTapLimit), so that a consumer that keeps up with an
+// embedded feed keeps up over the socket too. clientFeedChan of them are
+// in C, so that the feed's goroutine hands items over without waiting
+// for the consumer each time.
+const (
+	clientFeedCap  = feedTapLimit
+	clientFeedChan = 64
+	clientFeedQ    = clientFeedCap - clientFeedChan
+)
 
 // Changes starts a change feed on the daemon (R47); see Store.Changes.
 // Each feed has its own flow control on the client, as an embedded feed
 // has: the client's one reader goroutine never waits for a feed. It
-// queues up to 1,024 items that the consumer has not taken yet; past
+// holds up to 1,024 items that the consumer has not taken yet; past
 // that the feed drops what the daemon sends, ends its feed on the daemon,
-// and once the consumer has taken half of the queue it starts the feed
+// and once the consumer has taken those it holds it starts the feed
 // again on the daemon from the Seq of the last item it queued — the daemon
 // catches up from its journal — under the same Feed. The consumer sees
 // every change once, in order, with no gap; a slow feed costs only itself
 // (every call, subscription and other feed of c goes on), and the daemon
-// never waits for it. A feed that falls behind the daemon's retained
+// never waits for it. Each restart costs the daemon a replay of its
+// retained history, so a consumer slower than the writers for long
+// costs that once per 1,024 items. A feed that falls behind the daemon's retained
 // history (Options.FeedRetention) ends with a *core.CompactedError, as an
 // embedded one does. If the connection is lost the feed ends with an
 // error matching ErrConnLost once the items it holds are read; after
@@ -36,7 +46,7 @@ func (c *Client) Changes(ctx context.Context, from uint64) (Feed, error) {
 		return nil, err
 	}
 	f := &clientFeed{
-		c: c, ctx: ctx, out: make(chan FeedItem), stop: make(chan struct{}),
+		c: c, ctx: ctx, out: make(chan FeedItem, clientFeedChan), stop: make(chan struct{}),
 		wake: make(chan struct{}, 1), done: make(chan struct{}), last: from,
 	}
 	id, ch, err := c.registerFeed(f)
@@ -101,13 +111,15 @@ func (c *Client) dropFeed(id uint64, f *clientFeed) {
 }
 
 // clientFeed is a feed on the daemon. The client's reader queues the
-// items (put) and never waits; one goroutine per feed, pump, hands them
-// to the consumer on out and restarts the daemon's feed when the queue
-// overflowed (see Client.Changes).
+// items (put) and never waits; one goroutine per feed, pump, moves them
+// into out and restarts the daemon's feed when the queue overflowed (see
+// Client.Changes): as the only sender on out it is the one that knows
+// when the consumer has drained the queue, which a buffered channel
+// alone would not tell without polling.
 type clientFeed struct {
 	c    *Client
 	ctx  context.Context // the ctx given to Changes: the feed's life
-	out  chan FeedItem   // C, unbuffered: the queue is q
+	out  chan FeedItem   // C (clientFeedChan deep), fed from q by pump
 	stop chan struct{}   // closed by Close (end)
 	once sync.Once
 	wake chan struct{} // one slot: q or the state below changed
@@ -145,20 +157,46 @@ func (f *clientFeed) signal() {
 // reader; it never waits). Items of an earlier daemon-side feed, items
 // at or below the last one taken, and items past a full queue are
 // dropped; the last ones are read again from the journal by the restart.
+// While the queue is over a quarter full the reader yields its processor
+// after each item (runtime.Gosched, not a wait): a burst of items read
+// in one go (a catch-up from the journal) would otherwise overflow the
+// queue of a consumer that keeps up but was not scheduled, and each
+// restart costs the daemon a replay of its retained history.
 func (f *clientFeed) put(id uint64, it FeedItem) {
 	f.mu.Lock()
 	if f.ended || f.lagging || id != f.id || it.Seq <= f.last {
 		f.mu.Unlock()
 		return
 	}
-	if len(f.q) >= clientFeedCap {
+	if len(f.q) >= clientFeedQ {
 		f.lagging = true
-	} else {
-		f.q = append(f.q, it)
-		f.last = it.Seq
+		f.mu.Unlock()
+		f.signal()
+		return
 	}
+	f.q = append(f.q, it)
+	f.last = it.Seq
+	n := len(f.q)
 	f.mu.Unlock()
 	f.signal()
+	if n >= clientFeedQ/4 { // crowded: let the feed's goroutine and its consumer run
+		runtime.Gosched()
+	}
+}
+
+// takes says whether put would consider an item sent under id.
+func (f *clientFeed) takes(id uint64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.ended && !f.lagging && id == f.id
+}
+
+// pop drops the head of the queue, which went out; f.mu is held.
+func (f *clientFeed) pop() {
+	if len(f.q) > 0 {
+		f.q[0] = FeedItem{}
+		f.q = f.q[1:]
+	}
 }
 
 // closeLocal ends the feed with why (the first reason wins). The items
@@ -180,8 +218,8 @@ func (f *clientFeed) closeLocal(why error) {
 // pump hands the queued items to the consumer and restarts the daemon's
 // feed after an overflow: it ends the daemon-side feed at once, so that
 // the daemon stops sending what would be dropped, and once the consumer
-// has taken half of the queue it asks for a new one from the last item
-// taken. It returns when the feed ended and its queue is handed out, on
+// has emptied the queue (C may still hold some) it asks for a new one
+// from the last item taken. It returns when the feed ended and its queue is handed out, on
 // Close, or when ctx ends.
 func (f *clientFeed) pump() {
 	c := f.c
@@ -207,7 +245,7 @@ func (f *clientFeed) pump() {
 		if f.lagging && f.id != 0 && !f.ended {
 			old, f.id = f.id, 0
 		}
-		restart := f.lagging && f.id == 0 && reply == nil && !f.ended && len(f.q) <= clientFeedCap/2
+		restart := f.lagging && f.id == 0 && reply == nil && !f.ended && len(f.q) == 0
 		from := f.last
 		var outc chan FeedItem
 		var head FeedItem
@@ -242,10 +280,17 @@ func (f *clientFeed) pump() {
 		}
 		select {
 		case outc <- head:
+			// The head went out; move what else fits without waiting.
 			f.mu.Lock()
-			if len(f.q) > 0 {
-				f.q[0] = FeedItem{}
-				f.q = f.q[1:]
+			f.pop()
+			for len(f.q) > 0 {
+				select {
+				case f.out <- f.q[0]:
+					f.pop()
+					continue
+				default:
+				}
+				break
 			}
 			f.mu.Unlock()
 		case <-f.wake:
@@ -311,8 +356,8 @@ func (c *Client) deliverChange(fr wire.Frame) {
 	c.mu.Lock()
 	f := c.feeds[fr.ID]
 	c.mu.Unlock()
-	if f == nil {
-		return
+	if f == nil || !f.takes(fr.ID) {
+		return // not decoded: a feed that lags drops many
 	}
 	var w wire.FeedItem
 	if err := wire.DecodeBody(fr, &w); err != nil {

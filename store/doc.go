@@ -123,7 +123,7 @@
 // up to 1,024 items per feed that the consumer has not taken (the
 // tap's depth). When a feed's queue is full the feed drops what comes,
 // ends its feed on the daemon (unchanges), and once the consumer has
-// taken half of the queue it starts a new one from the Seq of the last
+// emptied the queue it starts a new one from the Seq of the last
 // item it queued (changes), which the daemon catches up from its journal;
 // items of the ended feed still on their way, and items at or below that
 // Seq, are dropped. No protocol change was needed: the restart is the
