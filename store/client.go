@@ -207,6 +207,14 @@ var replyChans = sync.Pool{New: func() any { return make(chan wire.Frame, 1) }}
 
 // register allocates a request id and its reply channel.
 func (c *Client) register() (uint64, chan wire.Frame, error) {
+	return c.registerFeed(nil)
+}
+
+// registerFeed is register for a changes request of f (nil: any other
+// request), which it also files under the id in the same step: the feed
+// id is the request id, and the pushes that overtake the reply find their
+// feed. f then takes the daemon's items sent under that id.
+func (c *Client) registerFeed(f *clientFeed) (uint64, chan wire.Frame, error) {
 	ch := replyChans.Get().(chan wire.Frame)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -214,8 +222,15 @@ func (c *Client) register() (uint64, chan wire.Frame, error) {
 		return 0, nil, c.err
 	}
 	c.nextID++
-	c.pending[c.nextID] = ch
-	return c.nextID, ch, nil
+	id := c.nextID
+	c.pending[id] = ch
+	if f != nil {
+		c.feeds[id] = f
+		f.mu.Lock()
+		f.id = id
+		f.mu.Unlock()
+	}
+	return id, ch, nil
 }
 
 func (c *Client) unregister(id uint64) {

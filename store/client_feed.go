@@ -80,27 +80,6 @@ func changesReply(fr wire.Frame) error {
 	return &core.CompactedError{Oldest: cp.Oldest}
 }
 
-// registerFeed allocates a request id for a changes request of f and
-// files f under it, in one step: the feed id is the request id, and the
-// pushes that overtake the reply find their feed. f then takes the
-// daemon's items sent under that id.
-func (c *Client) registerFeed(f *clientFeed) (uint64, chan wire.Frame, error) {
-	ch := replyChans.Get().(chan wire.Frame)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		return 0, nil, c.err
-	}
-	c.nextID++
-	id := c.nextID
-	c.pending[id] = ch
-	c.feeds[id] = f
-	f.mu.Lock()
-	f.id = id
-	f.mu.Unlock()
-	return id, ch, nil
-}
-
 // dropFeed unfiles f's daemon-side feed id, if it is still f's.
 func (c *Client) dropFeed(id uint64, f *clientFeed) {
 	c.mu.Lock()
