@@ -52,8 +52,8 @@ type Registry struct {
 	// options (log … logger), set by New and read-only after. mu comes
 	// first: the Registry's allocation (a size class of a multiple of 64
 	// bytes) is cache-line aligned, so mu and the fields an in-place
-	// update writes share one line. It is never held
-	// across I/O or a channel send that could block.
+	// update writes share one line. It is never held across I/O or a
+	// channel send that could block.
 	mu sync.Mutex
 	// What an update applied in place (inplace.go) reads and writes, next
 	// to mu: producers on different cores pass these cache lines back and
@@ -63,8 +63,10 @@ type Registry struct {
 	durable uint64      // highest sequence number durably reserved
 	dirty   atomic.Bool // r.work holds in-place updates not yet published
 	closed  bool
-	// inPlace counts the effective in-place updates, and those of them
-	// made while earlier ones were still unpublished (tests).
+	// inPlace counts the effective in-place updates (Stats adds n to the
+	// mutations counted at publication: a reader publishes them first),
+	// and those of them made while earlier ones were still unpublished
+	// (tests, InPlaceUpdates).
 	inPlace struct{ n, chained uint64 }
 	queue   []*pending // unpublished mutations, in sequence order
 	failed  error      // non-nil: the Log failed; config writes refused
